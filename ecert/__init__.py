@@ -1,0 +1,3 @@
+"""ecert: electronic medical insurance certificates."""
+
+__version__ = "0.1.0"

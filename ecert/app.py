@@ -1,0 +1,96 @@
+"""``create_app(settings)``: builds the Litestar app. Importing this module has no side effects."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    SQLAlchemyAsyncConfig,
+    SQLAlchemyPlugin,
+)
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+
+from ecert import __version__
+from ecert.config import Settings, get_settings
+from ecert.oauth.controllers import TokenController
+from ecert.observability import configure_logging, request_id_middleware
+from ecert.ops.controllers import HealthController
+from ecert.problems import exception_handlers
+from ecert.runtime import build_runtime
+from ecert.security.auth import BearerAuthMiddleware
+from ecert.security.keys import ensure_active_keys
+
+PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/.well-known/"]
+
+
+def route_handlers() -> list[Any]:
+    """Every controller of every domain."""
+    return [HealthController, TokenController]
+
+
+class MetricsController(PrometheusController):
+    path = "/metrics"
+    include_in_schema = False
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    runtime = build_runtime(settings)
+    engine, cipher = runtime.engine, runtime.cipher
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
+        async with runtime.sessions.begin() as session:
+            await ensure_active_keys(session, cipher)
+        await runtime.refresh_keys()
+        try:
+            yield
+        finally:
+            await runtime.store.close()
+            await engine.dispose()
+
+    db_config = SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(expire_on_commit=False),
+        before_send_handler="autocommit",
+    )
+    prometheus = PrometheusConfig(app_name="ecert", group_path=True)
+    return Litestar(
+        route_handlers=[*route_handlers(), MetricsController],
+        plugins=[SQLAlchemyPlugin(config=db_config)],
+        dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
+        middleware=[
+            request_id_middleware,
+            prometheus.middleware,
+            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
+        ],
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ecert",
+            version=__version__,
+            description="Electronic medical insurance certificates: issue, verify, settle, look up",
+            path="/schema",
+            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        state=State({"runtime": runtime}),
+        debug=False,
+    )

@@ -1,0 +1,198 @@
+"""The ``ecert`` command: serve, migrate, register clients, seed a demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import click
+
+from ecert.config import get_settings
+from ecert.runtime import Runtime, build_runtime
+
+T = TypeVar("T")
+
+
+def run_with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run ``work`` with a runtime built from the environment, and dispose of it after."""
+
+    async def main() -> T:
+        runtime = build_runtime(get_settings())
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.store.close()
+            await runtime.engine.dispose()
+
+    return asyncio.run(main())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ecert")
+def main() -> None:
+    """ecert: electronic medical insurance certificates.
+
+    Settings come from ECERT_* environment variables (see docs/operations.md); with none set,
+    ecert runs embedded on a SQLite file and an in-process store in ./ecert-data.
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to bind.")
+@click.option("--workers", default=1, show_default=True, type=int, help="Worker processes.")
+@click.option(
+    "--migrate/--no-migrate",
+    default=None,
+    help="Apply migrations first (default: only on the embedded SQLite database).",
+)
+def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
+    """Run the HTTP API under uvicorn."""
+    import uvicorn
+
+    from ecert.db.migrate import upgrade
+
+    settings = get_settings()
+    if workers > 1 and not settings.redis_url:
+        raise click.UsageError(
+            "the in-process store is single-process only: set ECERT_REDIS_URL to run workers > 1"
+        )
+    if migrate or (migrate is None and settings.is_sqlite):
+        upgrade(settings.effective_database_url)
+    uvicorn.run(
+        "ecert.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="heads", show_default=True, help="Target revision.")
+def db_upgrade(revision: str) -> None:
+    """Apply the packaged migrations to ECERT_DATABASE_URL (or the embedded SQLite file)."""
+    from ecert.db.migrate import upgrade
+
+    url = get_settings().effective_database_url
+    upgrade(url, revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@main.group()
+def clients() -> None:
+    """API clients: channels, institutions, the agency."""
+
+
+@clients.command("add")
+@click.option("--kind", type=click.Choice(["channel", "institution", "agency"]), required=True)
+@click.option(
+    "--name", required=True, help="Display name (the institution's name for institutions)."
+)
+@click.option("--code", help="Institution code, e.g. H37010200001 (hospital) or P37010200001.")
+@click.option("--level", type=click.Choice(["1", "2", "3", "community"]), help="Hospital level.")
+@click.option("--area", help="6-digit area code of the institution, e.g. 370102.")
+@click.option(
+    "--public-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM public key: the client authenticates with private_key_jwt, no secret.",
+)
+@click.option("--scopes", help="Space-separated scopes (default depends on the kind).")
+def clients_add(
+    kind: str,
+    name: str,
+    code: str | None,
+    level: str | None,
+    area: str | None,
+    public_key_file: Path | None,
+    scopes: str | None,
+) -> None:
+    """Register a client; prints {client_id, client_secret} once (no secret with a public key)."""
+    import msgspec
+
+    from ecert.errors import EcertError
+    from ecert.oauth.schemas import ClientCreated
+    from ecert.oauth.services import register_client
+
+    pem = public_key_file.read_text() if public_key_file else None
+
+    async def work(runtime: Runtime) -> ClientCreated:
+        async with runtime.sessions.begin() as session:
+            client, secret = await register_client(
+                session,
+                kind=kind,
+                name=name,
+                code=code,
+                level=level,
+                area=area,
+                public_key_pem=pem,
+                scopes=scopes,
+            )
+            return ClientCreated(client_id=client.client_id, client_secret=secret)
+
+    try:
+        created = run_with_runtime(work)
+    except EcertError as exc:
+        raise click.ClickException(exc.detail) from exc
+    click.echo(msgspec.json.encode(created).decode())
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--people", default=300, show_default=True, type=int, help="Demo people to seed.")
+@click.option("--serve/--no-serve", "start", default=True, help="Start the server after seeding.")
+def demo(host: str, port: int, people: int, start: bool) -> None:
+    """Migrate, seed demo people, institutions and clients, start the server, print what to try."""
+    from ecert.db.migrate import upgrade
+    from ecert.demo import print_guide, seed_demo
+
+    settings = get_settings()
+    upgrade(settings.effective_database_url)
+    credentials = run_with_runtime(lambda runtime: seed_demo(runtime, people=people))
+    path = Path(settings.data_dir) / "demo-credentials.json"
+    if credentials["clients"] is not None:
+        path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False))
+        path.chmod(0o600)
+    elif path.exists():  # clients were registered by an earlier run; their secrets are in the file
+        credentials = json.loads(path.read_text())
+    print_guide(credentials, f"http://{host}:{port}", path)
+    if start:
+        sys.stdout.flush()
+        ctx = click.get_current_context()
+        ctx.invoke(serve, host=host, port=port, workers=1, migrate=False)
+
+
+@main.command("demo-assertion")
+@click.option(
+    "--person",
+    default=0,
+    show_default=True,
+    type=int,
+    help="Index of the demo person in demo-credentials.json.",
+)
+def demo_assertion(person: int) -> None:
+    """Print a fresh person assertion signed by the demo channel (for the JWT-bearer grant)."""
+    from ecert.demo import make_assertion
+
+    settings = get_settings()
+    path = Path(settings.data_dir) / "demo-credentials.json"
+    if not path.exists():
+        raise click.ClickException("run `ecert demo` first")
+    click.echo(make_assertion(json.loads(path.read_text()), person, settings.issuer_url))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

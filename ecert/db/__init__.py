@@ -1,0 +1,1 @@
+"""Storage: ORM models (one place for all domains), engine/session set-up, migrations."""

@@ -1,0 +1,51 @@
+"""Run the packaged Alembic migrations programmatically (``ecert db upgrade``, tests, demo)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ecert.db.engine import prepare_sqlite_path
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config pointing at the migrations inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "heads") -> None:
+    """Upgrade the database at ``url`` (blocking; use outside a running event loop)."""
+    prepare_sqlite_path(url)
+    command.upgrade(alembic_config(url), revision)
+
+
+async def upgrade_engine(engine: AsyncEngine, revision: str = "heads") -> None:
+    """Upgrade through an existing async engine (inside a running event loop)."""
+
+    def _upgrade(connection: Connection) -> None:
+        config = alembic_config(str(engine.url))
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_upgrade)
+
+
+def run_upgrade(url: str) -> None:
+    """Entry point for synchronous callers such as the CLI."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        upgrade(url)
+        return
+    raise RuntimeError("run_upgrade called inside an event loop; use upgrade_engine")

@@ -1,0 +1,1 @@
+"""Alembic migrations; they build the schema on SQLite and PostgreSQL alike."""

@@ -1,0 +1,53 @@
+"""E-certificates and the revocation feed: what issuance writes and verification reads."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from advanced_alchemy.types import DateTimeUTC
+from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ecert.db.models.base import BigIntBase, UUIDBase, utcnow
+
+
+class ECert(UUIDBase):
+    """One e-cert per person per channel binding; ``version`` bumps kill outstanding QR codes."""
+
+    __tablename__ = "ecerts"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"))
+    #: The channel client (its ``client_id``) that holds this binding.
+    channel: Mapped[str] = mapped_column(String(64))
+    #: The e-cert's own number, distinct from the physical card number.
+    number: Mapped[str] = mapped_column(String(24), unique=True)
+    #: Opaque pseudonym carried in QR codes instead of any personal data.
+    pseudonym: Mapped[str] = mapped_column(String(24), unique=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    device_id: Mapped[str | None] = mapped_column(String(128))
+    device_name: Mapped[str | None] = mapped_column(String(128))
+    bound_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("person_id", "channel", name="uq_ecert_person_channel"),
+        CheckConstraint("status in ('active','suspended','revoked')", name="ecert_status"),
+        CheckConstraint("version >= 1", name="ecert_version_positive"),
+    )
+
+
+class RevocationEntry(BigIntBase):
+    """Append-only feed: QR codes of ``pseudonym`` below ``min_version`` are dead.
+
+    ``id`` is the feed's sequence number (``GET /v1/revocations?since=SEQ``).
+    """
+
+    __tablename__ = "revocations"
+
+    pseudonym: Mapped[str] = mapped_column(String(24), index=True)
+    #: Codes with a version below this are refused; suspended/revoked e-certs refuse all.
+    min_version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(String(32))
+    at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)

@@ -1,0 +1,160 @@
+"""Demo data for the embedded default: people with valid generated ID numbers, institutions,
+clients, and a guide of what to try. Deterministic from a seed, so a person's ID number can be
+re-derived instead of being written to disk.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+from rich.console import Console
+from rich.progress import Progress
+from sqlalchemy import select
+
+from ecert.db.models import Client, Enrolment
+from ecert.identity import make_id_number
+from ecert.oauth.services import register_client
+from ecert.persons import upsert_person
+from ecert.runtime import Runtime
+
+SEED = 20261122
+AREAS = ("370102", "110105", "310104")
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
+    "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"
+    "龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔向汤"
+)
+GIVEN = (
+    "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉兰萍红娥玲芬燕彬斌宇浩凯"
+    "健俊帆帅旭宁龙林欢阳建华亮成佳"
+)
+
+
+def demo_person(index: int) -> dict[str, Any]:
+    """The index-th demo person (same every run)."""
+    rng = random.Random(SEED * 1000 + index)  # noqa: S311 - reproducible demo data, not secrets
+    birth = dt.date(1940, 1, 1) + dt.timedelta(days=rng.randrange(0, 365 * 80))
+    area = AREAS[index % len(AREAS)]
+    age = (dt.date.today() - birth).days // 365
+    category = "retired" if age >= 60 else rng.choice(["employee", "employee", "resident"])
+    name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice([1, 2])))
+    return {
+        "index": index,
+        "id_number": make_id_number(area, birth, rng.randrange(0, 1000)),
+        "name": name,
+        "area": area,
+        "category": category,
+    }
+
+
+async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
+    """Upsert demo people and enrolments; register demo clients once."""
+    async with runtime.sessions.begin() as session:
+        with Progress(transient=True) as progress:
+            task = progress.add_task("Seeding demo people", total=people)
+            for index in range(people):
+                data = demo_person(index)
+                person = await upsert_person(
+                    session,
+                    runtime.cipher,
+                    id_number=data["id_number"],
+                    name=data["name"],
+                    area=data["area"],
+                    category=data["category"],
+                )
+                insurance = "390" if data["category"] == "resident" else "310"
+                exists = await session.scalar(
+                    select(Enrolment.id).where(
+                        Enrolment.person_id == person.id, Enrolment.insurance_type == insurance
+                    )
+                )
+                if exists is None:
+                    session.add(
+                        Enrolment(
+                            person_id=person.id,
+                            insurance_type=insurance,
+                            area=data["area"],
+                            employer=None if insurance == "390" else "示例科技有限公司",
+                            status="active",
+                            start_date=dt.date(2015, 1, 1),
+                        )
+                    )
+                progress.advance(task)
+        registered = (await session.scalars(select(Client).where(Client.name.like("Demo %")))).all()
+        if registered:
+            return {"seed": SEED, "people": people, "clients": None}
+        clients: dict[str, dict[str, str | None]] = {}
+        specs: list[dict[str, Any]] = [
+            {"key": "channel", "kind": "channel", "name": "Demo channel app"},
+            {
+                "key": "hospital",
+                "kind": "institution",
+                "name": "Demo 济南市第一人民医院",
+                "code": "H37010200001",
+                "level": "3",
+                "area": "370102",
+            },
+            {
+                "key": "pharmacy",
+                "kind": "institution",
+                "name": "Demo 历下大药房",
+                "code": "P37010200001",
+                "level": "community",
+                "area": "370102",
+            },
+            {"key": "agency", "kind": "agency", "name": "Demo agency desk"},
+        ]
+        for spec in specs:
+            key = spec.pop("key")
+            client, secret = await register_client(session, **spec)
+            clients[key] = {"client_id": client.client_id, "client_secret": secret}
+    return {"seed": SEED, "people": people, "clients": clients}
+
+
+def make_assertion(credentials: dict[str, Any], index: int, issuer_url: str) -> str:
+    """A person assertion as a channel would sign it after a face check (HS256 with its secret)."""
+    channel = credentials["clients"]["channel"]
+    person = demo_person(index)
+    now = int(time.time())
+    claims = {
+        "iss": channel["client_id"],
+        "sub": person["id_number"],
+        "name": person["name"],
+        "amr": ["face"],
+        "aud": issuer_url,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(16),
+    }
+    return jwt.encode(claims, channel["client_secret"], algorithm="HS256")
+
+
+def print_guide(credentials: dict[str, Any], base: str, path: Path) -> None:
+    console = Console()
+    clients = credentials.get("clients")
+    if not clients:
+        console.print(f"[bold]Demo data is up to date.[/] Credentials from the first run: {path}")
+        return
+    hospital, channel = clients["hospital"], clients["channel"]
+    console.print(f"[bold green]Demo ready[/]: {credentials['people']} people. Credentials: {path}")
+    console.print(
+        f"""
+Open the API reference:  {base}/schema
+A hospital token:
+  curl -s -u {hospital["client_id"]}:{hospital["client_secret"]} \\
+       -d grant_type=client_credentials {base}/oauth/token
+A person-scoped token for demo person 0 (the channel asserts it verified them):
+  curl -s -u {channel["client_id"]}:{channel["client_secret"]} \\
+       -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \\
+       -d assertion=$(ecert demo-assertion --person 0) {base}/oauth/token
+Health: {base}/healthz   Readiness: {base}/readyz   Metrics: {base}/metrics
+""",
+        soft_wrap=True,
+        highlight=False,
+    )

@@ -1,0 +1,101 @@
+"""One error base class; every domain error carries its HTTP status and a stable ``code``.
+
+The app turns any :class:`EcertError` into an RFC 9457 ``application/problem+json`` response.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class EcertError(Exception):
+    """Base of every error ecert reports to a client."""
+
+    status: ClassVar[int] = 400
+    code: ClassVar[str] = "bad_request"
+    title: ClassVar[str] = "Bad request"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra = extra
+
+
+class ValidationFailed(EcertError):
+    """Raised when a request body or parameter is malformed."""
+
+    status = 400
+    code = "validation_failed"
+    title = "The request is not valid"
+
+
+class Unauthorized(EcertError):
+    """Raised when no valid access token or client credential was presented."""
+
+    status = 401
+    code = "unauthorized"
+    title = "Authentication required"
+
+
+class InvalidClient(EcertError):
+    """Raised by the token endpoint when client authentication fails (RFC 6749 §5.2)."""
+
+    status = 401
+    code = "invalid_client"
+    title = "Client authentication failed"
+
+
+class InvalidGrant(EcertError):
+    """Raised by the token endpoint when a grant or assertion is invalid (RFC 6749 §5.2)."""
+
+    status = 400
+    code = "invalid_grant"
+    title = "The grant is invalid"
+
+
+class Forbidden(EcertError):
+    """Raised when the caller is authenticated but may not do this."""
+
+    status = 403
+    code = "forbidden"
+    title = "Not allowed for this caller"
+
+
+class NotFound(EcertError):
+    """Raised when the named resource does not exist or is not visible to the caller."""
+
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(EcertError):
+    """Raised when the request conflicts with the current state."""
+
+    status = 409
+    code = "conflict"
+    title = "Conflict with the current state"
+
+
+class InvalidIdNumber(EcertError):
+    """Raised when an ID number is malformed; the input is never echoed back."""
+
+    status = 422
+    code = "invalid_id_number"
+    title = "The ID number is not valid"
+
+
+class RateLimited(EcertError):
+    """Raised when a principal exceeded its request budget."""
+
+    status = 429
+    code = "rate_limited"
+    title = "Too many requests"
+
+
+class ServiceUnavailable(EcertError):
+    """Raised when a dependency needed for the answer is down."""
+
+    status = 503
+    code = "unavailable"
+    title = "Service temporarily unavailable"

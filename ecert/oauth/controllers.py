@@ -1,0 +1,40 @@
+"""``POST /oauth/token``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, HeaderParameter
+
+from ecert.deps import DbSession, RuntimeDep
+from ecert.oauth.schemas import TokenRequest, TokenResponse
+from ecert.oauth.services import issue_token
+
+
+class TokenController(Controller):
+    path = "/oauth"
+    tags = ["OAuth2"]
+
+    @post(
+        "/token",
+        status_code=200,
+        exclude_from_auth=True,
+        response_headers={"Cache-Control": "no-store"},
+        summary="Get an access token",
+        description=(
+            "client_credentials with client_secret (form or HTTP Basic) or private_key_jwt "
+            "(RFC 7523 §2.2); and the JWT-bearer grant (RFC 7523 §2.1) with which a channel "
+            "gets a person-scoped token."
+        ),
+    )
+    async def token(
+        self,
+        request: Request,  # type: ignore[type-arg]
+        data: Annotated[TokenRequest, Body(media_type=RequestEncodingType.URL_ENCODED)],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        authorization: Annotated[str | None, HeaderParameter(name="Authorization")] = None,
+    ) -> TokenResponse:
+        return await issue_token(db_session, runtime, data, authorization)

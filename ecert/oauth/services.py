@@ -1,0 +1,309 @@
+"""Client registration, client authentication and the two grants of the token endpoint."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import secrets
+import time
+import unicodedata
+from typing import Any
+from urllib.parse import unquote
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.db.models import Client, Institution, Person, UsedJti
+from ecert.errors import EcertError, InvalidClient, InvalidGrant, ValidationFailed
+from ecert.identity import parse_id_number
+from ecert.oauth.schemas import (
+    ASSERTION_TYPE_JWT,
+    GRANT_CLIENT_CREDENTIALS,
+    GRANT_JWT_BEARER,
+    TokenRequest,
+    TokenResponse,
+)
+from ecert.runtime import Runtime
+from ecert.security.audit import record_audit
+from ecert.security.tokens import Principal, mint_access_token
+
+_hasher = PasswordHasher()
+#: Scopes a client of each kind holds when registered without explicit ones.
+DEFAULT_SCOPES = {"channel": "person", "institution": "verify settle", "agency": "agency"}
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class UnsupportedGrant(EcertError):
+    """Raised for a grant type the token endpoint does not offer."""
+
+    status = 400
+    code = "unsupported_grant_type"
+    title = "Unsupported grant type"
+
+
+class UnknownPerson(InvalidGrant):
+    """Raised when the asserted person is not insured here."""
+
+    code = "unknown_person"
+    title = "No insured person matches the assertion"
+
+
+class IdentityMismatch(InvalidGrant):
+    """Raised when the asserted name does not match the person's registered name."""
+
+    code = "identity_mismatch"
+    title = "The asserted identity does not match the register"
+
+
+def _algorithms_for(key: Any) -> list[str]:
+    # Pin the algorithm to the registered key's type: a header cannot pick a weaker one.
+    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
+        return ["ES256"]
+    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
+        return ["PS256", "RS256"]
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return ["EdDSA"]
+    raise ValidationFailed("public keys must be P-256, RSA ≥ 2048 or Ed25519")
+
+
+def check_public_key(pem: str) -> None:
+    """Refuse a public key ecert could not verify assertions with."""
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError as exc:
+        raise ValidationFailed("the public key is not a PEM public key") from exc
+    _algorithms_for(key)
+
+
+async def register_client(
+    session: AsyncSession,
+    *,
+    kind: str,
+    name: str,
+    code: str | None = None,
+    level: str | None = None,
+    area: str | None = None,
+    designated: bool = True,
+    public_key_pem: str | None = None,
+    scopes: str | None = None,
+) -> tuple[Client, str | None]:
+    """Create a client; institutions get (or reuse) their institution row by code."""
+    if kind not in DEFAULT_SCOPES:
+        raise ValidationFailed("kind must be channel, institution or agency")
+    institution = None
+    if kind == "institution":
+        if not code or not level or not area:
+            raise ValidationFailed("institution clients need --code, --level and --area")
+        institution = await session.scalar(select(Institution).where(Institution.code == code))
+        if institution is None:
+            institution = Institution(
+                code=code,
+                name=name,
+                kind="pharmacy" if code.upper().startswith("P") else "hospital",
+                level=level,
+                area=area,
+                designated=designated,
+            )
+            session.add(institution)
+    secret = None if public_key_pem else secrets.token_urlsafe(32)
+    if public_key_pem:
+        check_public_key(public_key_pem)
+    client = Client(
+        client_id=f"{kind[:3]}_{secrets.token_hex(8)}",
+        kind=kind,
+        name=name,
+        secret_hash=_hasher.hash(secret) if secret else None,
+        public_key_pem=public_key_pem,
+        scopes=scopes if scopes is not None else DEFAULT_SCOPES[kind],
+        institution=institution,
+    )
+    session.add(client)
+    await session.flush()
+    return client, secret
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    if not authorization or not authorization.lower().startswith("basic "):
+        return None
+    try:
+        raw = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidClient("malformed HTTP Basic credentials") from exc
+    client_id, sep, secret = raw.partition(":")
+    if not sep:
+        raise InvalidClient("malformed HTTP Basic credentials")
+    # RFC 6749 §2.3.1: both parts are form-urlencoded before Basic encoding.
+    return unquote(client_id), unquote(secret)
+
+
+async def _consume_jti(session: AsyncSession, issuer: str, jti: Any, exp: int) -> bool:
+    """Record a single-use assertion id; False when it was already used."""
+    if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
+        return False
+    try:
+        async with session.begin_nested():
+            session.add(
+                UsedJti(issuer=issuer, jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC))
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def _decode_assertion(
+    runtime: Runtime, client: Client, token: str, *, secret: str | None, subject: str | None
+) -> dict[str, Any]:
+    settings = runtime.settings
+    if client.public_key_pem:
+        key: Any = load_pem_public_key(client.public_key_pem.encode())
+        algorithms = _algorithms_for(key)
+    elif secret is not None:
+        key, algorithms = secret, ["HS256"]
+    else:
+        raise jwt.InvalidTokenError("no key to verify the assertion")
+    header = jwt.get_unverified_header(token)
+    if {"jku", "x5u", "jwk", "x5c", "crit"} & header.keys():
+        raise jwt.InvalidTokenError("forbidden header parameters")
+    claims = jwt.decode(
+        token,
+        key,
+        algorithms=algorithms,
+        audience=[settings.issuer_url, settings.issuer_url.rstrip("/") + "/oauth/token"],
+        issuer=client.client_id,
+        leeway=settings.leeway_s,
+        options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
+    )
+    if claims["exp"] - claims["iat"] > settings.max_assertion_ttl_s:
+        raise jwt.InvalidTokenError("assertion lifetime too long")
+    if claims["iat"] > time.time() + settings.leeway_s:
+        raise jwt.ImmatureSignatureError("assertion issued in the future")
+    if subject is not None and claims["sub"] != subject:
+        raise jwt.InvalidTokenError("sub must equal the client id")
+    return claims
+
+
+async def authenticate_client(
+    session: AsyncSession, runtime: Runtime, form: TokenRequest, authorization: str | None
+) -> tuple[Client, str | None]:
+    """Exactly one of: HTTP Basic, client_secret in the form, or private_key_jwt."""
+    basic = _basic_credentials(authorization)
+    methods = sum(
+        (basic is not None, form.client_secret is not None, form.client_assertion is not None)
+    )
+    if methods != 1:
+        raise InvalidClient("authenticate with exactly one method")
+    if form.client_assertion is not None:
+        if form.client_assertion_type != ASSERTION_TYPE_JWT:
+            raise InvalidClient("unsupported client_assertion_type")
+        try:
+            unverified = jwt.decode(form.client_assertion, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise InvalidClient("the client assertion is malformed") from exc
+        client = await _active_client(session, str(unverified.get("iss", "")))
+        if client is None or not client.public_key_pem:
+            raise InvalidClient()
+        try:
+            claims = _decode_assertion(
+                runtime, client, form.client_assertion, secret=None, subject=client.client_id
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidClient("the client assertion is not valid") from exc
+        if not await _consume_jti(session, client.client_id, claims["jti"], claims["exp"]):
+            raise InvalidClient("the client assertion was already used")
+        return client, None
+    client_id, secret = basic if basic is not None else (form.client_id or "", form.client_secret)
+    assert secret is not None
+    client = await _active_client(session, client_id)
+    stored = client.secret_hash if client is not None else None
+    try:
+        # Hash something even for unknown clients, so timing does not reveal which ids exist.
+        _hasher.verify(stored or _DUMMY_HASH, secret)
+    except (VerificationError, InvalidHashError) as exc:
+        raise InvalidClient() from exc
+    if client is None or stored is None:
+        raise InvalidClient()
+    return client, secret
+
+
+async def _active_client(session: AsyncSession, client_id: str) -> Client | None:
+    if not client_id or len(client_id) > 64:
+        return None
+    client: Client | None = await session.scalar(
+        select(Client).where(Client.client_id == client_id, Client.active.is_(True))
+    )
+    return client
+
+
+async def issue_token(
+    session: AsyncSession, runtime: Runtime, form: TokenRequest, authorization: str | None
+) -> TokenResponse:
+    if form.grant_type not in (GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER):
+        raise UnsupportedGrant()
+    client, secret = await authenticate_client(session, runtime, form, authorization)
+    scopes = frozenset(client.scopes.split())
+    if form.scope:
+        requested = frozenset(form.scope.split())
+        if not requested <= scopes:
+            raise InvalidGrant(
+                "a requested scope is not granted to this client", error="invalid_scope"
+            )
+        scopes = requested
+    institution_code = client.institution.code if client.institution is not None else None
+    if form.grant_type == GRANT_CLIENT_CREDENTIALS:
+        principal = Principal(client.client_id, client.kind, scopes, None, institution_code)
+        ttl = runtime.settings.access_token_ttl_s
+    else:
+        if client.kind != "channel":
+            raise InvalidGrant("only channel clients act for a person")
+        person = await _asserted_person(session, runtime, client, form.assertion, secret)
+        principal = Principal(client.client_id, "channel", scopes, person.id, None)
+        ttl = runtime.settings.person_token_ttl_s
+        await record_audit(session, principal, person.id, "person_token.issue", "ok")
+    token = mint_access_token(runtime.keys, runtime.settings, principal, ttl_s=ttl)
+    return TokenResponse(
+        access_token=token,
+        token_type="Bearer",  # noqa: S106 - the OAuth token type, not a password
+        expires_in=ttl,
+        scope=" ".join(sorted(scopes)),
+    )
+
+
+async def _asserted_person(
+    session: AsyncSession, runtime: Runtime, client: Client, token: str | None, secret: str | None
+) -> Person:
+    if not token:
+        raise InvalidGrant("the jwt-bearer grant needs an 'assertion'")
+    try:
+        claims = _decode_assertion(runtime, client, token, secret=secret, subject=None)
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidGrant("the person assertion has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise InvalidGrant("the person assertion is not valid") from exc
+    amr = claims.get("amr")
+    if not isinstance(amr, list) or not amr or not all(isinstance(m, str) for m in amr):
+        raise InvalidGrant("the person assertion must say how the person was verified (amr)")
+    if not isinstance(claims.get("name"), str):
+        raise InvalidGrant("the person assertion must carry the person's name")
+    if not await _consume_jti(session, client.client_id, claims["jti"], claims["exp"]):
+        raise InvalidGrant("the person assertion was already used")
+    number = parse_id_number(str(claims["sub"]))
+    cipher = runtime.cipher
+    person = await session.scalar(
+        select(Person).where(Person.id_hash == cipher.lookup_hash(number.value))
+    )
+    if person is None:
+        raise UnknownPerson()
+    registered = cipher.decrypt(person.name_cipher, context="person.name")
+    if _norm(registered) != _norm(claims["name"]):
+        raise IdentityMismatch()
+    return person
+
+
+def _norm(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).strip()

@@ -1,0 +1,128 @@
+"""RFC 9457 problem+json for every error, with a stable ``code`` and the request id.
+
+Litestar ships a ProblemDetails plugin, but it only maps its own exception type; ecert needs one
+shape for its errors, Litestar's built-in HTTP errors and unexpected crashes alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from ecert.errors import EcertError
+from ecert.observability import ensure_request_id
+
+PROBLEM_JSON = "application/problem+json"
+_log = structlog.get_logger("ecert.errors")
+
+_CODES_BY_STATUS = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+def problem(
+    request: Request[Any, Any, Any],
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": f"urn:ecert:problem:{code}",
+        "title": title,
+        "status": status,
+        "code": code,
+        "instance": request.url.path,
+    }
+    if detail:
+        body["detail"] = detail
+    # Errors raised before routing (404, 405) never reach the request-id middleware.
+    fresh = "request_id" not in request.scope.get("state", {})
+    body["request_id"] = ensure_request_id(request.scope)
+    if extra:
+        body.update(extra)
+    if fresh:
+        headers = {**(headers or {}), "X-Request-ID": body["request_id"]}
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def handle_ecert_error(request: Request[Any, Any, Any], exc: EcertError) -> Response[Any]:
+    return problem(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        extra=exc.extra,
+    )
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    extra: dict[str, Any] = {}
+    code = _CODES_BY_STATUS.get(status, "error")
+    if isinstance(exc, ValidationException):
+        code = "validation_failed"
+        # Litestar lists field keys and messages; msgspec messages name the path, not the value.
+        if isinstance(exc.extra, list):
+            extra["errors"] = [
+                {k: v for k, v in e.items() if k in ("key", "message", "source")}
+                for e in exc.extra
+                if isinstance(e, dict)
+            ]
+    headers = dict(exc.headers or {})
+    return problem(
+        request,
+        status=status,
+        code=code,
+        title=_title(status),
+        detail=exc.detail or None,
+        extra=extra,
+        headers=headers or None,
+    )
+
+
+def handle_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    _log.exception("unhandled_error", error_type=type(exc).__name__)
+    return problem(
+        request,
+        status=HTTP_500_INTERNAL_SERVER_ERROR,
+        code="internal_error",
+        title="Internal error",
+        detail="The request failed; quote the request id to support.",
+    )
+
+
+def _title(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+exception_handlers: dict[type[Exception] | int, Any] = {
+    EcertError: handle_ecert_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_crash,
+}
+
+__all__ = ["PROBLEM_JSON", "MediaType", "exception_handlers", "problem"]

@@ -1,0 +1,43 @@
+"""The per-app runtime: settings and the long-lived objects built from them by ``create_app``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from ecert.config import Settings
+from ecert.db.engine import make_engine
+from ecert.security.keys import KeyRing
+from ecert.security.pii import PiiCipher, load_cipher
+from ecert.store import Store, make_store
+
+
+@dataclass
+class Runtime:
+    """Held in ``app.state.runtime``; reached by handlers through the ``runtime`` dependency."""
+
+    settings: Settings
+    cipher: PiiCipher
+    keys: KeyRing
+    store: Store
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+
+    async def refresh_keys(self) -> None:
+        async with self.sessions() as session:
+            await self.keys.refresh(session)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    """Build the long-lived objects; used by ``create_app`` and by the CLI."""
+    engine = make_engine(settings)
+    cipher = load_cipher(settings)
+    return Runtime(
+        settings=settings,
+        cipher=cipher,
+        keys=KeyRing(cipher),
+        store=make_store(settings.redis_url, settings.redis_timeout_s),
+        engine=engine,
+        sessions=async_sessionmaker(engine, expire_on_commit=False),
+    )

@@ -1,0 +1,62 @@
+"""Bearer-token authentication middleware and guards by client kind, scope and person."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from ecert.errors import Forbidden, Unauthorized
+from ecert.runtime import Runtime
+from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid, verify_access_token
+
+Guard = Callable[[ASGIConnection, BaseRouteHandler], None]  # type: ignore[type-arg]
+
+
+class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Turns ``Authorization: Bearer <jwt>`` into ``request.user`` (a :class:`Principal`)."""
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
+        header = connection.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise Unauthorized("send an access token as 'Authorization: Bearer …'")
+        runtime: Runtime = connection.app.state.runtime
+        kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
+        if runtime.keys.stale() or (
+            runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown()
+        ):
+            await runtime.refresh_keys()
+        principal = verify_access_token(runtime.keys, runtime.settings, token.strip())
+        return AuthenticationResult(user=principal, auth=None)
+
+
+def principal_of(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):
+        raise Unauthorized()
+    return user
+
+
+def require(*kinds: str, person: bool = False, scope: str | None = None) -> Guard:
+    """A guard admitting only the given client kinds (and a person-scoped token if asked)."""
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+        principal = principal_of(connection)
+        if principal.kind not in kinds:
+            raise Forbidden(f"this route is for {' or '.join(kinds)} clients")
+        if person and principal.person_id is None:
+            raise Forbidden("this route needs a person-scoped token (JWT-bearer grant)")
+        if not person and principal.person_id is not None:
+            raise Forbidden("a person-scoped token cannot call this route")
+        if scope is not None and scope not in principal.scopes:
+            raise Forbidden(f"this route needs the '{scope}' scope")
+
+    return guard
+
+
+person_guard = require("channel", person=True)
+institution_guard = require("institution")
+agency_guard = require("agency")

@@ -1,0 +1,114 @@
+"""Access tokens (RFC 9068 JWTs) signed by ``access`` keys, which never sign QR codes."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+
+from ecert.config import Settings
+from ecert.errors import Unauthorized
+from ecert.security.keys import KeyRing
+
+ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 media type, not a password
+ALGORITHMS = ["ES256"]
+_KID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a client, and for person-scoped tokens the person it acts for."""
+
+    client_id: str
+    kind: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+    person_id: uuid.UUID | None = None
+    institution_code: str | None = None
+
+    @property
+    def ref(self) -> str:
+        """A log- and audit-safe reference (client id, never personal data)."""
+        return self.client_id
+
+
+def mint_access_token(
+    ring: KeyRing,
+    settings: Settings,
+    principal: Principal,
+    *,
+    ttl_s: int,
+    now: int | None = None,
+) -> str:
+    key = ring.signer("access")
+    issued = int(time.time()) if now is None else now
+    claims: dict[str, Any] = {
+        "iss": settings.issuer_url,
+        "aud": settings.api_audience,
+        "sub": principal.client_id,
+        "client_id": principal.client_id,
+        "knd": principal.kind,
+        "scope": " ".join(sorted(principal.scopes)),
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "jti": secrets.token_urlsafe(12),
+    }
+    if principal.person_id is not None:
+        claims["psn"] = str(principal.person_id)
+    if principal.institution_code is not None:
+        claims["ins"] = principal.institution_code
+    return jwt.encode(
+        claims,
+        key.private,
+        algorithm="ES256",
+        headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYPE},
+    )
+
+
+def read_kid(token: str, expected_typ: str) -> str:
+    """The ``kid`` of a token whose header is acceptable; header key material is refused."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("the access token is malformed") from exc
+    if header.get("alg") not in ALGORITHMS or header.get("typ") != expected_typ:
+        raise Unauthorized("the access token has the wrong algorithm or type")
+    if {"jku", "x5u", "jwk", "x5c", "crit"} & header.keys():
+        raise Unauthorized("the access token carries forbidden header parameters")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not 0 < len(kid) <= 16 or not set(kid) <= _KID_CHARS:
+        raise Unauthorized("the access token has no usable key id")
+    return kid
+
+
+def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Principal:
+    """Check signature, type, issuer, audience, expiry; return the principal."""
+    kid = read_kid(token, ACCESS_TOKEN_TYPE)
+    key = ring.verifier("access", kid)
+    if key is None:
+        raise Unauthorized("the access token's key is unknown")
+    try:
+        claims = jwt.decode(
+            token,
+            key.public,
+            algorithms=ALGORITHMS,
+            audience=settings.api_audience,
+            issuer=settings.issuer_url,
+            leeway=settings.leeway_s,
+            options={"require": ["iss", "aud", "sub", "exp", "iat", "jti", "knd"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("the access token has expired") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("the access token is not valid") from exc
+    person = claims.get("psn")
+    return Principal(
+        client_id=str(claims["sub"]),
+        kind=str(claims["knd"]),
+        scopes=frozenset(str(claims.get("scope", "")).split()),
+        person_id=uuid.UUID(person) if isinstance(person, str) else None,
+        institution_code=claims.get("ins") if isinstance(claims.get("ins"), str) else None,
+    )

@@ -1,0 +1,162 @@
+"""The fast, forgetful store: early replay rejection, rate-limit counters, small caches.
+
+Production uses Redis; the embedded default is an in-process store with the same interface
+(single process only: counters and replay marks are not shared between workers). Neither is an
+authority — PostgreSQL is — so every caller must stay correct when the store is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Protocol
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+
+class StoreUnavailable(Exception):
+    """Raised when the store did not answer within its timeout; callers fall back."""
+
+
+class Store(Protocol):
+    """What ecert needs from Redis."""
+
+    async def set_once(self, key: str, ttl_s: int) -> bool:
+        """Mark ``key``; True the first time, False while the mark lives."""
+        ...
+
+    async def incr_window(self, key: str, window_s: int) -> int:
+        """Count a hit in a fixed window; returns the count so far in this window."""
+        ...
+
+    async def get(self, key: str) -> bytes | None: ...
+
+    async def set(self, key: str, value: bytes, ttl_s: int) -> None: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def ping(self) -> bool:
+        """True when the store answers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class MemoryStore:
+    """In-process store: a dict with expiry times. Single process only."""
+
+    def __init__(self) -> None:
+        self._data: dict[str, tuple[float, bytes]] = {}
+        self._lock = asyncio.Lock()
+
+    def _live(self, key: str, now: float) -> bytes | None:
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[0] <= now:
+            del self._data[key]
+            return None
+        return item[1]
+
+    def _sweep(self, now: float) -> None:
+        # Bounded memory: drop expired entries once the dict grows.
+        if len(self._data) > 100_000:
+            for key in [k for k, (exp, _) in self._data.items() if exp <= now]:
+                del self._data[key]
+
+    async def set_once(self, key: str, ttl_s: int) -> bool:
+        async with self._lock:
+            now = time.monotonic()
+            if self._live(key, now) is not None:
+                return False
+            self._sweep(now)
+            self._data[key] = (now + ttl_s, b"1")
+            return True
+
+    async def incr_window(self, key: str, window_s: int) -> int:
+        async with self._lock:
+            now = time.monotonic()
+            current = self._live(key, now)
+            count = int(current) + 1 if current is not None else 1
+            expiry = self._data[key][0] if current is not None else now + window_s
+            self._data[key] = (expiry, str(count).encode())
+            return count
+
+    async def get(self, key: str) -> bytes | None:
+        return self._live(key, time.monotonic())
+
+    async def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        self._data[key] = (time.monotonic() + ttl_s, value)
+
+    async def delete(self, key: str) -> None:
+        self._data.pop(key, None)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def close(self) -> None:
+        self._data.clear()
+
+
+class RedisStore:
+    """Redis behind explicit short timeouts: a hung Redis costs a request at most ``timeout_s``."""
+
+    def __init__(self, url: str, *, timeout_s: float = 0.25, prefix: str = "ecert:") -> None:
+        self._prefix = prefix
+        self._timeout = timeout_s
+        self._redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+            retry_on_timeout=False,
+        )
+
+    async def _guard(self, awaitable: object) -> object:
+        # asyncio.timeout on top of socket timeouts: a SIGSTOPped Redis accepts the TCP
+        # connection but never answers, and connection-pool waits are not socket reads.
+        try:
+            async with asyncio.timeout(self._timeout * 2):
+                return await awaitable  # type: ignore[misc]
+        except (RedisError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    async def set_once(self, key: str, ttl_s: int) -> bool:
+        result = await self._guard(self._redis.set(self._prefix + key, b"1", nx=True, ex=ttl_s))
+        return bool(result)
+
+    async def incr_window(self, key: str, window_s: int) -> int:
+        full = self._prefix + key
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.incr(full)
+        pipe.expire(full, window_s, nx=True)
+        result = await self._guard(pipe.execute())
+        assert isinstance(result, list)
+        return int(result[0])
+
+    async def get(self, key: str) -> bytes | None:
+        result = await self._guard(self._redis.get(self._prefix + key))
+        return result if isinstance(result, bytes) else None
+
+    async def set(self, key: str, value: bytes, ttl_s: int) -> None:
+        await self._guard(self._redis.set(self._prefix + key, value, ex=ttl_s))
+
+    async def delete(self, key: str) -> None:
+        await self._guard(self._redis.delete(self._prefix + key))
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self._guard(self._redis.ping()))
+        except StoreUnavailable:
+            return False
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def make_store(redis_url: str, timeout_s: float) -> Store:
+    """Redis when a URL is configured, otherwise the in-process store."""
+    if redis_url:
+        return RedisStore(redis_url, timeout_s=timeout_s)
+    return MemoryStore()

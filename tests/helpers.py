@@ -1,0 +1,117 @@
+"""Factories and token helpers shared by the tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from typing import Any
+
+import httpx
+import jwt
+
+from ecert.db.models import Enrolment, Person
+from ecert.identity import make_id_number
+from ecert.oauth.services import register_client
+from ecert.persons import upsert_person
+from ecert.runtime import Runtime
+
+Client = httpx.AsyncClient
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_seq = iter(range(1, 10**6))
+
+
+def new_id_number(area: str = "370102", birth: dt.date = dt.date(1980, 5, 17)) -> str:
+    return make_id_number(area, birth, next(_seq) % 1000)
+
+
+async def add_client(runtime: Runtime, kind: str, **kwargs: Any) -> tuple[str, str | None]:
+    if kind == "institution":
+        kwargs.setdefault("code", f"H370102{next(_seq):05d}")
+        kwargs.setdefault("level", "3")
+        kwargs.setdefault("area", "370102")
+    async with runtime.sessions.begin() as session:
+        client, secret = await register_client(
+            session, kind=kind, name=kwargs.pop("name", f"test {kind}"), **kwargs
+        )
+        return client.client_id, secret
+
+
+async def add_person(
+    runtime: Runtime,
+    *,
+    id_number: str | None = None,
+    name: str = "张三",
+    area: str = "370102",
+    category: str = "employee",
+    enrolment_status: str | None = "active",
+    insurance_type: str = "310",
+) -> tuple[Person, str]:
+    number = id_number or new_id_number(area)
+    async with runtime.sessions.begin() as session:
+        person = await upsert_person(
+            session, runtime.cipher, id_number=number, name=name, area=area, category=category
+        )
+        if enrolment_status is not None:
+            session.add(
+                Enrolment(
+                    person_id=person.id,
+                    insurance_type=insurance_type,
+                    area=area,
+                    employer="测试单位",
+                    status=enrolment_status,
+                    start_date=dt.date(2020, 1, 1),
+                )
+            )
+    return person, number
+
+
+async def client_token(client: Client, client_id: str, secret: str | None) -> str:
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(client_id, secret or ""),
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def person_assertion(
+    channel_id: str, key: Any, id_number: str, name: str, *, audience: str, **overrides: Any
+) -> str:
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": channel_id,
+        "sub": id_number,
+        "name": name,
+        "amr": ["face"],
+        "aud": audience,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(16),
+    }
+    claims.update(overrides)
+    claims = {k: v for k, v in claims.items() if v is not None}
+    algorithm = "HS256" if isinstance(key, str) else "ES256"
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+async def person_token(
+    client: Client, runtime: Runtime, channel: tuple[str, str | None], id_number: str, name: str
+) -> str:
+    channel_id, secret = channel
+    assert secret is not None
+    assertion = person_assertion(
+        channel_id, secret, id_number, name, audience=runtime.settings.issuer_url
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": JWT_BEARER, "assertion": assertion},
+        auth=(channel_id, secret),
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,285 @@
+"""POST /oauth/token: client credentials (secret, Basic, private_key_jwt) and JWT-bearer grant."""
+
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ecert.runtime import Runtime
+from tests.helpers import (
+    JWT_BEARER,
+    Client,
+    add_client,
+    add_person,
+    person_assertion,
+)
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def _pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return (
+        key.public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+
+
+def _client_assertion(
+    client_id: str, key: ec.EllipticCurvePrivateKey, aud: str, **extra: object
+) -> str:
+    now = int(time.time())
+    claims = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": aud,
+        "iat": now,
+        "exp": now + 60,
+        "jti": f"j-{time.time_ns()}",
+    }
+    claims.update(extra)
+    return jwt.encode(claims, key, algorithm="ES256")
+
+
+async def test_client_secret_basic_and_post(client: Client, runtime: Runtime) -> None:
+    client_id, secret = await add_client(runtime, "institution")
+    basic = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret or "")
+    )
+    assert basic.status_code == 200
+    assert basic.headers["cache-control"] == "no-store"
+    body = basic.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == runtime.settings.access_token_ttl_s
+    assert set(body["scope"].split()) == {"verify", "settle"}
+    form = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+    )
+    assert form.status_code == 200
+    header = jwt.get_unverified_header(body["access_token"])
+    assert header["typ"] == "at+jwt"
+    assert header["alg"] == "ES256"
+
+
+@pytest.mark.parametrize("wrong", ["secret", "client"])
+async def test_wrong_credentials_are_refused(client: Client, runtime: Runtime, wrong: str) -> None:
+    client_id, secret = await add_client(runtime, "channel")
+    creds = (client_id, "nope") if wrong == "secret" else ("chn_doesnotexist", secret or "")
+    response = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=creds
+    )
+    assert response.status_code == 401
+    assert response.headers["content-type"].startswith("application/problem+json")
+    assert response.json()["code"] == "invalid_client"
+
+
+async def test_two_authentication_methods_at_once_are_refused(
+    client: Client, runtime: Runtime
+) -> None:
+    client_id, secret = await add_client(runtime, "channel")
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret},
+        auth=(client_id, secret or ""),
+    )
+    assert response.json()["code"] == "invalid_client"
+
+
+async def test_unsupported_grant(client: Client, runtime: Runtime) -> None:
+    client_id, secret = await add_client(runtime, "channel")
+    response = await client.post(
+        "/oauth/token", data={"grant_type": "password"}, auth=(client_id, secret or "")
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "unsupported_grant_type"
+
+
+async def test_private_key_jwt(client: Client, runtime: Runtime) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    client_id, secret = await add_client(runtime, "institution", public_key_pem=_pem(key))
+    assert secret is None
+    assertion = _client_assertion(client_id, key, runtime.settings.issuer_url)
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": assertion,
+    }
+    first = await client.post("/oauth/token", data=form)
+    assert first.status_code == 200, first.text
+    replay = await client.post("/oauth/token", data=form)
+    assert replay.status_code == 401
+    assert replay.json()["code"] == "invalid_client"
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["expired", "wrong_audience", "wrong_key", "hs256_with_public_key", "too_long", "no_jti"],
+)
+async def test_bad_client_assertions(client: Client, runtime: Runtime, change: str) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    client_id, _ = await add_client(runtime, "institution", public_key_pem=_pem(key))
+    aud = runtime.settings.issuer_url
+    now = int(time.time())
+    if change == "expired":
+        assertion = _client_assertion(client_id, key, aud, iat=now - 600, exp=now - 300)
+    elif change == "wrong_audience":
+        assertion = _client_assertion(client_id, key, "https://elsewhere.example")
+    elif change == "wrong_key":
+        assertion = _client_assertion(client_id, ec.generate_private_key(ec.SECP256R1()), aud)
+    elif change == "too_long":
+        assertion = _client_assertion(client_id, key, aud, exp=now + 3600)
+    elif change == "no_jti":
+        claims = {"iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + 60}
+        assertion = jwt.encode(claims, key, algorithm="ES256")
+    else:
+        # Algorithm confusion: HMAC keyed with the public PEM must not verify.
+        import base64
+        import hashlib
+        import hmac
+        import json
+
+        def b64(raw: bytes) -> str:
+            return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+        header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        payload = b64(
+            json.dumps(
+                {
+                    "iss": client_id,
+                    "sub": client_id,
+                    "aud": aud,
+                    "iat": now,
+                    "exp": now + 60,
+                    "jti": "x" * 16,
+                }
+            ).encode()
+        )
+        mac = hmac.new(_pem(key).encode(), f"{header}.{payload}".encode(), hashlib.sha256)
+        assertion = f"{header}.{payload}.{b64(mac.digest())}"
+    response = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": assertion,
+        },
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_client"
+
+
+async def test_jwt_bearer_grant_gives_person_token_without_id_number(
+    client: Client, runtime: Runtime
+) -> None:
+    channel_id, secret = await add_client(runtime, "channel")
+    person, id_number = await add_person(runtime, name="李四")
+    assertion = person_assertion(
+        channel_id, secret, id_number, "李四", audience=runtime.settings.issuer_url
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": JWT_BEARER, "assertion": assertion},
+        auth=(channel_id, secret or ""),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["expires_in"] == runtime.settings.person_token_ttl_s
+    claims = jwt.decode(body["access_token"], options={"verify_signature": False})
+    assert claims["psn"] == str(person.id)
+    assert id_number not in body["access_token"]
+    assert id_number not in str(claims)
+    replay = await client.post(
+        "/oauth/token",
+        data={"grant_type": JWT_BEARER, "assertion": assertion},
+        auth=(channel_id, secret or ""),
+    )
+    assert replay.status_code == 400
+    assert replay.json()["code"] == "invalid_grant"
+
+
+async def test_jwt_bearer_with_registered_key(client: Client, runtime: Runtime) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    channel_id, _ = await add_client(runtime, "channel", public_key_pem=_pem(key))
+    _, id_number = await add_person(runtime, name="王五")
+    assertion = person_assertion(
+        channel_id, key, id_number, "王五", audience=runtime.settings.issuer_url
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": JWT_BEARER,
+            "assertion": assertion,
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": _client_assertion(channel_id, key, runtime.settings.issuer_url),
+        },
+    )
+    assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "code"),
+    [
+        ("wrong_name", 400, "identity_mismatch"),
+        ("unknown_person", 400, "unknown_person"),
+        ("expired", 400, "invalid_grant"),
+        ("too_long", 400, "invalid_grant"),
+        ("no_amr", 400, "invalid_grant"),
+        ("bad_id", 422, "invalid_id_number"),
+        ("wrong_issuer", 400, "invalid_grant"),
+    ],
+)
+async def test_bad_person_assertions(
+    client: Client, runtime: Runtime, case: str, status: int, code: str
+) -> None:
+    channel_id, secret = await add_client(runtime, "channel")
+    _, id_number = await add_person(runtime, name="赵六")
+    now = int(time.time())
+    overrides: dict[str, object] = {}
+    name = "赵六"
+    if case == "wrong_name":
+        name = "赵七"
+    elif case == "unknown_person":
+        from tests.helpers import new_id_number
+
+        id_number = new_id_number("110105")
+    elif case == "expired":
+        overrides = {"iat": now - 900, "exp": now - 600}
+    elif case == "too_long":
+        overrides = {"exp": now + 3600}
+    elif case == "no_amr":
+        overrides = {"amr": None}
+    elif case == "bad_id":
+        id_number = id_number[:-1] + ("0" if id_number[-1] != "0" else "1")
+    elif case == "wrong_issuer":
+        overrides = {"iss": "chn_someoneelse"}
+    assertion = person_assertion(
+        channel_id, secret, id_number, name, audience=runtime.settings.issuer_url, **overrides
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": JWT_BEARER, "assertion": assertion},
+        auth=(channel_id, secret or ""),
+    )
+    assert response.status_code == status, response.text
+    assert response.json()["code"] == code
+    assert id_number not in response.text
+
+
+async def test_only_channels_use_the_person_grant(client: Client, runtime: Runtime) -> None:
+    client_id, secret = await add_client(runtime, "institution")
+    _, id_number = await add_person(runtime, name="孙八")
+    assertion = person_assertion(
+        client_id, secret, id_number, "孙八", audience=runtime.settings.issuer_url
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": JWT_BEARER, "assertion": assertion},
+        auth=(client_id, secret or ""),
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_grant"

@@ -29,6 +29,7 @@ from ecert.problems import exception_handlers
 from ecert.runtime import build_runtime
 from ecert.security.auth import BearerAuthMiddleware
 from ecert.security.keys import ensure_active_keys
+from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
 
 PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/.well-known/"]
 
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             request_id_middleware,
             prometheus.middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
+            rate_limit_middleware,
         ],
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
@@ -91,6 +93,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"bearer": []}],
         ),
-        state=State({"runtime": runtime}),
+        state=State({"runtime": runtime, "rate_limiter": RateLimiter(runtime)}),
         debug=False,
     )

@@ -64,6 +64,7 @@ def problem(
 
 
 def handle_ecert_error(request: Request[Any, Any, Any], exc: EcertError) -> Response[Any]:
+    retry = exc.extra.get("retry_after")
     return problem(
         request,
         status=exc.status,
@@ -71,6 +72,7 @@ def handle_ecert_error(request: Request[Any, Any, Any], exc: EcertError) -> Resp
         title=exc.title,
         detail=exc.detail,
         extra=exc.extra,
+        headers={"Retry-After": str(retry)} if retry is not None else None,
     )
 
 

@@ -1,0 +1,88 @@
+"""The ``ecert`` command: help, migrations, client registration output."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ecert.cli import main
+from ecert.config import get_settings
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("ECERT_LOG_JSON", "false")
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_help_lists_commands() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("serve", "db", "clients", "demo"):
+        assert command in result.output
+
+
+def test_db_upgrade_creates_the_embedded_database(cli_env: Path) -> None:
+    result = CliRunner().invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert (cli_env / "data" / "ecert.db").exists()
+
+
+def test_clients_add_prints_id_and_secret_once(cli_env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(
+        main,
+        [
+            "clients",
+            "add",
+            "--kind",
+            "institution",
+            "--name",
+            "某医院",
+            "--code",
+            "H37010200001",
+            "--level",
+            "3",
+            "--area",
+            "370102",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert set(printed) == {"client_id", "client_secret"}
+    assert len(printed["client_secret"]) >= 32
+
+
+def test_clients_add_with_public_key_prints_no_secret(cli_env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    pem = cli_env / "key.pem"
+    pem.write_bytes(
+        ec.generate_private_key(ec.SECP256R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    result = runner.invoke(
+        main,
+        ["clients", "add", "--kind", "channel", "--name", "App", "--public-key-file", str(pem)],
+    )
+    assert result.exit_code == 0, result.output
+    assert list(json.loads(result.output)) == ["client_id"]
+
+
+def test_institution_without_code_is_a_clear_error(cli_env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(main, ["clients", "add", "--kind", "institution", "--name", "X"])
+    assert result.exit_code != 0
+    assert "--code" in result.output

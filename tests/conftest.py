@@ -13,12 +13,14 @@ import contextlib
 import os
 import secrets
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
 import httpx
+import msgspec
 import pytest
+import redis.asyncio as aioredis
 from litestar import Litestar
 from sqlalchemy import text
 
@@ -76,7 +78,7 @@ def backend(
         yield Backend(request.param, settings, process)
 
 
-async def _clean(runtime: Runtime) -> None:
+async def _clean(runtime: Runtime, redis_url: str) -> None:
     async with runtime.engine.begin() as connection:
         tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
         if connection.dialect.name == "postgresql":
@@ -84,10 +86,8 @@ async def _clean(runtime: Runtime) -> None:
         else:
             for table in tables:
                 await connection.execute(text(f"DELETE FROM {table}"))  # noqa: S608
-    if runtime.settings.redis_url:
-        import redis.asyncio as aioredis
-
-        client = aioredis.Redis.from_url(runtime.settings.redis_url)
+    if redis_url:
+        client = aioredis.Redis.from_url(redis_url)
         await client.flushdb()
         await client.aclose()
 
@@ -101,7 +101,24 @@ def settings(backend: Backend) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[Litestar]:
     application = create_app(settings)
     yield application
-    await _clean(application.state.runtime)
+    await _clean(application.state.runtime, settings.redis_url)
+
+
+AppFactory = Callable[..., Litestar]
+
+
+@pytest.fixture
+async def make_app(settings: Settings) -> AsyncIterator[AppFactory]:
+    """Build apps with changed settings (``make_app(rate_limit_per_minute=3)``); cleaned after."""
+    made: list[Litestar] = []
+
+    def factory(**overrides: Any) -> Litestar:
+        made.append(create_app(msgspec.structs.replace(settings, **overrides)))
+        return made[-1]
+
+    yield factory
+    if made:
+        await _clean(made[0].state.runtime, settings.redis_url)
 
 
 @pytest.fixture

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-import msgspec
-
-from ecert.app import create_app
 from ecert.config import Settings
-from tests.conftest import open_client
+from tests.conftest import AppFactory, open_client
 from tests.helpers import Client
 from tests.servers import free_port
 
@@ -20,9 +17,8 @@ async def test_health_and_ready(client: Client) -> None:
     assert ready.json() == {"status": "ready", "database": "ok", "store": "ok"}
 
 
-async def test_ready_reports_redis_down_quickly(settings: Settings) -> None:
-    down = msgspec.structs.replace(settings, redis_url=f"redis://127.0.0.1:{free_port()}/0")
-    app = create_app(down)
+async def test_ready_reports_redis_down_quickly(make_app: AppFactory) -> None:
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     async with open_client(app) as test_client:
         async with asyncio.timeout(5):
             response = await test_client.get("/readyz")

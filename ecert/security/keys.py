@@ -47,8 +47,8 @@ def public_jwk(kid: str, public: ec.EllipticCurvePublicKey) -> dict[str, str]:
 
 
 def new_kid() -> str:
-    """A short random key id (8 base64url characters)."""
-    return secrets.token_urlsafe(6)
+    """A short random key id (4 base64url characters: QR codes have no room for more)."""
+    return secrets.token_urlsafe(3)
 
 
 def new_key_row(cipher: PiiCipher, purpose: str, state: str) -> SigningKey:

@@ -1,0 +1,253 @@
+"""The QR token codec (pure: no database, no HTTP).
+
+A QR code carries ``EC1:/`` followed by digits. The digits are the compact JWS (ES256) packed
+as one base-65 number written in decimal: QR numeric mode stores 3.33 bits a digit, so the token
+fits a version-10 QR at error correction M, where the JWS in byte mode would need version 11–12.
+SMART Health Cards' two-digits-per-character scheme was the model; packing the whole string as
+one number (1.81 digits a character instead of 2) is what buys the last version. No library does
+this packing; the reference algorithm is in docs/qr-format.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ecert.errors import EcertError
+
+SCHEME_PREFIX = "EC1:/"
+TOKEN_TYPE = "ecqr"  # noqa: S105 - a JWT type, not a password
+ALGORITHM = "ES256"
+#: The 65 characters of a compact JWS (base64url and '.'), in the order that defines the packing.
+ALPHABET = "-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
+_INDEX = {c: i for i, c in enumerate(ALPHABET)}
+_FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "zip"})
+KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,4}$")
+SUB_PATTERN = re.compile(r"^[A-Za-z0-9_-]{12}$")
+JTI_PATTERN = re.compile(r"^[A-Za-z0-9_-]{8}$")
+ISS_PATTERN = re.compile(r"^\d{6}$")
+MAX_VERSION = 999
+#: Longest accepted QR text; anything longer is refused before any parsing work.
+MAX_TEXT = 600
+
+
+class QrError(EcertError):
+    """Base of every refusal of a QR token."""
+
+    status = 422
+    code = "qr_invalid"
+    title = "The QR code is not valid"
+
+
+class QrMalformed(QrError):
+    """Raised when the text is not an ecert QR token (prefix, digits, JWS structure, header)."""
+
+    code = "qr_malformed"
+    title = "The QR code is not an ecert code"
+
+
+class QrSignatureInvalid(QrError):
+    """Raised when the signature does not verify with the key its ``kid`` names."""
+
+    code = "qr_signature_invalid"
+    title = "The QR code's signature is not valid"
+
+
+class QrUnknownKey(QrError):
+    """Raised by callers when the ``kid`` is not a verifying key of ecert's own key table."""
+
+    code = "qr_unknown_key"
+    title = "The QR code was signed by an unknown or revoked key"
+
+
+class QrExpired(QrError):
+    """Raised when ``exp`` is past, beyond the leeway."""
+
+    code = "qr_expired"
+    title = "The QR code has expired; refresh it"
+
+
+class QrNotYetValid(QrError):
+    """Raised when ``iat`` is in the future beyond the leeway (clock skew)."""
+
+    code = "qr_not_yet_valid"
+    title = "The QR code is not valid yet"
+
+
+class QrWrongIssuer(QrError):
+    """Raised when ``iss`` is not an issuer the verifier trusts."""
+
+    code = "qr_wrong_issuer"
+    title = "The QR code was issued elsewhere"
+
+
+class QrReplayed(QrError):
+    """Raised by callers when a single-use code is presented again."""
+
+    status = 409
+    code = "qr_replayed"
+    title = "The QR code was already used"
+
+
+@dataclass(frozen=True)
+class QrClaims:
+    """The claims of a QR token. ``sub`` is the certificate pseudonym, never personal data."""
+
+    iss: str
+    sub: str
+    ver: int
+    iat: int
+    exp: int
+    jti: str
+
+
+@dataclass(frozen=True)
+class QrHeader:
+    kid: str
+    alg: str
+    typ: str
+
+
+def new_claims(iss: str, sub: str, ver: int, now: int, lifetime_s: int) -> QrClaims:
+    """Claims for a fresh token with a random 48-bit ``jti`` (unique per pseudonym)."""
+    return QrClaims(iss, sub, ver, now, now + lifetime_s, secrets.token_urlsafe(6))
+
+
+def pack(jws: str) -> str:
+    """Compact JWS → decimal digits (a leading 1 keeps leading zero-valued characters)."""
+    number = 1
+    for char in jws:
+        number = number * 65 + _INDEX[char]
+    return str(number)
+
+
+def unpack(digits: str) -> str:
+    """Decimal digits → compact JWS; raises ValueError on anything else."""
+    if not digits.isascii() or not digits.isdigit() or digits[0] == "0":
+        raise ValueError("not a packed token")
+    number = int(digits)
+    chars: list[str] = []
+    while number > 1:
+        number, rest = divmod(number, 65)
+        chars.append(ALPHABET[rest])
+    if number != 1:
+        raise ValueError("missing sentinel")
+    return "".join(reversed(chars))
+
+
+def encode(claims: QrClaims, private_key: ec.EllipticCurvePrivateKey, kid: str) -> str:
+    """Sign the claims and return the text to put in the QR code."""
+    if not KID_PATTERN.match(kid) or not SUB_PATTERN.match(claims.sub):
+        raise ValueError("kid or pseudonym has the wrong shape for a QR token")
+    if not 1 <= claims.ver <= MAX_VERSION or not ISS_PATTERN.match(claims.iss):
+        raise ValueError("version or issuer out of range for a QR token")
+    payload = {
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "ver": claims.ver,
+        "iat": claims.iat,
+        "exp": claims.exp,
+        "jti": claims.jti,
+    }
+    token = jwt.encode(
+        payload, private_key, algorithm=ALGORITHM, headers={"kid": kid, "typ": TOKEN_TYPE}
+    )
+    return SCHEME_PREFIX + pack(token)
+
+
+def to_compact_jws(qr_text: str) -> str:
+    """Recover the compact JWS from scanned text."""
+    text = qr_text.strip()
+    if len(text) > MAX_TEXT or not text.startswith(SCHEME_PREFIX):
+        raise QrMalformed()
+    try:
+        jws = unpack(text[len(SCHEME_PREFIX) :])
+    except ValueError as exc:
+        raise QrMalformed() from exc
+    if jws.count(".") != 2:
+        raise QrMalformed()
+    return jws
+
+
+def _header(jws: str) -> dict[str, Any]:
+    try:
+        header = jwt.get_unverified_header(jws)
+    except (jwt.PyJWTError, ValueError, json.JSONDecodeError) as exc:
+        raise QrMalformed() from exc
+    return header
+
+
+def read_header(qr_text: str) -> QrHeader:
+    """The unverified header, checked: pinned algorithm, our type, no key material, sane kid."""
+    header = _header(to_compact_jws(qr_text))
+    if header.get("alg") != ALGORITHM:
+        raise QrMalformed("the QR code must be signed with ES256")
+    if header.get("typ") != TOKEN_TYPE:
+        raise QrMalformed("the token is not an ecert QR token")
+    if _FORBIDDEN_HEADERS & header.keys():
+        raise QrMalformed("the QR code carries forbidden header parameters")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not KID_PATTERN.match(kid):
+        raise QrMalformed("the QR code has no usable key id")
+    return QrHeader(kid=kid, alg=ALGORITHM, typ=TOKEN_TYPE)
+
+
+def decode(
+    qr_text: str,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    now: int,
+    leeway_s: int,
+    issuers: Collection[str] | None = None,
+) -> QrClaims:
+    """Verify a QR token fully (signature, type, claims, time, issuer) and return its claims."""
+    read_header(qr_text)
+    jws = to_compact_jws(qr_text)
+    try:
+        claims = jwt.decode(
+            jws,
+            public_key,
+            algorithms=[ALGORITHM],
+            options={
+                "require": ["iss", "sub", "ver", "iat", "exp", "jti"],
+                # Times are checked below against the caller's clock, not the machine's.
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "verify_aud": False,
+            },
+        )
+    except jwt.InvalidSignatureError as exc:
+        raise QrSignatureInvalid() from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise QrMalformed("the QR code lacks a required claim") from exc
+    except (jwt.PyJWTError, ValueError) as exc:
+        raise QrSignatureInvalid() from exc
+    parsed = _claims(claims)
+    if parsed.exp + leeway_s < now:
+        raise QrExpired()
+    if parsed.iat - leeway_s > now:
+        raise QrNotYetValid()
+    if issuers is not None and parsed.iss not in issuers:
+        raise QrWrongIssuer()
+    return parsed
+
+
+def _claims(raw: dict[str, Any]) -> QrClaims:
+    iss, sub, ver, iat, exp, jti = (raw[k] for k in ("iss", "sub", "ver", "iat", "exp", "jti"))
+    ints_ok = all(type(v) is int for v in (ver, iat, exp))  # bool is not an int here
+    strs_ok = all(isinstance(v, str) for v in (iss, sub, jti))
+    if not (ints_ok and strs_ok):
+        raise QrMalformed("the QR code's claims have the wrong types")
+    if not (SUB_PATTERN.match(sub) and JTI_PATTERN.match(jti) and ISS_PATTERN.match(iss)):
+        raise QrMalformed("the QR code's claims have the wrong shape")
+    if not 1 <= ver <= MAX_VERSION or exp <= iat:
+        raise QrMalformed("the QR code's claims are out of range")
+    return QrClaims(iss=iss, sub=sub, ver=ver, iat=iat, exp=exp, jti=jti)

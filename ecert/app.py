@@ -22,6 +22,11 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from ecert import __version__
 from ecert.config import Settings, get_settings
+from ecert.issuance.controllers import (
+    AgencyECertController,
+    MyECertController,
+    PublicKeysController,
+)
 from ecert.oauth.controllers import TokenController
 from ecert.observability import configure_logging, request_id_middleware
 from ecert.ops.controllers import HealthController
@@ -31,12 +36,25 @@ from ecert.security.auth import BearerAuthMiddleware
 from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
 
-PUBLIC_PATHS = ["^/schema", "^/healthz$", "^/readyz$", "^/metrics$", "^/.well-known/"]
+PUBLIC_PATHS = [
+    "^/schema",
+    "^/healthz$",
+    "^/readyz$",
+    "^/metrics$",
+    "^/.well-known/",
+    "^/v1/revocations$",
+]
 
 
 def route_handlers() -> list[Any]:
     """Every controller of every domain."""
-    return [HealthController, TokenController]
+    return [
+        HealthController,
+        TokenController,
+        MyECertController,
+        AgencyECertController,
+        PublicKeysController,
+    ]
 
 
 class MetricsController(PrometheusController):

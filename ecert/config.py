@@ -39,6 +39,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     qr_ttl_s: int = 60
     #: Issuing area of this deployment (``iss`` of QR codes).
     issuer_area: str = "370102"
+    #: Rotate QR and feed signing keys automatically after this many days (0: only by hand).
+    key_rotate_days: int = 30
+    #: How long a worker may keep using its cached key ring before it reloads the key table.
+    key_refresh_s: int = 30
     #: Settlement token (ec_token) lifetime.
     ec_token_ttl_s: int = 1800
     #: Largest accepted request body.

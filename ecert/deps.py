@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,3 +14,5 @@ from ecert.runtime import Runtime
 DbSession = NamedDependency[AsyncSession]
 #: The app's long-lived objects: settings, cipher, key ring, store, engine.
 RuntimeDep = NamedDependency[Runtime]
+#: Any HTTP request (``request.user`` is a Principal on authenticated routes).
+AnyRequest = Request[Any, Any, Any]

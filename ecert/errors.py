@@ -99,3 +99,27 @@ class ServiceUnavailable(EcertError):
     status = 503
     code = "unavailable"
     title = "Service temporarily unavailable"
+
+
+class NotEnrolled(EcertError):
+    """Raised when the person holds no active enrolment (issuance and verification alike)."""
+
+    status = 422
+    code = "not_enrolled"
+    title = "The person holds no active insurance enrolment"
+
+
+class ECertSuspended(EcertError):
+    """Raised when the person's e-certs are suspended (lost phone) until resumed."""
+
+    status = 409
+    code = "ecert_suspended"
+    title = "The e-cert is suspended"
+
+
+class ECertRevoked(EcertError):
+    """Raised when the e-cert was unbound or the code belongs to a superseded binding."""
+
+    status = 409
+    code = "ecert_revoked"
+    title = "The e-cert is revoked or the code is from an old binding"

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Request, post
+from litestar import Controller, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, HeaderParameter
 
-from ecert.deps import DbSession, RuntimeDep
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.oauth.schemas import TokenRequest, TokenResponse
 from ecert.oauth.services import issue_token
 
@@ -31,7 +31,7 @@ class TokenController(Controller):
     )
     async def token(
         self,
-        request: Request,  # type: ignore[type-arg]
+        request: AnyRequest,
         data: Annotated[TokenRequest, Body(media_type=RequestEncodingType.URL_ENCODED)],
         db_session: DbSession,
         runtime: RuntimeDep,

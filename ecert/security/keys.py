@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import SigningKey, utcnow
@@ -169,11 +169,89 @@ class KeyRing:
 
 
 async def ensure_active_keys(session: AsyncSession, cipher: PiiCipher) -> None:
-    """Create an active key for every purpose that has none (first start)."""
-    rows = (
-        await session.scalars(select(SigningKey.purpose).where(SigningKey.state == "active"))
-    ).all()
+    """Give every purpose an active key and a published ``next`` key (first start)."""
+    rows = (await session.execute(select(SigningKey.purpose, SigningKey.state))).all()
+    present = {(purpose, state) for purpose, state in rows}
     for purpose in PURPOSES:
-        if purpose not in rows:
-            session.add(new_key_row(cipher, purpose, "active"))
+        for state in ("active", "next"):
+            if (purpose, state) not in present:
+                session.add(new_key_row(cipher, purpose, state))
     await session.flush()
+
+
+async def rotate(
+    session: AsyncSession, cipher: PiiCipher, purpose: str, *, overlap_s: int
+) -> str | None:
+    """One rotation step: next → active → retiring; a new next; expired retiring → retired.
+
+    ``overlap_s`` is how long a retiring key stays published: the longest lifetime of a token it
+    signed, plus leeway, plus how long a worker may keep signing with its cached key ring.
+    Returns the kid that became active, or None when another process rotated at the same time.
+    """
+    now = utcnow()
+    await session.execute(
+        update(SigningKey)
+        .where(
+            SigningKey.purpose == purpose,
+            SigningKey.state == "retiring",
+            SigningKey.publish_until <= now,
+        )
+        .values(state="retired")
+    )
+    active = (
+        await session.scalars(
+            select(SigningKey).where(SigningKey.purpose == purpose, SigningKey.state == "active")
+        )
+    ).all()
+    nxt = await session.scalar(
+        select(SigningKey)
+        .where(SigningKey.purpose == purpose, SigningKey.state == "next")
+        .order_by(SigningKey.created_at)
+        .limit(1)
+    )
+    for key in active:
+        # Conditional update: of two processes rotating together, exactly one moves each key.
+        moved = await session.execute(
+            update(SigningKey)
+            .where(SigningKey.id == key.id, SigningKey.state == "active")
+            .values(
+                state="retiring",
+                retiring_at=now,
+                publish_until=now + dt.timedelta(seconds=overlap_s),
+            )
+        )
+        if moved.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+    if nxt is None:
+        nxt = new_key_row(cipher, purpose, "next")
+        session.add(nxt)
+        await session.flush()
+    await session.execute(
+        update(SigningKey).where(SigningKey.id == nxt.id).values(state="active", activated_at=now)
+    )
+    session.add(new_key_row(cipher, purpose, "next"))
+    await session.flush()
+    return nxt.kid
+
+
+async def revoke(session: AsyncSession, kid: str) -> bool:
+    """Emergency revocation: unpublished and refused at once (after each worker's next refresh)."""
+    result = await session.execute(
+        update(SigningKey)
+        .where(SigningKey.kid == kid, SigningKey.state != "revoked")
+        .values(state="revoked", revoked_at=utcnow())
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def rotation_due(ring: KeyRing, purpose: str, every_days: int) -> bool:
+    """Whether the active key of ``purpose`` is older than the configured schedule."""
+    if every_days <= 0:
+        return False
+    try:
+        key = ring.signer(purpose)
+    except NoSigningKey:
+        return True
+    if key.activated_at is None:
+        return False
+    return utcnow() - key.activated_at > dt.timedelta(days=every_days)

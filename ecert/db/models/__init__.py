@@ -10,7 +10,7 @@ from ecert.db.models.core import (
     SigningKey,
     UsedJti,
 )
-from ecert.db.models.issuance import ECert, RevocationEntry
+from ecert.db.models.issuance import ECert, FamilyLink, NumericCode, RevocationEntry
 
 __all__ = [
     "AuditEvent",
@@ -19,7 +19,9 @@ __all__ = [
     "Client",
     "ECert",
     "Enrolment",
+    "FamilyLink",
     "Institution",
+    "NumericCode",
     "Person",
     "RevocationEntry",
     "SigningKey",

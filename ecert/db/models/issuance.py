@@ -51,3 +51,34 @@ class RevocationEntry(BigIntBase):
     status: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(String(32))
     at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
+class NumericCode(BigIntBase):
+    """A 28-digit code for digit-only scanners: resolves online only, single use."""
+
+    __tablename__ = "numeric_codes"
+
+    code: Mapped[str] = mapped_column(String(28), unique=True)
+    ecert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ecerts.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
+    used_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+
+class FamilyLink(UUIDBase):
+    """A holder may show codes for a relative once the relative (or the agency) consented."""
+
+    __tablename__ = "family_links"
+
+    holder_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"))
+    relative_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"))
+    relation: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    consent_source: Mapped[str | None] = mapped_column(String(16))
+    consented_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+
+    __table_args__ = (
+        UniqueConstraint("holder_id", "relative_id", name="uq_family_holder_relative"),
+        CheckConstraint("relation in ('parent','child','spouse')", name="family_relation"),
+        CheckConstraint("status in ('pending','active','revoked')", name="family_status"),
+    )

@@ -1,0 +1,205 @@
+"""Issuance routes: the person's e-cert and codes, agency suspension, JWKS, revocation feed."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Response, delete, get, post
+from litestar.params import JSONBody, Parameter
+from litestar.status_codes import HTTP_204_NO_CONTENT
+
+from ecert import qrimage
+from ecert.db.models import ECert as ECertRow
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.errors import InvalidIdNumber
+from ecert.identity import parse_id_number
+from ecert.issuance import feed, schemas, services
+from ecert.persons import find_person
+from ecert.security.auth import agency_guard, person_guard, principal_of
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _view(ecert: ECertRow) -> schemas.ECert:
+    return schemas.ECert(
+        number=ecert.number,
+        status=ecert.status,
+        version=ecert.version,
+        device_id=ecert.device_id,
+        device_name=ecert.device_name,
+        bound_at=ecert.bound_at,
+    )
+
+
+class MyECertController(Controller):
+    """The person's e-cert on the calling channel (person-scoped token)."""
+
+    path = "/v1/me/ecert"
+    tags = ["E-cert"]
+    guards = [person_guard]
+
+    @post("/", summary="Activate the e-cert on a device", status_code=200)
+    async def activate(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.ECertActivate],
+        db_session: DbSession,
+    ) -> schemas.ECert:
+        ecert = await services.activate(
+            db_session, principal_of(request), data.device_id, data.device_name
+        )
+        return _view(ecert)
+
+    @get("/", summary="The e-cert's status")
+    async def show(self, request: AnyRequest, db_session: DbSession) -> schemas.ECert:
+        return _view(await services.current(db_session, principal_of(request)))
+
+    @delete("/", summary="Unbind the e-cert from its device", status_code=HTTP_204_NO_CONTENT)
+    async def unbind(self, request: AnyRequest, db_session: DbSession) -> None:
+        await services.unbind(db_session, principal_of(request))
+
+    @post("/qr", summary="A fresh rotating QR token", status_code=200, response_headers=NO_STORE)
+    async def qr(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.Qr:
+        text, expires, refresh = await services.mint_qr(db_session, runtime, principal_of(request))
+        return schemas.Qr(qr=text, expires_at=expires, refresh_after=refresh)
+
+    @get("/qr.png", summary="The current QR token as a PNG image", media_type="image/png")
+    async def qr_png(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> Response[bytes]:
+        text, _, _ = await services.mint_qr(db_session, runtime, principal_of(request))
+        return Response(qrimage.render_png(text), media_type="image/png", headers=NO_STORE)
+
+    @get("/qr.svg", summary="The current QR token as an SVG image", media_type="image/svg+xml")
+    async def qr_svg(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> Response[str]:
+        text, _, _ = await services.mint_qr(db_session, runtime, principal_of(request))
+        return Response(qrimage.render_svg(text), media_type="image/svg+xml", headers=NO_STORE)
+
+    @post(
+        "/code",
+        summary="A 28-digit numeric code (online only)",
+        status_code=200,
+        response_headers=NO_STORE,
+    )
+    async def numeric(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.NumericCode:
+        code, expires, refresh = await services.mint_numeric(
+            db_session, runtime, principal_of(request)
+        )
+        return schemas.NumericCode(code=code, expires_at=expires, refresh_after=refresh)
+
+    @post("/suspend", summary="Suspend all of the person's e-certs (lost phone)", status_code=200)
+    async def suspend(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        data: JSONBody[schemas.SuspendRequest],
+    ) -> schemas.SuspendResult:
+        principal = principal_of(request)
+        assert principal.person_id is not None
+        count = await services.set_suspended(
+            db_session, principal, principal.person_id, suspend=True, reason=data.reason
+        )
+        return schemas.SuspendResult(affected=count, status="suspended")
+
+    @post("/resume", summary="Resume the person's suspended e-certs", status_code=200)
+    async def resume(self, request: AnyRequest, db_session: DbSession) -> schemas.SuspendResult:
+        principal = principal_of(request)
+        assert principal.person_id is not None
+        count = await services.set_suspended(
+            db_session, principal, principal.person_id, suspend=False, reason="resumed"
+        )
+        return schemas.SuspendResult(affected=count, status="active")
+
+
+class AgencyECertController(Controller):
+    """Hotline actions on a person's e-certs; the person is named in the body."""
+
+    path = "/v1/agency/ecerts"
+    tags = ["Agency"]
+    guards = [agency_guard]
+
+    async def _act(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        data: JSONBody[schemas.AgencyPersonAction],
+        *,
+        suspend: bool,
+    ) -> schemas.SuspendResult:
+        person = await find_person(db_session, runtime.cipher, parse_id_number(data.id_number))
+        if person is None:
+            raise InvalidIdNumber("no insured person has this ID number")
+        count = await services.set_suspended(
+            db_session, principal_of(request), person.id, suspend=suspend, reason=data.reason
+        )
+        return schemas.SuspendResult(affected=count, status="suspended" if suspend else "active")
+
+    @post("/suspend", summary="Suspend all e-certs of a person", status_code=200)
+    async def suspend(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        data: JSONBody[schemas.AgencyPersonAction],
+    ) -> schemas.SuspendResult:
+        return await self._act(request, db_session, runtime, data, suspend=True)
+
+    @post("/resume", summary="Resume all e-certs of a person", status_code=200)
+    async def resume(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        data: JSONBody[schemas.AgencyPersonAction],
+    ) -> schemas.SuspendResult:
+        return await self._act(request, db_session, runtime, data, suspend=False)
+
+
+class PublicKeysController(Controller):
+    """What offline scanners fetch over plain HTTPS."""
+
+    tags = ["Offline verification"]
+
+    @get("/.well-known/jwks.json", exclude_from_auth=True, summary="QR verification keys")
+    async def jwks(self, request: AnyRequest, runtime: RuntimeDep) -> Response[schemas.Jwks]:
+        if runtime.keys.stale():
+            await runtime.refresh_keys()
+        body, etag = feed.jwks(runtime)
+        headers = {
+            "Cache-Control": "public, max-age=60",
+            "Access-Control-Allow-Origin": "*",
+            "ETag": etag,
+        }
+        if request.headers.get("if-none-match") == etag:
+            return Response(body, status_code=304, headers=headers)
+        return Response(body, headers=headers)
+
+    @get("/v1/revocations", exclude_from_auth=True, summary="Signed revocation feed")
+    async def revocations(
+        self,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        since: Annotated[int, Parameter(ge=0, description="Last sequence number already held")] = 0,
+    ) -> Response[schemas.RevocationFeed]:
+        body = await feed.revocations(db_session, runtime, since)
+        headers = {"Cache-Control": "public, max-age=10", "Access-Control-Allow-Origin": "*"}
+        return Response(body, headers=headers)

@@ -1,0 +1,83 @@
+"""Issuance request and response shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+import msgspec
+
+Text128 = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class ECertActivate(msgspec.Struct, forbid_unknown_fields=True):
+    """Bind the person's e-cert to a device."""
+
+    device_id: Text128
+    device_name: Text128
+
+
+class ECert(msgspec.Struct):
+    """The person's e-cert on the calling channel."""
+
+    number: str
+    #: active, suspended or revoked
+    status: str
+    version: int
+    device_id: str | None
+    device_name: str | None
+    bound_at: dt.datetime | None
+
+
+class Qr(msgspec.Struct):
+    """A fresh QR token: show ``qr``; fetch a new one after ``refresh_after``."""
+
+    qr: str
+    expires_at: dt.datetime
+    refresh_after: dt.datetime
+
+
+class NumericCode(msgspec.Struct):
+    """A 28-digit code for digit-only scanners; resolves online only, single use."""
+
+    code: str
+    expires_at: dt.datetime
+    refresh_after: dt.datetime
+
+
+class SuspendRequest(msgspec.Struct, forbid_unknown_fields=True):
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = "lost_phone"
+
+
+class AgencyPersonAction(msgspec.Struct, forbid_unknown_fields=True):
+    """The agency names the person by ID number in the body, never in a URL."""
+
+    id_number: Annotated[str, msgspec.Meta(max_length=40)]
+    reason: Annotated[str, msgspec.Meta(max_length=200)] = "hotline"
+
+
+class SuspendResult(msgspec.Struct):
+    affected: int
+    status: str
+
+
+class Jwks(msgspec.Struct):
+    keys: list[dict[str, str]]
+
+
+class RevocationItem(msgspec.Struct):
+    seq: int
+    sub: str
+    min_version: int
+    status: str
+
+
+class RevocationFeed(msgspec.Struct):
+    """Revoked or superseded pseudonym/version pairs after ``since``; ``jws`` signs the same."""
+
+    iss: str
+    since: int
+    until: int
+    more: bool
+    entries: list[RevocationItem]
+    jws: str

@@ -1,0 +1,227 @@
+"""E-cert lifecycle: activate on a device, unbind, suspend/resume, mint QR and numeric codes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert import qrtoken
+from ecert.db.models import ECert, Enrolment, NumericCode, Person, RevocationEntry, utcnow
+from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled, NotFound
+from ecert.runtime import Runtime
+from ecert.security import keys
+from ecert.security.audit import record_audit
+from ecert.security.tokens import Principal
+
+#: A client should fetch a new code this many seconds before the current one expires.
+REFRESH_MARGIN_S = 10
+
+
+class NoECert(NotFound):
+    """Raised when the person has no e-cert on this channel yet."""
+
+    code = "no_ecert"
+    title = "No e-cert is activated on this channel"
+
+
+def new_pseudonym() -> str:
+    """12 base64url characters (72 random bits), the only identifier a QR code carries."""
+    return secrets.token_urlsafe(9)
+
+
+def _new_number(area: str) -> str:
+    # The e-cert's own number: "E" + insured area + 12 random digits; not the card number.
+    return f"E{area}{secrets.randbelow(10**12):012d}"
+
+
+async def _has_active_enrolment(session: AsyncSession, person_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(Enrolment.id)
+        .where(Enrolment.person_id == person_id, Enrolment.status == "active")
+        .limit(1)
+    )
+    return found is not None
+
+
+def _feed(session: AsyncSession, ecert: ECert, reason: str) -> None:
+    """Tell offline scanners: codes of this pseudonym below its current version are dead."""
+    session.add(
+        RevocationEntry(
+            pseudonym=ecert.pseudonym, min_version=ecert.version, status=ecert.status, reason=reason
+        )
+    )
+
+
+def _bump(session: AsyncSession, ecert: ECert, reason: str) -> None:
+    """Kill every outstanding code of this e-cert by moving to the next version."""
+    if ecert.version >= qrtoken.MAX_VERSION:
+        # Versions must stay short enough for the QR; start over under a new pseudonym.
+        session.add(
+            RevocationEntry(
+                pseudonym=ecert.pseudonym,
+                min_version=ecert.version + 1,
+                status="revoked",
+                reason="pseudonym_renewed",
+            )
+        )
+        ecert.pseudonym = new_pseudonym()
+        ecert.version = 1
+    else:
+        ecert.version += 1
+    _feed(session, ecert, reason)
+
+
+async def find_ecert(session: AsyncSession, person_id: uuid.UUID, channel: str) -> ECert | None:
+    ecert: ECert | None = await session.scalar(
+        select(ECert).where(ECert.person_id == person_id, ECert.channel == channel)
+    )
+    return ecert
+
+
+def _person_of(principal: Principal) -> uuid.UUID:
+    assert principal.person_id is not None  # guaranteed by person_guard
+    return principal.person_id
+
+
+async def activate(
+    session: AsyncSession, principal: Principal, device_id: str, device_name: str
+) -> ECert:
+    """Bind the e-cert to a device; a new device replaces the old binding and kills its codes."""
+    person_id = _person_of(principal)
+    person = await session.get(Person, person_id)
+    if person is None or not await _has_active_enrolment(session, person_id):
+        await record_audit(session, principal, person_id, "ecert.activate", "not_enrolled")
+        raise NotEnrolled()
+    ecert = await find_ecert(session, person_id, principal.client_id)
+    now = utcnow()
+    if ecert is None:
+        ecert = ECert(
+            person_id=person_id,
+            channel=principal.client_id,
+            number=_new_number(person.area),
+            pseudonym=new_pseudonym(),
+            version=1,
+            status="active",
+        )
+        session.add(ecert)
+    elif ecert.status == "suspended":
+        raise ECertSuspended("resume the e-cert before activating it on a device")
+    elif ecert.status == "active" and ecert.device_id == device_id:
+        ecert.device_name = device_name
+        return ecert
+    else:
+        ecert.status = "active"
+        _bump(session, ecert, "rebound")
+    ecert.device_id, ecert.device_name, ecert.bound_at = device_id, device_name, now
+    await session.flush()
+    await record_audit(
+        session,
+        principal,
+        person_id,
+        "ecert.activate",
+        "ok",
+        {"number": ecert.number, "version": ecert.version},
+    )
+    return ecert
+
+
+async def current(session: AsyncSession, principal: Principal) -> ECert:
+    ecert = await find_ecert(session, _person_of(principal), principal.client_id)
+    if ecert is None:
+        raise NoECert()
+    await record_audit(session, principal, ecert.person_id, "ecert.read", "ok")
+    return ecert
+
+
+async def unbind(session: AsyncSession, principal: Principal) -> None:
+    ecert = await find_ecert(session, _person_of(principal), principal.client_id)
+    if ecert is None or ecert.status == "revoked":
+        raise NoECert()
+    ecert.status = "revoked"
+    ecert.device_id = ecert.device_name = None
+    _bump(session, ecert, "unbound")
+    await record_audit(session, principal, ecert.person_id, "ecert.unbind", "ok")
+
+
+async def set_suspended(
+    session: AsyncSession, principal: Principal, person_id: uuid.UUID, *, suspend: bool, reason: str
+) -> int:
+    """Suspend (or resume) all of a person's e-certs at once; returns how many changed."""
+    ecerts: Sequence[ECert] = (
+        await session.scalars(select(ECert).where(ECert.person_id == person_id))
+    ).all()
+    changed = 0
+    for ecert in ecerts:
+        if suspend and ecert.status == "active":
+            ecert.status = "suspended"
+        elif not suspend and ecert.status == "suspended":
+            ecert.status = "active"
+        else:
+            continue
+        changed += 1
+        # Resuming moves to a new version too: codes shown while suspended stay dead.
+        _bump(session, ecert, reason if suspend else "resumed")
+    action = "ecert.suspend" if suspend else "ecert.resume"
+    await record_audit(session, principal, person_id, action, "ok", {"reason": reason})
+    return changed
+
+
+async def _active_ecert(session: AsyncSession, principal: Principal) -> ECert:
+    ecert = await find_ecert(session, _person_of(principal), principal.client_id)
+    if ecert is None:
+        raise NoECert()
+    if ecert.status == "suspended":
+        raise ECertSuspended()
+    if ecert.status != "active":
+        raise ECertRevoked()
+    return ecert
+
+
+async def mint_qr(
+    session: AsyncSession, runtime: Runtime, principal: Principal
+) -> tuple[str, dt.datetime, dt.datetime]:
+    """A fresh signed QR token for the caller's active e-cert: (text, expires_at, refresh_after)."""
+    ecert = await _active_ecert(session, principal)
+    settings = runtime.settings
+    if keys.rotation_due(runtime.keys, "qr", settings.key_rotate_days):
+        await keys.rotate(session, runtime.cipher, "qr", overlap_s=overlap_seconds(runtime))
+        await runtime.keys.refresh(session)
+    signer = runtime.keys.signer("qr")
+    now = int(time.time())
+    claims = qrtoken.new_claims(
+        settings.issuer_area, ecert.pseudonym, ecert.version, now, settings.qr_ttl_s
+    )
+    text = qrtoken.encode(claims, signer.private, signer.kid)
+    await record_audit(session, principal, ecert.person_id, "ecert.qr", "ok", {"kid": signer.kid})
+    return text, _at(claims.exp), _at(claims.exp - REFRESH_MARGIN_S)
+
+
+async def mint_numeric(
+    session: AsyncSession, runtime: Runtime, principal: Principal
+) -> tuple[str, dt.datetime, dt.datetime]:
+    """A 28-digit code in the national layout: 424 + 17 + 2 random digits + province + 0000."""
+    ecert = await _active_ecert(session, principal)
+    province = runtime.settings.issuer_area[:2]
+    code = f"424{secrets.randbelow(10**19):019d}{province}0000"
+    expires = utcnow() + dt.timedelta(seconds=runtime.settings.qr_ttl_s)
+    session.add(
+        NumericCode(code=code, ecert_id=ecert.id, version=ecert.version, expires_at=expires)
+    )
+    await record_audit(session, principal, ecert.person_id, "ecert.numeric_code", "ok")
+    return code, expires, expires - dt.timedelta(seconds=REFRESH_MARGIN_S)
+
+
+def overlap_seconds(runtime: Runtime) -> int:
+    """How long a retiring QR key stays published (see ``keys.rotate``)."""
+    settings = runtime.settings
+    return settings.qr_ttl_s + settings.leeway_s + settings.key_refresh_s
+
+
+def _at(epoch: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC)

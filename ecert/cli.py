@@ -149,6 +149,81 @@ def clients_add(
     click.echo(msgspec.json.encode(created).decode())
 
 
+@main.group("keys")
+def keys_group() -> None:
+    """Signing keys: list, rotate, revoke."""
+
+
+@keys_group.command("list")
+def keys_list() -> None:
+    """Show every signing key with its purpose and state (no private material)."""
+    from sqlalchemy import select
+
+    from ecert.db.models import SigningKey
+
+    async def work(runtime: Runtime) -> list[dict[str, str | None]]:
+        async with runtime.sessions() as session:
+            rows = (await session.scalars(select(SigningKey).order_by(SigningKey.created_at))).all()
+            return [
+                {
+                    "kid": r.kid,
+                    "purpose": r.purpose,
+                    "state": r.state,
+                    "activated_at": r.activated_at.isoformat() if r.activated_at else None,
+                    "publish_until": r.publish_until.isoformat() if r.publish_until else None,
+                }
+                for r in rows
+            ]
+
+    for row in run_with_runtime(work):
+        click.echo(json.dumps(row))
+
+
+@keys_group.command("rotate")
+@click.option(
+    "--purpose",
+    type=click.Choice(["qr", "feed", "access"]),
+    default="qr",
+    show_default=True,
+    help="Which key family to rotate.",
+)
+def keys_rotate(purpose: str) -> None:
+    """Promote the published next key to active; the old one retires once its tokens expire."""
+    from ecert.security import keys
+
+    async def work(runtime: Runtime) -> str | None:
+        settings = runtime.settings
+        ttl = settings.access_token_ttl_s if purpose == "access" else settings.qr_ttl_s
+        async with runtime.sessions.begin() as session:
+            await keys.ensure_active_keys(session, runtime.cipher)
+            return await keys.rotate(
+                session,
+                runtime.cipher,
+                purpose,
+                overlap_s=ttl + settings.leeway_s + settings.key_refresh_s,
+            )
+
+    kid = run_with_runtime(work)
+    if kid is None:
+        raise click.ClickException("another process rotated at the same time; run it again")
+    click.echo(json.dumps({"purpose": purpose, "active": kid}))
+
+
+@keys_group.command("revoke")
+@click.argument("kid")
+def keys_revoke(kid: str) -> None:
+    """Emergency revocation: the key is unpublished and its tokens refused at once."""
+    from ecert.security import keys
+
+    async def work(runtime: Runtime) -> bool:
+        async with runtime.sessions.begin() as session:
+            return await keys.revoke(session, kid)
+
+    if not run_with_runtime(work):
+        raise click.ClickException(f"no live key with kid {kid!r}")
+    click.echo(json.dumps({"revoked": kid}))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

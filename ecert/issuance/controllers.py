@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from litestar import Controller, Response, delete, get, post
 from litestar.params import JSONBody, Parameter
@@ -180,7 +180,7 @@ class PublicKeysController(Controller):
     tags = ["Offline verification"]
 
     @get("/.well-known/jwks.json", exclude_from_auth=True, summary="QR verification keys")
-    async def jwks(self, request: AnyRequest, runtime: RuntimeDep) -> Response[schemas.Jwks]:
+    async def jwks(self, request: AnyRequest, runtime: RuntimeDep) -> Response[Any]:
         if runtime.keys.stale():
             await runtime.refresh_keys()
         body, etag = feed.jwks(runtime)
@@ -190,7 +190,7 @@ class PublicKeysController(Controller):
             "ETag": etag,
         }
         if request.headers.get("if-none-match") == etag:
-            return Response(body, status_code=304, headers=headers)
+            return Response(b"", status_code=304, headers=headers)
         return Response(body, headers=headers)
 
     @get("/v1/revocations", exclude_from_auth=True, summary="Signed revocation feed")

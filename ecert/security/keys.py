@@ -86,11 +86,15 @@ class LoadedKey:
     publish_until: dt.datetime | None
 
 
-def _load(cipher: PiiCipher, row: SigningKey) -> LoadedKey:
+def _private_key(cipher: PiiCipher, row: SigningKey) -> ec.EllipticCurvePrivateKey:
     der = base64.b64decode(cipher.decrypt(row.private_cipher, context=_CONTEXT))
     private = serialization.load_der_private_key(der, password=None)
     if not isinstance(private, ec.EllipticCurvePrivateKey):
         raise TypeError("signing keys must be EC keys")
+    return private
+
+
+def _load(row: SigningKey, private: ec.EllipticCurvePrivateKey) -> LoadedKey:
     return LoadedKey(
         kid=row.kid,
         purpose=row.purpose,
@@ -130,10 +134,9 @@ class KeyRing:
         loaded = {}
         for row in rows:
             previous = self._keys.get(row.kid)
-            if previous is not None and previous.state == row.state:
-                loaded[row.kid] = previous  # skip decrypting unchanged keys
-            else:
-                loaded[row.kid] = _load(self._cipher, row)
+            # Decrypting is the costly part; a known key only gets its new state and times.
+            private = previous.private if previous else _private_key(self._cipher, row)
+            loaded[row.kid] = _load(row, private)
         self._keys = loaded
         self._loaded_at = self._clock()
 

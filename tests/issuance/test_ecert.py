@@ -1,0 +1,164 @@
+"""E-cert lifecycle and codes through the API: activation rules, rebinding, suspension, images."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from typing import Any
+
+import jwt
+import zxingcpp
+from PIL import Image
+
+from ecert import qrtoken
+from ecert.runtime import Runtime
+from tests.helpers import (
+    Client,
+    add_client,
+    add_person,
+    bearer,
+    client_token,
+    person_token,
+)
+
+DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
+
+
+async def _person(client: Client, runtime: Runtime, **kwargs: Any) -> tuple[dict[str, str], str]:
+    channel = await add_client(runtime, "channel")
+    name = kwargs.pop("name", "张三")
+    _, id_number = await add_person(runtime, name=name, **kwargs)
+    return bearer(await person_token(client, runtime, channel, id_number, name)), id_number
+
+
+async def _jwk(client: Client, kid: str) -> Any:
+    keys = (await client.get("/.well-known/jwks.json")).json()["keys"]
+    match = [k for k in keys if k["kid"] == kid and k["ecert_use"] == "qr"]
+    assert match, f"kid {kid} not published"
+    return jwt.PyJWK(match[0]).key
+
+
+async def test_activation_needs_an_active_enrolment(client: Client, runtime: Runtime) -> None:
+    headers, _ = await _person(client, runtime, enrolment_status="paused")
+    response = await client.post("/v1/me/ecert", json=DEVICE, headers=headers)
+    assert response.status_code == 422
+    assert response.json()["code"] == "not_enrolled"
+    assert (await client.get("/v1/me/ecert", headers=headers)).json()["code"] == "no_ecert"
+
+
+async def test_activate_show_and_rebind(client: Client, runtime: Runtime) -> None:
+    headers, _ = await _person(client, runtime)
+    first = (await client.post("/v1/me/ecert", json=DEVICE, headers=headers)).json()
+    assert first["status"] == "active"
+    assert first["version"] == 1
+    assert re.fullmatch(r"E370102\d{12}", first["number"])
+    again = (await client.post("/v1/me/ecert", json=DEVICE, headers=headers)).json()
+    assert again["version"] == 1  # same device: nothing to kill
+    other = {"device_id": "phone-2", "device_name": "iPhone"}
+    rebound = (await client.post("/v1/me/ecert", json=other, headers=headers)).json()
+    assert rebound["version"] == 2
+    assert rebound["number"] == first["number"]
+    shown = (await client.get("/v1/me/ecert", headers=headers)).json()
+    assert shown["device_id"] == "phone-2"
+
+
+async def test_unknown_fields_are_refused(client: Client, runtime: Runtime) -> None:
+    headers, _ = await _person(client, runtime)
+    body = {**DEVICE, "status": "active", "version": 99}
+    response = await client.post("/v1/me/ecert", json=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["code"] == "validation_failed"
+
+
+async def test_qr_claims_header_and_no_personal_data(client: Client, runtime: Runtime) -> None:
+    headers, id_number = await _person(client, runtime, name="李四")
+    await client.post("/v1/me/ecert", json=DEVICE, headers=headers)
+    before = int(time.time())
+    response = await client.post("/v1/me/ecert/qr", headers=headers)
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
+    body = response.json()
+    text = body["qr"]
+    header = qrtoken.read_header(text)
+    claims = qrtoken.decode(text, await _jwk(client, header.kid), now=before, leeway_s=5)
+    assert claims.iss == runtime.settings.issuer_area
+    assert claims.ver == 1
+    assert claims.exp - claims.iat == runtime.settings.qr_ttl_s
+    jws = qrtoken.to_compact_jws(text)
+    for secret in (id_number, id_number[-8:], "李四"):
+        assert secret not in jws
+        assert secret not in str(jwt.decode(jws, options={"verify_signature": False}))
+    assert body["refresh_after"] < body["expires_at"]
+
+
+async def test_suspend_blocks_codes_and_resume_restores(client: Client, runtime: Runtime) -> None:
+    headers, _ = await _person(client, runtime)
+    await client.post("/v1/me/ecert", json=DEVICE, headers=headers)
+    suspended = await client.post("/v1/me/ecert/suspend", json={}, headers=headers)
+    assert suspended.json() == {"affected": 1, "status": "suspended"}
+    refused = await client.post("/v1/me/ecert/qr", headers=headers)
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "ecert_suspended"
+    assert (await client.post("/v1/me/ecert", json=DEVICE, headers=headers)).status_code == 409
+    resumed = await client.post("/v1/me/ecert/resume", headers=headers)
+    assert resumed.json()["affected"] == 1
+    assert (await client.post("/v1/me/ecert/qr", headers=headers)).status_code == 200
+
+
+async def test_agency_suspends_by_id_number_in_body(client: Client, runtime: Runtime) -> None:
+    headers, id_number = await _person(client, runtime)
+    await client.post("/v1/me/ecert", json=DEVICE, headers=headers)
+    agency = bearer(await client_token(client, *await add_client(runtime, "agency")))
+    response = await client.post(
+        "/v1/agency/ecerts/suspend", json={"id_number": id_number}, headers=agency
+    )
+    assert response.json() == {"affected": 1, "status": "suspended"}
+    assert (await client.get("/v1/me/ecert", headers=headers)).json()["status"] == "suspended"
+    bad = await client.post("/v1/agency/ecerts/suspend", json={"id_number": "123"}, headers=agency)
+    assert bad.json()["code"] == "invalid_id_number"
+
+
+async def test_unbind_revokes(client: Client, runtime: Runtime) -> None:
+    headers, _ = await _person(client, runtime)
+    await client.post("/v1/me/ecert", json=DEVICE, headers=headers)
+    assert (await client.delete("/v1/me/ecert", headers=headers)).status_code == 204
+    shown = (await client.get("/v1/me/ecert", headers=headers)).json()
+    assert shown["status"] == "revoked"
+    assert shown["version"] == 2
+    refused = await client.post("/v1/me/ecert/qr", headers=headers)
+    assert refused.json()["code"] == "ecert_revoked"
+
+
+async def test_person_tokens_see_only_their_own_ecert(client: Client, runtime: Runtime) -> None:
+    headers_a, _ = await _person(client, runtime, name="甲")
+    headers_b, _ = await _person(client, runtime, name="乙")
+    await client.post("/v1/me/ecert", json=DEVICE, headers=headers_a)
+    assert (await client.get("/v1/me/ecert", headers=headers_b)).status_code == 404
+    hospital = bearer(await client_token(client, *await add_client(runtime, "institution")))
+    assert (await client.get("/v1/me/ecert", headers=hospital)).status_code == 403
+
+
+async def test_images_decode_to_a_valid_token(client: Client, runtime: Runtime) -> None:
+    headers, _ = await _person(client, runtime)
+    await client.post("/v1/me/ecert", json=DEVICE, headers=headers)
+    png = await client.get("/v1/me/ecert/qr.png", headers=headers)
+    assert png.headers["content-type"] == "image/png"
+    [result] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))
+    kid = qrtoken.read_header(result.text).kid
+    claims = qrtoken.decode(result.text, await _jwk(client, kid), now=int(time.time()), leeway_s=5)
+    assert claims.ver == 1
+    svg = await client.get("/v1/me/ecert/qr.svg", headers=headers)
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert svg.text.startswith("<svg")
+
+
+async def test_numeric_code_format_and_expiry(client: Client, runtime: Runtime) -> None:
+    headers, _ = await _person(client, runtime)
+    await client.post("/v1/me/ecert", json=DEVICE, headers=headers)
+    body = (await client.post("/v1/me/ecert/code", headers=headers)).json()
+    code = body["code"]
+    province = runtime.settings.issuer_area[:2]
+    assert re.fullmatch(rf"424\d{{19}}{province}0000", code)
+    other = (await client.post("/v1/me/ecert/code", headers=headers)).json()["code"]
+    assert other != code

@@ -35,6 +35,7 @@ from ecert.runtime import build_runtime
 from ecert.security.auth import BearerAuthMiddleware
 from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
+from ecert.verify.controllers import VerifyController
 
 PUBLIC_PATHS = [
     "^/schema",
@@ -54,6 +55,7 @@ def route_handlers() -> list[Any]:
         MyECertController,
         AgencyECertController,
         PublicKeysController,
+        VerifyController,
     ]
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:15:49.510416
+Create Date: 2026-11-22 16:21:49.867059
 """
 
 from collections.abc import Sequence
@@ -42,6 +42,25 @@ def upgrade() -> None:
         batch_op.create_index("ix_audit_actor_at", ["actor", "at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_person_id"), ["person_id"], unique=False)
 
+    op.create_table(
+        "idempotency_records",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("scope", sa.String(length=64), nullable=False),
+        sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("request_hash", sa.String(length=64), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("response_status", sa.Integer(), nullable=True),
+        sa.Column(
+            "response",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "started_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_records")),
+        sa.UniqueConstraint("scope", "key", name="uq_idempotency_scope_key"),
+    )
     op.create_table(
         "institutions",
         sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
@@ -96,6 +115,39 @@ def upgrade() -> None:
     with op.batch_alter_table("persons", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_persons_area"), ["area"], unique=False)
 
+    op.create_table(
+        "policies",
+        sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("area", sa.String(length=6), nullable=False),
+        sa.Column("insurance_type", sa.String(length=3), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("category", sa.String(length=16), nullable=False),
+        sa.Column(
+            "body",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column(
+            "created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_policies")),
+        sa.UniqueConstraint("area", "insurance_type", "year", "category", name="uq_policy_key"),
+    )
+    op.create_table(
+        "qr_uses",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("iss", sa.String(length=6), nullable=False),
+        sa.Column("sub", sa.String(length=24), nullable=False),
+        sa.Column("jti", sa.String(length=16), nullable=False),
+        sa.Column("institution_code", sa.String(length=20), nullable=False),
+        sa.Column("at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_qr_uses")),
+        sa.UniqueConstraint("iss", "sub", "jti", name="uq_qr_use"),
+    )
     op.create_table(
         "revocations",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -170,6 +222,55 @@ def upgrade() -> None:
     with op.batch_alter_table("used_jtis", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_used_jtis_expires_at"), ["expires_at"], unique=False)
 
+    op.create_table(
+        "accounts",
+        sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("person_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("balance", sa.BigInteger(), nullable=False),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column(
+            "created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.CheckConstraint("balance >= 0", name=op.f("ck_accounts_account_balance_not_negative")),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["persons.id"],
+            name=op.f("fk_accounts_person_id_persons"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_accounts")),
+        sa.UniqueConstraint("person_id", name=op.f("uq_accounts_person_id")),
+    )
+    op.create_table(
+        "benefit_usage",
+        sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("person_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("insurance_type", sa.String(length=3), nullable=False),
+        sa.Column("outpatient_deductible_used", sa.BigInteger(), nullable=False),
+        sa.Column("outpatient_fund_paid", sa.BigInteger(), nullable=False),
+        sa.Column("inpatient_deductible_used", sa.BigInteger(), nullable=False),
+        sa.Column("inpatient_fund_paid", sa.BigInteger(), nullable=False),
+        sa.Column("inpatient_admissions", sa.Integer(), nullable=False),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column(
+            "created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["persons.id"],
+            name=op.f("fk_benefit_usage_person_id_persons"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_benefit_usage")),
+        sa.UniqueConstraint("person_id", "year", "insurance_type", name="uq_usage_person_year"),
+    )
     op.create_table(
         "clients",
         sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
@@ -307,6 +408,120 @@ def upgrade() -> None:
         sa.UniqueConstraint("holder_id", "relative_id", name="uq_family_holder_relative"),
     )
     op.create_table(
+        "settlements",
+        sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("institution_code", sa.String(length=20), nullable=False),
+        sa.Column("person_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("ec_token", sa.String(length=38), nullable=False),
+        sa.Column("med_type", sa.String(length=4), nullable=False),
+        sa.Column("insurance_type", sa.String(length=3), nullable=False),
+        sa.Column("year", sa.Integer(), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column(
+            "items",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("total", sa.BigInteger(), nullable=False),
+        sa.Column("fully_self_paid", sa.BigInteger(), nullable=False),
+        sa.Column("first_self_paid", sa.BigInteger(), nullable=False),
+        sa.Column("deductible_paid", sa.BigInteger(), nullable=False),
+        sa.Column("fund_paid", sa.BigInteger(), nullable=False),
+        sa.Column("account_paid", sa.BigInteger(), nullable=False),
+        sa.Column("cash_paid", sa.BigInteger(), nullable=False),
+        sa.Column("balance_after", sa.BigInteger(), nullable=True),
+        sa.Column(
+            "steps",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("reversed_total", sa.BigInteger(), nullable=False),
+        sa.Column("reversed_fund", sa.BigInteger(), nullable=False),
+        sa.Column("reversed_account", sa.BigInteger(), nullable=False),
+        sa.Column("reversed_cash", sa.BigInteger(), nullable=False),
+        sa.Column("reversed_deductible", sa.BigInteger(), nullable=False),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column(
+            "created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.CheckConstraint(
+            "reversed_total <= total", name=op.f("ck_settlements_settlement_reversal_within_total")
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"], ["persons.id"], name=op.f("fk_settlements_person_id_persons")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_settlements")),
+    )
+    with op.batch_alter_table("settlements", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_settlement_institution_date", ["institution_code", "business_date"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_settlements_business_date"), ["business_date"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_settlements_institution_code"), ["institution_code"], unique=False
+        )
+        batch_op.create_index(batch_op.f("ix_settlements_person_id"), ["person_id"], unique=False)
+
+    op.create_table(
+        "ec_tokens",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("token", sa.String(length=38), nullable=False),
+        sa.Column("person_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("ecert_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("institution_code", sa.String(length=20), nullable=False),
+        sa.Column("business_type", sa.String(length=8), nullable=True),
+        sa.Column(
+            "expires_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["ecert_id"],
+            ["ecerts.id"],
+            name=op.f("fk_ec_tokens_ecert_id_ecerts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["persons.id"],
+            name=op.f("fk_ec_tokens_person_id_persons"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ec_tokens")),
+        sa.UniqueConstraint("token", name=op.f("uq_ec_tokens_token")),
+    )
+    op.create_table(
+        "ledger_entries",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("account_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("balance_after", sa.BigInteger(), nullable=False),
+        sa.Column("settlement_id", advanced_alchemy.types.guid.GUID(length=16), nullable=True),
+        sa.Column("memo", sa.String(length=200), nullable=True),
+        sa.Column("at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "kind in ('credit','debit','reversal','family')",
+            name=op.f("ck_ledger_entries_ledger_kind"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["account_id"],
+            ["accounts.id"],
+            name=op.f("fk_ledger_entries_account_id_accounts"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ledger_entries")),
+    )
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.create_index("ix_ledger_account_at", ["account_id", "at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_ledger_entries_settlement_id"), ["settlement_id"], unique=False
+        )
+
+    op.create_table(
         "numeric_codes",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("code", sa.String(length=28), nullable=False),
@@ -332,19 +547,72 @@ def upgrade() -> None:
             batch_op.f("ix_numeric_codes_expires_at"), ["expires_at"], unique=False
         )
 
+    op.create_table(
+        "reversals",
+        sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("settlement_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("institution_code", sa.String(length=20), nullable=False),
+        sa.Column("business_date", sa.Date(), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("fund_refund", sa.BigInteger(), nullable=False),
+        sa.Column("account_refund", sa.BigInteger(), nullable=False),
+        sa.Column("cash_refund", sa.BigInteger(), nullable=False),
+        sa.Column("reason", sa.String(length=200), nullable=False),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column(
+            "created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.ForeignKeyConstraint(
+            ["settlement_id"],
+            ["settlements.id"],
+            name=op.f("fk_reversals_settlement_id_settlements"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_reversals")),
+    )
+    with op.batch_alter_table("reversals", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_reversals_business_date"), ["business_date"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_reversals_settlement_id"), ["settlement_id"], unique=False
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("reversals", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_reversals_settlement_id"))
+        batch_op.drop_index(batch_op.f("ix_reversals_business_date"))
+
+    op.drop_table("reversals")
     with op.batch_alter_table("numeric_codes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_numeric_codes_expires_at"))
 
     op.drop_table("numeric_codes")
+    with op.batch_alter_table("ledger_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ledger_entries_settlement_id"))
+        batch_op.drop_index("ix_ledger_account_at")
+
+    op.drop_table("ledger_entries")
+    op.drop_table("ec_tokens")
+    with op.batch_alter_table("settlements", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_settlements_person_id"))
+        batch_op.drop_index(batch_op.f("ix_settlements_institution_code"))
+        batch_op.drop_index(batch_op.f("ix_settlements_business_date"))
+        batch_op.drop_index("ix_settlement_institution_date")
+
+    op.drop_table("settlements")
     op.drop_table("family_links")
     op.drop_table("enrolments")
     op.drop_table("ecerts")
     op.drop_table("clients")
+    op.drop_table("benefit_usage")
+    op.drop_table("accounts")
     with op.batch_alter_table("used_jtis", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_used_jtis_expires_at"))
 
@@ -358,11 +626,14 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_revocations_pseudonym"))
 
     op.drop_table("revocations")
+    op.drop_table("qr_uses")
+    op.drop_table("policies")
     with op.batch_alter_table("persons", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_persons_area"))
 
     op.drop_table("persons")
     op.drop_table("institutions")
+    op.drop_table("idempotency_records")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_person_id"))
         batch_op.drop_index("ix_audit_actor_at")

@@ -1,0 +1,33 @@
+"""``POST /v1/verify`` for hospitals and pharmacies."""
+
+from __future__ import annotations
+
+from litestar import Controller, post
+from litestar.params import JSONBody
+
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.security.auth import institution_guard, principal_of
+from ecert.verify import schemas, services
+
+
+class VerifyController(Controller):
+    path = "/v1/verify"
+    tags = ["Verify and settle"]
+    guards = [institution_guard]
+
+    @post(
+        "/",
+        status_code=200,
+        summary="Verify a scanned code and get a settlement token",
+        description="The signed QR text or the 28-digit numeric code; each code works once.",
+    )
+    async def verify(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.VerifyRequest],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.VerifyResponse:
+        return await services.verify(
+            db_session, runtime, principal_of(request), data.qr, data.business_type
+        )

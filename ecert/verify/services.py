@@ -1,0 +1,166 @@
+"""Online verification: scanned code → checks → single-use mark → institution-bound ec_token."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+import string
+import time
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert import qrtoken
+from ecert.db.models import ECert, EcToken, Enrolment, NumericCode, Person, QrUse, utcnow
+from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled
+from ecert.identity import age_on, mask_id_number, mask_name
+from ecert.persons import person_id_number, person_name
+from ecert.runtime import Runtime
+from ecert.security.audit import record_audit
+from ecert.security.tokens import Principal
+from ecert.store import StoreUnavailable
+from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse
+
+NUMERIC_CODE = re.compile(r"^424\d{25}$")
+FULL_IDENTITY_SCOPE = "identity:full"
+_TOKEN_CHARS = string.ascii_lowercase + string.digits
+
+
+async def _ecert_from_qr(
+    session: AsyncSession, runtime: Runtime, principal: Principal, text: str
+) -> ECert:
+    header = qrtoken.read_header(text)
+    key = runtime.keys.verifier("qr", header.kid)
+    if key is None and runtime.keys.may_refresh_for_unknown():
+        await runtime.keys.refresh(session)
+        key = runtime.keys.verifier("qr", header.kid)
+    if key is None:
+        raise qrtoken.QrUnknownKey()
+    settings = runtime.settings
+    claims = qrtoken.decode(
+        text,
+        key.public,
+        now=int(time.time()),
+        leeway_s=settings.leeway_s,
+        issuers={settings.issuer_area},
+    )
+    ecert = await session.scalar(select(ECert).where(ECert.pseudonym == claims.sub))
+    _check_status(ecert, claims.ver)
+    assert ecert is not None
+    # Early reject in the store; the unique key in the database is the authority.
+    try:
+        first = await runtime.store.set_once(
+            f"qr:{claims.iss}:{claims.sub}:{claims.jti}", settings.qr_ttl_s + 2 * settings.leeway_s
+        )
+    except StoreUnavailable:
+        first = True
+    if not first:
+        raise qrtoken.QrReplayed()
+    try:
+        async with session.begin_nested():
+            session.add(
+                QrUse(
+                    iss=claims.iss,
+                    sub=claims.sub,
+                    jti=claims.jti,
+                    institution_code=principal.institution_code or principal.client_id,
+                )
+            )
+    except IntegrityError as exc:
+        raise qrtoken.QrReplayed() from exc
+    return ecert
+
+
+def _check_status(ecert: ECert | None, version: int) -> None:
+    if ecert is None:
+        raise ECertRevoked("no e-cert has this pseudonym")
+    if ecert.status == "suspended":
+        raise ECertSuspended()
+    if ecert.status != "active" or version != ecert.version:
+        raise ECertRevoked()
+
+
+async def _ecert_from_numeric(session: AsyncSession, code: str) -> ECert:
+    row = await session.scalar(select(NumericCode).where(NumericCode.code == code))
+    if row is None:
+        raise qrtoken.QrMalformed("unknown numeric code")
+    if row.expires_at < utcnow():
+        raise qrtoken.QrExpired()
+    # Guarded update: of concurrent scans of one code exactly one sees a row change.
+    used = await session.execute(
+        update(NumericCode)
+        .where(NumericCode.id == row.id, NumericCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    if used.rowcount != 1:  # type: ignore[attr-defined]
+        raise qrtoken.QrReplayed()
+    ecert = await session.get(ECert, row.ecert_id)
+    _check_status(ecert, row.version)
+    assert ecert is not None
+    return ecert
+
+
+def new_ec_token(area: str) -> str:
+    """6-digit area + 32 random lowercase alphanumerics, like the national ecToken."""
+    return area + "".join(secrets.choice(_TOKEN_CHARS) for _ in range(32))
+
+
+async def verify(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    text: str,
+    business_type: str | None,
+) -> VerifyResponse:
+    code = text.strip()
+    if NUMERIC_CODE.match(code):
+        ecert = await _ecert_from_numeric(session, code)
+    else:
+        ecert = await _ecert_from_qr(session, runtime, principal, code)
+    person = await session.get(Person, ecert.person_id)
+    assert person is not None
+    enrolments: Sequence[Enrolment] = (
+        await session.scalars(select(Enrolment).where(Enrolment.person_id == person.id))
+    ).all()
+    if not any(e.status == "active" for e in enrolments):
+        raise NotEnrolled()
+    expires = utcnow() + dt.timedelta(seconds=runtime.settings.ec_token_ttl_s)
+    token = new_ec_token(person.area)
+    session.add(
+        EcToken(
+            token=token,
+            person_id=person.id,
+            ecert_id=ecert.id,
+            institution_code=principal.institution_code or principal.client_id,
+            business_type=business_type,
+            expires_at=expires,
+        )
+    )
+    full = FULL_IDENTITY_SCOPE in principal.scopes
+    name = person_name(runtime.cipher, person)
+    number = person_id_number(runtime.cipher, person)
+    await record_audit(
+        session,
+        principal,
+        person.id,
+        "verify",
+        "ok",
+        {"business_type": business_type, "full_identity": full},
+    )
+    return VerifyResponse(
+        ec_token=token,
+        expires_at=expires,
+        person=VerifiedPerson(
+            name=name if full else mask_name(name),
+            id_number=number if full else mask_id_number(number),
+            gender=person.gender,
+            age=age_on(person.birth_date, dt.date.today()) if person.birth_date else None,
+            insured_area=person.area,
+        ),
+        insurances=[
+            Insurance(insurance_type=e.insurance_type, status=e.status) for e in enrolments
+        ],
+    )

@@ -1,0 +1,146 @@
+"""POST /v1/verify: every refusal code, single use (sequential and concurrent), ec_token shape."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ecert import qrtoken
+from ecert.runtime import Runtime
+from tests.conftest import AppFactory, open_client
+from tests.factories import holder, institution, mint_at, now, set_enrolment
+from tests.helpers import Client, add_client, bearer, client_token
+from tests.servers import free_port
+
+
+async def _verify(
+    client: Client, headers: dict[str, str], text: str
+) -> tuple[int, dict[str, object]]:
+    response = await client.post(
+        "/v1/verify", json={"qr": text, "business_type": "01101"}, headers=headers
+    )
+    return response.status_code, response.json()
+
+
+async def test_verify_returns_masked_person_and_ec_token(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime, name="李四")
+    hospital = await institution(client, runtime)
+    status, body = await _verify(client, hospital, await person.qr(client))
+    assert status == 200, body
+    assert re.fullmatch(r"370102[a-z0-9]{32}", str(body["ec_token"]))
+    shown = body["person"]
+    assert isinstance(shown, dict)
+    assert shown["name"] == "李*"
+    assert shown["id_number"] == person.id_number[:3] + "*" * 11 + person.id_number[-4:]
+    assert shown["insured_area"] == "370102"
+    assert body["insurances"] == [{"insurance_type": "310", "status": "active"}]
+
+
+async def test_full_identity_scope_sees_full_identity(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime, name="李四")
+    hospital = await institution(client, runtime, scopes="verify settle identity:full")
+    _, body = await _verify(client, hospital, await person.qr(client))
+    shown = body["person"]
+    assert isinstance(shown, dict)
+    assert (shown["name"], shown["id_number"]) == ("李四", person.id_number)
+
+
+async def test_sequential_replay_is_refused(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    text = await person.qr(client)
+    assert (await _verify(client, hospital, text))[0] == 200
+    status, body = await _verify(client, hospital, text)
+    assert (status, body["code"]) == (409, "qr_replayed")
+
+
+async def test_twenty_concurrent_scans_exactly_one_succeeds(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    hospitals = [await institution(client, runtime, code=f"H3701020{i:04d}") for i in range(4)]
+    text = await person.qr(client)
+    results = await asyncio.gather(*(_verify(client, hospitals[i % 4], text) for i in range(20)))
+    statuses = sorted(status for status, _ in results)
+    assert statuses.count(200) == 1
+    assert all(body["code"] == "qr_replayed" for status, body in results if status != 200)
+
+
+async def test_replay_refused_with_redis_down(make_app: AppFactory) -> None:
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    runtime = app.state.runtime
+    async with open_client(app) as client:
+        person = await holder(client, runtime)
+        hospital = await institution(client, runtime)
+        text = await person.qr(client)
+        assert (await _verify(client, hospital, text))[0] == 200
+        status, body = await _verify(client, hospital, text)
+        assert (status, body["code"]) == (409, "qr_replayed")
+
+
+async def test_expiry_edges_and_clock_skew(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    ttl, leeway = runtime.settings.qr_ttl_s, runtime.settings.leeway_s
+    expired = await mint_at(runtime, person, iat=now() - ttl - leeway - 5)
+    assert (await _verify(client, hospital, expired))[1]["code"] == "qr_expired"
+    future = await mint_at(runtime, person, iat=now() + leeway + 30)
+    assert (await _verify(client, hospital, future))[1]["code"] == "qr_not_yet_valid"
+    slightly_ahead = await mint_at(runtime, person, iat=now() + leeway - 2)
+    assert (await _verify(client, hospital, slightly_ahead))[0] == 200
+
+
+async def test_forged_and_unknown_key_codes(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    good = await person.qr(client)
+    kid = qrtoken.read_header(good).kid
+    claims = qrtoken.new_claims("370102", "AbCdEfGhIjKl", 1, now(), 60)
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    forged = qrtoken.encode(claims, stranger, kid)
+    assert (await _verify(client, hospital, forged))[1]["code"] == "qr_signature_invalid"
+    unknown = qrtoken.encode(claims, stranger, "zzzz")
+    assert (await _verify(client, hospital, unknown))[1]["code"] == "qr_unknown_key"
+    status, body = await _verify(client, hospital, "not a code at all")
+    assert (status, body["code"]) == (422, "qr_malformed")
+
+
+async def test_status_and_version_checks(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    old = await person.qr(client)
+    await client.post(
+        "/v1/me/ecert", json={"device_id": "new", "device_name": "x"}, headers=person.headers
+    )
+    assert (await _verify(client, hospital, old))[1]["code"] == "ecert_revoked"
+    current = await person.qr(client)
+    await client.post("/v1/me/ecert/suspend", json={}, headers=person.headers)
+    assert (await _verify(client, hospital, current))[1]["code"] == "ecert_suspended"
+    await client.post("/v1/me/ecert/resume", headers=person.headers)
+    fresh = await person.qr(client)
+    await set_enrolment(runtime, person, "terminated")
+    assert (await _verify(client, hospital, fresh))[1]["code"] == "not_enrolled"
+
+
+async def test_numeric_code_single_use(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    code = (await client.post("/v1/me/ecert/code", headers=person.headers)).json()["code"]
+    assert (await _verify(client, hospital, code))[0] == 200
+    assert (await _verify(client, hospital, code))[1]["code"] == "qr_replayed"
+    unknown = "424" + "0" * 19 + "370000"
+    assert (await _verify(client, hospital, unknown))[1]["code"] == "qr_malformed"
+
+
+async def test_only_institutions_verify(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime)
+    channel = bearer(await client_token(client, *await add_client(runtime, "channel")))
+    response = await client.post(
+        "/v1/verify", json={"qr": await person.qr(client)}, headers=channel
+    )
+    assert response.status_code == 403
+    assert (
+        await client.post("/v1/verify", json={"qr": "x"}, headers=person.headers)
+    ).status_code == 403

@@ -35,6 +35,7 @@ from ecert.runtime import build_runtime
 from ecert.security.auth import BearerAuthMiddleware
 from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
+from ecert.settlement.controllers import AgencyPolicyController, SettlementController
 from ecert.verify.controllers import VerifyController
 
 PUBLIC_PATHS = [
@@ -56,6 +57,8 @@ def route_handlers() -> list[Any]:
         AgencyECertController,
         PublicKeysController,
         VerifyController,
+        SettlementController,
+        AgencyPolicyController,
     ]
 
 

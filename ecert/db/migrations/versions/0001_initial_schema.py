@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:21:49.867059
+Create Date: 2026-11-22 16:25:49.782292
 """
 
 from collections.abc import Sequence

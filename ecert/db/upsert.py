@@ -1,0 +1,44 @@
+"""``INSERT … ON CONFLICT`` for both engines (SQLAlchemy has one construct per dialect)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def _insert(session: AsyncSession, table: Table) -> Any:
+    dialect = session.get_bind().dialect.name
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+
+
+async def insert_ignore(
+    session: AsyncSession, table: Table, values: dict[str, Any], *, returning: Any = None
+) -> Any:
+    """Insert unless a unique key already holds the row; returns ``returning`` or None."""
+    statement = _insert(session, table).values(**values).on_conflict_do_nothing()
+    if returning is not None:
+        return (await session.execute(statement.returning(returning))).scalar_one_or_none()
+    await session.execute(statement)
+    return None
+
+
+async def upsert(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    keys: Sequence[str],
+    update: Sequence[str],
+) -> None:
+    """Insert rows, updating ``update`` columns where the ``keys`` already exist."""
+    if not rows:
+        return
+    statement = _insert(session, table).values(list(rows))
+    statement = statement.on_conflict_do_update(
+        index_elements=list(keys), set_={c: statement.excluded[c] for c in update}
+    )
+    await session.execute(statement)

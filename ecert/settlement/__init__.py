@@ -1,0 +1,1 @@
+"""Settlement: preview, settle, reverse and reconcile bills; personal accounts and their ledger."""

@@ -1,0 +1,170 @@
+"""Personal accounts (guarded movements with ledger rows), year-to-date usage, and policies."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.benefits import Policy, YearToDate
+from ecert.db.models import Account, BenefitUsage, LedgerEntry, PolicyRow
+from ecert.db.upsert import insert_ignore, upsert
+from ecert.settlement.exceptions import InsufficientBalance
+
+USAGE_FIELDS = tuple(f.name for f in msgspec.structs.fields(YearToDate))
+
+
+async def ensure_account(session: AsyncSession, person_id: uuid.UUID) -> None:
+    await insert_ignore(
+        session,
+        Account.__table__,  # type: ignore[arg-type]
+        {"id": uuid.uuid4(), "person_id": person_id, "balance": 0},
+    )
+
+
+async def move(
+    session: AsyncSession,
+    person_id: uuid.UUID,
+    amount: int,
+    *,
+    kind: str,
+    settlement_id: uuid.UUID | None = None,
+    memo: str | None = None,
+) -> int:
+    """Add ``amount`` (negative to debit) with a guard, write the ledger row; new balance."""
+    guard = Account.balance + amount >= 0
+    result = await session.execute(
+        update(Account)
+        .where(Account.person_id == person_id, guard)
+        .values(balance=Account.balance + amount)
+        .returning(Account.id, Account.balance)
+    )
+    row = result.one_or_none()
+    if row is None:
+        raise InsufficientBalance()
+    account_id, balance = row
+    session.add(
+        LedgerEntry(
+            account_id=account_id,
+            kind=kind,
+            amount=amount,
+            balance_after=balance,
+            settlement_id=settlement_id,
+            memo=memo,
+        )
+    )
+    return int(balance)
+
+
+async def credit(session: AsyncSession, person_id: uuid.UUID, amount: int, memo: str) -> int:
+    """A monthly (or any) credit to the personal account, creating the account if needed."""
+    await ensure_account(session, person_id)
+    return await move(session, person_id, amount, kind="credit", memo=memo)
+
+
+async def lock_person(
+    session: AsyncSession, person_id: uuid.UUID, year: int, insurance: str
+) -> None:
+    """Serialise a person's money writes: the first write takes the row lock (PostgreSQL) or the
+    database write lock (SQLite), so the reads that follow see the latest usage and balance."""
+    await insert_ignore(
+        session,
+        BenefitUsage.__table__,  # type: ignore[arg-type]
+        {"id": uuid.uuid4(), "person_id": person_id, "year": year, "insurance_type": insurance},
+    )
+    await session.execute(
+        update(BenefitUsage)
+        .where(
+            BenefitUsage.person_id == person_id,
+            BenefitUsage.year == year,
+            BenefitUsage.insurance_type == insurance,
+        )
+        .values(year=BenefitUsage.year)
+    )
+    await session.execute(
+        update(Account).where(Account.person_id == person_id).values(balance=Account.balance)
+    )
+
+
+async def usage(
+    session: AsyncSession, person_id: uuid.UUID, year: int, insurance: str
+) -> YearToDate:
+    row = await session.scalar(
+        select(BenefitUsage)
+        .where(
+            BenefitUsage.person_id == person_id,
+            BenefitUsage.year == year,
+            BenefitUsage.insurance_type == insurance,
+        )
+        .execution_options(populate_existing=True)
+    )
+    if row is None:
+        return YearToDate()
+    return YearToDate(**{f: getattr(row, f) for f in USAGE_FIELDS})
+
+
+async def store_usage(
+    session: AsyncSession, person_id: uuid.UUID, year: int, insurance: str, value: YearToDate
+) -> None:
+    await session.execute(
+        update(BenefitUsage)
+        .where(
+            BenefitUsage.person_id == person_id,
+            BenefitUsage.year == year,
+            BenefitUsage.insurance_type == insurance,
+        )
+        .values(**msgspec.structs.asdict(value))
+    )
+
+
+async def balance(session: AsyncSession, person_id: uuid.UUID) -> int | None:
+    """The account balance; None when the person has no personal account."""
+    value = await session.scalar(
+        select(Account.balance)
+        .where(Account.person_id == person_id)
+        .execution_options(populate_existing=True)
+    )
+    return None if value is None else int(value)
+
+
+async def upsert_policies(session: AsyncSession, policies: Iterable[dict[str, Any]]) -> int:
+    """Validate and store policies (spec §5 format), replacing the same area/type/year/category."""
+    rows = []
+    for raw in policies:
+        policy = msgspec.convert(raw, Policy)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "area": policy.area,
+                "insurance_type": policy.insurance_type,
+                "year": policy.year,
+                "category": policy.category,
+                "body": raw,
+            }
+        )
+    await upsert(
+        session,
+        PolicyRow.__table__,  # type: ignore[arg-type]
+        rows,
+        keys=("area", "insurance_type", "year", "category"),
+        update=("body",),
+    )
+    return len(rows)
+
+
+async def find_policy(
+    session: AsyncSession, area: str, insurance: str, year: int, category: str
+) -> Policy | None:
+    body = await session.scalar(
+        select(PolicyRow.body).where(
+            PolicyRow.area == area,
+            PolicyRow.insurance_type == insurance,
+            PolicyRow.year == year,
+            PolicyRow.category == category,
+        )
+    )
+    return None if body is None else msgspec.convert(body, Policy)

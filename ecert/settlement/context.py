@@ -1,0 +1,94 @@
+"""Everything a bill is priced against: the token's person, institution, enrolment, policy."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Literal, cast
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.benefits import Bill, BillItem, Level, Policy
+from ecert.db.models import ECert, EcToken, Enrolment, Institution, Person, utcnow
+from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled
+from ecert.security.tokens import Principal
+from ecert.settlement.accounts import find_policy
+from ecert.settlement.exceptions import (
+    EcTokenExpired,
+    EcTokenInvalid,
+    EcTokenWrongInstitution,
+    NoPolicy,
+    NotDesignated,
+)
+
+BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+#: Basic schemes first: a settlement is priced under the person's basic medical insurance.
+BASIC_TYPES = ("310", "390")
+
+
+def business_date(at: dt.datetime | None = None) -> dt.date:
+    return (at or utcnow()).astimezone(BUSINESS_TZ).date()
+
+
+@dataclass(frozen=True)
+class PricingContext:
+    token: EcToken
+    person: Person
+    institution: Institution
+    enrolment: Enrolment
+    policy: Policy
+    year: int
+
+    def bill(self, med_type: str, items: list[BillItem], referred: bool) -> Bill:
+        # Out of area = another prefecture (first four digits of the division code).
+        where: Literal["none", "referred", "unreferred"] = "none"
+        if self.institution.area[:4] != self.person.area[:4]:
+            where = "referred" if referred else "unreferred"
+        level = cast(Level, self.institution.level)  # the table's CHECK allows only these
+        return Bill(med_type=med_type, items=items, level=level, out_of_area=where)
+
+
+async def pricing_context(
+    session: AsyncSession, principal: Principal, ec_token: str
+) -> PricingContext:
+    token = await session.scalar(select(EcToken).where(EcToken.token == ec_token))
+    if token is None:
+        raise EcTokenInvalid()
+    if token.institution_code != principal.institution_code:
+        raise EcTokenWrongInstitution()
+    if token.expires_at < utcnow():
+        raise EcTokenExpired()
+    institution = await session.scalar(
+        select(Institution).where(Institution.code == token.institution_code)
+    )
+    if institution is None or not institution.designated:
+        raise NotDesignated()
+    ecert = await session.get(ECert, token.ecert_id, populate_existing=True)
+    # A revocation that lands before the settlement refuses it; one after it comes after.
+    if ecert is None or ecert.status == "revoked":
+        raise ECertRevoked()
+    if ecert.status == "suspended":
+        raise ECertSuspended()
+    person = await session.get(Person, token.person_id)
+    assert person is not None
+    enrolments = (
+        await session.scalars(
+            select(Enrolment).where(Enrolment.person_id == person.id, Enrolment.status == "active")
+        )
+    ).all()
+    basic = sorted(
+        (e for e in enrolments if e.insurance_type in BASIC_TYPES),
+        key=lambda e: BASIC_TYPES.index(e.insurance_type),
+    )
+    if not basic:
+        raise NotEnrolled()
+    enrolment = basic[0]
+    year = business_date().year
+    policy = await find_policy(
+        session, enrolment.area, enrolment.insurance_type, year, person.category
+    )
+    if policy is None:
+        raise NoPolicy()
+    return PricingContext(token, person, institution, enrolment, policy, year)

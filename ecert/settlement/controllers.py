@@ -1,0 +1,99 @@
+"""Settlement routes for institutions, and the agency's policy upload."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Response, get, post
+from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.security.auth import agency_guard, institution_guard, principal_of
+from ecert.settlement import accounts, reversal, schemas, services
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(name="Idempotency-Key", description="Unique per intended operation"),
+]
+
+
+def _replayable(status: int, body: dict[str, Any], replayed: bool) -> Response[dict[str, Any]]:
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return Response(body, status_code=status, headers=headers)
+
+
+class SettlementController(Controller):
+    tags = ["Verify and settle"]
+    guards = [institution_guard]
+
+    @post("/v1/settlements/preview", status_code=200, summary="Price a bill; nothing is written")
+    async def preview(
+        self, request: AnyRequest, data: JSONBody[schemas.SettlementRequest], db_session: DbSession
+    ) -> schemas.SettlementResult:
+        return await services.preview(db_session, principal_of(request), data)
+
+    @post(
+        "/v1/settlements",
+        status_code=201,
+        summary="Settle a bill (send an Idempotency-Key)",
+    )
+    async def settle(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.SettlementRequest],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[dict[str, Any]]:
+        status, body, replayed = await services.settle(
+            db_session, runtime, principal_of(request), data, idempotency_key
+        )
+        return _replayable(status, body, replayed)
+
+    @get("/v1/settlements/{settlement_id:uuid}", summary="One settlement of this institution")
+    async def show(
+        self, request: AnyRequest, settlement_id: FromPath[uuid.UUID], db_session: DbSession
+    ) -> schemas.SettlementView:
+        return services.view(await services.owned(db_session, principal_of(request), settlement_id))
+
+    @post(
+        "/v1/settlements/{settlement_id:uuid}/reversal",
+        status_code=201,
+        summary="Reverse all or part (send an Idempotency-Key)",
+    )
+    async def reverse(
+        self,
+        request: AnyRequest,
+        settlement_id: FromPath[uuid.UUID],
+        data: JSONBody[schemas.ReversalRequest],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        idempotency_key: IdempotencyKey = None,
+    ) -> Response[dict[str, Any]]:
+        status, body, replayed = await reversal.reverse(
+            db_session, runtime, principal_of(request), settlement_id, data, idempotency_key
+        )
+        return _replayable(status, body, replayed)
+
+    @get("/v1/reconciliation", summary="Totals and details of the institution's business day")
+    async def reconciliation(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        date: Annotated[dt.date, QueryParameter(description="YYYY-MM-DD, Asia/Shanghai")],
+    ) -> schemas.Reconciliation:
+        return await services.reconcile(db_session, principal_of(request), date)
+
+
+class AgencyPolicyController(Controller):
+    path = "/v1/agency/policies"
+    tags = ["Agency"]
+    guards = [agency_guard]
+
+    @post("/", status_code=200, summary="Upsert benefit policies (spec §5 policy objects)")
+    async def upsert(
+        self, data: JSONBody[list[dict[str, Any]]], db_session: DbSession
+    ) -> schemas.PolicyUpsertResult:
+        return schemas.PolicyUpsertResult(await accounts.upsert_policies(db_session, data))

@@ -1,0 +1,89 @@
+"""Refusals of the settlement domain, each with its stable code."""
+
+from __future__ import annotations
+
+from ecert.errors import EcertError, Forbidden, NotFound
+
+
+class EcTokenInvalid(EcertError):
+    """Raised when the ec_token is unknown."""
+
+    status = 422
+    code = "ec_token_invalid"
+    title = "Unknown settlement token; verify the code again"
+
+
+class EcTokenExpired(EcTokenInvalid):
+    """Raised when the ec_token's lifetime is over."""
+
+    code = "ec_token_expired"
+    title = "The settlement token has expired; verify the code again"
+
+
+class EcTokenWrongInstitution(Forbidden):
+    """Raised when an ec_token is used by an institution other than the one that verified."""
+
+    code = "ec_token_wrong_institution"
+    title = "This settlement token belongs to another institution"
+
+
+class NotDesignated(Forbidden):
+    """Raised when the institution is not designated for settlement."""
+
+    code = "institution_not_designated"
+    title = "Only designated institutions may settle"
+
+
+class NoPolicy(EcertError):
+    """Raised when no benefit policy covers the person this year."""
+
+    status = 422
+    code = "no_policy"
+    title = "No benefit policy applies to this person this year"
+
+
+class InsufficientBalance(EcertError):
+    """Raised when a guarded debit finds less than it needs (a concurrent debit won)."""
+
+    status = 409
+    code = "insufficient_balance"
+    title = "The personal account balance is insufficient"
+
+
+class SettlementNotFound(NotFound):
+    """Raised for an unknown settlement or one settled by another institution."""
+
+    code = "settlement_not_found"
+    title = "No such settlement for this institution"
+
+
+class ReversalTooLarge(EcertError):
+    """Raised when a reversal would exceed what is left of the settlement."""
+
+    status = 422
+    code = "reversal_exceeds_settlement"
+    title = "The reversal exceeds what is left of the settlement"
+
+
+class IdempotencyKeyRequired(EcertError):
+    """Raised when a money-moving request has no Idempotency-Key header."""
+
+    status = 400
+    code = "idempotency_key_required"
+    title = "Send an Idempotency-Key header"
+
+
+class IdempotencyConflict(EcertError):
+    """Raised when a key is reused with a different request body."""
+
+    status = 422
+    code = "idempotency_conflict"
+    title = "This Idempotency-Key was used with a different request"
+
+
+class IdempotencyInProgress(EcertError):
+    """Raised when the first request with this key is still running."""
+
+    status = 409
+    code = "idempotency_in_progress"
+    title = "A request with this Idempotency-Key is still being processed"

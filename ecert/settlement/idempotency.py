@@ -1,0 +1,107 @@
+"""Idempotency-Key handling, as in the IETF draft and Stripe's API.
+
+The key is claimed in its own short transaction first, so a concurrent duplicate sees it at once
+(409 while the first runs); the work and the stored answer then commit together in the request's
+transaction; a failed attempt releases the key so the client can retry.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.db.models import IdempotencyRecord, utcnow
+from ecert.db.upsert import insert_ignore
+from ecert.runtime import Runtime
+from ecert.settlement.exceptions import (
+    IdempotencyConflict,
+    IdempotencyInProgress,
+    IdempotencyKeyRequired,
+)
+
+#: An attempt that has held its key this long is presumed dead (crashed worker) and taken over.
+STALE_AFTER = dt.timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class Claim:
+    record_id: int
+    #: The stored (status, body) when this is a retry of a finished request.
+    replay: tuple[int, dict[str, Any]] | None = None
+
+
+def fingerprint(path: str, body: msgspec.Struct) -> str:
+    return hashlib.sha256(path.encode() + b"\n" + msgspec.json.encode(body)).hexdigest()
+
+
+async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str) -> Claim:
+    if not key or len(key) > 255 or not key.isprintable():
+        raise IdempotencyKeyRequired()
+    table = IdempotencyRecord.__table__
+    async with runtime.sessions.begin() as session:
+        record_id = await insert_ignore(
+            session,
+            table,  # type: ignore[arg-type]
+            {
+                "scope": scope,
+                "key": key,
+                "request_hash": request_hash,
+                "status": "in_progress",
+                "started_at": utcnow(),
+            },
+            returning=table.c.id,
+        )
+    if record_id is not None:
+        return Claim(int(record_id))
+    async with runtime.sessions.begin() as session:
+        record = await session.scalar(
+            select(IdempotencyRecord).where(
+                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+            )
+        )
+        if record is None:  # released between our insert and this read: try once more
+            raise IdempotencyInProgress()
+        if record.request_hash != request_hash:
+            raise IdempotencyConflict()
+        if record.status == "done" and record.response is not None:
+            return Claim(record.id, (record.response_status or 200, record.response))
+        if record.started_at > utcnow() - STALE_AFTER:
+            raise IdempotencyInProgress()
+        taken = await session.execute(
+            update(IdempotencyRecord)
+            .where(
+                IdempotencyRecord.id == record.id, IdempotencyRecord.started_at == record.started_at
+            )
+            .values(started_at=utcnow())
+        )
+        if taken.rowcount != 1:  # type: ignore[attr-defined]
+            raise IdempotencyInProgress()
+        return Claim(record.id)
+
+
+async def complete(
+    session: AsyncSession, claimed: Claim, status: int, response: dict[str, Any]
+) -> None:
+    """Store the answer in the request's own transaction, with the work it describes."""
+    await session.execute(
+        update(IdempotencyRecord)
+        .where(IdempotencyRecord.id == claimed.record_id)
+        .values(status="done", response_status=status, response=response)
+    )
+
+
+async def release(runtime: Runtime, claimed: Claim) -> None:
+    """Give the key back after a failed attempt (nothing was written)."""
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            delete(IdempotencyRecord).where(
+                IdempotencyRecord.id == claimed.record_id,
+                IdempotencyRecord.status == "in_progress",
+            )
+        )

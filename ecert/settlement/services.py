@@ -1,0 +1,239 @@
+"""Preview and settle bills, read a settlement, reconcile a day."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.benefits import Split, compute
+from ecert.db.models import Reversal, Settlement
+from ecert.runtime import Runtime
+from ecert.security.audit import record_audit
+from ecert.security.tokens import Principal
+from ecert.settlement import accounts, idempotency
+from ecert.settlement.context import business_date, pricing_context
+from ecert.settlement.exceptions import SettlementNotFound
+from ecert.settlement.schemas import (
+    Reconciliation,
+    ReconciliationLine,
+    SettlementRequest,
+    SettlementResult,
+    SettlementView,
+    Totals,
+)
+
+
+def _result(split: Split, settlement_id: uuid.UUID | None) -> SettlementResult:
+    return SettlementResult(
+        settlement_id=settlement_id,
+        total=split.total,
+        fully_self_paid=split.fully_self_paid,
+        first_self_paid=split.first_self_paid,
+        deductible_paid=split.deductible_paid,
+        fund_paid=split.fund_paid,
+        account_paid=split.account_paid,
+        cash_paid=split.cash_paid,
+        balance_after=split.balance_after,
+        steps=split.steps,
+    )
+
+
+async def preview(
+    session: AsyncSession, principal: Principal, data: SettlementRequest
+) -> SettlementResult:
+    """Price the bill exactly as settling would now; nothing is written but the audit row."""
+    ctx = await pricing_context(session, principal, data.ec_token)
+    ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
+    balance = await accounts.balance(session, ctx.person.id)
+    split = compute(
+        ctx.policy,
+        ctx.bill(data.med_type, data.items, data.referred),
+        ytd,
+        balance=balance,
+        use_account=data.use_account,
+    )
+    await record_audit(session, principal, ctx.person.id, "settlement.preview", "ok")
+    return _result(split, None)
+
+
+async def settle(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    data: SettlementRequest,
+    key: str | None,
+) -> tuple[int, dict[str, Any], bool]:
+    """Settle once per Idempotency-Key: one transaction for debit, ledger, usage and record."""
+    claimed = await idempotency.claim(
+        runtime, principal.client_id, key, idempotency.fingerprint("/v1/settlements", data)
+    )
+    if claimed.replay is not None:
+        return (*claimed.replay, True)
+    try:
+        body = await _settle(session, principal, data)
+        await idempotency.complete(session, claimed, 201, body)
+    except BaseException:
+        await session.rollback()
+        await idempotency.release(runtime, claimed)
+        raise
+    return 201, body, False
+
+
+async def _settle(
+    session: AsyncSession, principal: Principal, data: SettlementRequest
+) -> dict[str, Any]:
+    ctx = await pricing_context(session, principal, data.ec_token)
+    person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
+    await accounts.lock_person(session, person_id, ctx.year, insurance)
+    ytd = await accounts.usage(session, person_id, ctx.year, insurance)
+    balance = await accounts.balance(session, person_id)
+    split = compute(
+        ctx.policy,
+        ctx.bill(data.med_type, data.items, data.referred),
+        ytd,
+        balance=balance,
+        use_account=data.use_account,
+    )
+    settlement = Settlement(
+        institution_code=ctx.institution.code,
+        person_id=person_id,
+        ec_token=data.ec_token,
+        med_type=data.med_type,
+        insurance_type=insurance,
+        year=ctx.year,
+        business_date=business_date(),
+        items=msgspec.to_builtins(data.items),
+        total=split.total,
+        fully_self_paid=split.fully_self_paid,
+        first_self_paid=split.first_self_paid,
+        deductible_paid=split.deductible_paid,
+        fund_paid=split.fund_paid,
+        account_paid=split.account_paid,
+        cash_paid=split.cash_paid,
+        balance_after=split.balance_after,
+        steps=msgspec.to_builtins(split.steps),
+    )
+    session.add(settlement)
+    await session.flush()
+    if split.account_paid:
+        await accounts.move(
+            session,
+            person_id,
+            -split.account_paid,
+            kind="debit",
+            settlement_id=settlement.id,
+            memo=ctx.institution.code,
+        )
+    await accounts.store_usage(session, person_id, ctx.year, insurance, split.usage_after)
+    await record_audit(
+        session,
+        principal,
+        person_id,
+        "settlement.settle",
+        "ok",
+        {"settlement_id": str(settlement.id), "total": split.total},
+    )
+    return msgspec.to_builtins(_result(split, settlement.id))  # type: ignore[no-any-return]
+
+
+async def owned(
+    session: AsyncSession, principal: Principal, settlement_id: uuid.UUID
+) -> Settlement:
+    settlement = await session.get(Settlement, settlement_id, populate_existing=True)
+    if settlement is None or settlement.institution_code != principal.institution_code:
+        raise SettlementNotFound()
+    return settlement
+
+
+def view(settlement: Settlement) -> SettlementView:
+    status = "settled"
+    if settlement.reversed_total:
+        status = (
+            "reversed" if settlement.reversed_total == settlement.total else "partially_reversed"
+        )
+    return SettlementView(
+        settlement_id=settlement.id,
+        status=status,
+        med_type=settlement.med_type,
+        settled_at=settlement.created_at,
+        business_date=settlement.business_date,
+        total=settlement.total,
+        fully_self_paid=settlement.fully_self_paid,
+        first_self_paid=settlement.first_self_paid,
+        deductible_paid=settlement.deductible_paid,
+        fund_paid=settlement.fund_paid,
+        account_paid=settlement.account_paid,
+        cash_paid=settlement.cash_paid,
+        balance_after=settlement.balance_after,
+        reversed_total=settlement.reversed_total,
+        steps=msgspec.convert(settlement.steps, list[Any]),
+    )
+
+
+async def reconcile(session: AsyncSession, principal: Principal, day: dt.date) -> Reconciliation:
+    code = principal.institution_code or ""
+    settlements = (
+        await session.scalars(
+            select(Settlement)
+            .where(Settlement.institution_code == code, Settlement.business_date == day)
+            .order_by(Settlement.created_at)
+        )
+    ).all()
+    reversals = (
+        await session.scalars(
+            select(Reversal)
+            .where(Reversal.institution_code == code, Reversal.business_date == day)
+            .order_by(Reversal.created_at)
+        )
+    ).all()
+    lines = [
+        ReconciliationLine(
+            "settlement",
+            s.id,
+            s.id,
+            s.created_at,
+            s.total,
+            s.fund_paid,
+            s.account_paid,
+            s.cash_paid,
+        )
+        for s in settlements
+    ] + [
+        ReconciliationLine(
+            "reversal",
+            r.id,
+            r.settlement_id,
+            r.created_at,
+            r.amount,
+            r.fund_refund,
+            r.account_refund,
+            r.cash_refund,
+        )
+        for r in reversals
+    ]
+    sums = {kind: Totals() for kind in ("settlement", "reversal")}
+    for line in lines:
+        t = sums[line.kind]
+        sums[line.kind] = Totals(
+            t.count + 1,
+            t.total + line.total,
+            t.fund_paid + line.fund_paid,
+            t.account_paid + line.account_paid,
+            t.cash_paid + line.cash_paid,
+        )
+    s, r = sums["settlement"], sums["reversal"]
+    net = Totals(
+        s.count - r.count,
+        s.total - r.total,
+        s.fund_paid - r.fund_paid,
+        s.account_paid - r.account_paid,
+        s.cash_paid - r.cash_paid,
+    )
+    return Reconciliation(
+        date=day, institution_code=code, settlements=s, reversals=r, net=net, details=lines
+    )

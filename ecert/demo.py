@@ -24,7 +24,7 @@ from ecert.persons import upsert_person
 from ecert.runtime import Runtime
 
 SEED = 20261122
-AREAS = ("370102", "110105", "310104")
+AREAS = ("370102", "110105", "310115")
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
     "余杜叶程苏魏吕丁任沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯"

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from ecert import qrtoken
+from ecert.data import illustrative_policies
 from ecert.db.models import ECert, Enrolment
 from ecert.runtime import Runtime
+from ecert.settlement import accounts
+from ecert.settlement.context import business_date
 from tests.helpers import Client, add_client, add_person, bearer, client_token, person_token
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
@@ -81,3 +84,24 @@ async def set_enrolment(runtime: Runtime, holder: Holder, status: str) -> None:
 
 def now() -> int:
     return int(time.time())
+
+
+async def load_policies(runtime: Runtime) -> None:
+    """The packaged illustrative policies, for the current business year."""
+    async with runtime.sessions.begin() as session:
+        await accounts.upsert_policies(session, illustrative_policies(business_date().year))
+
+
+async def credit(runtime: Runtime, person_id: object, amount: int) -> None:
+    async with runtime.sessions.begin() as session:
+        await accounts.credit(session, person_id, amount, "test credit")  # type: ignore[arg-type]
+
+
+async def ec_token(
+    client: Client, runtime: Runtime, person: Holder, headers: dict[str, str]
+) -> str:
+    response = await client.post(
+        "/v1/verify", json={"qr": await person.qr(client)}, headers=headers
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["ec_token"])

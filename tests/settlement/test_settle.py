@@ -1,0 +1,205 @@
+"""Preview and settle: hand-worked splits, token binding, designation, money under concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from ecert.db.models import (
+    Account,
+    BenefitUsage,
+    EcToken,
+    Institution,
+    LedgerEntry,
+    Settlement,
+    utcnow,
+)
+from ecert.runtime import Runtime
+from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
+from tests.helpers import Client
+
+A = {"code": "A001", "name": "阿莫西林", "item_class": "A"}
+
+
+def bill(med_type: str, *items: dict[str, Any], use_account: bool = True) -> dict[str, Any]:
+    return {"med_type": med_type, "items": list(items), "use_account": use_account}
+
+
+async def _setup(
+    client: Client, runtime: Runtime, balance: int = 50_000, **hospital: Any
+) -> tuple[Holder, dict[str, str]]:
+    await load_policies(runtime)
+    person = await holder(client, runtime)
+    await credit(runtime, person.person_id, balance)
+    return person, await institution(client, runtime, **hospital)
+
+
+async def _settle(
+    client: Client, headers: dict[str, str], body: dict[str, Any], key: str | None = None
+) -> Any:
+    return await client.post(
+        "/v1/settlements",
+        json=body,
+        headers={**headers, "Idempotency-Key": key or str(uuid.uuid4())},
+    )
+
+
+async def test_outpatient_at_level_3_split_by_hand(client: Client, runtime: Runtime) -> None:
+    person, hospital = await _setup(client, runtime)
+    token = await ec_token(client, runtime, person, hospital)
+    body = bill(
+        "11",
+        {**A, "amount": 150_000},
+        {"code": "B1", "name": "乙类药", "item_class": "B", "amount": 20_000},
+        {"code": "C1", "name": "丙类", "item_class": "C", "amount": 10_000},
+    )
+    body["ec_token"] = token
+    # Jinan employee outpatient: deductible 100,000 a year, level-3 ratio 0.5, B share 10 %.
+    # total 180,000; C 10,000; B first 2,000; eligible 168,000; deductible 100,000;
+    # 68,000 × 0.5 = 34,000 fund; personal 146,000: account 50,000 (all of it), cash 96,000.
+    preview = (await client.post("/v1/settlements/preview", json=body, headers=hospital)).json()
+    settled = await _settle(client, hospital, body)
+    assert settled.status_code == 201, settled.text
+    result = settled.json()
+    expected = {
+        "total": 180_000,
+        "fully_self_paid": 10_000,
+        "first_self_paid": 2_000,
+        "deductible_paid": 100_000,
+        "fund_paid": 34_000,
+        "account_paid": 50_000,
+        "cash_paid": 96_000,
+        "balance_after": 0,
+    }
+    assert {k: result[k] for k in expected} == expected
+    assert {k: preview[k] for k in expected} == expected
+    assert preview["settlement_id"] is None
+    assert result["steps"] == preview["steps"]
+    assert sum(s["amount"] for s in result["steps"] if s["part"] == "share") == 180_000
+
+
+async def test_inpatient_at_level_3_split_by_hand(client: Client, runtime: Runtime) -> None:
+    person, hospital = await _setup(client, runtime)
+    body = {
+        **bill("21", {**A, "amount": 500_000}, use_account=False),
+        "ec_token": await ec_token(client, runtime, person, hospital),
+    }
+    # Level-3 admission deductible 100,000; 400,000 × 0.88 = 352,000 fund; cash 148,000.
+    result = (await _settle(client, hospital, body)).json()
+    assert (
+        result["deductible_paid"],
+        result["fund_paid"],
+        result["account_paid"],
+        result["cash_paid"],
+        result["balance_after"],
+    ) == (100_000, 352_000, 0, 148_000, 50_000)
+
+
+async def test_pharmacy_purchase_from_the_account(client: Client, runtime: Runtime) -> None:
+    person, pharmacy = await _setup(client, runtime, code="P37010200009", level="community")
+    body = {
+        **bill("41", {**A, "amount": 8_000}),
+        "ec_token": await ec_token(client, runtime, person, pharmacy),
+    }
+    # Within the yearly outpatient deductible: no fund pay; the account pays all 8,000.
+    result = (await _settle(client, pharmacy, body)).json()
+    assert (
+        result["fund_paid"],
+        result["account_paid"],
+        result["cash_paid"],
+        result["balance_after"],
+    ) == (0, 8_000, 0, 42_000)
+    async with runtime.sessions() as session:
+        entries = (await session.scalars(select(LedgerEntry).order_by(LedgerEntry.id))).all()
+    assert [(e.kind, e.amount, e.balance_after) for e in entries] == [
+        ("credit", 50_000, 50_000),
+        ("debit", -8_000, 42_000),
+    ]
+
+
+async def test_token_bound_to_institution_lifetime_and_designation(
+    client: Client, runtime: Runtime
+) -> None:
+    person, hospital = await _setup(client, runtime)
+    other = await institution(client, runtime, code="H37010200077")
+    token = await ec_token(client, runtime, person, hospital)
+    body = {**bill("11", {**A, "amount": 1_000}), "ec_token": token}
+    elsewhere = await _settle(client, other, body)
+    assert (elsewhere.status_code, elsewhere.json()["code"]) == (403, "ec_token_wrong_institution")
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            update(Institution).where(Institution.code == "H37010200001").values(designated=False)
+        )
+    refused = await _settle(client, hospital, body)
+    assert refused.json()["code"] == "institution_not_designated"
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Institution).values(designated=True))
+        await session.execute(update(EcToken).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+    assert (await _settle(client, hospital, body)).json()["code"] == "ec_token_expired"
+    unknown = {**body, "ec_token": "370102" + "a" * 32}
+    assert (await _settle(client, hospital, unknown)).json()["code"] == "ec_token_invalid"
+
+
+async def test_idempotency(client: Client, runtime: Runtime) -> None:
+    person, hospital = await _setup(client, runtime)
+    body = {
+        **bill("11", {**A, "amount": 3_000}),
+        "ec_token": await ec_token(client, runtime, person, hospital),
+    }
+    first = await _settle(client, hospital, body, key="visit-1")
+    again = await _settle(client, hospital, body, key="visit-1")
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    changed = await _settle(client, hospital, {**body, "use_account": False}, key="visit-1")
+    assert (changed.status_code, changed.json()["code"]) == (422, "idempotency_conflict")
+    missing = await client.post("/v1/settlements", json=body, headers=hospital)
+    assert missing.json()["code"] == "idempotency_key_required"
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 1
+
+
+async def test_concurrent_same_key_settles_once(client: Client, runtime: Runtime) -> None:
+    person, hospital = await _setup(client, runtime)
+    body = {
+        **bill("11", {**A, "amount": 3_000}),
+        "ec_token": await ec_token(client, runtime, person, hospital),
+    }
+    responses = await asyncio.gather(
+        *(_settle(client, hospital, body, key="same") for _ in range(8))
+    )
+    ids = {r.json()["settlement_id"] for r in responses if r.status_code == 201}
+    assert len(ids) == 1
+    assert all(
+        r.status_code == 201 or r.json()["code"] == "idempotency_in_progress" for r in responses
+    )
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 1
+
+
+async def test_fifty_concurrent_settlements_never_overdraw(
+    client: Client, runtime: Runtime
+) -> None:
+    person, pharmacy = await _setup(
+        client, runtime, balance=100_000, code="P37010200010", level="community"
+    )
+    token = await ec_token(client, runtime, person, pharmacy)
+    body = {**bill("41", {**A, "amount": 5_000}), "ec_token": token}
+    responses = await asyncio.gather(*(_settle(client, pharmacy, body) for _ in range(50)))
+    assert all(r.status_code == 201 for r in responses), [
+        r.text for r in responses if r.status_code != 201
+    ]
+    paid = sum(r.json()["account_paid"] for r in responses)
+    async with runtime.sessions() as session:
+        balance = await session.scalar(select(Account.balance))
+        ledger = await session.scalar(select(func.sum(LedgerEntry.amount)))
+        usage = await session.scalar(select(BenefitUsage))
+    assert balance == 0
+    assert paid == 100_000  # money conserved: what the account paid is what it lost
+    assert ledger == balance
+    assert usage is not None
+    assert usage.outpatient_deductible_used == 100_000  # the yearly deductible counted once

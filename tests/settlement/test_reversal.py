@@ -1,0 +1,148 @@
+"""Reversals (limits, exactly once, ownership), reconciliation totals, stored explanations."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from ecert.data import illustrative_policies
+from ecert.db.models import Account
+from ecert.runtime import Runtime
+from ecert.settlement import accounts
+from ecert.settlement.context import business_date
+from tests.factories import credit, ec_token, holder, institution, load_policies
+from tests.helpers import Client
+
+ITEM = {"code": "A001", "name": "检查", "item_class": "A", "amount": 150_000}
+
+
+async def _settled(client: Client, runtime: Runtime) -> tuple[dict[str, str], dict[str, Any]]:
+    await load_policies(runtime)
+    person = await holder(client, runtime)
+    await credit(runtime, person.person_id, 60_000)
+    hospital = await institution(client, runtime)
+    body = {
+        "ec_token": await ec_token(client, runtime, person, hospital),
+        "med_type": "11",
+        "items": [ITEM],
+        "use_account": True,
+    }
+    response = await client.post(
+        "/v1/settlements", json=body, headers={**hospital, "Idempotency-Key": "s-1"}
+    )
+    assert response.status_code == 201, response.text
+    return hospital, response.json()
+
+
+async def _reverse(
+    client: Client, headers: dict[str, str], sid: str, key: str, amount: int | None = None
+) -> Any:
+    body: dict[str, Any] = {"reason": "退费"}
+    if amount is not None:
+        body["amount"] = amount
+    return await client.post(
+        f"/v1/settlements/{sid}/reversal", json=body, headers={**headers, "Idempotency-Key": key}
+    )
+
+
+async def _balance(runtime: Runtime) -> int | None:
+    async with runtime.sessions() as session:
+        return await session.scalar(select(Account.balance))
+
+
+async def test_partial_then_full_reversal_never_exceeds(client: Client, runtime: Runtime) -> None:
+    hospital, settled = await _settled(client, runtime)
+    sid = settled["settlement_id"]
+    # total 150,000: deductible 100,000; 50,000 × 0.5 → fund 25,000; account 60,000; cash 65,000.
+    assert (settled["fund_paid"], settled["account_paid"], settled["cash_paid"]) == (
+        25_000,
+        60_000,
+        65_000,
+    )
+    part = (await _reverse(client, hospital, sid, "r-1", amount=30_000)).json()
+    # In proportion: fund 30,000 × 25/150 = 5,000; account 12,000; cash 13,000.
+    assert (
+        part["fund_refund"],
+        part["account_refund"],
+        part["cash_refund"],
+        part["remaining"],
+    ) == (5_000, 12_000, 13_000, 120_000)
+    assert await _balance(runtime) == 12_000
+    again = await _reverse(client, hospital, sid, "r-1", amount=30_000)
+    assert again.json() == part  # exactly once per key
+    too_much = await _reverse(client, hospital, sid, "r-2", amount=120_001)
+    assert (too_much.status_code, too_much.json()["code"]) == (422, "reversal_exceeds_settlement")
+    rest = (await _reverse(client, hospital, sid, "r-3")).json()
+    assert rest["amount"] == 120_000
+    assert rest["remaining"] == 0
+    assert (
+        part["fund_refund"] + rest["fund_refund"],
+        part["account_refund"] + rest["account_refund"],
+        part["cash_refund"] + rest["cash_refund"],
+    ) == (25_000, 60_000, 65_000)
+    assert await _balance(runtime) == 60_000
+    assert (await _reverse(client, hospital, sid, "r-4")).json()[
+        "code"
+    ] == "reversal_exceeds_settlement"
+    shown = (await client.get(f"/v1/settlements/{sid}", headers=hospital)).json()
+    assert (shown["status"], shown["reversed_total"]) == ("reversed", 150_000)
+
+
+async def test_only_the_settling_institution(client: Client, runtime: Runtime) -> None:
+    _, settled = await _settled(client, runtime)
+    other = await institution(client, runtime, code="H37010200055")
+    sid = settled["settlement_id"]
+    assert (await client.get(f"/v1/settlements/{sid}", headers=other)).status_code == 404
+    refused = await _reverse(client, other, sid, "x")
+    assert refused.json()["code"] == "settlement_not_found"
+    missing = await client.get(f"/v1/settlements/{uuid.uuid4()}", headers=other)
+    assert missing.status_code == 404
+
+
+async def test_reconciliation_is_settlements_minus_reversals(
+    client: Client, runtime: Runtime
+) -> None:
+    hospital, settled = await _settled(client, runtime)
+    await _reverse(client, hospital, settled["settlement_id"], "r-1", amount=30_000)
+    day = business_date().isoformat()
+    report = (await client.get(f"/v1/reconciliation?date={day}", headers=hospital)).json()
+    assert report["settlements"] == {
+        "count": 1,
+        "total": 150_000,
+        "fund_paid": 25_000,
+        "account_paid": 60_000,
+        "cash_paid": 65_000,
+    }
+    assert report["reversals"]["total"] == 30_000
+    assert report["net"] == {
+        "count": 0,
+        "total": 120_000,
+        "fund_paid": 20_000,
+        "account_paid": 48_000,
+        "cash_paid": 52_000,
+    }
+    assert [line["kind"] for line in report["details"]] == ["settlement", "reversal"]
+    empty = (await client.get("/v1/reconciliation?date=2020-01-01", headers=hospital)).json()
+    assert empty["net"]["total"] == 0
+    assert (
+        await client.get("/v1/reconciliation?date=yesterday", headers=hospital)
+    ).status_code == 400
+
+
+async def test_stored_explanation_survives_a_policy_change(
+    client: Client, runtime: Runtime
+) -> None:
+    hospital, settled = await _settled(client, runtime)
+    changed = illustrative_policies(business_date().year)
+    for policy in changed:
+        policy["outpatient"]["ratios"]["3"] = 0.9
+    async with runtime.sessions.begin() as session:
+        await accounts.upsert_policies(session, changed)
+    shown = (
+        await client.get(f"/v1/settlements/{settled['settlement_id']}", headers=hospital)
+    ).json()
+    assert shown["steps"] == settled["steps"]
+    copay = next(s for s in shown["steps"] if s["rule"] == "copay")
+    assert (copay["policy_field"], copay["policy_value"]) == ("outpatient.ratios.3", "0.5")

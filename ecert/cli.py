@@ -224,6 +224,73 @@ def keys_revoke(kid: str) -> None:
     click.echo(json.dumps({"revoked": kid}))
 
 
+@main.command("verify")
+@click.argument("text", required=False)
+@click.option(
+    "--image",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Decode the code from a photo or screenshot (zxing-cpp).",
+)
+@click.option("--server", help="ecert base URL to fetch the key set and revocation feed from.")
+@click.option(
+    "--jwks",
+    "jwks_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A saved key set (fully offline).",
+)
+@click.option(
+    "--feed",
+    "feed_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A saved revocation feed page (with --jwks).",
+)
+@click.option(
+    "--skew", default=5, show_default=True, type=int, help="Clock difference to accept, in seconds."
+)
+def verify_command(
+    text: str | None,
+    image: Path | None,
+    server: str | None,
+    jwks_file: Path | None,
+    feed_file: Path | None,
+    skew: int,
+) -> None:
+    """Check a QR code offline and print the verdict (exit status 1 when refused)."""
+    from ecert.verify.offline import OfflineVerifier
+
+    if image is not None:
+        import zxingcpp
+        from PIL import Image
+
+        found = zxingcpp.read_barcodes(Image.open(image))
+        if not found:
+            raise click.ClickException("no code found in the image")
+        text = found[0].text
+    if not text:
+        raise click.UsageError("give the scanned TEXT or --image FILE")
+    if jwks_file is not None:
+        verifier = OfflineVerifier.from_files(jwks_file, feed_file, skew_s=skew)
+    elif server:
+        verifier = OfflineVerifier.from_server(server, skew_s=skew)
+    else:
+        raise click.UsageError("give --server URL, or --jwks FILE for a fully offline check")
+    verdict = verifier.check(text)
+    claims = verdict.claims
+    click.echo(
+        json.dumps(
+            {
+                "ok": verdict.ok,
+                "code": verdict.code,
+                "pseudonym": claims.sub if claims else None,
+                "version": claims.ver if claims else None,
+                "expires": claims.exp if claims else None,
+            }
+        )
+    )
+    if not verdict.ok:
+        sys.exit(1)
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)

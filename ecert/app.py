@@ -27,6 +27,7 @@ from ecert.issuance.controllers import (
     MyECertController,
     PublicKeysController,
 )
+from ecert.issuance.family_controllers import AgencyFamilyController, FamilyController
 from ecert.oauth.controllers import TokenController
 from ecert.observability import configure_logging, request_id_middleware
 from ecert.ops.controllers import HealthController
@@ -56,6 +57,8 @@ def route_handlers() -> list[Any]:
         MyECertController,
         AgencyECertController,
         PublicKeysController,
+        FamilyController,
+        AgencyFamilyController,
         VerifyController,
         SettlementController,
         AgencyPolicyController,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+import uuid
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -81,3 +82,30 @@ class RevocationFeed(msgspec.Struct):
     more: bool
     entries: list[RevocationItem]
     jws: str
+
+
+class FamilyLinkCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Ask to show codes for a relative; the relative (or the agency) must consent."""
+
+    relation: Literal["parent", "child", "spouse"]
+    id_number: Annotated[str, msgspec.Meta(max_length=40)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class FamilyConsent(msgspec.Struct, forbid_unknown_fields=True):
+    link_id: uuid.UUID
+
+
+class AgencyFamilyConsent(msgspec.Struct, forbid_unknown_fields=True):
+    holder_id_number: Annotated[str, msgspec.Meta(max_length=40)]
+    relative_id_number: Annotated[str, msgspec.Meta(max_length=40)]
+    relation: Literal["parent", "child", "spouse"]
+
+
+class FamilyLink(msgspec.Struct):
+    link_id: uuid.UUID
+    relation: str
+    status: str
+    #: "holder" when the caller shows codes for the relative, "relative" when the caller is shown.
+    role: str
+    consent_source: str | None

@@ -35,12 +35,12 @@ def new_pseudonym() -> str:
     return secrets.token_urlsafe(9)
 
 
-def _new_number(area: str) -> str:
-    # The e-cert's own number: "E" + insured area + 12 random digits; not the card number.
-    return f"E{area}{secrets.randbelow(10**12):012d}"
+def new_number(area: str, prefix: str = "E") -> str:
+    """The e-cert's own number: "E" + insured area + 12 random digits; not the card number."""
+    return f"{prefix}{area}{secrets.randbelow(10**12):012d}"
 
 
-async def _has_active_enrolment(session: AsyncSession, person_id: uuid.UUID) -> bool:
+async def has_active_enrolment(session: AsyncSession, person_id: uuid.UUID) -> bool:
     found = await session.scalar(
         select(Enrolment.id)
         .where(Enrolment.person_id == person_id, Enrolment.status == "active")
@@ -58,7 +58,7 @@ def _feed(session: AsyncSession, ecert: ECert, reason: str) -> None:
     )
 
 
-def _bump(session: AsyncSession, ecert: ECert, reason: str) -> None:
+def bump_version(session: AsyncSession, ecert: ECert, reason: str) -> None:
     """Kill every outstanding code of this e-cert by moving to the next version."""
     if ecert.version >= qrtoken.MAX_VERSION:
         # Versions must stay short enough for the QR; start over under a new pseudonym.
@@ -95,7 +95,7 @@ async def activate(
     """Bind the e-cert to a device; a new device replaces the old binding and kills its codes."""
     person_id = _person_of(principal)
     person = await session.get(Person, person_id)
-    if person is None or not await _has_active_enrolment(session, person_id):
+    if person is None or not await has_active_enrolment(session, person_id):
         await record_audit(session, principal, person_id, "ecert.activate", "not_enrolled")
         raise NotEnrolled()
     ecert = await find_ecert(session, person_id, principal.client_id)
@@ -104,7 +104,7 @@ async def activate(
         ecert = ECert(
             person_id=person_id,
             channel=principal.client_id,
-            number=_new_number(person.area),
+            number=new_number(person.area),
             pseudonym=new_pseudonym(),
             version=1,
             status="active",
@@ -117,7 +117,7 @@ async def activate(
         return ecert
     else:
         ecert.status = "active"
-        _bump(session, ecert, "rebound")
+        bump_version(session, ecert, "rebound")
     ecert.device_id, ecert.device_name, ecert.bound_at = device_id, device_name, now
     await session.flush()
     await record_audit(
@@ -145,7 +145,7 @@ async def unbind(session: AsyncSession, principal: Principal) -> None:
         raise NoECert()
     ecert.status = "revoked"
     ecert.device_id = ecert.device_name = None
-    _bump(session, ecert, "unbound")
+    bump_version(session, ecert, "unbound")
     await record_audit(session, principal, ecert.person_id, "ecert.unbind", "ok")
 
 
@@ -166,7 +166,7 @@ async def set_suspended(
             continue
         changed += 1
         # Resuming moves to a new version too: codes shown while suspended stay dead.
-        _bump(session, ecert, reason if suspend else "resumed")
+        bump_version(session, ecert, reason if suspend else "resumed")
     action = "ecert.suspend" if suspend else "ecert.resume"
     await record_audit(session, principal, person_id, action, "ok", {"reason": reason})
     return changed
@@ -192,13 +192,19 @@ async def mint_qr(
     if keys.rotation_due(runtime.keys, "qr", settings.key_rotate_days):
         await keys.rotate(session, runtime.cipher, "qr", overlap_s=overlap_seconds(runtime))
         await runtime.keys.refresh(session)
+    code = sign_code(runtime, ecert)
+    await record_audit(session, principal, ecert.person_id, "ecert.qr", "ok")
+    return code
+
+
+def sign_code(runtime: Runtime, ecert: ECert) -> tuple[str, dt.datetime, dt.datetime]:
+    """Sign a fresh QR token for an e-cert: (text, expires_at, refresh_after)."""
+    settings = runtime.settings
     signer = runtime.keys.signer("qr")
-    now = int(time.time())
     claims = qrtoken.new_claims(
-        settings.issuer_area, ecert.pseudonym, ecert.version, now, settings.qr_ttl_s
+        settings.issuer_area, ecert.pseudonym, ecert.version, int(time.time()), settings.qr_ttl_s
     )
     text = qrtoken.encode(claims, signer.private, signer.kid)
-    await record_audit(session, principal, ecert.person_id, "ecert.qr", "ok", {"kid": signer.kid})
     return text, _at(claims.exp), _at(claims.exp - REFRESH_MARGIN_S)
 
 

@@ -17,11 +17,14 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import select
 
+from ecert.data import illustrative_policies
 from ecert.db.models import Client, Enrolment
 from ecert.identity import make_id_number
 from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
 from ecert.runtime import Runtime
+from ecert.settlement import accounts
+from ecert.settlement.context import business_date
 
 SEED = 20261122
 AREAS = ("370102", "110105", "310115")
@@ -43,6 +46,8 @@ def demo_person(index: int) -> dict[str, Any]:
     area = AREAS[index % len(AREAS)]
     age = (dt.date.today() - birth).days // 365
     category = "retired" if age >= 60 else rng.choice(["employee", "employee", "resident"])
+    if index == 0:  # the guide's person: an employee with a personal account
+        birth, category = dt.date(1985, 6, 15), "employee"
     name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice([1, 2])))
     return {
         "index": index,
@@ -51,6 +56,11 @@ def demo_person(index: int) -> dict[str, Any]:
         "area": area,
         "category": category,
     }
+
+
+def rng_credit(index: int) -> int:
+    """A demo account balance between 500 and 5,000 yuan, in fen."""
+    return random.Random(SEED + index).randrange(50_000, 500_000, 100)  # noqa: S311 - demo data
 
 
 async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
@@ -85,7 +95,11 @@ async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
                             start_date=dt.date(2015, 1, 1),
                         )
                     )
+                if insurance == "310" and await accounts.balance(session, person.id) is None:
+                    # A few months of credits so the demo can pay from the personal account.
+                    await accounts.credit(session, person.id, rng_credit(index), "demo credit")
                 progress.advance(task)
+        await accounts.upsert_policies(session, illustrative_policies(business_date().year))
         registered = (await session.scalars(select(Client).where(Client.name.like("Demo %")))).all()
         if registered:
             return {"seed": SEED, "people": people, "clients": None}
@@ -142,19 +156,34 @@ def print_guide(credentials: dict[str, Any], base: str, path: Path) -> None:
         console.print(f"[bold]Demo data is up to date.[/] Credentials from the first run: {path}")
         return
     hospital, channel = clients["hospital"], clients["channel"]
+    field_of = "python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])'"
+    json_header = "-H 'Content-Type: application/json'"
     console.print(f"[bold green]Demo ready[/]: {credentials['people']} people. Credentials: {path}")
     console.print(
         f"""
-Open the API reference:  {base}/schema
-A hospital token:
-  curl -s -u {hospital["client_id"]}:{hospital["client_secret"]} \\
-       -d grant_type=client_credentials {base}/oauth/token
-A person-scoped token for demo person 0 (the channel asserts it verified them):
-  curl -s -u {channel["client_id"]}:{channel["client_secret"]} \\
-       -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \\
-       -d assertion=$(ecert demo-assertion --person 0) {base}/oauth/token
-Health: {base}/healthz   Readiness: {base}/readyz   Metrics: {base}/metrics
+API reference (browse it): {base}/schema      Health: {base}/healthz   Metrics: {base}/metrics
+
+Try the whole flow from a second terminal (in this folder):
+  BASE={base}
+  # 1. The channel app signs in demo person 0 (it asserts a face check) and activates the e-cert
+  PERSON=$(curl -s -u {channel["client_id"]}:{channel["client_secret"]} \\
+    -d grant_type=urn:ietf:params:oauth:grant-type:jwt-bearer \\
+    -d assertion=$(.venv/bin/ecert demo-assertion --person 0) $BASE/oauth/token | {field_of} access_token)
+  curl -s {json_header} -H "Authorization: Bearer $PERSON" \\
+    -d '{{"device_id":"demo-phone","device_name":"Demo phone"}}' $BASE/v1/me/ecert
+  # 2. The phone shows a rotating QR code
+  QR=$(curl -s -X POST -H "Authorization: Bearer $PERSON" $BASE/v1/me/ecert/qr | {field_of} qr)
+  # 3. The hospital verifies it and gets a settlement token
+  HOSP=$(curl -s -u {hospital["client_id"]}:{hospital["client_secret"]} \\
+    -d grant_type=client_credentials $BASE/oauth/token | {field_of} access_token)
+  EC=$(curl -s {json_header} -H "Authorization: Bearer $HOSP" -d "{{\\"qr\\":\\"$QR\\"}}" \\
+    $BASE/v1/verify | {field_of} ec_token)
+  # 4. …and settles a bill, paying the personal part from the account
+  curl -s {json_header} -H "Authorization: Bearer $HOSP" -H "Idempotency-Key: demo-$RANDOM" \\
+    -d "{{\\"ec_token\\":\\"$EC\\",\\"med_type\\":\\"11\\",\\"use_account\\":true,\\"items\\":[{{\\"code\\":\\"A1\\",\\"name\\":\\"检查\\",\\"item_class\\":\\"A\\",\\"amount\\":12000}}]}}" \\
+    $BASE/v1/settlements
 """,
         soft_wrap=True,
         highlight=False,
+        markup=False,
     )

@@ -1,0 +1,124 @@
+"""In-process benchmarks, each measured beside its reference in the same run.
+
+    python -m bench.micro [--rounds 5] [--seconds 0.5]
+
+- QR mint (claims → packed QR text) against a bare ES256 JWT sign of the same claims;
+- QR PNG and SVG render time per image;
+- offline verifier checks against raw ``cryptography`` P-256 verifies.
+Rounds alternate between a figure and its reference, so machine noise hits both alike; the
+median round is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import jwt
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from rich.console import Console
+from rich.progress import track
+from rich.table import Table
+
+from ecert import qrimage, qrtoken
+from ecert.security.keys import public_jwk
+from ecert.verify.offline import OfflineVerifier
+
+
+def rate(work: Callable[[], object], seconds: float) -> float:
+    """Calls per second over about ``seconds``."""
+    count, start = 0, time.perf_counter()
+    deadline = start + seconds
+    while True:
+        for _ in range(20):
+            work()
+        count += 20
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - start)
+
+
+def median_ms(work: Callable[[], object], n: int) -> float:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        work()
+        samples.append((time.perf_counter() - start) * 1000)
+    return statistics.median(samples)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=0.5, help="per figure per round")
+    args = parser.parse_args()
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    claims = qrtoken.new_claims("370102", "AbCdEfGhIjKl", 3, now, 60)
+    payload = {
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "ver": claims.ver,
+        "iat": claims.iat,
+        "exp": claims.exp,
+        "jti": claims.jti,
+    }
+    text = qrtoken.encode(claims, key, "k1Ab")
+    jws = qrtoken.to_compact_jws(text)
+    signing_input, signature = jws.rsplit(".", 1)
+    der = jwt.utils.raw_to_der_signature(jwt.utils.base64url_decode(signature), ec.SECP256R1())
+    public = key.public_key()
+    verifier = OfflineVerifier(fetch=None, skew_s=5)
+    verifier.load_jwks({"keys": [{**public_jwk("k1Ab", public), "ecert_use": "qr"}]})
+    assert verifier.check(text).ok
+
+    figures: dict[str, list[float]] = {
+        k: [] for k in ("mint", "sign", "offline", "p256", "png", "svg")
+    }
+    for _ in track(range(args.rounds), description="Benchmarking", transient=True):
+        figures["mint"].append(rate(lambda: qrtoken.encode(claims, key, "k1Ab"), args.seconds))
+        figures["sign"].append(
+            rate(
+                lambda: jwt.encode(payload, key, algorithm="ES256", headers={"kid": "k1Ab"}),
+                args.seconds,
+            )
+        )
+        figures["offline"].append(rate(lambda: verifier.check(text), args.seconds))
+        figures["p256"].append(
+            rate(
+                lambda: public.verify(der, signing_input.encode(), ec.ECDSA(hashes.SHA256())),
+                args.seconds,
+            )
+        )
+        figures["png"].append(median_ms(lambda: qrimage.render_png(text), 50))
+        figures["svg"].append(median_ms(lambda: qrimage.render_svg(text), 50))
+    med = {k: statistics.median(v) for k, v in figures.items()}
+
+    table = Table(title="ecert in-process benchmarks (median of rounds)")
+    for column in ("figure", "value", "reference", "ratio", "target"):
+        table.add_column(column)
+    table.add_row(
+        "QR mint /s",
+        f"{med['mint']:,.0f}",
+        f"bare ES256 sign {med['sign']:,.0f}/s",
+        f"{med['mint'] / med['sign']:.2f}",
+        "≥ 0.70",
+    )
+    table.add_row(
+        "offline verify /s",
+        f"{med['offline']:,.0f}",
+        f"raw P-256 verify {med['p256']:,.0f}/s",
+        f"{med['offline'] / med['p256']:.2f}",
+        "≥ 0.60",
+    )
+    table.add_row("QR PNG ms/image", f"{med['png']:.2f}", "", "", "≤ 5")
+    table.add_row("QR SVG ms/image", f"{med['svg']:.2f}", "", "", "≤ 5")
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    main()

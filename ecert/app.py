@@ -28,6 +28,7 @@ from ecert.issuance.controllers import (
     PublicKeysController,
 )
 from ecert.issuance.family_controllers import AgencyFamilyController, FamilyController
+from ecert.lookup.controllers import LookupController
 from ecert.oauth.controllers import TokenController
 from ecert.observability import configure_logging, request_id_middleware
 from ecert.ops.controllers import HealthController
@@ -61,6 +62,7 @@ def route_handlers() -> list[Any]:
         AgencyFamilyController,
         VerifyController,
         SettlementController,
+        LookupController,
         AgencyPolicyController,
     ]
 

@@ -73,6 +73,12 @@ async def pricing_context(
         raise ECertSuspended()
     person = await session.get(Person, token.person_id)
     assert person is not None
+    enrolment, policy, year = await person_policy(session, person)
+    return PricingContext(token, person, institution, enrolment, policy, year)
+
+
+async def person_policy(session: AsyncSession, person: Person) -> tuple[Enrolment, Policy, int]:
+    """The basic enrolment and the policy that prices this person's bills this business year."""
     enrolments = (
         await session.scalars(
             select(Enrolment).where(Enrolment.person_id == person.id, Enrolment.status == "active")
@@ -91,4 +97,4 @@ async def pricing_context(
     )
     if policy is None:
         raise NoPolicy()
-    return PricingContext(token, person, institution, enrolment, policy, year)
+    return enrolment, policy, year

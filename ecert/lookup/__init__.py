@@ -1,0 +1,1 @@
+"""Self-service lookups for the insured person: enrolment, account, benefits, estimate, history."""

@@ -1,0 +1,100 @@
+"""Lookup response shapes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Generic, Literal, TypeVar
+
+import msgspec
+
+from ecert.benefits import BillItem, Step
+from ecert.settlement.schemas import SettlementView
+
+T = TypeVar("T")
+
+
+class EnrolmentView(msgspec.Struct):
+    insurance_type: str
+    status: str
+    area: str
+    employer: str | None
+    start_date: dt.date
+    end_date: dt.date | None
+
+
+class Enrolments(msgspec.Struct):
+    person_category: str
+    insured_area: str
+    enrolments: list[EnrolmentView]
+
+
+class AccountView(msgspec.Struct):
+    #: None when the person's scheme has no personal account (e.g. resident insurance).
+    balance: int | None
+
+
+class Transaction(msgspec.Struct):
+    id: int
+    at: dt.datetime
+    kind: str
+    amount: int
+    balance_after: int
+    settlement_id: str | None
+    memo: str | None
+
+
+class Page(msgspec.Struct, Generic[T]):
+    items: list[T]
+    limit: int
+    offset: int
+    total: int
+
+
+class CareView(msgspec.Struct):
+    deductible: int
+    deductible_by_level: dict[str, int] | None
+    later_admission_deductible: int | None
+    ratios: dict[str, float]
+    cap: int
+    deductible_used: int
+    fund_paid: int
+    cap_left: int
+
+
+class BenefitsView(msgspec.Struct):
+    """The policy that applies to the person this year, and what is used so far."""
+
+    area: str
+    insurance_type: str
+    year: int
+    category: str
+    class_b_first_self_pay: float
+    outpatient: CareView
+    inpatient: CareView
+    inpatient_admissions: int
+
+
+class EstimateRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """A bill the person might face: what would it cost them now?"""
+
+    med_type: Annotated[str, msgspec.Meta(pattern=r"^(11|14|21|41|51|52)$")]
+    items: Annotated[list[BillItem], msgspec.Meta(min_length=1, max_length=500)]
+    level: Literal["community", "1", "2", "3"]
+    out_of_area: Literal["none", "referred", "unreferred"] = "none"
+    use_account: bool = True
+
+
+class Estimate(msgspec.Struct):
+    total: int
+    fully_self_paid: int
+    first_self_paid: int
+    deductible_paid: int
+    fund_paid: int
+    account_paid: int
+    cash_paid: int
+    balance_after: int | None
+    steps: list[Step]
+
+
+SettlementPage = Page[SettlementView]
+TransactionPage = Page[Transaction]

@@ -1,0 +1,175 @@
+"""The person's reads. Every one takes the person from the token and is audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.benefits import Bill, compute
+from ecert.db.models import Account, Enrolment, LedgerEntry, Person, Settlement
+from ecert.errors import NotFound
+from ecert.lookup import schemas
+from ecert.security.audit import record_audit
+from ecert.security.tokens import Principal
+from ecert.settlement import accounts
+from ecert.settlement.context import BUSINESS_TZ, person_policy
+from ecert.settlement.services import view as settlement_view
+
+
+async def _me(session: AsyncSession, principal: Principal, action: str) -> Person:
+    assert principal.person_id is not None  # person_guard
+    person = await session.get(Person, principal.person_id)
+    if person is None:
+        raise NotFound("the person is no longer registered")
+    await record_audit(session, principal, person.id, action, "ok")
+    return person
+
+
+async def enrolment(session: AsyncSession, principal: Principal) -> schemas.Enrolments:
+    person = await _me(session, principal, "lookup.enrolment")
+    rows = (
+        await session.scalars(
+            select(Enrolment).where(Enrolment.person_id == person.id).order_by(Enrolment.start_date)
+        )
+    ).all()
+    return schemas.Enrolments(
+        person_category=person.category,
+        insured_area=person.area,
+        enrolments=[
+            schemas.EnrolmentView(
+                e.insurance_type, e.status, e.area, e.employer, e.start_date, e.end_date
+            )
+            for e in rows
+        ],
+    )
+
+
+async def account(session: AsyncSession, principal: Principal) -> schemas.AccountView:
+    person = await _me(session, principal, "lookup.account")
+    return schemas.AccountView(balance=await accounts.balance(session, person.id))
+
+
+def _day_bounds(start: dt.date | None, end: dt.date | None) -> list[Any]:
+    conditions: list[Any] = []
+    if start is not None:
+        conditions.append(LedgerEntry.at >= dt.datetime.combine(start, dt.time(), BUSINESS_TZ))
+    if end is not None:
+        after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), BUSINESS_TZ)
+        conditions.append(LedgerEntry.at < after)
+    return conditions
+
+
+async def transactions(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    start: dt.date | None,
+    end: dt.date | None,
+    limit: int,
+    offset: int,
+) -> schemas.TransactionPage:
+    person = await _me(session, principal, "lookup.transactions")
+    account_id = await session.scalar(select(Account.id).where(Account.person_id == person.id))
+    where = [LedgerEntry.account_id == account_id, *_day_bounds(start, end)]
+    total = await session.scalar(select(func.count()).select_from(LedgerEntry).where(*where))
+    rows = (
+        await session.scalars(
+            select(LedgerEntry)
+            .where(*where)
+            .order_by(LedgerEntry.at.desc(), LedgerEntry.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    items = [
+        schemas.Transaction(
+            r.id,
+            r.at,
+            r.kind,
+            r.amount,
+            r.balance_after,
+            str(r.settlement_id) if r.settlement_id else None,
+            r.memo,
+        )
+        for r in rows
+    ]
+    return schemas.TransactionPage(items=items, limit=limit, offset=offset, total=total or 0)
+
+
+async def benefits(session: AsyncSession, principal: Principal) -> schemas.BenefitsView:
+    person = await _me(session, principal, "lookup.benefits")
+    enrolled, policy, year = await person_policy(session, person)
+    used = await accounts.usage(session, person.id, year, enrolled.insurance_type)
+
+    def care(kind: str) -> schemas.CareView:
+        rules = getattr(policy, kind)
+        fund = getattr(used, f"{kind}_fund_paid")
+        return schemas.CareView(
+            deductible=rules.deductible,
+            deductible_by_level=rules.deductible_by_level,
+            later_admission_deductible=rules.later_admission_deductible,
+            ratios=rules.ratios,
+            cap=rules.cap,
+            deductible_used=getattr(used, f"{kind}_deductible_used"),
+            fund_paid=fund,
+            cap_left=max(rules.cap - fund, 0),
+        )
+
+    return schemas.BenefitsView(
+        area=policy.area,
+        insurance_type=policy.insurance_type,
+        year=year,
+        category=policy.category,
+        class_b_first_self_pay=policy.class_b_first_self_pay,
+        outpatient=care("outpatient"),
+        inpatient=care("inpatient"),
+        inpatient_admissions=used.inpatient_admissions,
+    )
+
+
+async def estimate(
+    session: AsyncSession, principal: Principal, data: schemas.EstimateRequest
+) -> schemas.Estimate:
+    """The settlement engine on the person's own policy, usage and balance; nothing is written."""
+    person = await _me(session, principal, "lookup.estimate")
+    enrolled, policy, year = await person_policy(session, person)
+    used = await accounts.usage(session, person.id, year, enrolled.insurance_type)
+    balance = await accounts.balance(session, person.id)
+    bill = Bill(
+        med_type=data.med_type, items=data.items, level=data.level, out_of_area=data.out_of_area
+    )
+    split = compute(policy, bill, used, balance=balance, use_account=data.use_account)
+    return schemas.Estimate(
+        total=split.total,
+        fully_self_paid=split.fully_self_paid,
+        first_self_paid=split.first_self_paid,
+        deductible_paid=split.deductible_paid,
+        fund_paid=split.fund_paid,
+        account_paid=split.account_paid,
+        cash_paid=split.cash_paid,
+        balance_after=split.balance_after,
+        steps=split.steps,
+    )
+
+
+async def settlements(
+    session: AsyncSession, principal: Principal, *, limit: int, offset: int
+) -> schemas.SettlementPage:
+    person = await _me(session, principal, "lookup.settlements")
+    where = [Settlement.person_id == person.id]
+    total = await session.scalar(select(func.count()).select_from(Settlement).where(*where))
+    rows = (
+        await session.scalars(
+            select(Settlement)
+            .where(*where)
+            .order_by(Settlement.created_at.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    return schemas.SettlementPage(
+        items=[settlement_view(s) for s in rows], limit=limit, offset=offset, total=total or 0
+    )

@@ -1,0 +1,115 @@
+"""The person's lookups: enrolment, account and transactions, benefits, estimate, history."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ecert.runtime import Runtime
+from ecert.settlement.context import business_date
+from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
+from tests.helpers import Client
+
+ITEMS = [
+    {"code": "A1", "name": "检查", "item_class": "A", "amount": 130_000},
+    {"code": "B1", "name": "乙类药", "item_class": "B", "amount": 10_000},
+]
+
+
+async def _settled_person(
+    client: Client, runtime: Runtime
+) -> tuple[Holder, dict[str, str], dict[str, Any]]:
+    await load_policies(runtime)
+    person = await holder(client, runtime, name="周八")
+    await credit(runtime, person.person_id, 40_000)
+    hospital = await institution(client, runtime, level="2")
+    body = {
+        "ec_token": await ec_token(client, runtime, person, hospital),
+        "med_type": "11",
+        "items": ITEMS,
+        "use_account": True,
+    }
+    response = await client.post(
+        "/v1/settlements", json=body, headers={**hospital, "Idempotency-Key": uuid.uuid4().hex}
+    )
+    assert response.status_code == 201, response.text
+    return person, hospital, response.json()
+
+
+async def test_enrolment_and_account(client: Client, runtime: Runtime) -> None:
+    person, _, settled = await _settled_person(client, runtime)
+    enrolment = (await client.get("/v1/me/enrolment", headers=person.headers)).json()
+    assert enrolment["person_category"] == "employee"
+    assert enrolment["enrolments"][0]["insurance_type"] == "310"
+    account = (await client.get("/v1/me/account", headers=person.headers)).json()
+    assert account == {"balance": 40_000 - settled["account_paid"]}
+    page = (await client.get("/v1/me/account/transactions", headers=person.headers)).json()
+    assert [(t["kind"], t["amount"]) for t in page["items"]] == [
+        ("debit", -settled["account_paid"]),
+        ("credit", 40_000),
+    ]
+    assert page["total"] == 2
+    one = (
+        await client.get("/v1/me/account/transactions?limit=1&offset=1", headers=person.headers)
+    ).json()
+    assert [t["kind"] for t in one["items"]] == ["credit"]
+    today = business_date().isoformat()
+    dated = await client.get(
+        f"/v1/me/account/transactions?from={today}&to={today}", headers=person.headers
+    )
+    assert dated.json()["total"] == 2
+    none = await client.get(
+        "/v1/me/account/transactions?from=2000-01-01&to=2000-12-31", headers=person.headers
+    )
+    assert none.json()["items"] == []
+
+
+async def test_benefits_show_policy_and_usage(client: Client, runtime: Runtime) -> None:
+    person, _, settled = await _settled_person(client, runtime)
+    benefits = (await client.get("/v1/me/benefits", headers=person.headers)).json()
+    assert (benefits["area"], benefits["insurance_type"], benefits["category"]) == (
+        "370102",
+        "310",
+        "employee",
+    )
+    outpatient = benefits["outpatient"]
+    assert outpatient["deductible"] == 100_000
+    assert outpatient["deductible_used"] == settled["deductible_paid"]
+    assert outpatient["fund_paid"] == settled["fund_paid"]
+    assert outpatient["cap_left"] == outpatient["cap"] - settled["fund_paid"]
+
+
+async def test_estimate_is_the_settlement_engine(client: Client, runtime: Runtime) -> None:
+    person, hospital, _ = await _settled_person(client, runtime)
+    bill = [{"code": "A2", "name": "复诊", "item_class": "A", "amount": 20_000}]
+    preview = await client.post(
+        "/v1/settlements/preview",
+        headers=hospital,
+        json={
+            "ec_token": await ec_token(client, runtime, person, hospital),
+            "med_type": "11",
+            "items": bill,
+            "use_account": True,
+        },
+    )
+    estimate = await client.post(
+        "/v1/me/benefits/estimate",
+        headers=person.headers,
+        json={"med_type": "11", "items": bill, "level": "2", "use_account": True},
+    )
+    assert estimate.status_code == 200, estimate.text
+    assert {k: v for k, v in preview.json().items() if k != "settlement_id"} == estimate.json()
+
+
+async def test_history_with_explanations_and_privacy(client: Client, runtime: Runtime) -> None:
+    person, _, settled = await _settled_person(client, runtime)
+    history = (await client.get("/v1/me/settlements", headers=person.headers)).json()
+    assert history["total"] == 1
+    [item] = history["items"]
+    assert item["settlement_id"] == settled["settlement_id"]
+    assert item["steps"] == settled["steps"]
+    stranger = await holder(client, runtime, name="吴九")
+    assert (await client.get("/v1/me/settlements", headers=stranger.headers)).json()["total"] == 0
+    assert (await client.get("/v1/me/account", headers=stranger.headers)).json() == {
+        "balance": None
+    }

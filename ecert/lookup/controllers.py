@@ -11,6 +11,7 @@ from litestar.params import JSONBody, QueryParameter
 from ecert.deps import AnyRequest, DbSession
 from ecert.lookup import schemas, services
 from ecert.security.auth import person_guard, principal_of
+from ecert.settlement.schemas import Costs
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
 Offset = Annotated[int, QueryParameter(ge=0, description="Items to skip")]
@@ -50,7 +51,7 @@ class LookupController(Controller):
     @post("/benefits/estimate", status_code=200, summary="What a bill would cost the person now")
     async def estimate(
         self, request: AnyRequest, data: JSONBody[schemas.EstimateRequest], db_session: DbSession
-    ) -> schemas.Estimate:
+    ) -> Costs:
         return await services.estimate(db_session, principal_of(request), data)
 
     @get("/settlements", summary="The person's settlements with their explanations")

@@ -7,7 +7,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 
 import msgspec
 
-from ecert.benefits import BillItem, Step
+from ecert.benefits import BillItem
 from ecert.settlement.schemas import SettlementView
 
 T = TypeVar("T")
@@ -82,18 +82,6 @@ class EstimateRequest(msgspec.Struct, forbid_unknown_fields=True):
     level: Literal["community", "1", "2", "3"]
     out_of_area: Literal["none", "referred", "unreferred"] = "none"
     use_account: bool = True
-
-
-class Estimate(msgspec.Struct):
-    total: int
-    fully_self_paid: int
-    first_self_paid: int
-    deductible_paid: int
-    fund_paid: int
-    account_paid: int
-    cash_paid: int
-    balance_after: int | None
-    steps: list[Step]
 
 
 SettlementPage = Page[SettlementView]

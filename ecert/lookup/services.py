@@ -16,6 +16,8 @@ from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts
 from ecert.settlement.context import BUSINESS_TZ, person_policy
+from ecert.settlement.schemas import Costs
+from ecert.settlement.services import costs_of
 from ecert.settlement.services import view as settlement_view
 
 
@@ -132,7 +134,7 @@ async def benefits(session: AsyncSession, principal: Principal) -> schemas.Benef
 
 async def estimate(
     session: AsyncSession, principal: Principal, data: schemas.EstimateRequest
-) -> schemas.Estimate:
+) -> Costs:
     """The settlement engine on the person's own policy, usage and balance; nothing is written."""
     person = await _me(session, principal, "lookup.estimate")
     enrolled, policy, year = await person_policy(session, person)
@@ -142,17 +144,7 @@ async def estimate(
         med_type=data.med_type, items=data.items, level=data.level, out_of_area=data.out_of_area
     )
     split = compute(policy, bill, used, balance=balance, use_account=data.use_account)
-    return schemas.Estimate(
-        total=split.total,
-        fully_self_paid=split.fully_self_paid,
-        first_self_paid=split.first_self_paid,
-        deductible_paid=split.deductible_paid,
-        fund_paid=split.fund_paid,
-        account_paid=split.account_paid,
-        cash_paid=split.cash_paid,
-        balance_after=split.balance_after,
-        steps=split.steps,
-    )
+    return Costs(**costs_of(split))
 
 
 async def settlements(

@@ -24,10 +24,9 @@ class SettlementRequest(msgspec.Struct, forbid_unknown_fields=True):
     referred: bool = False
 
 
-class SettlementResult(msgspec.Struct):
+class Costs(msgspec.Struct, kw_only=True):
     """The split; ``steps`` explain every fen (shares add up to total, payments to total − fund)."""
 
-    settlement_id: uuid.UUID | None
     total: int
     fully_self_paid: int
     first_self_paid: int
@@ -37,6 +36,12 @@ class SettlementResult(msgspec.Struct):
     cash_paid: int
     balance_after: int | None
     steps: list[Step]
+
+
+class SettlementResult(Costs, kw_only=True):
+    """A settled (or, with ``settlement_id`` null, previewed) bill."""
+
+    settlement_id: uuid.UUID | None
 
 
 class ReversalRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -56,22 +61,15 @@ class ReversalResult(msgspec.Struct):
     remaining: int
 
 
-class SettlementView(msgspec.Struct):
+class SettlementView(Costs, kw_only=True):
+    """A stored settlement with the explanation computed when it was settled."""
+
     settlement_id: uuid.UUID
     status: str
     med_type: str
     settled_at: dt.datetime
     business_date: dt.date
-    total: int
-    fully_self_paid: int
-    first_self_paid: int
-    deductible_paid: int
-    fund_paid: int
-    account_paid: int
-    cash_paid: int
-    balance_after: int | None
     reversed_total: int
-    steps: list[Step]
 
 
 class Totals(msgspec.Struct):

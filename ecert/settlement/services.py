@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.benefits import Split, compute
+from ecert.benefits import Split, Step, compute
 from ecert.db.models import Reversal, Settlement
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
@@ -19,6 +19,7 @@ from ecert.settlement import accounts, idempotency
 from ecert.settlement.context import business_date, pricing_context
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import (
+    Costs,
     Reconciliation,
     ReconciliationLine,
     SettlementRequest,
@@ -27,20 +28,12 @@ from ecert.settlement.schemas import (
     Totals,
 )
 
+COST_FIELDS = tuple(f.name for f in msgspec.structs.fields(Costs))
 
-def _result(split: Split, settlement_id: uuid.UUID | None) -> SettlementResult:
-    return SettlementResult(
-        settlement_id=settlement_id,
-        total=split.total,
-        fully_self_paid=split.fully_self_paid,
-        first_self_paid=split.first_self_paid,
-        deductible_paid=split.deductible_paid,
-        fund_paid=split.fund_paid,
-        account_paid=split.account_paid,
-        cash_paid=split.cash_paid,
-        balance_after=split.balance_after,
-        steps=split.steps,
-    )
+
+def costs_of(split: Split) -> dict[str, Any]:
+    """The split's public fields (what previews, settlements and estimates return)."""
+    return {name: getattr(split, name) for name in COST_FIELDS}
 
 
 async def preview(
@@ -58,7 +51,7 @@ async def preview(
         use_account=data.use_account,
     )
     await record_audit(session, principal, ctx.person.id, "settlement.preview", "ok")
-    return _result(split, None)
+    return SettlementResult(settlement_id=None, **costs_of(split))
 
 
 async def settle(
@@ -108,15 +101,7 @@ async def _settle(
         year=ctx.year,
         business_date=business_date(),
         items=msgspec.to_builtins(data.items),
-        total=split.total,
-        fully_self_paid=split.fully_self_paid,
-        first_self_paid=split.first_self_paid,
-        deductible_paid=split.deductible_paid,
-        fund_paid=split.fund_paid,
-        account_paid=split.account_paid,
-        cash_paid=split.cash_paid,
-        balance_after=split.balance_after,
-        steps=msgspec.to_builtins(split.steps),
+        **{**costs_of(split), "steps": msgspec.to_builtins(split.steps)},
     )
     session.add(settlement)
     await session.flush()
@@ -138,7 +123,8 @@ async def _settle(
         "ok",
         {"settlement_id": str(settlement.id), "total": split.total},
     )
-    return msgspec.to_builtins(_result(split, settlement.id))  # type: ignore[no-any-return]
+    result = SettlementResult(settlement_id=settlement.id, **costs_of(split))
+    return msgspec.to_builtins(result)  # type: ignore[no-any-return]
 
 
 async def owned(
@@ -162,16 +148,11 @@ def view(settlement: Settlement) -> SettlementView:
         med_type=settlement.med_type,
         settled_at=settlement.created_at,
         business_date=settlement.business_date,
-        total=settlement.total,
-        fully_self_paid=settlement.fully_self_paid,
-        first_self_paid=settlement.first_self_paid,
-        deductible_paid=settlement.deductible_paid,
-        fund_paid=settlement.fund_paid,
-        account_paid=settlement.account_paid,
-        cash_paid=settlement.cash_paid,
-        balance_after=settlement.balance_after,
         reversed_total=settlement.reversed_total,
-        steps=msgspec.convert(settlement.steps, list[Any]),
+        **{
+            **{name: getattr(settlement, name) for name in COST_FIELDS},
+            "steps": msgspec.convert(settlement.steps, list[Step]),
+        },
     )
 
 

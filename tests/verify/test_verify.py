@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import re
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import update
 
 from ecert import qrtoken
+from ecert.db.models import NumericCode, utcnow
 from ecert.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.factories import holder, institution, mint_at, now, set_enrolment
@@ -132,6 +135,14 @@ async def test_numeric_code_single_use(client: Client, runtime: Runtime) -> None
     assert (await _verify(client, hospital, code))[1]["code"] == "qr_replayed"
     unknown = "424" + "0" * 19 + "370000"
     assert (await _verify(client, hospital, unknown))[1]["code"] == "qr_malformed"
+    late = (await client.post("/v1/me/ecert/code", headers=person.headers)).json()["code"]
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            update(NumericCode)
+            .where(NumericCode.code == late)
+            .values(expires_at=utcnow() - dt.timedelta(seconds=1))
+        )
+    assert (await _verify(client, hospital, late))[1]["code"] == "qr_expired"
 
 
 async def test_only_institutions_verify(client: Client, runtime: Runtime) -> None:

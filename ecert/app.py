@@ -22,6 +22,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from ecert import __version__
 from ecert.config import Settings, get_settings
+from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
     AgencyECertController,
     MyECertController,
@@ -63,6 +64,7 @@ def route_handlers() -> list[Any]:
         VerifyController,
         SettlementController,
         LookupController,
+        ImportController,
         AgencyPolicyController,
     ]
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table
+from sqlalchemy import FromClause
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def _insert(session: AsyncSession, table: Table) -> Any:
+def _insert(session: AsyncSession, table: FromClause) -> Any:
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 async def insert_ignore(
-    session: AsyncSession, table: Table, values: dict[str, Any], *, returning: Any = None
+    session: AsyncSession, table: FromClause, values: dict[str, Any], *, returning: Any = None
 ) -> Any:
     """Insert unless a unique key already holds the row; returns ``returning`` or None."""
     statement = _insert(session, table).values(**values).on_conflict_do_nothing()
@@ -28,7 +28,7 @@ async def insert_ignore(
 
 async def upsert(
     session: AsyncSession,
-    table: Table,
+    table: FromClause,
     rows: Sequence[dict[str, Any]],
     *,
     keys: Sequence[str],

@@ -26,6 +26,20 @@ class LookupController(Controller):
     async def enrolment(self, request: AnyRequest, db_session: DbSession) -> schemas.Enrolments:
         return await services.enrolment(db_session, principal_of(request))
 
+    @get("/contributions", summary="Monthly contributions with totals per year")
+    async def contributions(
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        start: Annotated[str | None, QueryParameter(name="from", pattern=r"^\d{6}$")] = None,
+        end: Annotated[str | None, QueryParameter(name="to", pattern=r"^\d{6}$")] = None,
+        limit: Limit = 24,
+        offset: Offset = 0,
+    ) -> schemas.ContributionPage:
+        return await services.contributions(
+            db_session, principal_of(request), start=start, end=end, limit=limit, offset=offset
+        )
+
     @get("/account", summary="Personal account balance (fen)")
     async def account(self, request: AnyRequest, db_session: DbSession) -> schemas.AccountView:
         return await services.account(db_session, principal_of(request))

@@ -86,3 +86,32 @@ class EstimateRequest(msgspec.Struct, forbid_unknown_fields=True):
 
 SettlementPage = Page[SettlementView]
 TransactionPage = Page[Transaction]
+
+
+class ContributionView(msgspec.Struct):
+    month: str
+    base: int
+    employer_amount: int
+    employee_amount: int
+    account_credit: int
+    #: paid, arrears or back_paid
+    status: str
+
+
+class YearTotals(msgspec.Struct):
+    year: int
+    employer_amount: int
+    employee_amount: int
+    account_credit: int
+    months_paid: int
+    months_in_arrears: int
+
+
+class ContributionPage(msgspec.Struct):
+    """Months in the range, newest first, one page; totals per year cover the whole range."""
+
+    items: list[ContributionView]
+    totals_by_year: list[YearTotals]
+    limit: int
+    offset: int
+    total: int

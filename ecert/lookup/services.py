@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Bill, compute
-from ecert.db.models import Account, Enrolment, LedgerEntry, Person, Settlement
+from ecert.db.models import Account, Contribution, Enrolment, LedgerEntry, Person, Settlement
 from ecert.errors import NotFound
 from ecert.lookup import schemas
 from ecert.security.audit import record_audit
@@ -164,4 +164,64 @@ async def settlements(
     ).all()
     return schemas.SettlementPage(
         items=[settlement_view(s) for s in rows], limit=limit, offset=offset, total=total or 0
+    )
+
+
+async def contributions(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    start: str | None,
+    end: str | None,
+    limit: int,
+    offset: int,
+) -> schemas.ContributionPage:
+    person = await _me(session, principal, "lookup.contributions")
+    where = [Contribution.person_id == person.id]
+    if start:
+        where.append(Contribution.month >= start)
+    if end:
+        where.append(Contribution.month <= end)
+    year = func.substr(Contribution.month, 1, 4)
+    paid = Contribution.status.in_(("paid", "back_paid"))
+    totals = (
+        await session.execute(
+            select(
+                year,
+                func.sum(Contribution.employer_amount),
+                func.sum(Contribution.employee_amount),
+                func.sum(case((paid, Contribution.account_credit), else_=0)),
+                func.sum(case((paid, 1), else_=0)),
+                func.sum(case((Contribution.status == "arrears", 1), else_=0)),
+            )
+            .where(*where)
+            .group_by(year)
+            .order_by(year.desc())
+        )
+    ).all()
+    rows = (
+        await session.scalars(
+            select(Contribution)
+            .where(*where)
+            .order_by(Contribution.month.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+    ).all()
+    return schemas.ContributionPage(
+        items=[
+            schemas.ContributionView(
+                c.month, c.base, c.employer_amount, c.employee_amount, c.account_credit, c.status
+            )
+            for c in rows
+        ],
+        totals_by_year=[
+            schemas.YearTotals(
+                int(y), int(er or 0), int(ee or 0), int(cr or 0), int(p or 0), int(a or 0)
+            )
+            for y, er, ee, cr, p, a in totals
+        ],
+        limit=limit,
+        offset=offset,
+        total=sum(int(p or 0) + int(a or 0) for *_, p, a in totals),
     )

@@ -21,7 +21,7 @@ USAGE_FIELDS = tuple(f.name for f in msgspec.structs.fields(YearToDate))
 async def ensure_account(session: AsyncSession, person_id: uuid.UUID) -> None:
     await insert_ignore(
         session,
-        Account.__table__,  # type: ignore[arg-type]
+        Account.__table__,
         {"id": uuid.uuid4(), "person_id": person_id, "balance": 0},
     )
 
@@ -73,7 +73,7 @@ async def lock_person(
     database write lock (SQLite), so the reads that follow see the latest usage and balance."""
     await insert_ignore(
         session,
-        BenefitUsage.__table__,  # type: ignore[arg-type]
+        BenefitUsage.__table__,
         {"id": uuid.uuid4(), "person_id": person_id, "year": year, "insurance_type": insurance},
     )
     await session.execute(
@@ -148,7 +148,7 @@ async def upsert_policies(session: AsyncSession, policies: Iterable[dict[str, An
         )
     await upsert(
         session,
-        PolicyRow.__table__,  # type: ignore[arg-type]
+        PolicyRow.__table__,
         rows,
         keys=("area", "insurance_type", "year", "category"),
         update=("body",),

@@ -47,7 +47,7 @@ async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str
     async with runtime.sessions.begin() as session:
         record_id = await insert_ignore(
             session,
-            table,  # type: ignore[arg-type]
+            table,
             {
                 "scope": scope,
                 "key": key,

@@ -11,6 +11,7 @@ from ecert.db.models.core import (
     UsedJti,
 )
 from ecert.db.models.issuance import ECert, FamilyLink, NumericCode, RevocationEntry
+from ecert.db.models.lookup import Card, CardEvent, Contribution
 from ecert.db.models.settlement import (
     Account,
     BenefitUsage,
@@ -29,7 +30,10 @@ __all__ = [
     "Base",
     "BenefitUsage",
     "BigIntBase",
+    "Card",
+    "CardEvent",
     "Client",
+    "Contribution",
     "ECert",
     "EcToken",
     "Enrolment",

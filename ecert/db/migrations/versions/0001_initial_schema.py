@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 16:25:49.782292
+Create Date: 2026-11-22 16:45:24.222426
 """
 
 from collections.abc import Sequence
@@ -272,6 +272,45 @@ def upgrade() -> None:
         sa.UniqueConstraint("person_id", "year", "insurance_type", name="uq_usage_person_year"),
     )
     op.create_table(
+        "cards",
+        sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("person_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("number", sa.String(length=20), nullable=False),
+        sa.Column("status", sa.String(length=24), nullable=False),
+        sa.Column(
+            "reported_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True
+        ),
+        sa.Column(
+            "lapse_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=True
+        ),
+        sa.Column("replaced_by", advanced_alchemy.types.guid.GUID(length=16), nullable=True),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column(
+            "created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.CheckConstraint(
+            "status in ('active','provisionally_reported','formally_reported','replaced')",
+            name=op.f("ck_cards_card_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["persons.id"],
+            name=op.f("fk_cards_person_id_persons"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["replaced_by"], ["cards.id"], name=op.f("fk_cards_replaced_by_cards")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_cards")),
+        sa.UniqueConstraint("number", name=op.f("uq_cards_number")),
+    )
+    with op.batch_alter_table("cards", schema=None) as batch_op:
+        batch_op.create_index("ix_cards_person", ["person_id"], unique=False)
+
+    op.create_table(
         "clients",
         sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
         sa.Column("client_id", sa.String(length=64), nullable=False),
@@ -299,6 +338,37 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_clients")),
         sa.UniqueConstraint("client_id", name=op.f("uq_clients_client_id")),
+    )
+    op.create_table(
+        "contributions",
+        sa.Column("id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("person_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("month", sa.String(length=6), nullable=False),
+        sa.Column("base", sa.BigInteger(), nullable=False),
+        sa.Column("employer_amount", sa.BigInteger(), nullable=False),
+        sa.Column("employee_amount", sa.BigInteger(), nullable=False),
+        sa.Column("account_credit", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("credited", sa.Boolean(), nullable=False),
+        sa.Column("sa_orm_sentinel", sa.Integer(), nullable=True),
+        sa.Column(
+            "created_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.Column(
+            "updated_at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False
+        ),
+        sa.CheckConstraint(
+            "status in ('paid','arrears','back_paid')",
+            name=op.f("ck_contributions_contribution_status"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["person_id"],
+            ["persons.id"],
+            name=op.f("fk_contributions_person_id_persons"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contributions")),
+        sa.UniqueConstraint("person_id", "month", name="uq_contribution_person_month"),
     )
     op.create_table(
         "ecerts",
@@ -468,6 +538,23 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_settlements_person_id"), ["person_id"], unique=False)
 
     op.create_table(
+        "card_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("card_id", advanced_alchemy.types.guid.GUID(length=16), nullable=False),
+        sa.Column("action", sa.String(length=32), nullable=False),
+        sa.Column("from_status", sa.String(length=24), nullable=True),
+        sa.Column("to_status", sa.String(length=24), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("at", advanced_alchemy.types.datetime.DateTimeUTC(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["card_id"], ["cards.id"], name=op.f("fk_card_events_card_id_cards"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_card_events")),
+    )
+    with op.batch_alter_table("card_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_card_events_card_id"), ["card_id"], unique=False)
+
+    op.create_table(
         "ec_tokens",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("token", sa.String(length=38), nullable=False),
@@ -600,6 +687,10 @@ def downgrade() -> None:
 
     op.drop_table("ledger_entries")
     op.drop_table("ec_tokens")
+    with op.batch_alter_table("card_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_card_events_card_id"))
+
+    op.drop_table("card_events")
     with op.batch_alter_table("settlements", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_settlements_person_id"))
         batch_op.drop_index(batch_op.f("ix_settlements_institution_code"))
@@ -610,7 +701,12 @@ def downgrade() -> None:
     op.drop_table("family_links")
     op.drop_table("enrolments")
     op.drop_table("ecerts")
+    op.drop_table("contributions")
     op.drop_table("clients")
+    with op.batch_alter_table("cards", schema=None) as batch_op:
+        batch_op.drop_index("ix_cards_person")
+
+    op.drop_table("cards")
     op.drop_table("benefit_usage")
     op.drop_table("accounts")
     with op.batch_alter_table("used_jtis", schema=None) as batch_op:

@@ -1,0 +1,1 @@
+"""Streaming imports from the core system: persons, enrolments, contributions, policies, …"""

@@ -1,0 +1,285 @@
+"""Validate rows one by one and apply them in batches of upserts: idempotent on re-import.
+
+A bad row is rejected with its line number and a reason (never the ID number); good rows land.
+Paid (or back-paid) contribution months credit the personal account exactly once, guarded by the
+row's ``credited`` flag, whichever import brings them.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.benefits import Policy
+from ecert.db.models import Contribution, Enrolment, Institution, Person, utcnow
+from ecert.db.upsert import upsert
+from ecert.errors import EcertError
+from ecert.identity import parse_id_number
+from ecert.imports import schemas
+from ecert.imports.readers import Row
+from ecert.runtime import Runtime
+from ecert.settlement import accounts
+
+BATCH = 1000
+KINDS: dict[str, type[msgspec.Struct]] = {
+    "persons": schemas.PersonRow,
+    "enrolments": schemas.EnrolmentRow,
+    "contributions": schemas.ContributionRow,
+    "institutions": schemas.InstitutionRow,
+    "policies": Policy,
+}
+
+
+@dataclass
+class Outcome:
+    accepted: int = 0
+    rejects: list[schemas.Reject] = field(default_factory=list)
+
+
+def validate(kind: str, line: int, raw: dict[str, Any] | str) -> msgspec.Struct | schemas.Reject:
+    if isinstance(raw, str):
+        return schemas.Reject(line, raw)
+    try:
+        row = msgspec.convert(raw, KINDS[kind], strict=False)
+    except msgspec.ValidationError as exc:
+        return schemas.Reject(line, str(exc))  # msgspec names the field, not the value
+    number = getattr(row, "id_number", None)
+    if number is not None:
+        try:
+            normalised = parse_id_number(number).value
+        except EcertError as exc:
+            return schemas.Reject(line, f"id_number: {exc.detail}")
+        row = msgspec.structs.replace(row, id_number=normalised)
+    return row
+
+
+async def _person_ids(
+    session: AsyncSession, runtime: Runtime, numbers: Iterable[str]
+) -> dict[str, uuid.UUID]:
+    by_hash = {runtime.cipher.lookup_hash(n): n for n in numbers}
+    found = await session.execute(
+        select(Person.id_hash, Person.id).where(Person.id_hash.in_(list(by_hash)))
+    )
+    return {by_hash[h]: pid for h, pid in found.all()}
+
+
+async def _persons(
+    session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
+) -> list[schemas.Reject]:
+    cipher, now = runtime.cipher, utcnow()
+    rows = []
+    for _, r in batch:
+        number = parse_id_number(r.id_number)
+        rows.append(
+            {
+                "id": uuid.uuid4(),
+                "id_hash": cipher.lookup_hash(r.id_number),
+                "id_cipher": cipher.encrypt(r.id_number, context="person.id"),
+                "name_cipher": cipher.encrypt(r.name, context="person.name"),
+                "id_kind": number.kind.value,
+                "gender": number.sex,
+                "birth_date": number.birth_date,
+                "area": r.area,
+                "category": r.category,
+                "person_no": secrets.token_hex(8).upper(),
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    await upsert(
+        session,
+        Person.__table__,
+        _last_wins(rows, "id_hash"),
+        keys=("id_hash",),
+        update=("name_cipher", "area", "category", "updated_at"),
+    )
+    return []
+
+
+def _last_wins(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
+    # One statement cannot touch the same key twice; a file may: the later line wins.
+    return list({tuple(r[k] for k in keys): r for r in rows}.values())
+
+
+async def _by_person(
+    session: AsyncSession,
+    runtime: Runtime,
+    batch: list[tuple[int, Any]],
+    make: Callable[[uuid.UUID, Any], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[schemas.Reject]]:
+    ids = await _person_ids(session, runtime, {r.id_number for _, r in batch})
+    rows, rejects = [], []
+    for line, r in batch:
+        if r.id_number not in ids:
+            rejects.append(schemas.Reject(line, "no such person: import persons first"))
+        else:
+            rows.append(make(ids[r.id_number], r))
+    return rows, rejects
+
+
+async def _enrolments(
+    session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
+) -> list[schemas.Reject]:
+    now = utcnow()
+    rows, rejects = await _by_person(
+        session,
+        runtime,
+        batch,
+        lambda pid, r: {
+            "id": uuid.uuid4(),
+            "person_id": pid,
+            "insurance_type": r.insurance_type,
+            "area": r.area,
+            "employer": r.employer,
+            "status": r.status,
+            "start_date": r.start_date,
+            "end_date": r.end_date,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    await upsert(
+        session,
+        Enrolment.__table__,
+        _last_wins(rows, "person_id", "insurance_type"),
+        keys=("person_id", "insurance_type"),
+        update=("area", "employer", "status", "start_date", "end_date", "updated_at"),
+    )
+    return rejects
+
+
+async def _contributions(
+    session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
+) -> list[schemas.Reject]:
+    now = utcnow()
+    rows, rejects = await _by_person(
+        session,
+        runtime,
+        batch,
+        lambda pid, r: {
+            "id": uuid.uuid4(),
+            "person_id": pid,
+            "month": r.month,
+            "base": r.base,
+            "employer_amount": r.employer_amount,
+            "employee_amount": r.employee_amount,
+            "account_credit": r.account_credit,
+            "status": r.status,
+            "credited": False,
+            "created_at": now,
+            "updated_at": now,
+        },
+    )
+    rows = _last_wins(rows, "person_id", "month")
+    await upsert(
+        session,
+        Contribution.__table__,
+        rows,
+        keys=("person_id", "month"),
+        update=(
+            "base",
+            "employer_amount",
+            "employee_amount",
+            "account_credit",
+            "status",
+            "updated_at",
+        ),
+    )
+    due = (
+        await session.execute(
+            select(
+                Contribution.id,
+                Contribution.person_id,
+                Contribution.account_credit,
+                Contribution.month,
+            ).where(
+                Contribution.person_id.in_({r["person_id"] for r in rows}),
+                Contribution.credited.is_(False),
+                Contribution.account_credit > 0,
+                Contribution.status.in_(("paid", "back_paid")),
+            )
+        )
+    ).all()
+    for contribution_id, person_id, amount, month in due:
+        claimed = await session.execute(
+            update(Contribution)
+            .where(Contribution.id == contribution_id, Contribution.credited.is_(False))
+            .values(credited=True)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            await accounts.credit(session, person_id, amount, f"contribution {month}")
+    return rejects
+
+
+async def _institutions(
+    session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
+) -> list[schemas.Reject]:
+    now = utcnow()
+    rows = [
+        {"id": uuid.uuid4(), **msgspec.structs.asdict(r), "created_at": now, "updated_at": now}
+        for _, r in batch
+    ]
+    await upsert(
+        session,
+        Institution.__table__,
+        _last_wins(rows, "code"),
+        keys=("code",),
+        update=("name", "kind", "level", "area", "designated", "updated_at"),
+    )
+    return []
+
+
+async def _policies(
+    session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
+) -> list[schemas.Reject]:
+    await accounts.upsert_policies(session, [msgspec.to_builtins(r) for _, r in batch])
+    return []
+
+
+APPLY = {
+    "persons": _persons,
+    "enrolments": _enrolments,
+    "contributions": _contributions,
+    "institutions": _institutions,
+    "policies": _policies,
+}
+
+
+async def run_import(
+    runtime: Runtime,
+    kind: str,
+    source: Iterable[Row],
+    *,
+    on_reject: Callable[[schemas.Reject], None],
+) -> int:
+    """Apply every good row, one transaction a batch; return how many landed."""
+    accepted = 0
+    batch: list[tuple[int, Any]] = []
+
+    async def flush() -> None:
+        nonlocal accepted
+        async with runtime.sessions.begin() as session:
+            rejected = await APPLY[kind](session, runtime, batch)
+        for reject in rejected:
+            on_reject(reject)
+        accepted += len(batch) - len(rejected)
+        batch.clear()
+
+    for line, raw in source:
+        checked = validate(kind, line, raw)
+        if isinstance(checked, schemas.Reject):
+            on_reject(checked)
+            continue
+        batch.append((line, checked))
+        if len(batch) >= BATCH:
+            await flush()
+    if batch:
+        await flush()
+    return accepted

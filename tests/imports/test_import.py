@@ -1,0 +1,207 @@
+"""Imports: CSV and JSON Lines, per-line rejects, idempotent re-import, credits once, streaming."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, select
+
+from ecert.cli import main
+from ecert.config import get_settings
+from ecert.db.migrate import upgrade
+from ecert.db.models import Account, Contribution, Enrolment, Institution, LedgerEntry, Person
+from ecert.imports.readers import rows
+from ecert.imports.schemas import Reject
+from ecert.imports.services import run_import
+from ecert.runtime import Runtime
+from tests.helpers import Client, add_client, bearer, client_token, new_id_number
+
+A, B = new_id_number(), new_id_number("110105", dt.date(1960, 1, 2))
+PERSONS_CSV = f"""id_number,name,area,category,extra_column
+{A},张三,370102,employee,ignored
+{B},李四,110105,retired,
+123456,坏行,370102,employee,
+{A[:-1]}{"0" if A[-1] != "0" else "1"},校验错,370102,employee,
+"""
+
+
+async def _import(runtime: Runtime, kind: str, text: str, fmt: str) -> tuple[int, list[Reject]]:
+    rejects: list[Reject] = []
+    accepted = await run_import(
+        runtime, kind, rows(text.splitlines(keepends=True), fmt), on_reject=rejects.append
+    )
+    return accepted, rejects
+
+
+async def _count(runtime: Runtime, model: type) -> int:
+    async with runtime.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_persons_csv_with_rejects_and_idempotent_reimport(runtime: Runtime) -> None:
+    accepted, rejects = await _import(runtime, "persons", PERSONS_CSV, "csv")
+    assert accepted == 2
+    assert [r.line for r in rejects] == [4, 5]
+    assert "18 characters" in rejects[0].reason
+    assert "check character" in rejects[1].reason
+    assert all(A not in r.reason and A[:-1] not in r.reason for r in rejects)
+    again, _ = await _import(runtime, "persons", PERSONS_CSV, "csv")
+    assert again == 2
+    assert await _count(runtime, Person) == 2
+
+
+async def test_contributions_credit_the_account_once(runtime: Runtime) -> None:
+    await _import(runtime, "persons", PERSONS_CSV, "csv")
+    lines = [
+        {
+            "id_number": A,
+            "month": "202601",
+            "base": 800000,
+            "employer_amount": 64000,
+            "employee_amount": 16000,
+            "account_credit": 16000,
+            "status": "paid",
+        },
+        {
+            "id_number": A,
+            "month": "202602",
+            "base": 800000,
+            "employer_amount": 64000,
+            "employee_amount": 16000,
+            "account_credit": 16000,
+            "status": "arrears",
+        },
+        {
+            "id_number": A,
+            "month": "2026-03",
+            "base": 1,
+            "employer_amount": 1,
+            "employee_amount": 1,
+            "account_credit": 1,
+            "status": "paid",
+        },
+        {
+            "id_number": new_id_number(),
+            "month": "202601",
+            "base": 1,
+            "employer_amount": 1,
+            "employee_amount": 1,
+            "account_credit": 1,
+            "status": "paid",
+        },
+    ]
+    text = "\n".join(json.dumps(line) for line in lines) + "\nnot json\n"
+    accepted, rejects = await _import(runtime, "contributions", text, "jsonl")
+    assert accepted == 2
+    assert sorted(r.line for r in rejects) == [3, 4, 5]
+    assert any("import persons first" in r.reason for r in rejects)
+    async with runtime.sessions() as session:
+        balance = await session.scalar(select(Account.balance))
+    assert balance == 16000  # arrears credit nothing
+    await _import(runtime, "contributions", text, "jsonl")  # re-import: no second credit
+    back_paid = json.dumps({**lines[1], "status": "back_paid"})
+    await _import(runtime, "contributions", back_paid, "jsonl")
+    async with runtime.sessions() as session:
+        balance = await session.scalar(select(Account.balance))
+        credits = await session.scalar(select(func.count()).select_from(LedgerEntry))
+    assert balance == 32000
+    assert credits == 2
+    assert await _count(runtime, Contribution) == 2
+
+
+async def test_enrolments_institutions_and_policies(runtime: Runtime) -> None:
+    await _import(runtime, "persons", PERSONS_CSV, "csv")
+    enrolments = f"""id_number,insurance_type,area,status,start_date,employer
+{A},310,370102,active,2020-01-01,某公司
+{B},390,110105,active,2019-07-01,
+{A},310,370102,sleeping,2020-01-01,
+"""
+    accepted, rejects = await _import(runtime, "enrolments", enrolments, "csv")
+    assert (accepted, [r.line for r in rejects]) == (2, [4])
+    institutions = """code,name,kind,level,area,designated
+H37010200001,第一医院,hospital,3,370102,true
+P37010200001,大药房,pharmacy,community,370102,false
+X1,坏,hospital,9,1,true
+"""
+    accepted, rejects = await _import(runtime, "institutions", institutions, "csv")
+    assert (accepted, len(rejects)) == (2, 1)
+    async with runtime.sessions() as session:
+        pharmacy = await session.scalar(select(Institution).where(Institution.code.like("P%")))
+    assert pharmacy is not None
+    assert pharmacy.designated is False
+    policy = json.dumps(
+        {
+            "area": "370102",
+            "insurance_type": "310",
+            "year": 2026,
+            "category": "employee",
+            "outpatient": {"deductible": 1, "cap": 2, "ratios": {"1": 0.5}},
+            "inpatient": {"deductible": 1, "cap": 2, "ratios": {"1": 0.5}},
+        }
+    )
+    bad = json.dumps(
+        {
+            "area": "370102",
+            "insurance_type": "310",
+            "year": 2026,
+            "category": "employee",
+            "outpatient": {"deductible": -1},
+        }
+    )
+    accepted, rejects = await _import(runtime, "policies", f"{policy}\n{bad}\n", "jsonl")
+    assert (accepted, [r.line for r in rejects]) == (1, [2])
+    assert await _count(runtime, Enrolment) == 2
+
+
+async def test_streaming_lands_batches_before_the_end(runtime: Runtime) -> None:
+    """The reader is consumed lazily: a failure after the first batch leaves that batch landed."""
+    from ecert.imports import services
+
+    def endless() -> Iterator[str]:
+        yield "code,name,kind,level,area\n"
+        for i in range(services.BATCH + 5):
+            yield f"H{i:011d},医院{i},hospital,1,370102\n"
+        raise RuntimeError("the connection to the core system broke")
+
+    with pytest.raises(RuntimeError):
+        await run_import(runtime, "institutions", rows(endless(), "csv"), on_reject=print)
+    assert await _count(runtime, Institution) == services.BATCH
+
+
+async def test_agency_api_import(client: Client, runtime: Runtime) -> None:
+    agency = bearer(await client_token(client, *await add_client(runtime, "agency")))
+    response = await client.post(
+        "/v1/agency/imports/persons",
+        content=PERSONS_CSV.encode(),
+        headers={**agency, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["accepted"], report["rejected"]) == (2, 2)
+    assert [r["line"] for r in report["rejects"]] == [4, 5]
+    channel = bearer(await client_token(client, *await add_client(runtime, "channel")))
+    refused = await client.post("/v1/agency/imports/persons", content=b"", headers=channel)
+    assert refused.status_code == 403
+
+
+def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        upgrade(get_settings().effective_database_url)
+        source = tmp_path / "persons.csv"
+        source.write_text(PERSONS_CSV, encoding="utf-8")
+        result = CliRunner().invoke(main, ["import", "persons", str(source)])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output.strip().splitlines()[-1])
+        assert (summary["accepted"], summary["rejected"]) == (2, 2)
+        rejects = [json.loads(line) for line in Path(summary["rejects"]).read_text().splitlines()]
+        assert [r["line"] for r in rejects] == [4, 5]
+        assert A not in Path(summary["rejects"]).read_text()
+    finally:
+        get_settings.cache_clear()

@@ -21,6 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from ecert import __version__
+from ecert.cards.controllers import AgencyCardController, MyCardController
 from ecert.config import Settings, get_settings
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
@@ -65,6 +66,8 @@ def route_handlers() -> list[Any]:
         SettlementController,
         LookupController,
         ImportController,
+        MyCardController,
+        AgencyCardController,
         AgencyPolicyController,
     ]
 

@@ -295,6 +295,23 @@ def import_command(kind: str, file: Path, fmt: str | None, rejects: Path | None)
     )
 
 
+@main.group("cards")
+def cards_group() -> None:
+    """Physical social security cards."""
+
+
+@cards_group.command("sweep")
+def cards_sweep() -> None:
+    """Restore cards whose provisional loss report lapsed (no formal report in time)."""
+    from ecert.cards.services import sweep
+
+    async def work(runtime: Runtime) -> int:
+        async with runtime.sessions.begin() as session:
+            return await sweep(session)
+
+    click.echo(json.dumps({"restored": run_with_runtime(work)}))
+
+
 @main.command("verify")
 @click.argument("text", required=False)
 @click.option(

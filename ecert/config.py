@@ -43,6 +43,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     key_rotate_days: int = 30
     #: How long a worker may keep using its cached key ring before it reloads the key table.
     key_refresh_s: int = 30
+    #: Working days after a provisional card loss report before the card is restored (default).
+    card_lapse_workdays: int = 2
+    #: Per-area overrides, ``area:days`` comma-separated, e.g. ``370102:2,110105:3``.
+    card_lapse_by_area: str = ""
+    #: Extra holiday/workday years for the working-day calendar (JSON; see ecert/cards/).
+    workday_file: str = ""
     #: Settlement token (ec_token) lifetime.
     ec_token_ttl_s: int = 1800
     #: Largest accepted request body.

@@ -1,0 +1,1 @@
+"""The physical social security card: loss reports, lapse by working days, replacement, errata."""

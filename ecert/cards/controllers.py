@@ -1,0 +1,141 @@
+"""Card routes: the person's own, and the agency's counter and hotline."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.params import JSONBody
+
+from ecert.cards import schemas, services
+from ecert.db.models import Card, Person
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.security.audit import record_audit
+from ecert.security.auth import agency_guard, person_guard, principal_of
+
+
+def _view(card: Card) -> schemas.CardView:
+    return schemas.CardView(
+        number="*" * (len(card.number) - 4) + card.number[-4:],
+        status=card.status,
+        reported_at=card.reported_at,
+        restores_at=card.lapse_at,
+    )
+
+
+async def _me(request: AnyRequest, db_session: DbSession) -> Person:
+    principal = principal_of(request)
+    person = await db_session.get(Person, principal.person_id)
+    if person is None:
+        raise services.NoCard()
+    return person
+
+
+class MyCardController(Controller):
+    path = "/v1/me/card"
+    tags = ["Card"]
+    guards = [person_guard]
+
+    @get("/", summary="The physical card's status")
+    async def show(self, request: AnyRequest, db_session: DbSession) -> schemas.CardView:
+        person = await _me(request, db_session)
+        card = await services.current(db_session, person.id)
+        await record_audit(db_session, principal_of(request), person.id, "card.read", "ok")
+        return _view(card)
+
+    @post("/loss-reports", status_code=200, summary="Report the card lost (provisional)")
+    async def report(
+        self, request: AnyRequest, db_session: DbSession, runtime: RuntimeDep
+    ) -> schemas.CardView:
+        person = await _me(request, db_session)
+        return _view(
+            await services.report_provisional(db_session, runtime, principal_of(request), person)
+        )
+
+    @post(
+        "/loss-reports/cancel", status_code=200, summary="Found it: cancel the provisional report"
+    )
+    async def cancel(self, request: AnyRequest, db_session: DbSession) -> schemas.CardView:
+        person = await _me(request, db_session)
+        return _view(await services.cancel_report(db_session, principal_of(request), person))
+
+
+class AgencyCardController(Controller):
+    path = "/v1/agency/cards"
+    tags = ["Agency"]
+    guards = [agency_guard]
+
+    @post("/issue", status_code=201, summary="Issue a card to a person")
+    async def issue(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.AgencyCardAction],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.CardView:
+        person = await services.person_by_number(db_session, runtime, data.id_number)
+        return _view(await services.issue(db_session, person, principal_of(request).client_id))
+
+    @post("/loss-reports", status_code=200, summary="Hotline: provisional loss report")
+    async def report(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.AgencyCardAction],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.CardView:
+        person = await services.person_by_number(db_session, runtime, data.id_number)
+        return _view(
+            await services.report_provisional(db_session, runtime, principal_of(request), person)
+        )
+
+    @post("/loss-reports/formal", status_code=200, summary="Formal written report: freeze")
+    async def formal(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.AgencyCardAction],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.CardView:
+        person = await services.person_by_number(db_session, runtime, data.id_number)
+        return _view(await services.report_formal(db_session, principal_of(request), person))
+
+    @post("/loss-reports/cancel", status_code=200, summary="Un-suspend a provisional report")
+    async def cancel(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.AgencyCardAction],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.CardView:
+        person = await services.person_by_number(db_session, runtime, data.id_number)
+        return _view(await services.cancel_report(db_session, principal_of(request), person))
+
+    @post("/replacements", status_code=201, summary="Replace a lost (frozen) or damaged card")
+    async def replace(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.Replacement],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.CardView:
+        person = await services.person_by_number(db_session, runtime, data.id_number)
+        return _view(await services.replace(db_session, principal_of(request), person, data.reason))
+
+    @post("/errata", status_code=200, summary="Correct the name or ID number")
+    async def errata(
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.Errata],
+        db_session: DbSession,
+        runtime: RuntimeDep,
+    ) -> schemas.CardView:
+        person = await services.person_by_number(db_session, runtime, data.id_number)
+        return _view(
+            await services.errata(
+                db_session,
+                runtime,
+                principal_of(request),
+                person,
+                name=data.name,
+                id_number=data.new_id_number,
+            )
+        )

@@ -1,0 +1,205 @@
+"""Card state machine (seed documents and city rules).
+
+active → provisionally_reported (phone/online/hotline: card settlement stops at once)
+  → back to active by un-suspension (解挂), or by itself when no formal report follows within
+    N working days (per area), or → formally_reported (frozen for good) → replaced.
+A damaged card is replaced from active. The e-cert is untouched throughout.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.cards.workdays import calendar
+from ecert.config import Settings
+from ecert.db.models import Card, CardEvent, Person, utcnow
+from ecert.errors import Conflict, NotFound, ValidationFailed
+from ecert.identity import parse_id_number
+from ecert.persons import find_person
+from ecert.runtime import Runtime
+from ecert.security.audit import record_audit
+from ecert.security.tokens import Principal
+
+
+class NoCard(NotFound):
+    """Raised when the person holds no card."""
+
+    code = "no_card"
+    title = "No social security card is on record"
+
+
+class CardStateConflict(Conflict):
+    """Raised when the card's state does not allow the action."""
+
+    code = "card_state"
+    title = "The card's state does not allow this"
+
+
+def lapse_workdays(settings: Settings, area: str) -> int:
+    for pair in filter(None, settings.card_lapse_by_area.split(",")):
+        key, _, days = pair.partition(":")
+        if key.strip() == area:
+            return int(days)
+    return settings.card_lapse_workdays
+
+
+def _new_number(area: str) -> str:
+    return f"{area[:2]}{secrets.randbelow(10**14):014d}"
+
+
+def _move(session: AsyncSession, card: Card, to: str, action: str, actor: str) -> None:
+    session.add(
+        CardEvent(
+            card_id=card.id, action=action, from_status=card.status, to_status=to, actor=actor
+        )
+    )
+    card.status = to
+
+
+async def current(session: AsyncSession, person_id: uuid.UUID) -> Card:
+    """The person's card in use, restoring a provisional report that has lapsed."""
+    card = await session.scalar(
+        select(Card)
+        .where(Card.person_id == person_id, Card.status != "replaced")
+        .order_by(Card.created_at.desc())
+        .limit(1)
+    )
+    if card is None:
+        raise NoCard()
+    if card.status == "provisionally_reported" and card.lapse_at and card.lapse_at <= utcnow():
+        _move(session, card, "active", "lapsed", "system")
+        card.lapse_at = None
+    return card
+
+
+async def issue(session: AsyncSession, person: Person, actor: str) -> Card:
+    card = Card(person_id=person.id, number=_new_number(person.area), status="active")
+    session.add(card)
+    await session.flush()
+    session.add(
+        CardEvent(
+            card_id=card.id, action="issued", from_status=None, to_status="active", actor=actor
+        )
+    )
+    return card
+
+
+async def report_provisional(
+    session: AsyncSession, runtime: Runtime, principal: Principal, person: Person
+) -> Card:
+    card = await current(session, person.id)
+    if card.status != "active":
+        raise CardStateConflict("only an active card can be reported lost")
+    now = utcnow()
+    card.reported_at = now
+    card.lapse_at = calendar(runtime.settings.workday_file).deadline(
+        now, lapse_workdays(runtime.settings, person.area)
+    )
+    _move(session, card, "provisionally_reported", "provisional_report", principal.client_id)
+    await record_audit(session, principal, person.id, "card.report", "ok")
+    return card
+
+
+async def cancel_report(session: AsyncSession, principal: Principal, person: Person) -> Card:
+    """Un-suspension: only while the report is provisional."""
+    card = await current(session, person.id)
+    if card.status != "provisionally_reported":
+        raise CardStateConflict("only a provisional loss report can be cancelled")
+    card.lapse_at = None
+    _move(session, card, "active", "cancel_report", principal.client_id)
+    await record_audit(session, principal, person.id, "card.cancel_report", "ok")
+    return card
+
+
+async def report_formal(session: AsyncSession, principal: Principal, person: Person) -> Card:
+    card = await current(session, person.id)
+    if card.status not in ("active", "provisionally_reported"):
+        raise CardStateConflict("the card is already frozen or replaced")
+    card.reported_at = card.reported_at or utcnow()
+    card.lapse_at = None
+    _move(session, card, "formally_reported", "formal_report", principal.client_id)
+    await record_audit(session, principal, person.id, "card.formal_report", "ok")
+    return card
+
+
+async def replace(session: AsyncSession, principal: Principal, person: Person, reason: str) -> Card:
+    """Lost cards need a formal report first; a damaged card is handed back while active."""
+    card = await current(session, person.id)
+    allowed = "formally_reported" if reason == "lost" else "active"
+    if card.status != allowed:
+        raise CardStateConflict(f"a {reason} card is replaced from the {allowed} state")
+    new = await issue(session, person, principal.client_id)
+    card.replaced_by = new.id
+    _move(session, card, "replaced", f"replaced_{reason}", principal.client_id)
+    await record_audit(session, principal, person.id, "card.replace", "ok", {"reason": reason})
+    return new
+
+
+async def errata(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    person: Person,
+    *,
+    name: str | None,
+    id_number: str | None,
+) -> Card:
+    """Correct a wrong name or ID number; both wrong at once means a new card."""
+    if not name and not id_number:
+        raise ValidationFailed("give the corrected name, ID number, or both")
+    cipher = runtime.cipher
+    if name:
+        person.name_cipher = cipher.encrypt(name, context="person.name")
+    if id_number:
+        number = parse_id_number(id_number)
+        other = await find_person(session, cipher, number)
+        if other is not None and other.id != person.id:
+            raise Conflict("another person holds this ID number")
+        person.id_hash = cipher.lookup_hash(number.value)
+        person.id_cipher = cipher.encrypt(number.value, context="person.id")
+        person.id_kind, person.gender, person.birth_date = (
+            number.kind.value,
+            number.sex,
+            number.birth_date,
+        )
+    await record_audit(
+        session,
+        principal,
+        person.id,
+        "card.errata",
+        "ok",
+        {"name": bool(name), "id_number": bool(id_number)},
+    )
+    card = await current(session, person.id)
+    if name and id_number:
+        new = await issue(session, person, principal.client_id)
+        card.replaced_by = new.id
+        _move(session, card, "replaced", "replaced_errata", principal.client_id)
+        return new
+    return card
+
+
+async def sweep(session: AsyncSession) -> int:
+    """Restore every provisional report whose working-day window has passed."""
+    now = utcnow()
+    due = (
+        await session.scalars(
+            select(Card).where(Card.status == "provisionally_reported", Card.lapse_at <= now)
+        )
+    ).all()
+    for card in due:
+        _move(session, card, "active", "lapsed", "system")
+        card.lapse_at = None
+    await session.flush()
+    return len(due)
+
+
+async def person_by_number(session: AsyncSession, runtime: Runtime, id_number: str) -> Person:
+    person = await find_person(session, runtime.cipher, parse_id_number(id_number))
+    if person is None:
+        raise NotFound("no insured person has this ID number")
+    return person

@@ -9,6 +9,7 @@ import datetime as dt
 import random
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,15 @@ from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import select
 
+from ecert.cards import services as cards
 from ecert.data import illustrative_policies
-from ecert.db.models import Client, Enrolment
+from ecert.db.models import Card, Client, Person
 from ecert.identity import make_id_number
+from ecert.imports.readers import Row
+from ecert.imports.schemas import Reject
+from ecert.imports.services import run_import
 from ecert.oauth.services import register_client
-from ecert.persons import upsert_person
 from ecert.runtime import Runtime
-from ecert.settlement import accounts
 from ecert.settlement.context import business_date
 
 SEED = 20261122
@@ -58,48 +61,80 @@ def demo_person(index: int) -> dict[str, Any]:
     }
 
 
-def rng_credit(index: int) -> int:
-    """A demo account balance between 500 and 5,000 yuan, in fen."""
-    return random.Random(SEED + index).randrange(50_000, 500_000, 100)  # noqa: S311 - demo data
+def _months(count: int) -> list[str]:
+    """The ``count`` months before this one, oldest first, as YYYYMM."""
+    first = business_date().replace(day=1)
+    months = []
+    for back in range(count, 0, -1):
+        year, month = divmod(first.year * 12 + first.month - 1 - back, 12)
+        months.append(f"{year}{month + 1:02d}")
+    return months
+
+
+def demo_rows(people: int) -> dict[str, list[dict[str, Any]]]:
+    """What the core system would export for the demo people, in the import format."""
+    rows: dict[str, list[dict[str, Any]]] = {"persons": [], "enrolments": [], "contributions": []}
+    months = _months(24)
+    for index in range(people):
+        data = demo_person(index)
+        rng = random.Random(SEED - index)  # noqa: S311 - reproducible demo data
+        rows["persons"].append({k: data[k] for k in ("id_number", "name", "area", "category")})
+        basic = "390" if data["category"] == "resident" else "310"
+        rows["enrolments"].append(
+            {
+                "id_number": data["id_number"],
+                "insurance_type": basic,
+                "area": data["area"],
+                "status": "active",
+                "start_date": "2015-01-01",
+                "employer": None if basic == "390" else "示例科技有限公司",
+            }
+        )
+        if basic == "390":
+            continue  # resident insurance: yearly premium, no personal account
+        wage = rng.randrange(500_000, 2_500_000, 100)
+        arrears = rng.randrange(len(months)) if index % 7 == 3 else -1
+        for n, month in enumerate(months):
+            retired = data["category"] == "retired"
+            rows["contributions"].append(
+                {
+                    "id_number": data["id_number"],
+                    "month": month,
+                    "base": 0 if retired else wage,
+                    "employer_amount": 0 if retired else wage * 8 // 100,
+                    "employee_amount": 0 if retired else wage * 2 // 100,
+                    "account_credit": 12_000 if retired else wage * 2 // 100,
+                    "status": "arrears" if n == arrears else "paid",
+                }
+            )
+    return rows
 
 
 async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
-    """Upsert demo people and enrolments; register demo clients once."""
+    """Import demo people, enrolments, 24 months of contributions (which credit the accounts),
+    policies; issue cards; register demo clients once. Re-running changes nothing."""
+    rows = demo_rows(people)
+    rows["policies"] = illustrative_policies(business_date().year)
+
+    def refuse(reject: Reject) -> None:
+        raise RuntimeError(f"demo data rejected at line {reject.line}: {reject.reason}")
+
+    with Progress(transient=True) as progress:
+        for kind in ("persons", "enrolments", "contributions", "policies"):
+            task = progress.add_task(f"Seeding {kind}", total=len(rows[kind]))
+
+            def numbered(items: list[dict[str, Any]], task: Any = task) -> Iterator[Row]:
+                for line, item in enumerate(items, start=1):
+                    progress.advance(task)
+                    yield line, item
+
+            await run_import(runtime, kind, numbered(rows[kind]), on_reject=refuse)
     async with runtime.sessions.begin() as session:
-        with Progress(transient=True) as progress:
-            task = progress.add_task("Seeding demo people", total=people)
-            for index in range(people):
-                data = demo_person(index)
-                person = await upsert_person(
-                    session,
-                    runtime.cipher,
-                    id_number=data["id_number"],
-                    name=data["name"],
-                    area=data["area"],
-                    category=data["category"],
-                )
-                insurance = "390" if data["category"] == "resident" else "310"
-                exists = await session.scalar(
-                    select(Enrolment.id).where(
-                        Enrolment.person_id == person.id, Enrolment.insurance_type == insurance
-                    )
-                )
-                if exists is None:
-                    session.add(
-                        Enrolment(
-                            person_id=person.id,
-                            insurance_type=insurance,
-                            area=data["area"],
-                            employer=None if insurance == "390" else "示例科技有限公司",
-                            status="active",
-                            start_date=dt.date(2015, 1, 1),
-                        )
-                    )
-                if insurance == "310" and await accounts.balance(session, person.id) is None:
-                    # A few months of credits so the demo can pay from the personal account.
-                    await accounts.credit(session, person.id, rng_credit(index), "demo credit")
-                progress.advance(task)
-        await accounts.upsert_policies(session, illustrative_policies(business_date().year))
+        without_card = (
+            await session.scalars(select(Person).where(~Person.id.in_(select(Card.person_id))))
+        ).all()
+        for person in without_card:
+            await cards.issue(session, person, "demo")
         registered = (await session.scalars(select(Client).where(Client.name.like("Demo %")))).all()
         if registered:
             return {"seed": SEED, "people": people, "clients": None}

@@ -192,29 +192,28 @@ async def _contributions(
             "updated_at",
         ),
     )
-    due = (
+    # Claim the months to credit in one guarded update: a concurrent or repeated import of the
+    # same month finds ``credited`` already true and credits nothing.
+    claimed = (
         await session.execute(
-            select(
-                Contribution.id,
-                Contribution.person_id,
-                Contribution.account_credit,
-                Contribution.month,
-            ).where(
+            update(Contribution)
+            .where(
                 Contribution.person_id.in_({r["person_id"] for r in rows}),
                 Contribution.credited.is_(False),
                 Contribution.account_credit > 0,
                 Contribution.status.in_(("paid", "back_paid")),
             )
+            .values(credited=True)
+            .returning(Contribution.person_id, Contribution.month, Contribution.account_credit)
         )
     ).all()
-    for contribution_id, person_id, amount, month in due:
-        claimed = await session.execute(
-            update(Contribution)
-            .where(Contribution.id == contribution_id, Contribution.credited.is_(False))
-            .values(credited=True)
+    by_person: dict[uuid.UUID, list[tuple[str, int]]] = {}
+    for person_id, month, amount in sorted(claimed, key=lambda c: (str(c[0]), c[1])):
+        by_person.setdefault(person_id, []).append((month, amount))
+    for person_id, months in by_person.items():
+        await accounts.credit_many(
+            session, person_id, [(a, f"contribution {m}") for m, a in months]
         )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            await accounts.credit(session, person_id, amount, f"contribution {month}")
     return rejects
 
 

@@ -66,6 +66,35 @@ async def credit(session: AsyncSession, person_id: uuid.UUID, amount: int, memo:
     return await move(session, person_id, amount, kind="credit", memo=memo)
 
 
+async def credit_many(
+    session: AsyncSession, person_id: uuid.UUID, credits: list[tuple[int, str]]
+) -> int:
+    """Several credits (amount, memo) in one balance update, one ledger row each, in order."""
+    await ensure_account(session, person_id)
+    total = sum(amount for amount, _ in credits)
+    account_id, balance = (
+        await session.execute(
+            update(Account)
+            .where(Account.person_id == person_id)
+            .values(balance=Account.balance + total)
+            .returning(Account.id, Account.balance)
+        )
+    ).one()
+    running = balance - total
+    for amount, memo in credits:
+        running += amount
+        session.add(
+            LedgerEntry(
+                account_id=account_id,
+                kind="credit",
+                amount=amount,
+                balance_after=running,
+                memo=memo,
+            )
+        )
+    return int(balance)
+
+
 async def lock_person(
     session: AsyncSession, person_id: uuid.UUID, year: int, insurance: str
 ) -> None:

@@ -73,7 +73,34 @@ def _months(count: int) -> list[str]:
 
 def demo_rows(people: int) -> dict[str, list[dict[str, Any]]]:
     """What the core system would export for the demo people, in the import format."""
-    rows: dict[str, list[dict[str, Any]]] = {"persons": [], "enrolments": [], "contributions": []}
+    rows: dict[str, list[dict[str, Any]]] = {
+        "institutions": [],
+        "persons": [],
+        "enrolments": [],
+        "contributions": [],
+    }
+    for area in AREAS:
+        for n, level in enumerate(("community", "1", "2", "3"), start=1):
+            rows["institutions"].append(
+                {
+                    "code": f"H{area}{n + 10:05d}",
+                    "name": f"示例{area}第{n}医院（{level}级）",
+                    "kind": "hospital",
+                    "level": level,
+                    "area": area,
+                    "designated": True,
+                }
+            )
+        rows["institutions"].append(
+            {
+                "code": f"P{area}{11:05d}",
+                "name": f"示例{area}大药房",
+                "kind": "pharmacy",
+                "level": "community",
+                "area": area,
+                "designated": True,
+            }
+        )
     months = _months(24)
     for index in range(people):
         data = demo_person(index)
@@ -120,7 +147,7 @@ async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
         raise RuntimeError(f"demo data rejected at line {reject.line}: {reject.reason}")
 
     with Progress(transient=True) as progress:
-        for kind in ("persons", "enrolments", "contributions", "policies"):
+        for kind in ("institutions", "persons", "enrolments", "contributions", "policies"):
             task = progress.add_task(f"Seeding {kind}", total=len(rows[kind]))
 
             def numbered(items: list[dict[str, Any]], task: Any = task) -> Iterator[Row]:

@@ -49,6 +49,7 @@ async def test_enrolment_and_account(client: Client, runtime: Runtime) -> None:
         ("credit", 40_000),
     ]
     assert page["total"] == 2
+    assert sum(t["amount"] for t in page["items"]) == account["balance"]  # balance = ledger sum
     one = (
         await client.get("/v1/me/account/transactions?limit=1&offset=1", headers=person.headers)
     ).json()
@@ -113,3 +114,5 @@ async def test_history_with_explanations_and_privacy(client: Client, runtime: Ru
     assert (await client.get("/v1/me/account", headers=stranger.headers)).json() == {
         "balance": None
     }
+    for path in ("/v1/me/account/transactions", "/v1/me/contributions"):
+        assert (await client.get(path, headers=stranger.headers)).json()["total"] == 0

@@ -101,6 +101,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
+def handle_too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    # msgspec refuses absurdly nested JSON with RecursionError; that is the client's error.
+    return problem(
+        request,
+        status=400,
+        code="validation_failed",
+        title="Bad request",
+        detail="the request body is nested too deeply",
+    )
+
+
 def handle_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     _log.exception("unhandled_error", error_type=type(exc).__name__)
     return problem(
@@ -124,6 +135,7 @@ def _title(status: int) -> str:
 exception_handlers: dict[type[Exception] | int, Any] = {
     EcertError: handle_ecert_error,
     HTTPException: handle_http_exception,
+    RecursionError: handle_too_deep,
     Exception: handle_crash,
 }
 

@@ -53,49 +53,114 @@ def _wait_port(port: int, timeout: float = 20.0) -> None:
     raise RuntimeError(f"server on port {port} did not start")
 
 
-@contextlib.contextmanager
-def postgres() -> Iterator[str]:
-    """Start PostgreSQL on a temporary data folder and a loopback port; yield an asyncpg URL."""
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    root = Path(tempfile.mkdtemp(prefix="ecert-pg-"))
-    data = root / "data"
-    if os.geteuid() == 0:
-        entry = pwd.getpwnam("postgres")
-        os.chown(root, entry.pw_uid, entry.pw_gid)
-    port = free_port()
-    subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-U", "ecert", "--auth=trust", "-E", "UTF8"]),
-        check=True,
-        capture_output=True,
-    )
-    options = (
-        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={root} "
-        "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-    )
-    subprocess.run(
-        _as_postgres(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(root / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        _wait_port(port)
+class PgServer:
+    """A throwaway PostgreSQL cluster (as the ``postgres`` user when running as root)."""
+
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="ecert-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.pg_ctl = _pg_bin("pg_ctl")
+        if os.geteuid() == 0:
+            entry = pwd.getpwnam("postgres")
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
         subprocess.run(
             _as_postgres(
-                [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "ecert", "ecert"]
+                [
+                    _pg_bin("initdb"),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "ecert",
+                    "--auth=trust",
+                    "-E",
+                    "UTF8",
+                ]
             ),
             check=True,
             capture_output=True,
         )
-        yield f"postgresql+asyncpg://ecert@127.0.0.1:{port}/ecert"
-    finally:
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+asyncpg://ecert@127.0.0.1:{self.port}/ecert"
+
+    def _ctl(self, *args: str) -> None:
+        options = (
+            f"-c listen_addresses=127.0.0.1 -c port={self.port} "
+            f"-c unix_socket_directories={self.root} -c fsync=off -c synchronous_commit=off "
+            "-c full_page_writes=off -c max_connections=200"
+        )
         subprocess.run(
-            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
+            _as_postgres(
+                [
+                    self.pg_ctl,
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.root / "log"),
+                    "-w",
+                    *args,
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        self._ctl("start")
+        _wait_port(self.port)
+
+    def restart(self) -> None:
+        self._ctl("-m", "fast", "restart")
+        _wait_port(self.port)
+
+    def create_database(self) -> None:
+        subprocess.run(
+            _as_postgres(
+                [
+                    _pg_bin("createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "ecert",
+                    "ecert",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
+
+    def destroy(self) -> None:
+        subprocess.run(
+            _as_postgres([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"]),
             check=False,
             capture_output=True,
         )
-        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_server() -> Iterator[PgServer]:
+    """Start PostgreSQL on a temporary data folder and a loopback port, with database ``ecert``."""
+    server = PgServer()
+    try:
+        server.start()
+        server.create_database()
+        yield server
+    finally:
+        server.destroy()
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    """Start PostgreSQL on loopback and yield an asyncpg URL."""
+    with postgres_server() as server:
+        yield server.url
 
 
 @contextlib.contextmanager

@@ -124,27 +124,24 @@ async def _by_person(
     return rows, rejects
 
 
+def _row(person_id: uuid.UUID, row: msgspec.Struct, **extra: Any) -> dict[str, Any]:
+    """A table row from an import row: its fields but the ID number, the person, timestamps."""
+    now = utcnow()
+    fields = {k: v for k, v in msgspec.structs.asdict(row).items() if k != "id_number"}
+    return {
+        "id": uuid.uuid4(),
+        "person_id": person_id,
+        **fields,
+        **extra,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
 async def _enrolments(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
-    now = utcnow()
-    rows, rejects = await _by_person(
-        session,
-        runtime,
-        batch,
-        lambda pid, r: {
-            "id": uuid.uuid4(),
-            "person_id": pid,
-            "insurance_type": r.insurance_type,
-            "area": r.area,
-            "employer": r.employer,
-            "status": r.status,
-            "start_date": r.start_date,
-            "end_date": r.end_date,
-            "created_at": now,
-            "updated_at": now,
-        },
-    )
+    rows, rejects = await _by_person(session, runtime, batch, _row)
     await upsert(
         session,
         Enrolment.__table__,
@@ -158,24 +155,8 @@ async def _enrolments(
 async def _contributions(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
-    now = utcnow()
     rows, rejects = await _by_person(
-        session,
-        runtime,
-        batch,
-        lambda pid, r: {
-            "id": uuid.uuid4(),
-            "person_id": pid,
-            "month": r.month,
-            "base": r.base,
-            "employer_amount": r.employer_amount,
-            "employee_amount": r.employee_amount,
-            "account_credit": r.account_credit,
-            "status": r.status,
-            "credited": False,
-            "created_at": now,
-            "updated_at": now,
-        },
+        session, runtime, batch, lambda pid, r: _row(pid, r, credited=False)
     )
     rows = _last_wins(rows, "person_id", "month")
     await upsert(

@@ -41,6 +41,8 @@ from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
 from ecert.settlement.controllers import AgencyPolicyController, SettlementController
 from ecert.verify.controllers import VerifyController
+from ecert.web import static_routers
+from ecert.web.controllers import DemoController, ScannerController
 
 PUBLIC_PATHS = [
     "^/schema",
@@ -49,12 +51,17 @@ PUBLIC_PATHS = [
     "^/metrics$",
     "^/.well-known/",
     "^/v1/revocations$",
+    "^/(app|scanner|web)(/|$)",
 ]
 
 
-def route_handlers() -> list[Any]:
-    """Every controller of every domain."""
+def route_handlers(settings: Settings) -> list[Any]:
+    """Every controller of every domain, the demo pages, and the demo sign-in when enabled."""
+    demo = [DemoController] if settings.demo_signin else []
     return [
+        *static_routers(),
+        *demo,
+        ScannerController,
         HealthController,
         TokenController,
         MyECertController,
@@ -101,7 +108,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     prometheus = PrometheusConfig(app_name="ecert", group_path=True)
     return Litestar(
-        route_handlers=[*route_handlers(), MetricsController],
+        route_handlers=[*route_handlers(settings), MetricsController],
         plugins=[SQLAlchemyPlugin(config=db_config)],
         dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
         middleware=[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -389,6 +390,9 @@ def demo(host: str, port: int, people: int, start: bool) -> None:
     from ecert.db.migrate import upgrade
     from ecert.demo import print_guide, seed_demo
 
+    # The demo pages sign in through a demo-only route; the served app reads this from the env.
+    os.environ["ECERT_DEMO_SIGNIN"] = "true"
+    get_settings.cache_clear()
     settings = get_settings()
     upgrade(settings.effective_database_url)
     credentials = run_with_runtime(lambda runtime: seed_demo(runtime, people=people))

@@ -57,6 +57,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     redis_timeout_s: float = 0.25
     #: Requests per minute per principal before 429.
     rate_limit_per_minute: int = 600
+    #: Demo only: mount ``POST /v1/demo/person-token`` (set by ``ecert demo``; never in production).
+    demo_signin: bool = False
     log_level: str = "INFO"
     #: Log as JSON lines (production) or as readable console lines.
     log_json: bool = True

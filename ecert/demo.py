@@ -224,6 +224,8 @@ def print_guide(credentials: dict[str, Any], base: str, path: Path) -> None:
     console.print(
         f"""
 API reference (browse it): {base}/schema      Health: {base}/healthz   Metrics: {base}/metrics
+Insured person's page: {base}/app/    Clinic scanner page: {base}/scanner/
+  (sign the scanner in with the hospital's client id and secret shown below)
 
 Try the whole flow from a second terminal (in this folder):
   BASE={base}

@@ -22,7 +22,8 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/v1/revocations$", frozenset({PUBLIC})),
     (r"^/(healthz|readyz|metrics)$", frozenset({PUBLIC})),
     (r"^/schema", frozenset({PUBLIC})),
-    (r"^/(app|scanner)/", frozenset({PUBLIC})),
+    (r"^/(app|scanner|web)(/|$)", frozenset({PUBLIC})),
+    (r"^/v1/demo/", frozenset({PUBLIC})),  # mounted only by `ecert demo`
     (r"^/v1/me(/|$)", frozenset({"person"})),
     (r"^/v1/(verify|settlements|reconciliation)", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/scanner/", frozenset({"hospital", "pharmacy"})),

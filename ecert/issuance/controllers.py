@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Response, delete, get, post
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from ecert import qrimage
@@ -64,9 +64,14 @@ class MyECertController(Controller):
         request: AnyRequest,
         db_session: DbSession,
         runtime: RuntimeDep,
+        image: Annotated[
+            Literal["svg"] | None,
+            QueryParameter(description="Also return the code as an SVG image (`svg`)"),
+        ] = None,
     ) -> schemas.Qr:
         text, expires, refresh = await services.mint_qr(db_session, runtime, principal_of(request))
-        return schemas.Qr(qr=text, expires_at=expires, refresh_after=refresh)
+        svg = qrimage.render_svg(text) if image == "svg" else None
+        return schemas.Qr(qr=text, expires_at=expires, refresh_after=refresh, svg=svg)
 
     @get("/qr.png", summary="The current QR token as a PNG image", media_type="image/png")
     async def qr_png(

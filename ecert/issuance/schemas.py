@@ -30,12 +30,14 @@ class ECert(msgspec.Struct):
     bound_at: dt.datetime | None
 
 
-class Qr(msgspec.Struct):
+class Qr(msgspec.Struct, omit_defaults=True):
     """A fresh QR token: show ``qr``; fetch a new one after ``refresh_after``."""
 
     qr: str
     expires_at: dt.datetime
     refresh_after: dt.datetime
+    #: The same code as an SVG image, when asked for with ``?image=svg``.
+    svg: str | None = None
 
 
 class NumericCode(msgspec.Struct):

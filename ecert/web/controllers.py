@@ -1,0 +1,87 @@
+"""Server help for the pages: the clinic's image decoder, and the demo's sign-in."""
+
+from __future__ import annotations
+
+import io
+from typing import Annotated
+
+import msgspec
+import zxingcpp
+from litestar import Controller, post
+from litestar.params import JSONBody
+from PIL import Image, UnidentifiedImageError
+from sqlalchemy import select
+
+from ecert.db.models import Client
+from ecert.demo import demo_person
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.errors import NotFound, ValidationFailed
+from ecert.identity import parse_id_number
+from ecert.oauth.schemas import TokenResponse
+from ecert.persons import find_person
+from ecert.security.audit import record_audit
+from ecert.security.auth import institution_guard
+from ecert.security.tokens import Principal, mint_access_token
+
+
+class Decoded(msgspec.Struct):
+    text: str
+
+
+class DemoSignIn(msgspec.Struct, forbid_unknown_fields=True):
+    person: Annotated[int, msgspec.Meta(ge=0, le=100_000)] = 0
+
+
+class ScannerController(Controller):
+    path = "/v1/scanner"
+    tags = ["Verify and settle"]
+    guards = [institution_guard]
+
+    @post(
+        "/decode",
+        status_code=200,
+        summary="Read a QR code from a camera frame or photo (for scanners without a decoder)",
+        description="Send the image as the body (PNG or JPEG). The same decoder as `ecert verify "
+        "--image` (zxing-cpp).",
+    )
+    async def decode(self, request: AnyRequest) -> Decoded:
+        try:
+            image = Image.open(io.BytesIO(await request.body()))
+            image.load()
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ValidationFailed("the body is not a PNG or JPEG image") from exc
+        found = zxingcpp.read_barcodes(image)
+        if not found:
+            raise ValidationFailed("no code found in the image")
+        return Decoded(text=found[0].text)
+
+
+class DemoController(Controller):
+    """Only mounted by ``ecert demo`` (``ECERT_DEMO_SIGNIN``): never in production."""
+
+    path = "/v1/demo"
+    tags = ["Demo"]
+
+    @post(
+        "/person-token",
+        status_code=200,
+        exclude_from_auth=True,
+        summary="Demo only: a person-scoped token for a demo person",
+    )
+    async def person_token(
+        self, data: JSONBody[DemoSignIn], db_session: DbSession, runtime: RuntimeDep
+    ) -> TokenResponse:
+        channel = await db_session.scalar(select(Client).where(Client.name == "Demo channel app"))
+        number = parse_id_number(demo_person(data.person)["id_number"])
+        person = await find_person(db_session, runtime.cipher, number)
+        if channel is None or person is None:
+            raise NotFound("run `ecert demo` to seed the demo people first")
+        principal = Principal(channel.client_id, "channel", frozenset({"person"}), person.id)
+        ttl = runtime.settings.person_token_ttl_s
+        await record_audit(db_session, principal, person.id, "demo.sign_in", "ok")
+        return TokenResponse(
+            access_token=mint_access_token(runtime.keys, runtime.settings, principal, ttl_s=ttl),
+            token_type="Bearer",  # noqa: S106 - the OAuth token type, not a password
+            expires_in=ttl,
+            scope="person",
+        )

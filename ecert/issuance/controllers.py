@@ -203,7 +203,9 @@ class PublicKeysController(Controller):
         self,
         db_session: DbSession,
         runtime: RuntimeDep,
-        since: Annotated[int, Parameter(ge=0, description="Last sequence number already held")] = 0,
+        since: Annotated[
+            int, Parameter(ge=0, le=2**62, description="Last sequence number already held")
+        ] = 0,
     ) -> Response[schemas.RevocationFeed]:
         body = await feed.revocations(db_session, runtime, since)
         headers = {"Cache-Control": "public, max-age=10", "Access-Control-Allow-Origin": "*"}

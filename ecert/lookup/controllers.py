@@ -14,7 +14,7 @@ from ecert.security.auth import person_guard, principal_of
 from ecert.settlement.schemas import Costs
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
-Offset = Annotated[int, QueryParameter(ge=0, description="Items to skip")]
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000, description="Items to skip")]
 
 
 class LookupController(Controller):

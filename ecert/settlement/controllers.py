@@ -6,9 +6,11 @@ import datetime as dt
 import uuid
 from typing import Annotated, Any
 
+import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
+from ecert.benefits import Policy
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.auth import agency_guard, institution_guard, principal_of
 from ecert.settlement import accounts, reversal, schemas, services
@@ -94,6 +96,7 @@ class AgencyPolicyController(Controller):
 
     @post("/", status_code=200, summary="Upsert benefit policies (spec §5 policy objects)")
     async def upsert(
-        self, data: JSONBody[list[dict[str, Any]]], db_session: DbSession
+        self, data: JSONBody[list[Policy]], db_session: DbSession
     ) -> schemas.PolicyUpsertResult:
-        return schemas.PolicyUpsertResult(await accounts.upsert_policies(db_session, data))
+        policies = [msgspec.to_builtins(policy) for policy in data]
+        return schemas.PolicyUpsertResult(await accounts.upsert_policies(db_session, policies))

@@ -32,6 +32,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import func, select
 
+from ecert.clock import business_date
 from ecert.config import settings_from_env
 from ecert.data import illustrative_policies
 from ecert.db.migrate import upgrade
@@ -41,7 +42,6 @@ from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
 from ecert.runtime import build_runtime
 from ecert.settlement import accounts
-from ecert.settlement.context import business_date
 from tests import servers
 from tests.helpers import person_assertion
 

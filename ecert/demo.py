@@ -19,6 +19,7 @@ from rich.progress import Progress
 from sqlalchemy import select
 
 from ecert.cards import services as cards
+from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import Card, Client, Person
 from ecert.identity import make_id_number
@@ -27,7 +28,6 @@ from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
 from ecert.oauth.services import register_client
 from ecert.runtime import Runtime
-from ecert.settlement.context import business_date
 
 SEED = 20261122
 AREAS = ("370102", "110105", "310115")

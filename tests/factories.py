@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from ecert import qrtoken
+from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import ECert, Enrolment
 from ecert.runtime import Runtime
 from ecert.settlement import accounts
-from ecert.settlement.context import business_date
 from tests.helpers import Client, add_client, add_person, bearer, client_token, person_token
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}

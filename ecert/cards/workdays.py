@@ -12,11 +12,10 @@ import json
 from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+from ecert.clock import BUSINESS_TZ
 
 
 class WorkdayCalendar:

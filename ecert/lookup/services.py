@@ -9,13 +9,14 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Bill, compute
+from ecert.clock import BUSINESS_TZ
 from ecert.db.models import Account, Contribution, Enrolment, LedgerEntry, Person, Settlement
 from ecert.errors import NotFound
 from ecert.lookup import schemas
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts
-from ecert.settlement.context import BUSINESS_TZ, person_policy
+from ecert.settlement.context import person_policy
 from ecert.settlement.schemas import Costs
 from ecert.settlement.services import costs_of
 from ecert.settlement.services import view as settlement_view

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from dataclasses import dataclass
 from typing import Literal, cast
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Bill, BillItem, Level, Policy
+from ecert.clock import business_date
 from ecert.db.models import ECert, EcToken, Enrolment, Institution, Person, utcnow
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled
 from ecert.security.tokens import Principal
@@ -23,13 +22,8 @@ from ecert.settlement.exceptions import (
     NotDesignated,
 )
 
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
 #: Basic schemes first: a settlement is priced under the person's basic medical insurance.
 BASIC_TYPES = ("310", "390")
-
-
-def business_date(at: dt.datetime | None = None) -> dt.date:
-    return (at or utcnow()).astimezone(BUSINESS_TZ).date()
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import INPATIENT_TYPES, YearToDate
+from ecert.clock import business_date
 from ecert.db.models import Reversal, Settlement
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency
-from ecert.settlement.context import business_date
 from ecert.settlement.exceptions import ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
 from ecert.settlement.services import owned

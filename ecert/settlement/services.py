@@ -11,12 +11,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Split, Step, compute
+from ecert.clock import business_date
 from ecert.db.models import Reversal, Settlement
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency
-from ecert.settlement.context import business_date, pricing_context
+from ecert.settlement.context import pricing_context
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import (
     Costs,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ecert.clock import business_date
 from ecert.runtime import Runtime
-from ecert.settlement.context import business_date
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 

@@ -22,6 +22,7 @@ from sqlalchemy import func, pool, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
 from ecert.benefits import BillItem
+from ecert.clock import business_date
 from ecert.config import settings_from_env
 from ecert.data import illustrative_policies
 from ecert.db.migrate import upgrade
@@ -42,7 +43,6 @@ from ecert.runtime import Runtime, build_runtime
 from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency, reversal, services
-from ecert.settlement.context import business_date
 from ecert.settlement.exceptions import IdempotencyInProgress, ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, SettlementRequest
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import Account
 from ecert.runtime import Runtime
 from ecert.settlement import accounts
-from ecert.settlement.context import business_date
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 

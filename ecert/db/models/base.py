@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from advanced_alchemy.base import BigIntBase, UUIDv7AuditBase, orm_registry
 from sqlalchemy import JSON
 from sqlalchemy.dialects.postgresql import JSONB
+
+from ecert.clock import utcnow
 
 #: Entities: UUIDv7 primary key (time-ordered, index-friendly) with created/updated columns.
 UUIDBase = UUIDv7AuditBase
@@ -15,11 +15,6 @@ metadata = orm_registry.metadata
 
 #: JSON on SQLite, JSONB on PostgreSQL.
 JsonB = JSON().with_variant(JSONB(), "postgresql")
-
-
-def utcnow() -> dt.datetime:
-    """Aware UTC now; every stored time is UTC."""
-    return dt.datetime.now(dt.UTC)
 
 
 __all__ = ["Base", "BigIntBase", "JsonB", "UUIDBase", "metadata", "utcnow"]

@@ -34,11 +34,16 @@ async def upsert(
     keys: Sequence[str],
     update: Sequence[str],
 ) -> None:
-    """Insert rows, updating ``update`` columns where the ``keys`` already exist."""
+    """Insert rows, updating ``update`` columns where the ``keys`` already exist (or leaving the
+    existing row alone when ``update`` is empty). One statement, executed for many rows, so it
+    compiles once and SQLAlchemy batches the parameters."""
     if not rows:
         return
-    statement = _insert(session, table).values(list(rows))
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys), set_={c: statement.excluded[c] for c in update}
-    )
-    await session.execute(statement)
+    statement = _insert(session, table)
+    if update:
+        statement = statement.on_conflict_do_update(
+            index_elements=list(keys), set_={c: statement.excluded[c] for c in update}
+        )
+    else:
+        statement = statement.on_conflict_do_nothing(index_elements=list(keys))
+    await session.execute(statement, list(rows))

@@ -188,13 +188,10 @@ async def _contributions(
             .returning(Contribution.person_id, Contribution.month, Contribution.account_credit)
         )
     ).all()
-    by_person: dict[uuid.UUID, list[tuple[str, int]]] = {}
+    by_person: dict[uuid.UUID, list[tuple[int, str]]] = {}
     for person_id, month, amount in sorted(claimed, key=lambda c: (str(c[0]), c[1])):
-        by_person.setdefault(person_id, []).append((month, amount))
-    for person_id, months in by_person.items():
-        await accounts.credit_many(
-            session, person_id, [(a, f"contribution {m}") for m, a in months]
-        )
+        by_person.setdefault(person_id, []).append((amount, f"contribution {month}"))
+    await accounts.credit_many(session, by_person)
     return rejects
 
 

@@ -7,11 +7,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Policy, YearToDate
-from ecert.db.models import Account, BenefitUsage, LedgerEntry, PolicyRow
+from ecert.db.models import Account, BenefitUsage, LedgerEntry, PolicyRow, utcnow
 from ecert.db.upsert import insert_ignore, upsert
 from ecert.settlement.exceptions import InsufficientBalance
 
@@ -67,32 +67,54 @@ async def credit(session: AsyncSession, person_id: uuid.UUID, amount: int, memo:
 
 
 async def credit_many(
-    session: AsyncSession, person_id: uuid.UUID, credits: list[tuple[int, str]]
-) -> int:
-    """Several credits (amount, memo) in one balance update, one ledger row each, in order."""
-    await ensure_account(session, person_id)
-    total = sum(amount for amount, _ in credits)
-    account_id, balance = (
-        await session.execute(
-            update(Account)
-            .where(Account.person_id == person_id)
-            .values(balance=Account.balance + total)
-            .returning(Account.id, Account.balance)
-        )
-    ).one()
-    running = balance - total
-    for amount, memo in credits:
-        running += amount
-        session.add(
-            LedgerEntry(
-                account_id=account_id,
-                kind="credit",
-                amount=amount,
-                balance_after=running,
-                memo=memo,
+    session: AsyncSession, credits: dict[uuid.UUID, list[tuple[int, str]]]
+) -> None:
+    """Credits for many people (amount, memo each): one balance update a person, and the ledger
+    rows in one batched insert — the import's hot path."""
+    if not credits:
+        return
+    await upsert(
+        session,
+        Account.__table__,
+        [
+            {
+                "id": uuid.uuid4(),
+                "person_id": p,
+                "balance": 0,
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+            }
+            for p in credits
+        ],
+        keys=("person_id",),
+        update=(),
+    )
+    entries = []
+    for person_id, items in credits.items():
+        total = sum(amount for amount, _ in items)
+        account_id, balance = (
+            await session.execute(
+                update(Account)
+                .where(Account.person_id == person_id)
+                .values(balance=Account.balance + total)
+                .returning(Account.id, Account.balance)
             )
-        )
-    return int(balance)
+        ).one()
+        running = balance - total
+        for amount, memo in items:
+            running += amount
+            entries.append(
+                {
+                    "account_id": account_id,
+                    "kind": "credit",
+                    "amount": amount,
+                    "balance_after": running,
+                    "settlement_id": None,
+                    "memo": memo,
+                    "at": utcnow(),
+                }
+            )
+    await session.execute(insert(LedgerEntry), entries)
 
 
 async def lock_person(

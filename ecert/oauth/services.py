@@ -16,10 +16,10 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import Client, Institution, Person, UsedJti
+from ecert.db.upsert import insert_ignore
 from ecert.errors import EcertError, InvalidClient, InvalidGrant, ValidationFailed
 from ecert.identity import parse_id_number
 from ecert.oauth.schemas import (
@@ -146,14 +146,9 @@ async def _consume_jti(session: AsyncSession, issuer: str, jti: Any, exp: int) -
     """Record a single-use assertion id; False when it was already used."""
     if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
         return False
-    try:
-        async with session.begin_nested():
-            session.add(
-                UsedJti(issuer=issuer, jti=jti, expires_at=dt.datetime.fromtimestamp(exp, dt.UTC))
-            )
-    except IntegrityError:
-        return False
-    return True
+    row = {"issuer": issuer, "jti": jti, "expires_at": dt.datetime.fromtimestamp(exp, dt.UTC)}
+    used = await insert_ignore(session, UsedJti.__table__, row, returning=UsedJti.__table__.c.id)
+    return used is not None
 
 
 def _decode_assertion(

@@ -10,11 +10,11 @@ import time
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import qrtoken
 from ecert.db.models import ECert, EcToken, Enrolment, NumericCode, Person, QrUse, utcnow
+from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import person_id_number, person_name
@@ -59,18 +59,21 @@ async def _ecert_from_qr(
         first = True
     if not first:
         raise qrtoken.QrReplayed()
-    try:
-        async with session.begin_nested():
-            session.add(
-                QrUse(
-                    iss=claims.iss,
-                    sub=claims.sub,
-                    jti=claims.jti,
-                    institution_code=principal.institution_code or principal.client_id,
-                )
-            )
-    except IntegrityError as exc:
-        raise qrtoken.QrReplayed() from exc
+    # The unique key decides: of concurrent scans of one code exactly one inserts a row.
+    used = await insert_ignore(
+        session,
+        QrUse.__table__,
+        {
+            "iss": claims.iss,
+            "sub": claims.sub,
+            "jti": claims.jti,
+            "at": utcnow(),
+            "institution_code": principal.institution_code or principal.client_id,
+        },
+        returning=QrUse.__table__.c.id,
+    )
+    if used is None:
+        raise qrtoken.QrReplayed()
     return ecert
 
 

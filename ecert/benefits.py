@@ -1,57 +1,129 @@
 """The benefit engine (pure): policy + year-to-date usage + bill → who pays each fen, and why.
 
-One engine serves the settlement, its preview and the person's estimate. Money is integer fen;
-ratios are decimals, applied with ``Decimal`` and rounded half-up to whole fen once per class
-(class B first self-pay per item, the fund share once per bill), so results are deterministic.
+One engine prices settlements, their previews and the person's estimates; it does no I/O.
 
-Steps come in two parts that each add up exactly:
-- ``share``: fully self-paid (class C) + first self-pay (class B) + deductible + co-payment +
-  out-of-area reduction + over the cap + fund = total;
-- ``payment``: personal account + cash = total − fund.
-Outpatient rules apply to outpatient (11, 14) and pharmacy (41) bills; inpatient rules to
-inpatient (21) and maternity (51, 52). The outpatient deductible is per year; the inpatient one
-per admission (lower from the second admission when the policy says so).
+Rules by medical type (``med_type``, national dictionary): outpatient rules for general
+outpatient (11), chronic/special outpatient (14), pharmacy purchases (41) and maternity
+outpatient (51, 生育门诊); inpatient rules for inpatient (21) and maternity inpatient (52,
+生育住院) — only these two are admissions. The outpatient deductible is per year (what
+``ytd.outpatient_deductible_used`` holds counts against it). The inpatient deductible is per
+admission: each inpatient bill is one admission, number ``ytd.inpatient_admissions + 1``; from the
+second on ``later_admission_deductible`` applies when the policy has one (it wins over
+``deductible_by_level``, which wins over ``deductible``).
+
+Order: (1) class C fully self-paid; (2) class B first self-pay share; (3) the eligible rest meets
+the deductible left; (4) above it the fund pays ratio = level ratio − out-of-area reduction points
+(floored at 0); (5) the cap left this year limits the fund, the cut is the person's; (6) the
+personal account pays min(balance, total − fund) when asked; (7) cash pays the rest.
+
+Money is integer fen. Ratios become ``Decimal(str(x))``; products are exact and are rounded
+half-up to whole fen at exactly three points (everything else is integer ``+ − min max``):
+- class B: once per group of B items sharing a first self-pay ratio (Σ amounts × ratio);
+- the fund at the level ratio: once per bill (above-deductible × ratio);
+- the fund at the reduced ratio: once per bill (above-deductible × (ratio − reduction)).
+So the amounts are deterministic and do not depend on the order of the items.
+
+Invariant (property-tested): every step amount is ≥ 0 and each rule's steps add up to its field —
+class_c_self_pay → fully_self_paid, class_b_first_self_pay → first_self_paid, deductible →
+deductible_paid, copay → copay_paid, out_of_area_reduction → out_of_area_paid, cap →
+over_cap_paid, fund → fund_paid, account → account_paid, cash → cash_paid; hence
+- the ``share`` steps add up to total = fully_self_paid + first_self_paid + deductible_paid +
+  copay_paid + out_of_area_paid + over_cap_paid + fund_paid;
+- the ``payment`` steps add up to total − fund_paid = account_paid + cash_paid.
+Every rule has exactly one step (class B: one per ratio group; ``out_of_area_reduction`` only for
+out-of-area bills; ``account`` only when the person has an account), zero amounts included.
+Steps are plain msgspec Structs, so settlements store them as JSON and keep history as priced.
 """
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
-from typing import Annotated, Literal
+from decimal import ROUND_HALF_UP, Context, Decimal
+from typing import Annotated, Any, Literal, Self
 
 import msgspec
 
 from ecert.errors import EcertError
 
 Level = Literal["community", "1", "2", "3"]
+LEVELS: frozenset[str] = frozenset({"community", "1", "2", "3"})
+OutOfAreaKind = Literal["none", "referred", "unreferred"]
 Ratio = Annotated[float, msgspec.Meta(ge=0, le=1)]
 Fen = Annotated[int, msgspec.Meta(ge=0)]
-INPATIENT_TYPES = frozenset({"21", "51", "52"})
-MED_TYPES = frozenset({"11", "14", "21", "41", "51", "52"})
+OUTPATIENT_TYPES = frozenset({"11", "14", "41", "51"})
+INPATIENT_TYPES = frozenset({"21", "52"})
+MED_TYPES = OUTPATIENT_TYPES | INPATIENT_TYPES
+_EXACT = Context(prec=80)  # fen × ratio stays exact; rounding happens only in _fen
 
 
 class InvalidBill(EcertError):
-    """Raised when a bill cannot be priced (empty, unknown medical type, no such level)."""
+    """Raised when a bill cannot be priced (empty, negative amount, unknown type or level)."""
 
     status = 422
     code = "invalid_bill"
     title = "The bill cannot be priced"
 
 
+class InvalidPolicy(EcertError):
+    """Raised by :meth:`Policy.from_json` when a policy does not follow the import format."""
+
+    status = 422
+    code = "invalid_policy"
+    title = "The benefit policy is not valid"
+
+
+def _check_ratio(name: str, value: float) -> None:
+    if not 0 <= value <= 1:  # also refuses NaN
+        raise ValueError(f"{name} must be between 0 and 1")
+
+
+def _check_fen(name: str, value: int | None) -> None:
+    if value is not None and (isinstance(value, bool) or value < 0):
+        raise ValueError(f"{name} must be whole fen ≥ 0")
+
+
+def _check_levels(name: str, keys: Any) -> None:
+    if unknown := set(keys) - LEVELS:
+        raise ValueError(f"{name}: unknown institution level(s) {sorted(unknown)}")
+
+
 class CarePolicy(msgspec.Struct, frozen=True):
+    """Outpatient or inpatient rules: fen per year (deductible per admission for inpatient)."""
+
     deductible: Fen
     cap: Fen
     ratios: dict[str, Ratio]
     deductible_by_level: dict[str, Fen] | None = None
     later_admission_deductible: Fen | None = None
 
+    def __post_init__(self) -> None:
+        if not self.ratios:
+            raise ValueError("ratios must name at least one institution level")
+        _check_levels("ratios", self.ratios)
+        _check_levels("deductible_by_level", self.deductible_by_level or {})
+        for level, ratio in self.ratios.items():
+            _check_ratio(f"ratios.{level}", ratio)
+        for level, fen in (self.deductible_by_level or {}).items():
+            _check_fen(f"deductible_by_level.{level}", fen)
+        _check_fen("deductible", self.deductible)
+        _check_fen("cap", self.cap)
+        _check_fen("later_admission_deductible", self.later_admission_deductible)
+
 
 class OutOfArea(msgspec.Struct, frozen=True):
+    """Ratio points taken off for care outside the insured area."""
+
     referred: Ratio = 0.0
     unreferred: Ratio = 0.0
 
+    def __post_init__(self) -> None:
+        _check_ratio("referred", self.referred)
+        _check_ratio("unreferred", self.unreferred)
 
+
+# Policies ignore keys they do not know (spec §5: a real policy carries more than ecert prices
+# with); bills and items refuse them.
 class Policy(msgspec.Struct, frozen=True):
-    """One policy per area × insurance type × year × person category (spec §5 import format)."""
+    """One policy per area × insurance type × year × person category (import format)."""
 
     area: Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")]
     insurance_type: Annotated[str, msgspec.Meta(pattern=r"^\d{3}$")]
@@ -62,20 +134,36 @@ class Policy(msgspec.Struct, frozen=True):
     class_b_first_self_pay: Ratio = 0.1
     out_of_area_reduction: OutOfArea | None = None
 
+    def __post_init__(self) -> None:
+        _check_ratio("class_b_first_self_pay", self.class_b_first_self_pay)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any] | str | bytes) -> Self:
+        """Validate one policy: a decoded JSON object or one JSON Lines line; InvalidPolicy if not."""
+        try:
+            if isinstance(data, str | bytes):
+                return msgspec.json.decode(data, type=cls)
+            return msgspec.convert(data, cls)
+        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+            raise InvalidPolicy(str(exc)) from exc
+
 
 class BillItem(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     item_class: Literal["A", "B", "C"]
     amount: Annotated[int, msgspec.Meta(ge=0, le=10**10)]
+    #: Class B only: the item's own first self-pay share (else the policy's default).
     first_self_pay_ratio: Ratio | None = None
 
 
-class Bill(msgspec.Struct, frozen=True):
+class Bill(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A bill to price: the medical type, the items and the institution's level."""
+
     med_type: str
     items: list[BillItem]
     level: Level
-    out_of_area: Literal["none", "referred", "unreferred"] = "none"
+    out_of_area: OutOfAreaKind = "none"
 
 
 class YearToDate(msgspec.Struct, frozen=True):
@@ -89,7 +177,11 @@ class YearToDate(msgspec.Struct, frozen=True):
 
 
 class Step(msgspec.Struct, frozen=True):
-    """One rule applied: the fen it decided, the policy value it came from, and why in words."""
+    """One rule applied: the fen it decided, the policy value it came from, and why in words.
+
+    ``part`` is ``share`` (who bears the cost: the steps add up to the total) or ``payment``
+    (how the person's part is paid: the steps add up to total − fund).
+    """
 
     part: Literal["share", "payment"]
     rule: str
@@ -117,175 +209,166 @@ class Split(msgspec.Struct, frozen=True):
     usage_after: YearToDate
 
 
-def _fen(value: Decimal) -> int:
-    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+def _fen(amount: int, ratio: Decimal) -> int:
+    """amount × ratio, rounded half-up to whole fen (the only rounding in the engine)."""
+    exact = _EXACT.multiply(Decimal(amount), ratio)
+    return int(exact.quantize(Decimal(1), rounding=ROUND_HALF_UP, context=_EXACT))
 
 
 def _yuan(fen: int) -> str:
-    return f"{fen / 100:.2f}"
+    whole, cents = divmod(abs(fen), 100)
+    return f"{'-' if fen < 0 else ''}{whole}.{cents:02d}"
+
+
+def _validate(bill: Bill) -> None:
+    if not bill.items:
+        raise InvalidBill("a bill needs at least one item")
+    if bill.med_type not in MED_TYPES:
+        raise InvalidBill(f"medical type must be one of {sorted(MED_TYPES)}")
+    if bill.level not in LEVELS:
+        raise InvalidBill(f"institution level must be one of {sorted(LEVELS)}")
+    if bill.out_of_area not in ("none", "referred", "unreferred"):
+        raise InvalidBill("out_of_area must be none, referred or unreferred")
+    for n, item in enumerate(bill.items):
+        if item.item_class not in ("A", "B", "C"):
+            raise InvalidBill(f"items[{n}]: item class must be A, B or C")
+        if isinstance(item.amount, bool) or not isinstance(item.amount, int) or item.amount < 0:
+            raise InvalidBill(f"items[{n}]: amount must be whole fen ≥ 0")
+        ratio = item.first_self_pay_ratio
+        if ratio is not None and not 0 <= ratio <= 1:
+            raise InvalidBill(f"items[{n}]: first_self_pay_ratio must be between 0 and 1")
 
 
 def compute(
     policy: Policy, bill: Bill, ytd: YearToDate, *, balance: int | None, use_account: bool
 ) -> Split:
-    """Price a bill. ``balance`` None means the insurance type has no personal account."""
-    if not bill.items:
-        raise InvalidBill("a bill needs at least one item")
-    if bill.med_type not in MED_TYPES:
-        raise InvalidBill("unknown medical type")
+    """Price a bill; ``balance`` None means the insurance type has no personal account.
+
+    Raises :class:`InvalidBill` (``invalid_bill``) for a bill that cannot be priced.
+    """
+    _validate(bill)
     inpatient = bill.med_type in INPATIENT_TYPES
     kind = "inpatient" if inpatient else "outpatient"
     care = policy.inpatient if inpatient else policy.outpatient
     if bill.level not in care.ratios:
-        raise InvalidBill("the policy has no ratio for this institution level")
+        raise InvalidBill(f"the policy has no {kind} ratio for institution level {bill.level}")
     steps: list[Step] = []
 
-    def step(
-        part: Literal["share", "payment"],
-        rule: str,
-        amount: int,
-        field: str | None,
-        value: str | None,
-        zh: str,
-        en: str,
-    ) -> None:
-        steps.append(Step(part, rule, amount, field, value, zh, en))
+    def share(rule: str, amount: int, field: str | None, value: object, zh: str, en: str) -> None:
+        text = None if value is None else str(value)
+        steps.append(Step("share", rule, amount, field, text, zh, en))
 
+    # 1) Class C: fully self-paid.
     total = sum(item.amount for item in bill.items)
-    class_c = sum(i.amount for i in bill.items if i.item_class == "C")
-    step(
-        "share",
-        "class_c_self_pay",
-        class_c,
-        None,
-        None,
-        f"丙类项目全部自付 {_yuan(class_c)} 元",
-        f"Class C items are fully self-paid: {_yuan(class_c)}",
-    )
+    class_c = sum(item.amount for item in bill.items if item.item_class == "C")
+    zh = f"丙类项目 {_yuan(class_c)} 元全部自付"
+    share("class_c_self_pay", class_c, None, None, zh, f"Class C: {_yuan(class_c)} fully self-paid")
+
+    # 2) Class B: first self-pay share, one group (and one rounding) per distinct ratio.
+    groups: dict[tuple[bool, str], int] = {}  # (the item's own ratio?, ratio) → Σ amounts
+    default_b = str(policy.class_b_first_self_pay)
+    for item in bill.items:
+        if item.item_class == "B":
+            own = item.first_self_pay_ratio is not None
+            key = (own, str(item.first_self_pay_ratio) if own else default_b)
+            groups[key] = groups.get(key, 0) + item.amount
     first_self = 0
-    default_b = Decimal(str(policy.class_b_first_self_pay))
-    for item in (i for i in bill.items if i.item_class == "B"):
-        share = (
-            default_b
-            if item.first_self_pay_ratio is None
-            else Decimal(str(item.first_self_pay_ratio))
+    for (own, ratio_b), amount in groups.items() or [((False, default_b), 0)]:
+        part = _fen(amount, Decimal(ratio_b))
+        first_self += part
+        whose_zh, whose_en = ("项目自定", "their own") if own else ("", "the")
+        zh = f"乙类项目 {_yuan(amount)} 元按{whose_zh}先行自付比例 {ratio_b} 先行自付 {_yuan(part)} 元"
+        en = f"Class B items {_yuan(amount)} at {whose_en} first self-pay share {ratio_b}: {_yuan(part)}"
+        share(
+            "class_b_first_self_pay",
+            part,
+            None if own else "class_b_first_self_pay",
+            ratio_b,
+            zh,
+            en,
         )
-        first_self += _fen(item.amount * share)
-    step(
-        "share",
-        "class_b_first_self_pay",
-        first_self,
-        "class_b_first_self_pay",
-        str(policy.class_b_first_self_pay),
-        f"乙类项目先行自付 {_yuan(first_self)} 元（默认比例 {policy.class_b_first_self_pay}）",
-        f"Class B first self-pay share: {_yuan(first_self)} (default {policy.class_b_first_self_pay})",
-    )
     eligible = total - class_c - first_self
 
-    # Deductible: outpatient per year, inpatient per admission.
+    # 3) Deductible: outpatient per year, inpatient per admission.
     field, threshold = f"{kind}.deductible", care.deductible
     if care.deductible_by_level and bill.level in care.deductible_by_level:
-        field, threshold = (
-            f"{kind}.deductible_by_level.{bill.level}",
-            care.deductible_by_level[bill.level],
-        )
-    if inpatient and ytd.inpatient_admissions > 0 and care.later_admission_deductible is not None:
+        field = f"{kind}.deductible_by_level.{bill.level}"
+        threshold = care.deductible_by_level[bill.level]
+    admission = ytd.inpatient_admissions + 1
+    if inpatient and admission > 1 and care.later_admission_deductible is not None:
         field, threshold = f"{kind}.later_admission_deductible", care.later_admission_deductible
-    used = 0 if inpatient else ytd.outpatient_deductible_used
+    used = 0 if inpatient else max(ytd.outpatient_deductible_used, 0)
     left = max(threshold - used, 0)
     deductible = min(eligible, left)
-    step(
-        "share",
-        "deductible",
-        deductible,
-        field,
-        str(threshold),
-        f"起付线 {_yuan(threshold)} 元，本次计入 {_yuan(deductible)} 元，剩余 {_yuan(left - deductible)} 元",
-        f"Deductible {_yuan(threshold)}: {_yuan(deductible)} counted now, {_yuan(left - deductible)} left",
-    )
+    if inpatient:
+        zh = f"第 {admission} 次住院起付线 {_yuan(threshold)} 元，本次自付 {_yuan(deductible)} 元"
+        en = f"Admission {admission}: deductible {_yuan(threshold)}, {_yuan(deductible)} self-paid"
+    else:
+        zh = f"年度门诊起付线 {_yuan(threshold)} 元，此前已累计 {_yuan(used)} 元，本次自付 {_yuan(deductible)} 元，尚余 {_yuan(left - deductible)} 元"
+        en = f"Annual outpatient deductible {_yuan(threshold)}, {_yuan(used)} met before: {_yuan(deductible)} self-paid now, {_yuan(left - deductible)} left"
+    share("deductible", deductible, field, threshold, zh, en)
     above = eligible - deductible
 
-    ratio = Decimal(str(care.ratios[bill.level]))
-    reduction = Decimal(0)
-    if bill.out_of_area != "none" and policy.out_of_area_reduction is not None:
-        reduction = Decimal(str(getattr(policy.out_of_area_reduction, bill.out_of_area)))
-    fund_base = _fen(above * ratio)
-    fund_raw = _fen(above * max(ratio - reduction, Decimal(0)))
-    copay = above - fund_base
-    step(
-        "share",
-        "copay",
-        copay,
-        f"{kind}.ratios.{bill.level}",
-        str(care.ratios[bill.level]),
-        f"报销比例 {care.ratios[bill.level]}，个人按比例自付 {_yuan(copay)} 元",
-        f"Reimbursement ratio {care.ratios[bill.level]}: co-payment {_yuan(copay)}",
-    )
-    out_of_area = fund_base - fund_raw
+    # 4) The fund's ratio, less the out-of-area reduction (floored at 0).
+    ratio_field, ratio = f"{kind}.ratios.{bill.level}", care.ratios[bill.level]
+    reduction, reduction_field = Decimal(0), None
+    oa = policy.out_of_area_reduction
+    if bill.out_of_area != "none" and oa is not None:
+        reduction = Decimal(str(oa.referred if bill.out_of_area == "referred" else oa.unreferred))
+        reduction_field = f"out_of_area_reduction.{bill.out_of_area}"
+    effective = max(_EXACT.subtract(Decimal(str(ratio)), reduction), Decimal(0))
+    at_ratio = _fen(above, Decimal(str(ratio)))
+    at_effective = _fen(above, effective)
+    copay = above - at_ratio
+    zh = f"起付线以上 {_yuan(above)} 元，报销比例 {ratio}，个人按比例自付 {_yuan(copay)} 元"
+    en = f"Above the deductible {_yuan(above)} at ratio {ratio}: co-payment {_yuan(copay)}"
+    share("copay", copay, ratio_field, ratio, zh, en)
+    out_of_area = at_ratio - at_effective
     if bill.out_of_area != "none":
-        step(
-            "share",
-            "out_of_area_reduction",
-            out_of_area,
-            f"out_of_area_reduction.{bill.out_of_area}",
-            str(reduction),
-            f"异地就医比例降低 {reduction}，多自付 {_yuan(out_of_area)} 元",
-            f"Out-of-area ratio reduced by {reduction}: {_yuan(out_of_area)} more self-paid",
-        )
-    cap_left = max(
-        care.cap - (ytd.inpatient_fund_paid if inpatient else ytd.outpatient_fund_paid), 0
-    )
-    fund = min(fund_raw, cap_left)
-    over_cap = fund_raw - fund
-    step(
-        "share",
-        "cap",
-        over_cap,
-        f"{kind}.cap",
-        str(care.cap),
-        f"年度封顶线 {_yuan(care.cap)} 元，剩余 {_yuan(cap_left)} 元，超出部分 {_yuan(over_cap)} 元自付",
-        f"Annual cap {_yuan(care.cap)}, {_yuan(cap_left)} left: {_yuan(over_cap)} above it is self-paid",
-    )
-    step(
-        "share",
-        "fund",
-        fund,
-        f"{kind}.ratios.{bill.level}",
-        str(ratio - reduction),
-        f"统筹基金支付 {_yuan(fund)} 元",
-        f"The pooled fund pays {_yuan(fund)}",
-    )
+        where = "转诊" if bill.out_of_area == "referred" else "未转诊"
+        zh = f"{where}异地就医，报销比例降低 {reduction} 至 {effective}，多自付 {_yuan(out_of_area)} 元"
+        en = f"Out of area ({bill.out_of_area}): ratio lowered by {reduction} to {effective}, {_yuan(out_of_area)} more self-paid"
+        value = None if oa is None else reduction
+        share("out_of_area_reduction", out_of_area, reduction_field, value, zh, en)
 
+    # 5) The cap left this year limits the fund; what it cuts is the person's.
+    fund_used = ytd.inpatient_fund_paid if inpatient else ytd.outpatient_fund_paid
+    cap_left = max(care.cap - max(fund_used, 0), 0)
+    fund = min(at_effective, cap_left)
+    over_cap = at_effective - fund
+    zh = f"年度封顶线 {_yuan(care.cap)} 元，剩余 {_yuan(cap_left)} 元，超出部分 {_yuan(over_cap)} 元自付"
+    en = f"Annual cap {_yuan(care.cap)}, {_yuan(cap_left)} left: {_yuan(over_cap)} above it self-paid"
+    share("cap", over_cap, f"{kind}.cap", care.cap, zh, en)
+    zh = f"统筹基金按比例 {effective} 支付 {_yuan(fund)} 元"
+    en = f"The pooled fund pays {_yuan(fund)} at ratio {effective}"
+    share("fund", fund, ratio_field, ratio, zh, en)
+
+    # 6) and 7) The person's part: the account when asked and it has money, then cash.
     personal = total - fund
-    account = min(balance, personal) if use_account and balance is not None else 0
+    account = max(min(balance, personal), 0) if use_account and balance is not None else 0
     if balance is not None:
-        step(
-            "payment",
-            "account",
-            account,
-            None,
-            None,
-            f"个人账户支付 {_yuan(account)} 元，余额 {_yuan(balance - account)} 元",
-            f"Personal account pays {_yuan(account)}, balance after {_yuan(balance - account)}",
-        )
+        zh = f"个人账户支付 {_yuan(account)} 元，余额 {_yuan(balance - account)} 元"
+        en = f"Personal account pays {_yuan(account)}, balance after {_yuan(balance - account)}"
+        if not use_account:
+            zh, en = "未使用个人账户", "Personal account not used"
+        steps.append(Step("payment", "account", account, None, None, zh, en))
     cash = personal - account
-    step("payment", "cash", cash, None, None, f"现金支付 {_yuan(cash)} 元", f"Cash: {_yuan(cash)}")
+    zh, en = f"现金支付 {_yuan(cash)} 元", f"Cash: {_yuan(cash)}"
+    steps.append(Step("payment", "cash", cash, None, None, zh, en))
 
-    usage = msgspec.structs.replace(
-        ytd,
-        **(
-            {
-                "inpatient_deductible_used": ytd.inpatient_deductible_used + deductible,
-                "inpatient_fund_paid": ytd.inpatient_fund_paid + fund,
-                "inpatient_admissions": ytd.inpatient_admissions + 1,
-            }
-            if inpatient
-            else {
-                "outpatient_deductible_used": ytd.outpatient_deductible_used + deductible,
-                "outpatient_fund_paid": ytd.outpatient_fund_paid + fund,
-            }
-        ),
-    )
+    if inpatient:
+        usage = msgspec.structs.replace(
+            ytd,
+            inpatient_deductible_used=ytd.inpatient_deductible_used + deductible,
+            inpatient_fund_paid=ytd.inpatient_fund_paid + fund,
+            inpatient_admissions=admission,
+        )
+    else:
+        usage = msgspec.structs.replace(
+            ytd,
+            outpatient_deductible_used=ytd.outpatient_deductible_used + deductible,
+            outpatient_fund_paid=ytd.outpatient_fund_paid + fund,
+        )
     return Split(
         total=total,
         fully_self_paid=class_c,

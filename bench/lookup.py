@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import logging
 import random
 import secrets
 import statistics
@@ -98,6 +99,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,100000,1000000")
     parser.add_argument("--calls", type=int, default=300)
     args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line a request would drown the table
     console = Console()
     sizes = [int(s) for s in args.sizes.split(",")]
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()

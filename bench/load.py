@@ -205,6 +205,40 @@ async def ledger_check(env: dict[str, str], settled: int) -> dict[str, object]:
         await runtime.store.close()
 
 
+async def sign_in(
+    http: httpx.AsyncClient, seeded: dict[str, object], env: dict[str, str]
+) -> tuple[dict[str, str], list[dict[str, str]]]:
+    """The hospital's headers, and each seeded person's (e-cert activated on a device)."""
+    channel_id, channel_secret = seeded["channel"]  # type: ignore[misc]
+    hospital_id, hospital_secret = seeded["hospital"]  # type: ignore[misc]
+    token = (
+        await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(hospital_id, hospital_secret),
+        )
+    ).json()["access_token"]
+    people: list[dict[str, str]] = []
+    with Progress(transient=True) as progress:
+        task = progress.add_task("person tokens", total=len(seeded["persons"]))  # type: ignore[arg-type]
+        for id_number, name in seeded["persons"]:  # type: ignore[attr-defined]
+            assertion = person_assertion(
+                channel_id, channel_secret, id_number, name, audience=env["ECERT_ISSUER_URL"]
+            )
+            reply = await http.post(
+                "/oauth/token",
+                auth=(channel_id, channel_secret),
+                data={"grant_type": JWT_BEARER, "assertion": assertion},
+            )
+            headers = {"Authorization": f"Bearer {reply.json()['access_token']}"}
+            await http.post(
+                "/v1/me/ecert", json={"device_id": "b", "device_name": "b"}, headers=headers
+            )
+            people.append(headers)
+            progress.advance(task)
+    return {"Authorization": f"Bearer {token}"}, people
+
+
 async def run(args: argparse.Namespace, env: dict[str, str], console: Console) -> None:
     port, ref_port = servers.free_port(), servers.free_port()
     with console.status("seeding"):
@@ -222,38 +256,7 @@ async def run(args: argparse.Namespace, env: dict[str, str], console: Console) -
                 base_url=f"http://127.0.0.1:{ref_port}", limits=limits, timeout=30
             ) as ref,
         ):
-            channel_id, channel_secret = seeded["channel"]  # type: ignore[misc]
-            hospital_id, hospital_secret = seeded["hospital"]  # type: ignore[misc]
-            token = (
-                await http.post(
-                    "/oauth/token",
-                    data={"grant_type": "client_credentials"},
-                    auth=(hospital_id, hospital_secret),
-                )
-            ).json()["access_token"]
-            hosp = {"Authorization": f"Bearer {token}"}
-            people: list[dict[str, str]] = []
-            with Progress(transient=True) as progress:
-                task = progress.add_task("person tokens", total=len(seeded["persons"]))  # type: ignore[arg-type]
-                for id_number, name in seeded["persons"]:  # type: ignore[attr-defined]
-                    assertion = person_assertion(
-                        channel_id,
-                        channel_secret,
-                        id_number,
-                        name,
-                        audience=env["ECERT_ISSUER_URL"],
-                    )
-                    reply = await http.post(
-                        "/oauth/token",
-                        auth=(channel_id, channel_secret),
-                        data={"grant_type": JWT_BEARER, "assertion": assertion},
-                    )
-                    headers = {"Authorization": f"Bearer {reply.json()['access_token']}"}
-                    await http.post(
-                        "/v1/me/ecert", json={"device_id": "b", "device_name": "b"}, headers=headers
-                    )
-                    people.append(headers)
-                    progress.advance(task)
+            hosp, people = await sign_in(http, seeded, env)
             n, c, s = len(people), args.concurrency, args.seconds
             results: list[Result] = []
             codes: list[str] = []

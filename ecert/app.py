@@ -21,7 +21,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from ecert import __version__
-from ecert.cards.controllers import AgencyCardController, MyCardController
+from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.config import Settings, get_settings
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
@@ -75,6 +75,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         ImportController,
         MyCardController,
         AgencyCardController,
+        CardCheckController,
         AgencyPolicyController,
     ]
 

@@ -27,6 +27,7 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/v1/me(/|$)", frozenset({"person"})),
     (r"^/v1/(verify|settlements|reconciliation)", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/scanner/", frozenset({"hospital", "pharmacy"})),
+    (r"^/v1/cards/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/agency/", frozenset({"agency"})),
 ]
 CALLERS = ("anonymous", "channel", "person", "hospital", "pharmacy", "agency")

@@ -1,4 +1,4 @@
-"""Card routes: the person's own, and the agency's counter and hotline."""
+"""Card routes: the person's own, the agency's counter and hotline, and card terminals."""
 
 from __future__ import annotations
 
@@ -6,19 +6,10 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 
 from ecert.cards import schemas, services
-from ecert.db.models import Card, Person
+from ecert.db.models import Person
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.audit import record_audit
-from ecert.security.auth import agency_guard, person_guard, principal_of
-
-
-def _view(card: Card) -> schemas.CardView:
-    return schemas.CardView(
-        number="*" * (len(card.number) - 4) + card.number[-4:],
-        status=card.status,
-        reported_at=card.reported_at,
-        restores_at=card.lapse_at,
-    )
+from ecert.security.auth import agency_guard, institution_guard, person_guard, principal_of
 
 
 async def _me(request: AnyRequest, db_session: DbSession) -> Person:
@@ -34,28 +25,45 @@ class MyCardController(Controller):
     tags = ["Card"]
     guards = [person_guard]
 
-    @get("/", summary="The physical card's status")
+    @get("/", summary="The physical card's status and history")
     async def show(self, request: AnyRequest, db_session: DbSession) -> schemas.CardView:
         person = await _me(request, db_session)
         card = await services.current(db_session, person.id)
         await record_audit(db_session, principal_of(request), person.id, "card.read", "ok")
-        return _view(card)
+        return await services.view(db_session, card)
 
     @post("/loss-reports", status_code=200, summary="Report the card lost (provisional)")
     async def report(
         self, request: AnyRequest, db_session: DbSession, runtime: RuntimeDep
     ) -> schemas.CardView:
         person = await _me(request, db_session)
-        return _view(
-            await services.report_provisional(db_session, runtime, principal_of(request), person)
-        )
+        card = await services.report_provisional(db_session, runtime, principal_of(request), person)
+        return await services.view(db_session, card)
 
     @post(
         "/loss-reports/cancel", status_code=200, summary="Found it: cancel the provisional report"
     )
     async def cancel(self, request: AnyRequest, db_session: DbSession) -> schemas.CardView:
         person = await _me(request, db_session)
-        return _view(await services.cancel_report(db_session, principal_of(request), person))
+        card = await services.cancel_report(db_session, principal_of(request), person)
+        return await services.view(db_session, card)
+
+
+class CardCheckController(Controller):
+    path = "/v1/cards"
+    tags = ["Card"]
+    guards = [institution_guard]
+
+    @post(
+        "/check",
+        status_code=200,
+        summary="May this physical card settle? (card terminals ask before accepting it)",
+    )
+    async def check(
+        self, request: AnyRequest, data: JSONBody[schemas.CardCheck], db_session: DbSession
+    ) -> schemas.CardStatus:
+        card = await services.check(db_session, principal_of(request), data.number)
+        return schemas.CardStatus(status=card.status, usable=card.status == "active")
 
 
 class AgencyCardController(Controller):
@@ -63,7 +71,7 @@ class AgencyCardController(Controller):
     tags = ["Agency"]
     guards = [agency_guard]
 
-    @post("/issue", status_code=201, summary="Issue a card to a person")
+    @post("/issue", status_code=201, summary="Issue a person's first card")
     async def issue(
         self,
         request: AnyRequest,
@@ -72,7 +80,8 @@ class AgencyCardController(Controller):
         runtime: RuntimeDep,
     ) -> schemas.CardView:
         person = await services.person_by_number(db_session, runtime, data.id_number)
-        return _view(await services.issue(db_session, person, principal_of(request).client_id))
+        card = await services.issue_first(db_session, principal_of(request), person)
+        return await services.view(db_session, card)
 
     @post("/loss-reports", status_code=200, summary="Hotline: provisional loss report")
     async def report(
@@ -83,9 +92,8 @@ class AgencyCardController(Controller):
         runtime: RuntimeDep,
     ) -> schemas.CardView:
         person = await services.person_by_number(db_session, runtime, data.id_number)
-        return _view(
-            await services.report_provisional(db_session, runtime, principal_of(request), person)
-        )
+        card = await services.report_provisional(db_session, runtime, principal_of(request), person)
+        return await services.view(db_session, card)
 
     @post("/loss-reports/formal", status_code=200, summary="Formal written report: freeze")
     async def formal(
@@ -96,7 +104,8 @@ class AgencyCardController(Controller):
         runtime: RuntimeDep,
     ) -> schemas.CardView:
         person = await services.person_by_number(db_session, runtime, data.id_number)
-        return _view(await services.report_formal(db_session, principal_of(request), person))
+        card = await services.report_formal(db_session, principal_of(request), person)
+        return await services.view(db_session, card)
 
     @post("/loss-reports/cancel", status_code=200, summary="Un-suspend a provisional report")
     async def cancel(
@@ -107,7 +116,8 @@ class AgencyCardController(Controller):
         runtime: RuntimeDep,
     ) -> schemas.CardView:
         person = await services.person_by_number(db_session, runtime, data.id_number)
-        return _view(await services.cancel_report(db_session, principal_of(request), person))
+        card = await services.cancel_report(db_session, principal_of(request), person)
+        return await services.view(db_session, card)
 
     @post("/replacements", status_code=201, summary="Replace a lost (frozen) or damaged card")
     async def replace(
@@ -118,7 +128,8 @@ class AgencyCardController(Controller):
         runtime: RuntimeDep,
     ) -> schemas.CardView:
         person = await services.person_by_number(db_session, runtime, data.id_number)
-        return _view(await services.replace(db_session, principal_of(request), person, data.reason))
+        card = await services.replace(db_session, principal_of(request), person, data.reason)
+        return await services.view(db_session, card)
 
     @post("/errata", status_code=200, summary="Correct the name or ID number")
     async def errata(
@@ -129,13 +140,12 @@ class AgencyCardController(Controller):
         runtime: RuntimeDep,
     ) -> schemas.CardView:
         person = await services.person_by_number(db_session, runtime, data.id_number)
-        return _view(
-            await services.errata(
-                db_session,
-                runtime,
-                principal_of(request),
-                person,
-                name=data.name,
-                id_number=data.new_id_number,
-            )
+        card = await services.errata(
+            db_session,
+            runtime,
+            principal_of(request),
+            person,
+            name=data.name,
+            id_number=data.new_id_number,
         )
+        return await services.view(db_session, card)

@@ -10,14 +10,42 @@ import msgspec
 IdText = Annotated[str, msgspec.Meta(max_length=40)]
 
 
+class CardEventView(msgspec.Struct):
+    at: dt.datetime
+    #: issued, provisional_report, cancel_report, lapsed (restored automatically),
+    #: formal_report, replaced_lost, replaced_damaged, replaced_errata
+    action: str
+    from_status: str | None
+    to_status: str
+    #: The card it happened to (last four digits).
+    card: str
+
+
 class CardView(msgspec.Struct):
     #: Only the last four digits are shown.
     number: str
     #: active, provisionally_reported, formally_reported or replaced
     status: str
+    #: Whether the card may be used to settle at a counter (only while active).
+    usable: bool
     reported_at: dt.datetime | None
     #: When a provisional report lapses and the card is restored, unless made formal first.
     restores_at: dt.datetime | None
+    #: What happened to the person's cards, newest first.
+    history: list[CardEventView]
+
+
+class CardCheck(msgspec.Struct, forbid_unknown_fields=True):
+    """A card terminal names the card it has read."""
+
+    number: Annotated[str, msgspec.Meta(pattern=r"^\d{8,20}$")]
+
+
+class CardStatus(msgspec.Struct):
+    #: active, provisionally_reported, formally_reported or replaced
+    status: str
+    #: False from the moment of a loss report: the counter must refuse the card.
+    usable: bool
 
 
 class AgencyCardAction(msgspec.Struct, forbid_unknown_fields=True):

@@ -1,8 +1,9 @@
 """Card state machine (seed documents and city rules).
 
 active → provisionally_reported (phone/online/hotline: card settlement stops at once)
-  → back to active by un-suspension (解挂), or by itself when no formal report follows within
-    N working days (per area), or → formally_reported (frozen for good) → replaced.
+  → back to active by un-suspension (解挂), or by itself ("lapsed": restored) when no formal
+    report follows within N working days (per area), or → formally_reported (frozen for good)
+    → replaced.
 A damaged card is replaced from active. The e-cert is untouched throughout.
 """
 
@@ -14,6 +15,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert.cards import schemas
 from ecert.cards.workdays import calendar
 from ecert.config import Settings
 from ecert.db.models import Card, CardEvent, Person, utcnow
@@ -24,9 +26,12 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 
+#: Card events shown with the card, newest first.
+HISTORY = 50
+
 
 class NoCard(NotFound):
-    """Raised when the person holds no card."""
+    """Raised when the person holds no card (or no card has the given number)."""
 
     code = "no_card"
     title = "No social security card is on record"
@@ -40,6 +45,7 @@ class CardStateConflict(Conflict):
 
 
 def lapse_workdays(settings: Settings, area: str) -> int:
+    """N: working days a provisional report stands before the card is restored, for ``area``."""
     for pair in filter(None, settings.card_lapse_by_area.split(",")):
         key, _, days = pair.partition(":")
         if key.strip() == area:
@@ -60,6 +66,13 @@ def _move(session: AsyncSession, card: Card, to: str, action: str, actor: str) -
     card.status = to
 
 
+def _lapse_if_due(session: AsyncSession, card: Card) -> None:
+    """Restore a provisional report whose working-day window has passed (applied on read)."""
+    if card.status == "provisionally_reported" and card.lapse_at and card.lapse_at <= utcnow():
+        _move(session, card, "active", "lapsed", "system")
+        card.lapse_at = None
+
+
 async def current(session: AsyncSession, person_id: uuid.UUID) -> Card:
     """The person's card in use, restoring a provisional report that has lapsed."""
     card = await session.scalar(
@@ -70,13 +83,42 @@ async def current(session: AsyncSession, person_id: uuid.UUID) -> Card:
     )
     if card is None:
         raise NoCard()
-    if card.status == "provisionally_reported" and card.lapse_at and card.lapse_at <= utcnow():
-        _move(session, card, "active", "lapsed", "system")
-        card.lapse_at = None
+    _lapse_if_due(session, card)
     return card
 
 
+def masked(number: str) -> str:
+    """Only the last four digits of a card number are shown."""
+    return "*" * (len(number) - 4) + number[-4:]
+
+
+async def view(session: AsyncSession, card: Card) -> schemas.CardView:
+    """The card with the history of every card the person has held, newest first."""
+    await session.flush()  # the events of this request are part of the history
+    events = (
+        await session.execute(
+            select(CardEvent, Card.number)
+            .join(Card, Card.id == CardEvent.card_id)
+            .where(Card.person_id == card.person_id)
+            .order_by(CardEvent.id.desc())
+            .limit(HISTORY)
+        )
+    ).all()
+    return schemas.CardView(
+        number=masked(card.number),
+        status=card.status,
+        usable=card.status == "active",
+        reported_at=card.reported_at,
+        restores_at=card.lapse_at,
+        history=[
+            schemas.CardEventView(e.at, e.action, e.from_status, e.to_status, masked(number))
+            for e, number in events
+        ],
+    )
+
+
 async def issue(session: AsyncSession, person: Person, actor: str) -> Card:
+    """A new active card (first issue, or the new card of a replacement)."""
     card = Card(person_id=person.id, number=_new_number(person.area), status="active")
     session.add(card)
     await session.flush()
@@ -86,6 +128,17 @@ async def issue(session: AsyncSession, person: Person, actor: str) -> Card:
         )
     )
     return card
+
+
+async def issue_first(session: AsyncSession, principal: Principal, person: Person) -> Card:
+    """The agency issues a person's card; one card in use at a time (replace it instead)."""
+    try:
+        await current(session, person.id)
+    except NoCard:
+        card = await issue(session, person, principal.client_id)
+        await record_audit(session, principal, person.id, "card.issue", "ok")
+        return card
+    raise CardStateConflict("the person already holds a card: replace it instead")
 
 
 async def report_provisional(
@@ -127,7 +180,8 @@ async def report_formal(session: AsyncSession, principal: Principal, person: Per
 
 
 async def replace(session: AsyncSession, principal: Principal, person: Person, reason: str) -> Card:
-    """Lost cards need a formal report first; a damaged card is handed back while active."""
+    """Lost cards need a formal report first; a damaged card is handed back while active.
+    The personal account belongs to the person, so the balance carries over untouched."""
     card = await current(session, person.id)
     allowed = "formally_reported" if reason == "lost" else "active"
     if card.status != allowed:
@@ -151,6 +205,7 @@ async def errata(
     """Correct a wrong name or ID number; both wrong at once means a new card."""
     if not name and not id_number:
         raise ValidationFailed("give the corrected name, ID number, or both")
+    card = await current(session, person.id)
     cipher = runtime.cipher
     if name:
         person.name_cipher = cipher.encrypt(name, context="person.name")
@@ -174,7 +229,6 @@ async def errata(
         "ok",
         {"name": bool(name), "id_number": bool(id_number)},
     )
-    card = await current(session, person.id)
     if name and id_number:
         new = await issue(session, person, principal.client_id)
         card.replaced_by = new.id
@@ -183,17 +237,27 @@ async def errata(
     return card
 
 
+async def check(session: AsyncSession, principal: Principal, number: str) -> Card:
+    """A card terminal asks before accepting a card: only an active card may settle."""
+    card = await session.scalar(select(Card).where(Card.number == number))
+    if card is None:
+        raise NoCard()
+    _lapse_if_due(session, card)
+    await record_audit(
+        session, principal, card.person_id, "card.check", "ok", {"status": card.status}
+    )
+    return card
+
+
 async def sweep(session: AsyncSession) -> int:
     """Restore every provisional report whose working-day window has passed."""
-    now = utcnow()
     due = (
         await session.scalars(
-            select(Card).where(Card.status == "provisionally_reported", Card.lapse_at <= now)
+            select(Card).where(Card.status == "provisionally_reported", Card.lapse_at <= utcnow())
         )
     ).all()
     for card in due:
-        _move(session, card, "active", "lapsed", "system")
-        card.lapse_at = None
+        _lapse_if_due(session, card)
     await session.flush()
     return len(due)
 

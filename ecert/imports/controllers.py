@@ -8,12 +8,13 @@ from typing import Annotated, Literal
 from litestar import Controller, post
 from litestar.params import FromPath, HeaderParameter
 
-from ecert.deps import AnyRequest, RuntimeDep
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import ValidationFailed
 from ecert.imports.readers import rows
 from ecert.imports.schemas import ImportReport, Reject
 from ecert.imports.services import run_import
-from ecert.security.auth import agency_guard
+from ecert.security.audit import record_audit
+from ecert.security.auth import agency_guard, principal_of
 
 Kind = Literal["persons", "enrolments", "contributions", "policies", "institutions"]
 #: How many rejects the answer lists; the count covers all of them.
@@ -38,6 +39,7 @@ class ImportController(Controller):
         request: AnyRequest,
         kind: FromPath[Kind],
         runtime: RuntimeDep,
+        db_session: DbSession,
         content_type: Annotated[str, HeaderParameter(name="Content-Type")] = "application/jsonl",
     ) -> ImportReport:
         fmt = "csv" if "csv" in content_type else "jsonl"
@@ -50,6 +52,15 @@ class ImportController(Controller):
         rejects: list[Reject] = []
         accepted = await run_import(
             runtime, kind, rows(io.StringIO(text, newline=""), fmt), on_reject=rejects.append
+        )
+        # One audit row a batch (the rows landed in their own transactions, like the CLI's).
+        await record_audit(
+            db_session,
+            principal_of(request),
+            None,
+            f"import.{kind}",
+            "ok",
+            {"accepted": accepted, "rejected": len(rejects)},
         )
         return ImportReport(
             kind=kind, accepted=accepted, rejected=len(rejects), rejects=rejects[:SHOWN_REJECTS]

@@ -7,10 +7,10 @@ row's ``credited`` flag, whichever import brings them.
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
@@ -37,10 +37,14 @@ KINDS: dict[str, type[msgspec.Struct]] = {
 }
 
 
-@dataclass
-class Outcome:
-    accepted: int = 0
-    rejects: list[schemas.Reject] = field(default_factory=list)
+#: msgspec quotes the offending value in some messages ("Invalid enum value '…'"); a shifted CSV
+#: column can put an ID number or a name there, so quoted values never reach a reject.
+_QUOTED = re.compile(r" ?'[^']*'")
+
+
+def _reason(exc: msgspec.ValidationError) -> str:
+    """msgspec's message (it names the field) without any value it quotes."""
+    return _QUOTED.sub("", str(exc))
 
 
 def validate(kind: str, line: int, raw: dict[str, Any] | str) -> msgspec.Struct | schemas.Reject:
@@ -49,7 +53,7 @@ def validate(kind: str, line: int, raw: dict[str, Any] | str) -> msgspec.Struct 
     try:
         row = msgspec.convert(raw, KINDS[kind], strict=False)
     except msgspec.ValidationError as exc:
-        return schemas.Reject(line, str(exc))  # msgspec names the field, not the value
+        return schemas.Reject(line, _reason(exc))
     number = getattr(row, "id_number", None)
     if number is not None:
         try:

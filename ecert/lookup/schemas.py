@@ -93,9 +93,12 @@ class ContributionView(msgspec.Struct):
     base: int
     employer_amount: int
     employee_amount: int
+    #: What this month brings to the personal account (0 for schemes without one).
     account_credit: int
     #: paid, arrears or back_paid
     status: str
+    #: Whether ``account_credit`` has reached the account (an arrears month waits for back-pay).
+    credited: bool
 
 
 class YearTotals(msgspec.Struct):

@@ -212,7 +212,13 @@ async def contributions(
     return schemas.ContributionPage(
         items=[
             schemas.ContributionView(
-                c.month, c.base, c.employer_amount, c.employee_amount, c.account_credit, c.status
+                c.month,
+                c.base,
+                c.employer_amount,
+                c.employee_amount,
+                c.account_credit,
+                c.status,
+                c.credited,
             )
             for c in rows
         ],

@@ -14,7 +14,15 @@ from sqlalchemy import func, select
 from ecert.cli import main
 from ecert.config import get_settings
 from ecert.db.migrate import upgrade
-from ecert.db.models import Account, Contribution, Enrolment, Institution, LedgerEntry, Person
+from ecert.db.models import (
+    Account,
+    AuditEvent,
+    Contribution,
+    Enrolment,
+    Institution,
+    LedgerEntry,
+    Person,
+)
 from ecert.imports.readers import rows
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
@@ -53,6 +61,33 @@ async def test_persons_csv_with_rejects_and_idempotent_reimport(runtime: Runtime
     again, _ = await _import(runtime, "persons", PERSONS_CSV, "csv")
     assert again == 2
     assert await _count(runtime, Person) == 2
+
+
+async def test_rejects_never_echo_an_id_number_or_a_name(runtime: Runtime) -> None:
+    """A shifted column can put personal data where a value is quoted back: it never is."""
+    shifted = f"""id_number,name,area,category
+{B},李四,110105,{A}
+{B},李四,110105,王五
+{B},{A},李四,employee
+"""
+    accepted, rejects = await _import(runtime, "persons", shifted, "csv")
+    assert (accepted, [r.line for r in rejects]) == (0, [2, 3, 4])
+    assert "category" in rejects[0].reason
+    assert "area" in rejects[2].reason
+    for text in (A, B, A[:-1], "李四", "王五"):
+        assert all(text not in r.reason for r in rejects), text
+
+
+async def test_persons_jsonl_lands_like_csv(runtime: Runtime) -> None:
+    jsonl = "\n".join(
+        json.dumps({"id_number": n, "name": name, "area": area, "category": c, "note": "extra"})
+        for n, name, area, c in ((A, "张三", "370102", "employee"), (B, "李四", "110105", "x"))
+    )
+    accepted, rejects = await _import(runtime, "persons", jsonl, "jsonl")
+    assert (accepted, [r.line for r in rejects]) == (1, [2])
+    accepted, _ = await _import(runtime, "persons", PERSONS_CSV, "csv")
+    assert accepted == 2
+    assert await _count(runtime, Person) == 2  # the CSV updated A, added B
 
 
 async def test_contributions_credit_the_account_once(runtime: Runtime) -> None:
@@ -184,6 +219,19 @@ async def test_agency_api_import(client: Client, runtime: Runtime) -> None:
     report = response.json()
     assert (report["accepted"], report["rejected"]) == (2, 2)
     assert [r["line"] for r in report["rejects"]] == [4, 5]
+    assert A not in response.text
+    async with runtime.sessions() as session:
+        audit = await session.scalar(
+            select(AuditEvent).where(AuditEvent.action == "import.persons")
+        )
+    assert audit is not None
+    assert audit.detail == {"accepted": 2, "rejected": 2}
+    policies_csv = await client.post(
+        "/v1/agency/imports/policies",
+        content=b"area,year\n370102,2026\n",
+        headers={**agency, "Content-Type": "text/csv"},
+    )
+    assert policies_csv.status_code == 400  # policies are nested: JSON Lines only
     channel = bearer(await client_token(client, *await add_client(runtime, "channel")))
     refused = await client.post("/v1/agency/imports/persons", content=b"", headers=channel)
     assert refused.status_code == 403
@@ -203,5 +251,33 @@ def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         rejects = [json.loads(line) for line in Path(summary["rejects"]).read_text().splitlines()]
         assert [r["line"] for r in rejects] == [4, 5]
         assert A not in Path(summary["rejects"]).read_text()
+        again = CliRunner().invoke(main, ["import", "persons", str(source)])
+        assert json.loads(again.output.strip().splitlines()[-1])["accepted"] == 2  # no duplicates
+        jsonl = tmp_path / "contributions.txt"
+        jsonl.write_text(
+            json.dumps(
+                {
+                    "id_number": A,
+                    "month": "202601",
+                    "base": 1,
+                    "employer_amount": 1,
+                    "employee_amount": 1,
+                    "account_credit": 1,
+                    "status": "paid",
+                }
+            )
+            + "\n{\n",
+            encoding="utf-8",
+        )
+        chosen = tmp_path / "out" / "rejects.jsonl"
+        chosen.parent.mkdir()
+        result = CliRunner().invoke(
+            main, ["import", "contributions", str(jsonl), "--rejects", str(chosen)]
+        )
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.output.strip().splitlines()[-1])["accepted"] == 1
+        assert [json.loads(line) for line in chosen.read_text().splitlines()] == [
+            {"line": 2, "reason": "the line is not valid JSON"}
+        ]
     finally:
         get_settings.cache_clear()

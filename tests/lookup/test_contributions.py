@@ -37,7 +37,10 @@ async def test_contributions_by_month_and_year(client: Client, runtime: Runtime)
         runtime, "contributions", rows(text.splitlines(), "jsonl"), on_reject=lambda r: None
     )
     page = (await client.get("/v1/me/contributions?limit=2", headers=person.headers)).json()
-    assert [c["month"] for c in page["items"]] == ["202602", "202601"]
+    assert [(c["month"], c["credited"]) for c in page["items"]] == [
+        ("202602", True),
+        ("202601", True),
+    ]
     assert page["total"] == 4
     assert page["totals_by_year"] == [
         {
@@ -60,7 +63,10 @@ async def test_contributions_by_month_and_year(client: Client, runtime: Runtime)
     ranged = (
         await client.get("/v1/me/contributions?from=202512&to=202601", headers=person.headers)
     ).json()
-    assert [c["month"] for c in ranged["items"]] == ["202601", "202512"]
+    assert [(c["month"], c["status"], c["credited"]) for c in ranged["items"]] == [
+        ("202601", "paid", True),
+        ("202512", "arrears", False),  # arrears credit nothing until back-paid
+    ]
     assert (await client.get("/v1/me/account", headers=person.headers)).json()["balance"] == 54000
     bad = await client.get("/v1/me/contributions?from=2025-12", headers=person.headers)
     assert bad.status_code == 400

@@ -5,7 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import select
+
 from ecert.clock import business_date
+from ecert.db.models import AuditEvent
 from ecert.runtime import Runtime
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
@@ -100,6 +103,13 @@ async def test_estimate_is_the_settlement_engine(client: Client, runtime: Runtim
     )
     assert estimate.status_code == 200, estimate.text
     assert {k: v for k, v in preview.json().items() if k != "settlement_id"} == estimate.json()
+    costs = estimate.json()
+    # The explanation comes with the estimate and adds up fen for fen (issue 9).
+    shares = sum(s["amount"] for s in costs["steps"] if s["part"] == "share")
+    payments = sum(s["amount"] for s in costs["steps"] if s["part"] == "payment")
+    assert (shares, payments) == (costs["total"], costs["total"] - costs["fund_paid"])
+    after = (await client.get("/v1/me/account", headers=person.headers)).json()
+    assert after["balance"] == costs["balance_after"] + costs["account_paid"]  # nothing written
 
 
 async def test_history_with_explanations_and_privacy(client: Client, runtime: Runtime) -> None:
@@ -116,3 +126,34 @@ async def test_history_with_explanations_and_privacy(client: Client, runtime: Ru
     }
     for path in ("/v1/me/account/transactions", "/v1/me/contributions"):
         assert (await client.get(path, headers=stranger.headers)).json()["total"] == 0
+
+
+async def test_every_read_is_audited_for_the_token_person(client: Client, runtime: Runtime) -> None:
+    await load_policies(runtime)
+    person = await holder(client, runtime, name="卫十四")
+    reads = {
+        "/v1/me/enrolment": "lookup.enrolment",
+        "/v1/me/contributions": "lookup.contributions",
+        "/v1/me/account": "lookup.account",
+        "/v1/me/account/transactions": "lookup.transactions",
+        "/v1/me/benefits": "lookup.benefits",
+        "/v1/me/settlements": "lookup.settlements",
+    }
+    for path in reads:
+        assert (await client.get(path, headers=person.headers)).status_code == 200, path
+    estimate = await client.post(
+        "/v1/me/benefits/estimate",
+        headers=person.headers,
+        json={"med_type": "41", "items": ITEMS, "level": "community"},
+    )
+    assert estimate.status_code == 200, estimate.text
+    async with runtime.sessions() as session:
+        rows = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.person_id).where(
+                    AuditEvent.action.like("lookup.%")
+                )
+            )
+        ).all()
+    assert sorted(action for action, _ in rows) == sorted([*reads.values(), "lookup.estimate"])
+    assert {person_id for _, person_id in rows} == {person.person_id}

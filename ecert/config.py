@@ -63,6 +63,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Log as JSON lines (production) or as readable console lines.
     log_json: bool = True
     db_pool_size: int = 10
+    #: Test each pooled PostgreSQL connection before use. Off by default: asyncpg's ping is three
+    #: round trips (BEGIN, ``;``, ROLLBACK) on every checkout, more than a typical request's own
+    #: queries; without it a dropped connection fails one request and SQLAlchemy then discards
+    #: every connection of the pool older than the failure.
+    db_pre_ping: bool = False
+    #: Replace pooled connections older than this (seconds), ahead of server/proxy idle cut-offs.
+    db_pool_recycle_s: int = 1800
     db_echo: bool = False
 
     @property

@@ -12,6 +12,7 @@ import structlog
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from sqlalchemy.exc import DBAPIError
 
 from ecert.errors import EcertError
 from ecert.observability import ensure_request_id
@@ -112,6 +113,25 @@ def handle_too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Res
     )
 
 
+def handle_database_gone(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
+    """A dropped database connection (restart, failover) is a retryable 503, not a crash.
+
+    Connections are not pinged before use (see ``Settings.db_pre_ping``): the request that meets a
+    dead one fails here, and SQLAlchemy has already discarded the pool's other old connections.
+    """
+    if not exc.connection_invalidated:
+        return handle_crash(request, exc)
+    _log.warning("database_connection_lost", error_type=type(exc.orig).__name__)
+    return problem(
+        request,
+        status=503,
+        code="unavailable",
+        title="Service temporarily unavailable",
+        detail="The database connection was lost; retry (with the same Idempotency-Key).",
+        headers={"Retry-After": "1"},
+    )
+
+
 def handle_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     _log.exception("unhandled_error", error_type=type(exc).__name__)
     return problem(
@@ -136,6 +156,7 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     EcertError: handle_ecert_error,
     HTTPException: handle_http_exception,
     RecursionError: handle_too_deep,
+    DBAPIError: handle_database_gone,
     Exception: handle_crash,
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
@@ -12,7 +12,7 @@ from ecert.errors import Forbidden, Unauthorized
 from ecert.runtime import Runtime
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid, verify_access_token
 
-Guard = Callable[[ASGIConnection, BaseRouteHandler], None]  # type: ignore[type-arg]
+Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -43,7 +43,8 @@ def principal_of(connection: ASGIConnection) -> Principal:  # type: ignore[type-
 def require(*kinds: str, person: bool = False, scope: str | None = None) -> Guard:
     """A guard admitting only the given client kinds (and a person-scoped token if asked)."""
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    # Async on purpose: Litestar runs a plain-function guard in a worker thread on every request.
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         principal = principal_of(connection)
         if principal.kind not in kinds:
             raise Forbidden(f"this route is for {' or '.join(kinds)} clients")

@@ -9,8 +9,9 @@ import string
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
 from ecert import qrtoken
 from ecert.db.models import ECert, EcToken, Enrolment, NumericCode, Person, QrUse, utcnow
@@ -47,7 +48,7 @@ async def _ecert_from_qr(
         leeway_s=settings.leeway_s,
         issuers={settings.issuer_area},
     )
-    ecert = await session.scalar(select(ECert).where(ECert.pseudonym == claims.sub))
+    ecert = await _load_holder(session, ECert.pseudonym == claims.sub)
     _check_status(ecert, claims.ver)
     assert ecert is not None
     # Early reject in the store; the unique key in the database is the authority.
@@ -77,6 +78,19 @@ async def _ecert_from_qr(
     return ecert
 
 
+async def _load_holder(session: AsyncSession, where: ColumnElement[bool]) -> ECert | None:
+    """The e-cert, its person and the person's enrolments in one round trip (the hot path)."""
+    statement = (
+        select(ECert, Person)
+        .join(Person, Person.id == ECert.person_id)
+        .outerjoin(Person.enrolments)
+        .options(contains_eager(Person.enrolments))
+        .where(where)
+    )
+    row = (await session.execute(statement)).unique().first()
+    return row[0] if row else None
+
+
 def _check_status(ecert: ECert | None, version: int) -> None:
     if ecert is None:
         raise ECertRevoked("no e-cert has this pseudonym")
@@ -100,7 +114,7 @@ async def _ecert_from_numeric(session: AsyncSession, code: str) -> ECert:
     )
     if used.rowcount != 1:  # type: ignore[attr-defined]
         raise qrtoken.QrReplayed()
-    ecert = await session.get(ECert, row.ecert_id)
+    ecert = await _load_holder(session, ECert.id == row.ecert_id)
     _check_status(ecert, row.version)
     assert ecert is not None
     return ecert
@@ -123,11 +137,9 @@ async def verify(
         ecert = await _ecert_from_numeric(session, code)
     else:
         ecert = await _ecert_from_qr(session, runtime, principal, code)
-    person = await session.get(Person, ecert.person_id)
+    person = await session.get(Person, ecert.person_id)  # loaded with the e-cert: no query
     assert person is not None
-    enrolments: Sequence[Enrolment] = (
-        await session.scalars(select(Enrolment).where(Enrolment.person_id == person.id))
-    ).all()
+    enrolments: Sequence[Enrolment] = person.enrolments
     if not any(e.status == "active" for e in enrolments):
         raise NotEnrolled()
     expires = utcnow() + dt.timedelta(seconds=runtime.settings.ec_token_ttl_s)

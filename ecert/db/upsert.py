@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
-def _insert(session: AsyncSession, table: FromClause) -> Any:
+def dialect_insert(session: AsyncSession, table: FromClause) -> Any:
+    """The engine's own ``insert`` construct, which has ``on_conflict_*``."""
     dialect = session.get_bind().dialect.name
     return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
@@ -19,7 +20,7 @@ async def insert_ignore(
     session: AsyncSession, table: FromClause, values: dict[str, Any], *, returning: Any = None
 ) -> Any:
     """Insert unless a unique key already holds the row; returns ``returning`` or None."""
-    statement = _insert(session, table).values(**values).on_conflict_do_nothing()
+    statement = dialect_insert(session, table).values(**values).on_conflict_do_nothing()
     if returning is not None:
         return (await session.execute(statement.returning(returning))).scalar_one_or_none()
     await session.execute(statement)
@@ -39,7 +40,7 @@ async def upsert(
     compiles once and SQLAlchemy batches the parameters."""
     if not rows:
         return
-    statement = _insert(session, table)
+    statement = dialect_insert(session, table)
     if update:
         statement = statement.on_conflict_do_update(
             index_elements=list(keys), set_={c: statement.excluded[c] for c in update}

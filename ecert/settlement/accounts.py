@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Policy, YearToDate
 from ecert.db.models import Account, BenefitUsage, LedgerEntry, PolicyRow, utcnow
-from ecert.db.upsert import insert_ignore, upsert
+from ecert.db.upsert import dialect_insert, insert_ignore, upsert
 from ecert.settlement.exceptions import InsufficientBalance
 
 USAGE_FIELDS = tuple(f.name for f in msgspec.structs.fields(YearToDate))
@@ -119,26 +119,30 @@ async def credit_many(
 
 async def lock_person(
     session: AsyncSession, person_id: uuid.UUID, year: int, insurance: str
-) -> None:
-    """Serialise a person's money writes: the first write takes the row lock (PostgreSQL) or the
-    database write lock (SQLite), so the reads that follow see the latest usage and balance."""
-    await insert_ignore(
-        session,
-        BenefitUsage.__table__,
-        {"id": uuid.uuid4(), "person_id": person_id, "year": year, "insurance_type": insurance},
+) -> tuple[YearToDate, int | None]:
+    """Serialise a person's money writes and read what they change: (year-to-date usage, account
+    balance or None without an account). Each statement takes its row lock (PostgreSQL) or the
+    database write lock (SQLite) and returns the latest committed values, so two round trips
+    both lock and read."""
+    statement = dialect_insert(session, BenefitUsage.__table__).values(
+        id=uuid.uuid4(), person_id=person_id, year=year, insurance_type=insurance
     )
-    await session.execute(
-        update(BenefitUsage)
-        .where(
-            BenefitUsage.person_id == person_id,
-            BenefitUsage.year == year,
-            BenefitUsage.insurance_type == insurance,
+    usage_row = (
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["person_id", "year", "insurance_type"],
+                set_={"year": statement.excluded.year},
+            ).returning(*(BenefitUsage.__table__.c[f] for f in USAGE_FIELDS))
         )
-        .values(year=BenefitUsage.year)
+    ).one()
+    balance = await session.scalar(
+        update(Account)
+        .where(Account.person_id == person_id)
+        .values(balance=Account.balance)
+        .returning(Account.balance)
     )
-    await session.execute(
-        update(Account).where(Account.person_id == person_id).values(balance=Account.balance)
-    )
+    ytd = YearToDate(**dict(zip(USAGE_FIELDS, usage_row, strict=True)))
+    return ytd, None if balance is None else int(balance)
 
 
 async def usage(

@@ -7,6 +7,7 @@ from typing import Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import contains_eager
 
 from ecert.benefits import Bill, BillItem, Level, Policy
 from ecert.clock import business_date
@@ -47,39 +48,46 @@ class PricingContext:
 async def pricing_context(
     session: AsyncSession, principal: Principal, ec_token: str
 ) -> PricingContext:
-    token = await session.scalar(select(EcToken).where(EcToken.token == ec_token))
-    if token is None:
+    # One round trip for the token, its institution, e-cert, person and enrolments (hot path);
+    # populate_existing so a revocation committed before this read is seen.
+    rows = (
+        (
+            await session.execute(
+                select(EcToken, Institution, ECert, Person)
+                .outerjoin(Institution, Institution.code == EcToken.institution_code)
+                .outerjoin(ECert, ECert.id == EcToken.ecert_id)
+                .join(Person, Person.id == EcToken.person_id)
+                .outerjoin(Person.enrolments)
+                .options(contains_eager(Person.enrolments))
+                .where(EcToken.token == ec_token)
+                .execution_options(populate_existing=True)
+            )
+        )
+        .unique()
+        .all()
+    )  # every row: each carries one enrolment of the collection
+    if not rows:
         raise EcTokenInvalid()
+    token, institution, ecert, person = rows[0]
     if token.institution_code != principal.institution_code:
         raise EcTokenWrongInstitution()
     if token.expires_at < utcnow():
         raise EcTokenExpired()
-    institution = await session.scalar(
-        select(Institution).where(Institution.code == token.institution_code)
-    )
     if institution is None or not institution.designated:
         raise NotDesignated()
-    ecert = await session.get(ECert, token.ecert_id, populate_existing=True)
     # A revocation that lands before the settlement refuses it; one after it comes after.
     if ecert is None or ecert.status == "revoked":
         raise ECertRevoked()
     if ecert.status == "suspended":
         raise ECertSuspended()
-    person = await session.get(Person, token.person_id)
-    assert person is not None
     enrolment, policy, year = await person_policy(session, person)
     return PricingContext(token, person, institution, enrolment, policy, year)
 
 
 async def person_policy(session: AsyncSession, person: Person) -> tuple[Enrolment, Policy, int]:
     """The basic enrolment and the policy that prices this person's bills this business year."""
-    enrolments = (
-        await session.scalars(
-            select(Enrolment).where(Enrolment.person_id == person.id, Enrolment.status == "active")
-        )
-    ).all()
     basic = sorted(
-        (e for e in enrolments if e.insurance_type in BASIC_TYPES),
+        (e for e in person.enrolments if e.status == "active" and e.insurance_type in BASIC_TYPES),
         key=lambda e: BASIC_TYPES.index(e.insurance_type),
     )
     if not basic:

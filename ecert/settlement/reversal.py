@@ -96,7 +96,7 @@ async def _reverse(
     deductible = (
         deductible_left if final else min(deductible_left, amount * s.deductible_paid // s.total)
     )
-    await accounts.lock_person(session, s.person_id, s.year, s.insurance_type)
+    ytd, _ = await accounts.lock_person(session, s.person_id, s.year, s.insurance_type)
     if refund["account"]:
         await accounts.move(
             session,
@@ -106,7 +106,6 @@ async def _reverse(
             settlement_id=s.id,
             memo=data.reason,
         )
-    ytd = await accounts.usage(session, s.person_id, s.year, s.insurance_type)
     care = "inpatient" if s.med_type in INPATIENT_TYPES else "outpatient"
     changes = {
         f"{care}_fund_paid": max(getattr(ytd, f"{care}_fund_paid") - refund["fund"], 0),

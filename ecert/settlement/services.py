@@ -83,9 +83,7 @@ async def _settle(
 ) -> dict[str, Any]:
     ctx = await pricing_context(session, principal, data.ec_token)
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
-    await accounts.lock_person(session, person_id, ctx.year, insurance)
-    ytd = await accounts.usage(session, person_id, ctx.year, insurance)
-    balance = await accounts.balance(session, person_id)
+    ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance)
     split = compute(
         ctx.policy,
         ctx.bill(data.med_type, data.items, data.referred),

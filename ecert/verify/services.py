@@ -87,8 +87,8 @@ async def _load_holder(session: AsyncSession, where: ColumnElement[bool]) -> ECe
         .options(contains_eager(Person.enrolments))
         .where(where)
     )
-    row = (await session.execute(statement)).unique().first()
-    return row[0] if row else None
+    rows = (await session.execute(statement)).unique().all()  # all: one row per enrolment
+    return rows[0][0] if rows else None
 
 
 def _check_status(ecert: ECert | None, version: int) -> None:

@@ -13,6 +13,7 @@ from ecert.db.models import (
     Account,
     BenefitUsage,
     EcToken,
+    Enrolment,
     Institution,
     LedgerEntry,
     Settlement,
@@ -203,3 +204,33 @@ async def test_fifty_concurrent_settlements_never_overdraw(
     assert ledger == balance
     assert usage is not None
     assert usage.outpatient_deductible_used == 100_000  # the yearly deductible counted once
+
+
+async def test_second_enrolment_is_listed_and_the_basic_one_prices(
+    client: Client, runtime: Runtime
+) -> None:
+    # Verify and settle load the person's enrolments joined to other rows in one query: every
+    # enrolment must come through, not just the first joined row.
+    person, hospital = await _setup(client, runtime)
+    async with runtime.sessions.begin() as session:
+        session.add(
+            Enrolment(
+                person_id=person.person_id,
+                insurance_type="510",
+                area="370102",
+                status="active",
+                start_date=dt.date(2020, 1, 1),
+            )
+        )
+    verified = await client.post(
+        "/v1/verify", json={"qr": await person.qr(client)}, headers=hospital
+    )
+    assert verified.status_code == 200, verified.text
+    assert sorted(i["insurance_type"] for i in verified.json()["insurances"]) == ["310", "510"]
+    body = {**bill("11", {**A, "amount": 2_000}), "ec_token": verified.json()["ec_token"]}
+    settled = await _settle(client, hospital, body)
+    assert settled.status_code == 201, settled.text
+    async with runtime.sessions() as session:
+        row = await session.scalar(select(Settlement))
+    assert row is not None
+    assert row.insurance_type == "310"

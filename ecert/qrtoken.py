@@ -10,17 +10,17 @@ this packing; the reference algorithm is in docs/qr-format.md.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated
 
-import jwt
+import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecert.errors import EcertError
+from ecert.jws import sign_es256, unverified_header, verify_es256
 
 SCHEME_PREFIX = "EC1:/"
 TOKEN_TYPE = "ecqr"  # noqa: S105 - a JWT type, not a password
@@ -36,7 +36,6 @@ ISS_PATTERN = re.compile(r"^\d{6}$")
 MAX_VERSION = 999
 #: Longest accepted QR text; anything longer is refused before any parsing work.
 MAX_TEXT = 600
-_REQUIRED = frozenset({"iss", "sub", "ver", "iat", "exp", "jti"})
 
 
 class QrError(EcertError):
@@ -109,6 +108,17 @@ class QrClaims:
     jti: str
 
 
+class _Claims(msgspec.Struct, frozen=True):
+    """The payload as decoded and checked in one pass (strict: no bool or float for an int)."""
+
+    iss: Annotated[str, msgspec.Meta(pattern=ISS_PATTERN.pattern)]
+    sub: Annotated[str, msgspec.Meta(pattern=SUB_PATTERN.pattern)]
+    ver: Annotated[int, msgspec.Meta(ge=1, le=MAX_VERSION)]
+    iat: int
+    exp: int
+    jti: Annotated[str, msgspec.Meta(pattern=JTI_PATTERN.pattern)]
+
+
 @dataclass(frozen=True)
 class QrHeader:
     kid: str
@@ -178,10 +188,8 @@ def encode(claims: QrClaims, private_key: ec.EllipticCurvePrivateKey, kid: str) 
         "exp": claims.exp,
         "jti": claims.jti,
     }
-    token = jwt.encode(
-        payload, private_key, algorithm=ALGORITHM, headers={"kid": kid, "typ": TOKEN_TYPE}
-    )
-    return SCHEME_PREFIX + pack(token)
+    header = {"alg": ALGORITHM, "kid": kid, "typ": TOKEN_TYPE}
+    return SCHEME_PREFIX + pack(sign_es256(header, payload, private_key))
 
 
 def to_compact_jws(qr_text: str) -> str:
@@ -200,8 +208,8 @@ def to_compact_jws(qr_text: str) -> str:
 
 def _checked_header(jws: str) -> QrHeader:
     try:
-        header = jwt.get_unverified_header(jws)
-    except (jwt.PyJWTError, ValueError, json.JSONDecodeError) as exc:
+        header = unverified_header(jws)
+    except ValueError as exc:
         raise QrMalformed() from exc
     if header.get("alg") != ALGORITHM:
         raise QrMalformed("the QR code must be signed with ES256")
@@ -220,8 +228,10 @@ def read_header(qr_text: str) -> QrHeader:
     return _checked_header(to_compact_jws(qr_text))
 
 
-#: JWS layer only: claims are checked below against the caller's clock and rules.
-_JWS = jwt.PyJWS(algorithms=[ALGORITHM])
+def open_code(qr_text: str) -> tuple[str, QrHeader]:
+    """Unpack scanned text once: its compact JWS (for ``decode_jws``) and checked header."""
+    jws = to_compact_jws(qr_text)
+    return jws, _checked_header(jws)
 
 
 def decode(
@@ -233,38 +243,37 @@ def decode(
     issuers: Collection[str] | None = None,
 ) -> QrClaims:
     """Verify a QR token fully (signature, type, claims, time, issuer) and return its claims."""
-    jws = to_compact_jws(qr_text)
+    return decode_jws(
+        to_compact_jws(qr_text), public_key, now=now, leeway_s=leeway_s, issuers=issuers
+    )
+
+
+def decode_jws(
+    jws: str,
+    public_key: ec.EllipticCurvePublicKey,
+    *,
+    now: int,
+    leeway_s: int,
+    issuers: Collection[str] | None = None,
+) -> QrClaims:
+    """``decode`` for a code already unpacked by ``open_code``."""
     _checked_header(jws)
     try:
-        payload = _JWS.decode_complete(jws, public_key, algorithms=[ALGORITHM])["payload"]
-    except jwt.InvalidSignatureError as exc:
-        raise QrSignatureInvalid() from exc
-    except (jwt.PyJWTError, ValueError) as exc:
+        payload = verify_es256(jws, public_key)
+    except ValueError as exc:  # JwsInvalid too: a token that does not verify, whatever its flaw
         raise QrSignatureInvalid() from exc
     try:
-        raw = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
+        parsed = msgspec.json.decode(payload, type=_Claims)
+    except msgspec.ValidationError as exc:  # names the claim, never echoes its value
+        raise QrMalformed(f"the QR code's claims are not valid: {exc}") from exc
+    except msgspec.DecodeError as exc:
         raise QrMalformed("the QR code's payload is not JSON") from exc
-    if not isinstance(raw, dict) or not raw.keys() >= _REQUIRED:
-        raise QrMalformed("the QR code lacks a required claim")
-    parsed = _claims(raw)
+    if parsed.exp <= parsed.iat:
+        raise QrMalformed("the QR code's claims are out of range")
     if parsed.exp + leeway_s < now:
         raise QrExpired()
     if parsed.iat - leeway_s > now:
         raise QrNotYetValid()
     if issuers is not None and parsed.iss not in issuers:
         raise QrWrongIssuer()
-    return parsed
-
-
-def _claims(raw: dict[str, Any]) -> QrClaims:
-    iss, sub, ver, iat, exp, jti = (raw[k] for k in ("iss", "sub", "ver", "iat", "exp", "jti"))
-    ints_ok = all(type(v) is int for v in (ver, iat, exp))  # bool is not an int here
-    strs_ok = all(isinstance(v, str) for v in (iss, sub, jti))
-    if not (ints_ok and strs_ok):
-        raise QrMalformed("the QR code's claims have the wrong types")
-    if not (SUB_PATTERN.match(sub) and JTI_PATTERN.match(jti) and ISS_PATTERN.match(iss)):
-        raise QrMalformed("the QR code's claims have the wrong shape")
-    if not 1 <= ver <= MAX_VERSION or exp <= iat:
-        raise QrMalformed("the QR code's claims are out of range")
-    return QrClaims(iss=iss, sub=sub, ver=ver, iat=iat, exp=exp, jti=jti)
+    return QrClaims(parsed.iss, parsed.sub, parsed.ver, parsed.iat, parsed.exp, parsed.jti)

@@ -6,6 +6,7 @@ import io
 import re
 import xml.etree.ElementTree as ET
 
+import qrcode
 import zxingcpp
 from cryptography.hazmat.primitives.asymmetric import ec
 from PIL import Image
@@ -56,3 +57,18 @@ def test_svg_paths_are_the_matrix_and_scan() -> None:
             for dy in range(4):
                 image.putpixel(((x + 4) * 4 + dx, (y + 4) * 4 + dy), 0)
     assert [r.text for r in zxingcpp.read_barcodes(image)] == [text]
+
+
+def test_each_length_gets_its_own_version_and_still_scans() -> None:
+    # The version is cached by segment shape; texts of other lengths and modes must not reuse
+    # a version too small (or needlessly large) for them.
+    numeric = qrtoken.SCHEME_PREFIX + "1" + "7" * 40
+    for text in (numeric, "424" + "1" * 25, "hello", _token()):
+        cells = qrimage.matrix(text)
+        image = Image.open(io.BytesIO(qrimage.render_png(text)))
+        assert [r.text for r in zxingcpp.read_barcodes(image)] == [text]
+        fitted = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=0)
+        for segment in qrimage.segments(text):
+            fitted.add_data(segment)
+        fitted.make(fit=True)
+        assert len(cells) == len(fitted.get_matrix())  # the version qrcode itself would pick

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 import secrets
 import time
 import uuid
@@ -12,16 +9,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
-import msgspec
 
 from ecert.config import Settings
 from ecert.errors import Unauthorized
+from ecert.jws import unverified_header
 from ecert.security.keys import KeyRing
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 media type, not a password
 ALGORITHMS = ["ES256"]
 _KID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-_HEADER_SEGMENT = re.compile(r"[A-Za-z0-9_-]{4,512}")
 
 
 @dataclass(frozen=True)
@@ -75,18 +71,10 @@ def mint_access_token(
 
 def read_kid(token: str, expected_typ: str) -> str:
     """The ``kid`` of a token whose header is acceptable; header key material is refused."""
-    # Only the header segment is read here. PyJWT's get_unverified_header checks all three
-    # segments character by character in Python (~0.2 ms for an access token, on every request),
-    # and jwt.decode checks them again when it verifies the whole token right after.
-    segment = token.partition(".")[0]
-    if not _HEADER_SEGMENT.fullmatch(segment):
-        raise Unauthorized("the access token is malformed")
     try:
-        header = msgspec.json.decode(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (binascii.Error, msgspec.DecodeError) as exc:
+        header = unverified_header(token)
+    except ValueError as exc:
         raise Unauthorized("the access token is malformed") from exc
-    if not isinstance(header, dict):
-        raise Unauthorized("the access token is malformed")
     if header.get("alg") not in ALGORITHMS or header.get("typ") != expected_typ:
         raise Unauthorized("the access token has the wrong algorithm or type")
     if {"jku", "x5u", "jwk", "x5c", "crit"} & header.keys():

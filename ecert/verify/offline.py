@@ -125,12 +125,12 @@ class OfflineVerifier:
 
     def check(self, text: str) -> Verdict:
         try:
-            header = qrtoken.read_header(text)
+            jws, header = qrtoken.open_code(text)
             key = self._key(header.kid)
             if key is None:
                 raise qrtoken.QrUnknownKey()
-            claims = qrtoken.decode(
-                text, key, now=int(self.clock()), leeway_s=self.skew_s, issuers=self.issuers
+            claims = qrtoken.decode_jws(
+                jws, key, now=int(self.clock()), leeway_s=self.skew_s, issuers=self.issuers
             )
         except EcertError as exc:
             return Verdict(False, exc.code, None, exc.detail)

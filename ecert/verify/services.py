@@ -33,7 +33,7 @@ _TOKEN_CHARS = string.ascii_lowercase + string.digits
 async def _ecert_from_qr(
     session: AsyncSession, runtime: Runtime, principal: Principal, text: str
 ) -> ECert:
-    header = qrtoken.read_header(text)
+    jws, header = qrtoken.open_code(text)
     key = runtime.keys.verifier("qr", header.kid)
     if key is None and runtime.keys.may_refresh_for_unknown():
         await runtime.keys.refresh(session)
@@ -41,8 +41,8 @@ async def _ecert_from_qr(
     if key is None:
         raise qrtoken.QrUnknownKey()
     settings = runtime.settings
-    claims = qrtoken.decode(
-        text,
+    claims = qrtoken.decode_jws(
+        jws,
         key.public,
         now=int(time.time()),
         leeway_s=settings.leeway_s,

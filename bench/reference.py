@@ -1,7 +1,7 @@
 """Reference endpoints for the load benchmark: only sign or only verify an ES256 JWT.
 
 Served by uvicorn with the same worker count as ecert, they are the ceiling the real endpoints
-are compared with in the same run (``python -m bench.load``).
+are compared with in the same run (``python -m bench``).
 """
 
 from __future__ import annotations

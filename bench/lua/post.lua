@@ -1,33 +1,44 @@
--- POST a body to the URL's path. Optional args: body file, then a file of bearer tokens.
--- Lines of the body file are used one per request in turn ({id} is replaced by a unique id), so
--- single-use codes are never sent twice; tokens rotate the same way.
-local bodies, tokens, counter, step = {}, {}, 0, 1
-local thread_count = 0
+-- One request shape for every figure. Arguments (after --): body file, token file, method,
+-- requests per thread (0 = until the time is up).
+-- Each request takes the next line of the body file and the next token, so single-use codes are
+-- never sent twice while the limit holds. Threads interleave (thread t sends numbers t, t+T, …),
+-- and request number n carries Idempotency-Key "k-n": a bench can replay any key afterwards
+-- knowing its body (line n mod the number of lines).
+local bodies, tokens, counter, step, method, limit, sent = {}, {}, 0, 1, "POST", 0, 0
+local threads = {}
 
 function setup(thread)
-  thread:set("offset", thread_count)
-  thread_count = thread_count + 1
+  thread:set("offset", #threads)
+  threads[#threads + 1] = thread
 end
 
 function init(args)
   if args[1] and args[1] ~= "" then for line in io.lines(args[1]) do bodies[#bodies + 1] = line end end
   if args[2] and args[2] ~= "" then for line in io.lines(args[2]) do tokens[#tokens + 1] = line end end
-  step = tonumber(args[3] or "1")
+  method = args[3] or "POST"
+  limit = tonumber(args[4] or "0")
+  step = tonumber(args[5] or "1")
   counter = offset
 end
 
 function request()
-  local headers = {["Content-Type"] = "application/json"}
+  local headers = {["Idempotency-Key"] = "k-" .. counter}
+  if method == "POST" then headers["Content-Type"] = "application/json" end
   if #tokens > 0 then headers["Authorization"] = "Bearer " .. tokens[counter % #tokens + 1] end
-  headers["Idempotency-Key"] = "k-" .. offset .. "-" .. counter .. "-" .. math.random(1, 1e9)
-  local body = ""
-  if #bodies > 0 then body = string.gsub(bodies[counter % #bodies + 1], "{id}", tostring(counter)) end
+  local body = nil
+  if #bodies > 0 then body = bodies[counter % #bodies + 1] end
   counter = counter + step
-  return wrk.format("POST", nil, headers, body)
+  return wrk.format(method, nil, headers, body)
+end
+
+function response(status, headers, body)
+  sent = sent + 1
+  if limit > 0 and sent >= limit then wrk.thread:stop() end
 end
 
 function done(summary, latency, requests)
-  io.write(string.format("RESULT %d %d %d %.3f %.3f\n", summary.requests,
-    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+  local failed = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %d %d %d %.3f %.3f\n", summary.requests, failed,
     summary.duration, latency:percentile(50) / 1000, latency:percentile(99) / 1000))
 end

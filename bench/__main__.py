@@ -1,0 +1,339 @@
+"""The benchmark: one command, every figure measured beside its reference in the same run.
+
+    python -m bench [--seconds 5] [--people 200] [--codes 12000] [--sizes 1000,100000]
+
+Starts throwaway PostgreSQL and Redis on loopback, seeds them, runs ``ecert serve --workers 2``
+and the reference app (``bench/reference.py``: endpoints that only sign or only verify an ES256
+JWT) with the same worker count, and drives both with wrk (a C load generator, so the generator
+is not the bottleneck), bounded by time and by request count. Reference and figure run one after
+the other, so a noisy neighbour hits both. Then: the settlement invariants and an idempotent
+replay, the peak RSS of the workers, the in-process figures (``bench.micro``) and the
+contribution lookup as the data grows (``bench.lookup``). Results are in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import logging
+import os
+import secrets
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import text
+
+from bench import lookup, micro
+from bench.harness import (
+    INITIAL_BALANCE,
+    Seeded,
+    ecert_serve,
+    ledger_check,
+    seed,
+    serve,
+    sign_in,
+    uvicorn_serve,
+    worker_peak_rss_mb,
+)
+from ecert.app import create_app
+from ecert.clock import business_date
+from ecert.config import settings_from_env
+from ecert.db.migrate import upgrade
+from ecert.runtime import build_runtime
+from tests import servers
+
+LUA = Path(__file__).parent / "lua" / "post.lua"
+THREADS = 2
+BILL = {
+    "med_type": "11",
+    "use_account": True,
+    "items": [{"code": "A1", "name": "检查", "item_class": "A", "amount": 2000}],
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    url: str
+    method: str = "POST"
+    bodies: str = ""
+    tokens: str = ""
+    connections: int = 32
+    #: Requests per wrk thread at most (0: until the time is up).
+    limit: int = 0
+    reference: str = ""
+    target: str = ""
+
+
+def wrk(figure: Figure, seconds: float) -> dict[str, float]:
+    """Run wrk for one figure: requests/s, p50 and p99 (ms), failures, successes."""
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{THREADS}",
+            f"-c{figure.connections}",
+            f"-d{max(1, round(seconds))}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            figure.url,
+            "--",
+            figure.bodies,
+            figure.tokens,
+            figure.method,
+            str(figure.limit),
+            str(THREADS),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT"))
+    requests, failed, micros, p50, p99 = line.split()[1:]
+    return {
+        "rps": int(requests) / (int(micros) / 1e6),
+        "p50": float(p50),
+        "p99": float(p99),
+        "failed": int(failed),
+        "ok": int(requests) - int(failed),
+    }
+
+
+async def add_contributions(env: dict[str, str]) -> None:
+    """Twelve paid months this year for every seeded person (what the lookup figure reads)."""
+    runtime = build_runtime(settings_from_env(env))
+    year = business_date().year
+    try:
+        async with runtime.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "INSERT INTO contributions (id, person_id, month, base, employer_amount,"
+                    " employee_amount, account_credit, status, credited, created_at, updated_at)"
+                    " SELECT gen_random_uuid(), p.id, :year || lpad(m::text, 2, '0'), 800000,"
+                    " 64000, 16000, 16000, 'paid', true, now(), now()"
+                    " FROM persons p, generate_series(1, 12) AS m"
+                ),
+                {"year": str(year)},
+            )
+    finally:
+        await runtime.engine.dispose()
+        await runtime.store.close()
+
+
+async def prepare(
+    base: str, env: dict[str, str], seeded: Seeded, folder: Path, codes_wanted: int
+) -> dict[str, Path]:
+    """Token files, single-use codes for verify, and bills carrying ec_tokens for settle."""
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        hospital, persons = await sign_in(http, seeded, env)
+        files = {name: folder / f"{name}.txt" for name in ("hospital", "persons", "codes", "bills")}
+        files["hospital"].write_text(hospital["Authorization"].split()[1] + "\n")
+        files["persons"].write_text(
+            "\n".join(h["Authorization"].split()[1] for h in persons) + "\n"
+        )
+        codes: list[str] = []
+        gate = asyncio.Semaphore(32)
+        with Progress(transient=True) as progress:
+            task = progress.add_task("single-use codes", total=codes_wanted)
+
+            async def mint(i: int) -> None:
+                async with gate:
+                    reply = await http.post("/v1/me/ecert/qr", headers=persons[i % len(persons)])
+                    codes.append(reply.json()["qr"])
+                    progress.advance(task)
+
+            await asyncio.gather(*(mint(i) for i in range(codes_wanted)))
+        spent = 2 * len(persons)  # two ec_tokens a person, for the bills
+        tokens = []
+        for code in codes[:spent]:
+            reply = await http.post("/v1/verify", json={"qr": code}, headers=hospital)
+            tokens.append(reply.json()["ec_token"])
+        files["bills"].write_text("\n".join(json.dumps({**BILL, "ec_token": t}) for t in tokens))
+        files["codes"].write_text("\n".join(json.dumps({"qr": c}) for c in codes[spent:]))
+    return files
+
+
+async def replay(base: str, files: dict[str, Path], count: int) -> str:
+    """Resend the first ``count`` settle keys with their bodies: each must answer as before."""
+    hospital = {"Authorization": "Bearer " + files["hospital"].read_text().strip()}
+    bills = files["bills"].read_text().splitlines()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        # From k-1: wrk calls request() once on the first thread to check the script, so that
+        # thread's first number (k-0) is built but never sent.
+        for n in range(1, count + 1):
+            reply = await http.post(
+                "/v1/settlements",
+                content=bills[n % len(bills)],
+                headers={
+                    **hospital,
+                    "Idempotency-Key": f"k-{n}",
+                    "Content-Type": "application/json",
+                },
+            )
+            if reply.status_code != 201 or reply.headers.get("Idempotent-Replayed") != "true":
+                return f"FAILED at k-{n}: {reply.status_code} {reply.text[:120]}"
+    return "OK"
+
+
+def figures(base: str, ref: str, files: dict[str, Path], codes: int) -> list[Figure]:
+    persons, hospital = str(files["persons"]), str(files["hospital"])
+    bills = str(files["bills"])
+    year = business_date().year
+    return [
+        Figure("reference: bare ES256 sign", f"{ref}/sign"),
+        Figure(
+            "QR mint",
+            f"{base}/v1/me/ecert/qr",
+            tokens=persons,
+            reference="reference: bare ES256 sign",
+            target="≥ 0.70 ×",
+        ),
+        Figure("reference: bare ES256 verify", f"{ref}/verify"),
+        Figure(
+            "online verify",
+            f"{base}/v1/verify",
+            bodies=str(files["codes"]),
+            tokens=hospital,
+            limit=codes // THREADS,  # never a code twice: every verify is a first use
+            reference="reference: bare ES256 verify",
+            target="≥ 0.60 ×",
+        ),
+        Figure("QR PNG", f"{base}/v1/me/ecert/qr.png", method="GET", tokens=persons),
+        Figure("QR SVG", f"{base}/v1/me/ecert/qr.svg", method="GET", tokens=persons),
+        Figure(
+            "settlement preview", f"{base}/v1/settlements/preview", bodies=bills, tokens=hospital
+        ),
+        Figure(
+            "settle (64 connections)",
+            f"{base}/v1/settlements",
+            bodies=bills,
+            tokens=hospital,
+            connections=64,
+            target="≥ 1,000 /s",
+        ),
+        Figure(
+            "contribution lookup",
+            f"{base}/v1/me/contributions?from={year}01&to={year}12",
+            method="GET",
+            tokens=persons,
+        ),
+    ]
+
+
+def http_table(rows: list[tuple[Figure, dict[str, float]]], seconds: float) -> Table:
+    table = Table(
+        title=f"HTTP: wrk, {THREADS} threads, ~{seconds:.0f} s a figure; "
+        f"ecert and reference with the same workers, PostgreSQL + Redis on loopback"
+    )
+    for column in ("figure", "req/s", "p50 ms", "p99 ms", "failed", "ratio", "target", "met"):
+        table.add_column(column)
+    by_name = {figure.name: result for figure, result in rows}
+    for figure, r in rows:
+        ratio, met = "", ""
+        if figure.reference:
+            value = r["rps"] / by_name[figure.reference]["rps"]
+            ratio = f"{value:.2f}"
+            met = "yes" if value >= float(figure.target.split()[1]) else "no"
+        elif figure.target:
+            met = "yes" if r["rps"] >= float(figure.target.split()[1].replace(",", "")) else "no"
+        table.add_row(
+            figure.name,
+            f"{r['rps']:,.0f}",
+            f"{r['p50']:.1f}",
+            f"{r['p99']:.1f}",
+            str(int(r["failed"])),
+            ratio,
+            figure.target,
+            met,
+        )
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5, help="per HTTP figure")
+    parser.add_argument("--people", type=int, default=200, help="insured people seeded")
+    parser.add_argument("--codes", type=int, default=12000, help="single-use codes for verify")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--sizes", default="1000,100000", help="persons for the lookup-by-size table (1000000 ok)"
+    )
+    args = parser.parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    console = Console()
+    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
+    with (
+        tempfile.TemporaryDirectory() as data,
+        servers.postgres() as db_url,
+        servers.redis() as (redis_url, _),
+    ):
+        env = {
+            **os.environ,
+            "ECERT_DATABASE_URL": db_url,
+            "ECERT_REDIS_URL": redis_url,
+            "ECERT_DATA_DIR": data,
+            "ECERT_PII_KEYS": f"b1:{key}",
+            "ECERT_HASH_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+            "ECERT_QR_TTL_S": "300",
+            "ECERT_RATE_LIMIT_PER_MINUTE": "1000000000",
+            "ECERT_LOG_LEVEL": "WARNING",
+            "ECERT_ISSUER_URL": "http://bench.local",
+            "ECERT_DB_POOL_SIZE": "20",
+        }
+        upgrade(db_url)
+        with console.status(f"seeding {args.people} insured people"):
+            seeded = asyncio.run(seed(env, args.people))
+            asyncio.run(add_contributions(env))
+        port, ref_port = servers.free_port(), servers.free_port()
+        base, ref = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{ref_port}"
+        with (
+            serve(ecert_serve(port, args.workers), port, env) as ecert_process,
+            serve(
+                uvicorn_serve("bench.reference:create_app", ref_port, args.workers), ref_port, env
+            ),
+        ):
+            files = asyncio.run(prepare(base, env, seeded, Path(data), args.codes))
+            rows: list[tuple[Figure, dict[str, float]]] = []
+            plan = figures(base, ref, files, args.codes - 2 * args.people)
+            with Progress(console=console, transient=True) as progress:
+                task = progress.add_task("HTTP figures", total=len(plan))
+                for figure in plan:
+                    progress.update(task, description=figure.name)
+                    rows.append((figure, wrk(figure, args.seconds)))
+                    progress.advance(task)
+            rss = worker_peak_rss_mb(ecert_process)
+            replayed = asyncio.run(replay(base, files, 20))
+        settle, settled = next((f, r) for f, r in rows if f.url.endswith("/v1/settlements"))
+        checks = asyncio.run(ledger_check(env, int(settled["ok"]), settle.connections))
+        with console.status("in-process figures"):
+            inproc = micro.measure(rounds=5, seconds=0.5)
+        settings = settings_from_env(
+            env, rate_limit_per_minute=10**9, redis_url="", log_level="WARNING"
+        )
+        sizes = [int(s) for s in args.sizes.split(",") if s]
+        by_size = asyncio.run(lookup.measure(create_app(settings), sizes, 300, console))
+    console.print(http_table(rows, args.seconds))
+    console.print(
+        f"peak RSS of an ecert worker: {rss:.0f} MB (target ≤ 250 MB); "
+        f"settlement replay of 20 keys answered as before: {replayed}"
+    )
+    console.print(
+        "after the settle run: "
+        + "; ".join(f"{name}: {'OK' if ok else 'FAILED'}" for name, ok in checks.items())
+        + f" (each person started with {INITIAL_BALANCE} fen)"
+    )
+    console.print(micro.table(inproc))
+    console.print(lookup.table(by_size))
+
+
+if __name__ == "__main__":
+    main()

@@ -276,12 +276,20 @@ def import_command(kind: str, file: Path, fmt: str | None, rejects: Path | None)
                 counts["rejected"] += 1
                 out.write(msgspec.json.encode(reject).decode() + "\n")
 
-            return await run_import(
-                runtime,
-                kind,
-                rows(handle, fmt, on_line=lambda line: bar.advance(task, len(line.encode()))),
-                on_reject=rejected,
+            pending = [0]
+
+            def advance(line: str) -> None:
+                # The bar moves every 64 kB: a redraw a line costs more than parsing the line.
+                pending[0] += len(line.encode())
+                if pending[0] >= 65536:
+                    bar.advance(task, pending[0])
+                    pending[0] = 0
+
+            landed = await run_import(
+                runtime, kind, rows(handle, fmt, on_line=advance), on_reject=rejected
             )
+            bar.advance(task, pending[0])
+            return landed
 
     accepted = run_with_runtime(work)
     click.echo(

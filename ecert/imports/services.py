@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Policy
 from ecert.db.models import Contribution, Enrolment, Institution, Person, utcnow
-from ecert.db.upsert import upsert
+from ecert.db.upsert import bulk_upsert, upsert
 from ecert.errors import EcertError
 from ecert.identity import parse_id_number
 from ecert.imports import schemas
@@ -47,7 +47,11 @@ def _reason(exc: msgspec.ValidationError) -> str:
     return _QUOTED.sub("", str(exc))
 
 
-def validate(kind: str, line: int, raw: dict[str, Any] | str) -> msgspec.Struct | schemas.Reject:
+def validate(
+    kind: str, line: int, raw: dict[str, Any] | str, checked: dict[str, str] | None = None
+) -> msgspec.Struct | schemas.Reject:
+    """One row, converted and checked. ``checked`` (the caller's, per batch) remembers ID numbers
+    already normalised: a contributions file repeats each person's number every month."""
     if isinstance(raw, str):
         return schemas.Reject(line, raw)
     try:
@@ -56,10 +60,14 @@ def validate(kind: str, line: int, raw: dict[str, Any] | str) -> msgspec.Struct 
         return schemas.Reject(line, _reason(exc))
     number = getattr(row, "id_number", None)
     if number is not None:
-        try:
-            normalised = parse_id_number(number).value
-        except EcertError as exc:
-            return schemas.Reject(line, f"id_number: {exc.detail}")
+        normalised = checked.get(number) if checked is not None else None
+        if normalised is None:
+            try:
+                normalised = parse_id_number(number).value
+            except EcertError as exc:
+                return schemas.Reject(line, f"id_number: {exc.detail}")
+            if checked is not None:
+                checked[number] = normalised
         row = msgspec.structs.replace(row, id_number=normalised)
     return row
 
@@ -97,7 +105,7 @@ async def _persons(
                 "updated_at": now,
             }
         )
-    await upsert(
+    await bulk_upsert(
         session,
         Person.__table__,
         _last_wins(rows, "id_hash"),
@@ -146,7 +154,7 @@ async def _enrolments(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
     rows, rejects = await _by_person(session, runtime, batch, _row)
-    await upsert(
+    await bulk_upsert(
         session,
         Enrolment.__table__,
         _last_wins(rows, "person_id", "insurance_type"),
@@ -163,7 +171,7 @@ async def _contributions(
         session, runtime, batch, lambda pid, r: _row(pid, r, credited=False)
     )
     rows = _last_wins(rows, "person_id", "month")
-    await upsert(
+    await bulk_upsert(
         session,
         Contribution.__table__,
         rows,
@@ -243,6 +251,7 @@ async def run_import(
     """Apply every good row, one transaction a batch; return how many landed."""
     accepted = 0
     batch: list[tuple[int, Any]] = []
+    checked: dict[str, str] = {}  # cleared with each batch: ID numbers do not linger in memory
 
     async def flush() -> None:
         nonlocal accepted
@@ -252,13 +261,14 @@ async def run_import(
             on_reject(reject)
         accepted += len(batch) - len(rejected)
         batch.clear()
+        checked.clear()
 
     for line, raw in source:
-        checked = validate(kind, line, raw)
-        if isinstance(checked, schemas.Reject):
-            on_reject(checked)
+        row = validate(kind, line, raw, checked)
+        if isinstance(row, schemas.Reject):
+            on_reject(row)
             continue
-        batch.append((line, checked))
+        batch.append((line, row))
         if len(batch) >= BATCH:
             await flush()
     if batch:

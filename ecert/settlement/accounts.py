@@ -7,12 +7,12 @@ from collections.abc import Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert, select, update
+from sqlalchemy import BigInteger, Uuid, column, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Policy, YearToDate
 from ecert.db.models import Account, BenefitUsage, LedgerEntry, PolicyRow, utcnow
-from ecert.db.upsert import dialect_insert, insert_ignore, upsert
+from ecert.db.upsert import bulk_insert, dialect_insert, insert_ignore, upsert
 from ecert.settlement.exceptions import InsufficientBalance
 
 USAGE_FIELDS = tuple(f.name for f in msgspec.structs.fields(YearToDate))
@@ -89,18 +89,12 @@ async def credit_many(
         keys=("person_id",),
         update=(),
     )
+    totals = {p: sum(amount for amount, _ in items) for p, items in credits.items()}
+    moved = await _add_balances(session, totals)
     entries = []
     for person_id, items in credits.items():
-        total = sum(amount for amount, _ in items)
-        account_id, balance = (
-            await session.execute(
-                update(Account)
-                .where(Account.person_id == person_id)
-                .values(balance=Account.balance + total)
-                .returning(Account.id, Account.balance)
-            )
-        ).one()
-        running = balance - total
+        account_id, balance = moved[person_id]
+        running = balance - totals[person_id]
         for amount, memo in items:
             running += amount
             entries.append(
@@ -114,7 +108,48 @@ async def credit_many(
                     "at": utcnow(),
                 }
             )
-    await session.execute(insert(LedgerEntry), entries)
+    await bulk_insert(session, LedgerEntry.__table__, entries)
+
+
+async def _add_balances(
+    session: AsyncSession, totals: dict[uuid.UUID, int]
+) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:
+    """Add each person's total to their balance: {person: (account id, new balance)}.
+
+    PostgreSQL: the rows are locked in person order first (two imports crediting overlapping
+    people cannot deadlock), then one ``UPDATE … FROM (VALUES …)`` moves them all. SQLite, which
+    writes one transaction at a time anyway, takes one update a person.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        moved = {}
+        for person_id, total in totals.items():
+            row = (
+                await session.execute(
+                    update(Account)
+                    .where(Account.person_id == person_id)
+                    .values(balance=Account.balance + total)
+                    .returning(Account.id, Account.balance)
+                )
+            ).one()
+            moved[person_id] = (row[0], int(row[1]))
+        return moved
+    people = sorted(totals, key=str)
+    await session.execute(
+        select(Account.id)
+        .where(Account.person_id.in_(people))
+        .order_by(Account.person_id)
+        .with_for_update()
+    )
+    amounts = values(column("person_id", Uuid), column("total", BigInteger), name="amounts").data(
+        [(p, totals[p]) for p in people]
+    )
+    rows = await session.execute(
+        update(Account)
+        .where(Account.person_id == amounts.c.person_id)
+        .values(balance=Account.balance + amounts.c.total)
+        .returning(Account.person_id, Account.id, Account.balance)
+    )
+    return {person_id: (account_id, int(balance)) for person_id, account_id, balance in rows}
 
 
 async def lock_person(

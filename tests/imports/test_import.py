@@ -149,6 +149,38 @@ async def test_contributions_credit_the_account_once(runtime: Runtime) -> None:
     assert await _count(runtime, Contribution) == 2
 
 
+async def test_many_people_in_one_batch_each_get_their_own_running_balance(
+    runtime: Runtime,
+) -> None:
+    # One batch credits several people at once (one balance update for all on PostgreSQL):
+    # every ledger row must carry its own person's running balance.
+    await _import(runtime, "persons", PERSONS_CSV, "csv")
+    header = "id_number,month,base,employer_amount,employee_amount,account_credit,status\n"
+    body = "".join(
+        f"{number},2026{month:02d},800000,64000,16000,{credit * month},paid\n"
+        for month in (1, 2, 3)
+        for number, credit in ((A, 100), (B, 1000))
+    )
+    accepted, rejects = await _import(runtime, "contributions", header + body, "csv")
+    assert (accepted, rejects) == (6, [])
+    async with runtime.sessions() as session:
+        rows = (
+            await session.execute(
+                select(Person.id_hash, LedgerEntry.amount, LedgerEntry.balance_after)
+                .join(Account, Account.id == LedgerEntry.account_id)
+                .join(Person, Person.id == Account.person_id)
+                .order_by(LedgerEntry.id)
+            )
+        ).all()
+    by_person: dict[str, list[tuple[int, int]]] = {}
+    for person, amount, after in rows:
+        by_person.setdefault(person, []).append((amount, after))
+    assert sorted(by_person.values()) == [
+        [(100, 100), (200, 300), (300, 600)],
+        [(1000, 1000), (2000, 3000), (3000, 6000)],
+    ]
+
+
 async def test_enrolments_institutions_and_policies(runtime: Runtime) -> None:
     await _import(runtime, "persons", PERSONS_CSV, "csv")
     enrolments = f"""id_number,insurance_type,area,status,start_date,employer

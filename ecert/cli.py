@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import os
 import sys
@@ -30,6 +31,14 @@ def run_with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
             await runtime.engine.dispose()
 
     return asyncio.run(main())
+
+
+def _login() -> str:
+    """The operator's login name; the uid where the system has no name for it (containers)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid{os.getuid()}"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -254,6 +263,8 @@ def import_command(kind: str, file: Path, fmt: str | None, rejects: Path | None)
     from ecert.imports.readers import detect, rows
     from ecert.imports.schemas import Reject
     from ecert.imports.services import run_import
+    from ecert.security.audit import record_audit
+    from ecert.security.tokens import Principal
 
     fmt = fmt or detect(file.name)
     if kind == "policies" and fmt != "jsonl":
@@ -289,7 +300,18 @@ def import_command(kind: str, file: Path, fmt: str | None, rejects: Path | None)
                 runtime, kind, rows(handle, fmt, on_line=advance), on_reject=rejected
             )
             bar.advance(task, pending[0])
-            return landed
+        # Who imported what, like the agency API's import: the operator's login names the actor.
+        operator = Principal(f"cli:{_login()}"[:64], "operator")
+        async with runtime.sessions.begin() as session:
+            await record_audit(
+                session,
+                operator,
+                None,
+                f"import.{kind}",
+                "ok",
+                {"accepted": landed, "rejected": counts["rejected"], "file": file.name},
+            )
+        return landed
 
     accepted = run_with_runtime(work)
     click.echo(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecert.cli import main
 from ecert.config import get_settings
@@ -269,6 +271,20 @@ async def test_agency_api_import(client: Client, runtime: Runtime) -> None:
     assert refused.status_code == 403
 
 
+async def _audit_rows(url: str) -> list[tuple[str, str, object, str]]:
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as conn:
+            rows = await conn.execute(
+                select(AuditEvent.action, AuditEvent.outcome, AuditEvent.detail, AuditEvent.actor)
+                .where(AuditEvent.action.like("import.%"))
+                .order_by(AuditEvent.id)
+            )
+            return [tuple(r) for r in rows]
+    finally:
+        await engine.dispose()
+
+
 def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path / "data"))
     get_settings.cache_clear()
@@ -311,5 +327,16 @@ def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert [json.loads(line) for line in chosen.read_text().splitlines()] == [
             {"line": 2, "reason": "the line is not valid JSON"}
         ]
+        audit = asyncio.run(_audit_rows(get_settings().effective_database_url))
+        assert [(a, o, d) for a, o, d, _ in audit] == [
+            ("import.persons", "ok", {"accepted": 2, "rejected": 2, "file": "persons.csv"}),
+            ("import.persons", "ok", {"accepted": 2, "rejected": 2, "file": "persons.csv"}),
+            (
+                "import.contributions",
+                "ok",
+                {"accepted": 1, "rejected": 1, "file": "contributions.txt"},
+            ),
+        ]
+        assert all(actor.startswith("cli:") for *_, actor in audit)
     finally:
         get_settings.cache_clear()

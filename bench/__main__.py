@@ -133,7 +133,10 @@ async def prepare(
     base: str, env: dict[str, str], seeded: Seeded, folder: Path, codes_wanted: int
 ) -> dict[str, Path]:
     """Token files, single-use codes for verify, and bills carrying ec_tokens for settle."""
-    async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+    # Idle connections are dropped before uvicorn's 5 s keep-alive ends: reusing one the server
+    # is closing fails the request (httpx.ReadError).
+    limits = httpx.Limits(keepalive_expiry=2)
+    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as http:
         hospital, persons = await sign_in(http, seeded, env)
         files = {name: folder / f"{name}.txt" for name in ("hospital", "persons", "codes", "bills")}
         files["hospital"].write_text(hospital["Authorization"].split()[1] + "\n")

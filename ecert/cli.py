@@ -364,6 +364,12 @@ def cards_sweep() -> None:
     help="A saved revocation feed page (with --jwks).",
 )
 @click.option(
+    "--trust",
+    "trust_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A trust list of issuing areas and their key sources (codes of several provinces).",
+)
+@click.option(
     "--skew", default=5, show_default=True, type=int, help="Clock difference to accept, in seconds."
 )
 def verify_command(
@@ -372,10 +378,16 @@ def verify_command(
     server: str | None,
     jwks_file: Path | None,
     feed_file: Path | None,
+    trust_file: Path | None,
     skew: int,
 ) -> None:
-    """Check a QR code offline and print the verdict (exit status 1 when refused)."""
+    """Check a QR code offline and print the verdict (exit status 1 when refused).
+
+    Keys come from one ecert (--server, or saved --jwks/--feed files) or, for codes of several
+    provinces, from a trust list (--trust; format in ecert/verify/trust.py and docs/scaling.md).
+    """
     from ecert.verify.offline import OfflineVerifier
+    from ecert.verify.trust import TrustList, TrustListInvalid
 
     if image is not None:
         import zxingcpp
@@ -387,12 +399,20 @@ def verify_command(
         text = found[0].text
     if not text:
         raise click.UsageError("give the scanned TEXT or --image FILE")
-    if jwks_file is not None:
+    verifier: OfflineVerifier | TrustList
+    if trust_file is not None:
+        try:
+            verifier = TrustList.from_file(trust_file, skew_s=skew)
+        except TrustListInvalid as exc:
+            raise click.BadParameter(str(exc), param_hint="--trust") from exc
+    elif jwks_file is not None:
         verifier = OfflineVerifier.from_files(jwks_file, feed_file, skew_s=skew)
     elif server:
         verifier = OfflineVerifier.from_server(server, skew_s=skew)
     else:
-        raise click.UsageError("give --server URL, or --jwks FILE for a fully offline check")
+        raise click.UsageError(
+            "give --server URL, --jwks FILE for a fully offline check, or --trust FILE"
+        )
     verdict = verifier.check(text)
     claims = verdict.claims
     click.echo(

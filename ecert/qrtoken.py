@@ -10,6 +10,7 @@ this packing; the reference algorithm is in docs/qr-format.md.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
 from collections.abc import Collection
@@ -232,6 +233,20 @@ def open_code(qr_text: str) -> tuple[str, QrHeader]:
     """Unpack scanned text once: its compact JWS (for ``decode_jws``) and checked header."""
     jws = to_compact_jws(qr_text)
     return jws, _checked_header(jws)
+
+
+def unverified_issuer(jws: str) -> str:
+    """The ``iss`` a code claims, read before verifying it — only to choose whose keys verify it
+    (a trust list of provinces); the verification that follows checks it again."""
+    try:
+        segment = jws.split(".")[1]
+        claims = msgspec.json.decode(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (IndexError, ValueError) as exc:  # binascii.Error and msgspec.DecodeError are both
+        raise QrMalformed() from exc
+    iss = claims.get("iss") if isinstance(claims, dict) else None
+    if not isinstance(iss, str) or not ISS_PATTERN.match(iss):
+        raise QrMalformed("the QR code names no issuing area")
+    return iss
 
 
 def decode(

@@ -15,6 +15,7 @@ import re
 import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
+from operator import mul
 from typing import Annotated
 
 import msgspec
@@ -28,7 +29,6 @@ TOKEN_TYPE = "ecqr"  # noqa: S105 - a JWT type, not a password
 ALGORITHM = "ES256"
 #: The 65 characters of a compact JWS (base64url and '.'), in the order that defines the packing.
 ALPHABET = "-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
-_INDEX = {c: i for i, c in enumerate(ALPHABET)}
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit", "zip"})
 KID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,4}$")
 SUB_PATTERN = re.compile(r"^[A-Za-z0-9_-]{12}$")
@@ -137,20 +137,24 @@ def new_claims(iss: str, sub: str, ver: int, now: int, lifetime_s: int) -> QrCla
 _CHUNK = 10
 _CHUNK_BASE = 65**_CHUNK
 _PAIRS = [a + b for a in ALPHABET for b in ALPHABET]
-_PAIR_INDEX = {pair: i for i, pair in enumerate(_PAIRS)}
+#: Each character's digit value as a byte (``bytes.translate``), and a chunk's place values: a
+#: chunk's value is then one ``sum(map(mul, …))`` in C instead of a Python step a character.
+_DIGITS = bytes.maketrans(ALPHABET.encode(), bytes(range(65)))
+_OUTSIDE = bytes(set(range(256)) - set(ALPHABET.encode()))
+_PLACES = [65**k for k in reversed(range(_CHUNK))]
 
 
 def pack(jws: str) -> str:
     """Compact JWS → decimal digits (a leading 1 keeps leading zero-valued characters)."""
-    head = len(jws) % _CHUNK
+    values = jws.encode("ascii").translate(_DIGITS, _OUTSIDE)
+    if len(values) != len(jws):  # a character outside the alphabet was deleted
+        raise ValueError("a character outside the compact JWS alphabet")
+    head = len(values) % _CHUNK
     number = 1
-    for char in jws[:head]:
-        number = number * 65 + _INDEX[char]
-    for start in range(head, len(jws), _CHUNK):
-        value = 0
-        for pos in range(start, start + _CHUNK, 2):
-            value = value * 4225 + _PAIR_INDEX[jws[pos : pos + 2]]
-        number = number * _CHUNK_BASE + value
+    for value in values[:head]:
+        number = number * 65 + value
+    for start in range(head, len(values), _CHUNK):
+        number = number * _CHUNK_BASE + sum(map(mul, values[start : start + _CHUNK], _PLACES))
     return str(number)
 
 

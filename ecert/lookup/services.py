@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from ecert.benefits import Bill, compute
 from ecert.clock import BUSINESS_TZ
@@ -22,9 +23,14 @@ from ecert.settlement.services import costs_of
 from ecert.settlement.services import view as settlement_view
 
 
-async def _me(session: AsyncSession, principal: Principal, action: str) -> Person:
+async def _me(
+    session: AsyncSession, principal: Principal, action: str, *, enrolments: bool = False
+) -> Person:
+    """The caller's person row, audited. Enrolments only when asked (one query fewer): touching
+    ``person.enrolments`` without them raises instead of quietly querying."""
     assert principal.person_id is not None  # person_guard
-    person = await session.get(Person, principal.person_id)
+    options = [] if enrolments else [raiseload(Person.enrolments)]
+    person = await session.get(Person, principal.person_id, options=options)
     if person is None:
         raise NotFound("the person is no longer registered")
     await record_audit(session, principal, person.id, action, "ok")
@@ -103,7 +109,7 @@ async def transactions(
 
 
 async def benefits(session: AsyncSession, principal: Principal) -> schemas.BenefitsView:
-    person = await _me(session, principal, "lookup.benefits")
+    person = await _me(session, principal, "lookup.benefits", enrolments=True)
     enrolled, policy, year = await person_policy(session, person)
     used = await accounts.usage(session, person.id, year, enrolled.insurance_type)
 
@@ -137,7 +143,7 @@ async def estimate(
     session: AsyncSession, principal: Principal, data: schemas.EstimateRequest
 ) -> Costs:
     """The settlement engine on the person's own policy, usage and balance; nothing is written."""
-    person = await _me(session, principal, "lookup.estimate")
+    person = await _me(session, principal, "lookup.estimate", enrolments=True)
     enrolled, policy, year = await person_policy(session, person)
     used = await accounts.usage(session, person.id, year, enrolled.insurance_type)
     balance = await accounts.balance(session, person.id)

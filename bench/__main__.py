@@ -262,11 +262,13 @@ def http_table(rows: list[tuple[Figure, dict[str, float]]], seconds: float) -> T
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5, help="per HTTP figure")
     parser.add_argument("--people", type=int, default=200, help="insured people seeded")
     parser.add_argument("--codes", type=int, default=12000, help="single-use codes for verify")
-    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="worker processes of ecert and of the reference"
+    )
     parser.add_argument(
         "--sizes", default="1000,100000", help="persons for the lookup-by-size table (1000000 ok)"
     )

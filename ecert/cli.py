@@ -287,19 +287,20 @@ def import_command(kind: str, file: Path, fmt: str | None, rejects: Path | None)
                 counts["rejected"] += 1
                 out.write(msgspec.json.encode(reject).decode() + "\n")
 
-            pending = [0]
+            pending = 0
 
             def advance(line: str) -> None:
                 # The bar moves every 64 kB: a redraw a line costs more than parsing the line.
-                pending[0] += len(line.encode())
-                if pending[0] >= 65536:
-                    bar.advance(task, pending[0])
-                    pending[0] = 0
+                nonlocal pending
+                pending += len(line.encode())
+                if pending >= 65536:
+                    bar.advance(task, pending)
+                    pending = 0
 
             landed = await run_import(
                 runtime, kind, rows(handle, fmt, on_line=advance), on_reject=rejected
             )
-            bar.advance(task, pending[0])
+            bar.advance(task, pending)
         # Who imported what, like the agency API's import: the operator's login names the actor.
         operator = Principal(f"cli:{_login()}"[:64], "operator")
         async with runtime.sessions.begin() as session:

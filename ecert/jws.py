@@ -41,24 +41,31 @@ def _unb64(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
+def _unverified_object(segment: str) -> dict[str, Any]:
+    if not _SEGMENT.fullmatch(segment):
+        raise ValueError("malformed JWS segment")
+    try:
+        value = msgspec.json.decode(_unb64(segment))
+    except (binascii.Error, msgspec.DecodeError) as exc:
+        raise ValueError("malformed JWS segment") from exc
+    if not isinstance(value, dict):
+        raise ValueError("the JWS segment is not a JSON object")
+    return value
+
+
 def unverified_header(compact: str) -> dict[str, Any]:
     """The header object of a compact JWS; ValueError when it is not a base64url JSON object."""
-    segment = compact.partition(".")[0]
-    if not _SEGMENT.fullmatch(segment):
-        raise ValueError("malformed JWS header segment")
-    try:
-        header = msgspec.json.decode(_unb64(segment))
-    except (binascii.Error, msgspec.DecodeError) as exc:
-        raise ValueError("malformed JWS header") from exc
-    if not isinstance(header, dict):
-        raise ValueError("the JWS header is not an object")
-    return header
+    return _unverified_object(compact.partition(".")[0])
 
 
-def sign_es256(
-    header: dict[str, Any], payload: dict[str, Any], key: ec.EllipticCurvePrivateKey
-) -> str:
-    """A compact JWS of ``payload`` signed with ``key`` (``header`` must say ES256)."""
+def unverified_payload(compact: str) -> dict[str, Any]:
+    """The payload object, unverified: only to choose the key that will verify it."""
+    return _unverified_object(compact.split(".")[1] if compact.count(".") == 2 else "")
+
+
+def sign_es256(header: dict[str, Any], payload: Any, key: ec.EllipticCurvePrivateKey) -> str:
+    """A compact JWS of ``payload`` (a dict, or a dataclass or Struct that msgspec encodes as
+    a JSON object) signed with ``key``; ``header`` must say ES256."""
     signing_input = f"{_b64(msgspec.json.encode(header))}.{_b64(msgspec.json.encode(payload))}"
     r, s = decode_dss_signature(key.sign(signing_input.encode(), _ES256))
     return f"{signing_input}.{_b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
@@ -71,7 +78,7 @@ def verify_es256(compact: str, key: ec.EllipticCurvePublicKey) -> bytes:
     """
     signing_input, _, signature = compact.rpartition(".")
     payload = signing_input.partition(".")[2]
-    if not _SEGMENT.fullmatch(payload) or "." in payload:
+    if not _SEGMENT.fullmatch(payload):
         raise ValueError("malformed JWS payload segment")
     if not _SIGNATURE.fullmatch(signature):
         raise JwsInvalid("not a 64-byte ES256 signature")

@@ -10,7 +10,6 @@ this packing; the reference algorithm is in docs/qr-format.md.
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from collections.abc import Collection
@@ -22,7 +21,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecert.errors import EcertError
-from ecert.jws import sign_es256, unverified_header, verify_es256
+from ecert.jws import sign_es256, unverified_header, unverified_payload, verify_es256
 
 SCHEME_PREFIX = "EC1:/"
 TOKEN_TYPE = "ecqr"  # noqa: S105 - a JWT type, not a password
@@ -99,18 +98,11 @@ class QrReplayed(QrError):
 
 @dataclass(frozen=True)
 class QrClaims:
-    """The claims of a QR token. ``sub`` is the certificate pseudonym, never personal data."""
+    """The claims of a QR token. ``sub`` is the certificate pseudonym, never personal data.
 
-    iss: str
-    sub: str
-    ver: int
-    iat: int
-    exp: int
-    jti: str
-
-
-class _Claims(msgspec.Struct, frozen=True):
-    """The payload as decoded and checked in one pass (strict: no bool or float for an int)."""
+    msgspec checks the constraints when it decodes a payload into it (strict: no bool or float
+    for an int); ``encode`` checks what it signs itself.
+    """
 
     iss: Annotated[str, msgspec.Meta(pattern=ISS_PATTERN.pattern)]
     sub: Annotated[str, msgspec.Meta(pattern=SUB_PATTERN.pattern)]
@@ -185,16 +177,8 @@ def encode(claims: QrClaims, private_key: ec.EllipticCurvePrivateKey, kid: str) 
         raise ValueError("kid or pseudonym has the wrong shape for a QR token")
     if not 1 <= claims.ver <= MAX_VERSION or not ISS_PATTERN.match(claims.iss):
         raise ValueError("version or issuer out of range for a QR token")
-    payload = {
-        "iss": claims.iss,
-        "sub": claims.sub,
-        "ver": claims.ver,
-        "iat": claims.iat,
-        "exp": claims.exp,
-        "jti": claims.jti,
-    }
     header = {"alg": ALGORITHM, "kid": kid, "typ": TOKEN_TYPE}
-    return SCHEME_PREFIX + pack(sign_es256(header, payload, private_key))
+    return SCHEME_PREFIX + pack(sign_es256(header, claims, private_key))
 
 
 def to_compact_jws(qr_text: str) -> str:
@@ -243,11 +227,9 @@ def unverified_issuer(jws: str) -> str:
     """The ``iss`` a code claims, read before verifying it — only to choose whose keys verify it
     (a trust list of provinces); the verification that follows checks it again."""
     try:
-        segment = jws.split(".")[1]
-        claims = msgspec.json.decode(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
-    except (IndexError, ValueError) as exc:  # binascii.Error and msgspec.DecodeError are both
+        iss = unverified_payload(jws).get("iss")
+    except ValueError as exc:
         raise QrMalformed() from exc
-    iss = claims.get("iss") if isinstance(claims, dict) else None
     if not isinstance(iss, str) or not ISS_PATTERN.match(iss):
         raise QrMalformed("the QR code names no issuing area")
     return iss
@@ -282,7 +264,7 @@ def decode_jws(
     except ValueError as exc:  # JwsInvalid too: a token that does not verify, whatever its flaw
         raise QrSignatureInvalid() from exc
     try:
-        parsed = msgspec.json.decode(payload, type=_Claims)
+        parsed = msgspec.json.decode(payload, type=QrClaims)
     except msgspec.ValidationError as exc:  # names the claim, never echoes its value
         raise QrMalformed(f"the QR code's claims are not valid: {exc}") from exc
     except msgspec.DecodeError as exc:
@@ -295,4 +277,4 @@ def decode_jws(
         raise QrNotYetValid()
     if issuers is not None and parsed.iss not in issuers:
         raise QrWrongIssuer()
-    return QrClaims(parsed.iss, parsed.sub, parsed.ver, parsed.iat, parsed.exp, parsed.jti)
+    return parsed

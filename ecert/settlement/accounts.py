@@ -133,7 +133,7 @@ async def _add_balances(
             ).one()
             moved[person_id] = (row[0], int(row[1]))
         return moved
-    people = sorted(totals, key=str)
+    people = list(totals)
     await session.execute(
         select(Account.id)
         .where(Account.person_id.in_(people))

@@ -50,22 +50,18 @@ async def pricing_context(
 ) -> PricingContext:
     # One round trip for the token, its institution, e-cert, person and enrolments (hot path);
     # populate_existing so a revocation committed before this read is seen.
-    rows = (
-        (
-            await session.execute(
-                select(EcToken, Institution, ECert, Person)
-                .outerjoin(Institution, Institution.code == EcToken.institution_code)
-                .outerjoin(ECert, ECert.id == EcToken.ecert_id)
-                .join(Person, Person.id == EcToken.person_id)
-                .outerjoin(Person.enrolments)
-                .options(contains_eager(Person.enrolments))
-                .where(EcToken.token == ec_token)
-                .execution_options(populate_existing=True)
-            )
-        )
-        .unique()
-        .all()
-    )  # every row: each carries one enrolment of the collection
+    statement = (
+        select(EcToken, Institution, ECert, Person)
+        .outerjoin(Institution, Institution.code == EcToken.institution_code)
+        .outerjoin(ECert, ECert.id == EcToken.ecert_id)
+        .join(Person, Person.id == EcToken.person_id)
+        .outerjoin(Person.enrolments)
+        .options(contains_eager(Person.enrolments))
+        .where(EcToken.token == ec_token)
+        .execution_options(populate_existing=True)
+    )
+    # All rows, made unique: each carries one enrolment of the collection.
+    rows = (await session.execute(statement)).unique().all()
     if not rows:
         raise EcTokenInvalid()
     token, institution, ecert, person = rows[0]

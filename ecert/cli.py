@@ -142,6 +142,7 @@ def clients_add(
         async with runtime.sessions.begin() as session:
             client, secret = await register_client(
                 session,
+                cipher=runtime.cipher,
                 kind=kind,
                 name=name,
                 code=code,

@@ -11,8 +11,6 @@ from typing import Any
 from urllib.parse import unquote
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
@@ -30,13 +28,13 @@ from ecert.oauth.schemas import (
     TokenResponse,
 )
 from ecert.runtime import Runtime
+from ecert.security import client_secrets
 from ecert.security.audit import record_audit
+from ecert.security.pii import PiiCipher
 from ecert.security.tokens import Principal, mint_access_token
 
-_hasher = PasswordHasher()
 #: Scopes a client of each kind holds when registered without explicit ones.
 DEFAULT_SCOPES = {"channel": "person", "institution": "verify settle", "agency": "agency"}
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class UnsupportedGrant(EcertError):
@@ -84,6 +82,7 @@ def check_public_key(pem: str) -> None:
 async def register_client(
     session: AsyncSession,
     *,
+    cipher: PiiCipher,
     kind: str,
     name: str,
     code: str | None = None,
@@ -118,7 +117,7 @@ async def register_client(
         client_id=f"{kind[:3]}_{secrets.token_hex(8)}",
         kind=kind,
         name=name,
-        secret_hash=_hasher.hash(secret) if secret else None,
+        secret_hash=client_secrets.hash_secret(secret_key(cipher), secret) if secret else None,
         public_key_pem=public_key_pem,
         scopes=scopes if scopes is not None else DEFAULT_SCOPES[kind],
         institution=institution,
@@ -216,14 +215,23 @@ async def authenticate_client(
     assert secret is not None
     client = await _active_client(session, client_id)
     stored = client.secret_hash if client is not None else None
-    try:
-        # Hash something even for unknown clients, so timing does not reveal which ids exist.
-        _hasher.verify(stored or _DUMMY_HASH, secret)
-    except (VerificationError, InvalidHashError) as exc:
-        raise InvalidClient() from exc
-    if client is None or stored is None:
+    key = secret_key(runtime.cipher)
+    if client is not None and stored is not None and client_secrets.is_legacy(stored):
+        # Registered before keyed hashes: Argon2, off the loop; upgraded on first success.
+        if not await client_secrets.legacy_match(stored, secret):
+            raise InvalidClient()
+        client.secret_hash = client_secrets.hash_secret(key, secret)
+    # Unknown clients are checked against a dummy hash too: the same (tiny) cost either way.
+    elif not client_secrets.keyed_match(key, stored, secret):
+        raise InvalidClient()
+    if client is None:
         raise InvalidClient()
     return client, secret
+
+
+def secret_key(cipher: PiiCipher) -> bytes:
+    """The client-secret HMAC key, derived from the hash key (see ecert/security/client_secrets)."""
+    return client_secrets.derive_key(cipher.hash_key)
 
 
 async def _active_client(session: AsyncSession, client_id: str) -> Client | None:

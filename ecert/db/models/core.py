@@ -95,7 +95,7 @@ class Client(UUIDBase):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
-    #: argon2 hash; NULL for private_key_jwt clients.
+    #: ``hmac-sha256$…`` keyed hash (older rows: Argon2, upgraded on use); NULL for private_key_jwt.
     secret_hash: Mapped[str | None] = mapped_column(String(200))
     #: PEM public key for private_key_jwt and for signing person assertions.
     public_key_pem: Mapped[str | None] = mapped_column(Text)

@@ -229,7 +229,7 @@ async def test_jwt_bearer_with_registered_key(client: Client, runtime: Runtime) 
     ("case", "status", "code"),
     [
         ("wrong_name", 400, "identity_mismatch"),
-        ("unknown_person", 400, "unknown_person"),
+        ("unknown_person", 400, "identity_mismatch"),
         ("expired", 400, "invalid_grant"),
         ("too_long", 400, "invalid_grant"),
         ("no_amr", 400, "invalid_grant"),
@@ -369,3 +369,28 @@ async def test_finding_01_new_secrets_are_keyed_hashes_and_old_ones_upgrade(
         "/oauth/token", data={"grant_type": "client_credentials"}, auth=(legacy_id, "nope")
     )
     assert wrong.status_code == 401
+
+
+async def test_finding_11_unknown_person_and_wrong_name_get_one_answer(
+    client: Client, runtime: Runtime
+) -> None:
+    channel_id, secret = await add_client(runtime, "channel")
+    _, insured = await add_person(runtime, name="周九")
+    from tests.helpers import new_id_number
+
+    answers = []
+    for id_number, name in ((insured, "周十"), (new_id_number("110105"), "周九")):
+        assertion = person_assertion(
+            channel_id, secret, id_number, name, audience=runtime.settings.issuer_url
+        )
+        response = await client.post(
+            "/oauth/token",
+            data={"grant_type": JWT_BEARER, "assertion": assertion},
+            auth=(channel_id, secret or ""),
+        )
+        body = response.json()
+        assert body.pop("request_id")
+        answers.append((response.status_code, response.headers["content-type"], body))
+    # Insured with a wrong name, or not insured at all: nothing tells the two apart.
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 400

@@ -45,15 +45,12 @@ class UnsupportedGrant(EcertError):
     title = "Unsupported grant type"
 
 
-class UnknownPerson(InvalidGrant):
-    """Raised when the asserted person is not insured here."""
-
-    code = "unknown_person"
-    title = "No insured person matches the assertion"
-
-
 class IdentityMismatch(InvalidGrant):
-    """Raised when the asserted name does not match the person's registered name."""
+    """Raised when no insured person has the asserted ID number and name.
+
+    One answer whether the number is unknown or the name is wrong: two answers would let any
+    channel learn who is insured here.
+    """
 
     code = "identity_mismatch"
     title = "The asserted identity does not match the register"
@@ -300,10 +297,19 @@ async def _asserted_person(
     person = await session.scalar(
         select(Person).where(Person.id_hash == cipher.lookup_hash(number.value))
     )
-    if person is None:
-        raise UnknownPerson()
-    registered = cipher.decrypt(person.name_cipher, context="person.name")
-    if _norm(registered) != _norm(claims["name"]):
+    registered = cipher.decrypt(person.name_cipher, context="person.name") if person else None
+    if person is None or registered is None or _norm(registered) != _norm(claims["name"]):
+        # The audit says which it was; the caller is not told.
+        channel = Principal(client.client_id, client.kind)
+        reason = "unknown_person" if person is None else "name_mismatch"
+        await record_audit(
+            session,
+            channel,
+            person.id if person else None,
+            "person_token.issue",
+            "refused",
+            {"reason": reason},
+        )
         raise IdentityMismatch()
     return person
 

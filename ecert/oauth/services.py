@@ -6,7 +6,6 @@ import base64
 import datetime as dt
 import secrets
 import time
-import unicodedata
 from typing import Any
 from urllib.parse import unquote
 
@@ -19,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert.db.models import Client, Institution, Person, UsedJti
 from ecert.db.upsert import insert_ignore
 from ecert.errors import EcertError, InvalidClient, InvalidGrant, ValidationFailed
-from ecert.identity import parse_id_number
+from ecert.identity import names_match, parse_id_number
 from ecert.oauth.schemas import (
     ASSERTION_TYPE_JWT,
     GRANT_CLIENT_CREDENTIALS,
@@ -298,7 +297,7 @@ async def _asserted_person(
         select(Person).where(Person.id_hash == cipher.lookup_hash(number.value))
     )
     registered = cipher.decrypt(person.name_cipher, context="person.name") if person else None
-    if person is None or registered is None or _norm(registered) != _norm(claims["name"]):
+    if person is None or registered is None or not names_match(registered, claims["name"]):
         # The audit says which it was; the caller is not told.
         channel = Principal(client.client_id, client.kind)
         reason = "unknown_person" if person is None else "name_mismatch"
@@ -312,7 +311,3 @@ async def _asserted_person(
         )
         raise IdentityMismatch()
     return person
-
-
-def _norm(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).strip()

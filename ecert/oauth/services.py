@@ -30,6 +30,7 @@ from ecert.runtime import Runtime
 from ecert.security import client_secrets
 from ecert.security.audit import record_audit
 from ecert.security.pii import PiiCipher
+from ecert.security.ratelimit import RateLimiter
 from ecert.security.tokens import Principal, mint_access_token
 
 #: Scopes a client of each kind holds when registered without explicit ones.
@@ -87,10 +88,13 @@ async def register_client(
     designated: bool = True,
     public_key_pem: str | None = None,
     scopes: str | None = None,
+    rate_limit: int | None = None,
 ) -> tuple[Client, str | None]:
     """Create a client; institutions get (or reuse) their institution row by code."""
     if kind not in DEFAULT_SCOPES:
         raise ValidationFailed("kind must be channel, institution or agency")
+    if rate_limit is not None and rate_limit < 1:
+        raise ValidationFailed("a rate limit is at least 1 request a minute")
     institution = None
     if kind == "institution":
         if not code or not level or not area:
@@ -117,6 +121,7 @@ async def register_client(
         public_key_pem=public_key_pem,
         scopes=scopes if scopes is not None else DEFAULT_SCOPES[kind],
         institution=institution,
+        rate_limit=rate_limit,
     )
     session.add(client)
     await session.flush()
@@ -240,11 +245,18 @@ async def _active_client(session: AsyncSession, client_id: str) -> Client | None
 
 
 async def issue_token(
-    session: AsyncSession, runtime: Runtime, form: TokenRequest, authorization: str | None
+    session: AsyncSession,
+    runtime: Runtime,
+    form: TokenRequest,
+    authorization: str | None,
+    limiter: RateLimiter,
 ) -> TokenResponse:
     if form.grant_type not in (GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER):
         raise UnsupportedGrant()
     client, secret = await authenticate_client(session, runtime, form, authorization)
+    # Counted once authenticated: a count by the claimed client_id would let anyone who knows
+    # an id spend that client's budget with wrong secrets (the address bucket bounds those).
+    await limiter.count_client(client.client_id, client.rate_limit)
     scopes = frozenset(client.scopes.split())
     if form.scope:
         requested = frozenset(form.scope.split())
@@ -255,7 +267,9 @@ async def issue_token(
         scopes = requested
     institution_code = client.institution.code if client.institution is not None else None
     if form.grant_type == GRANT_CLIENT_CREDENTIALS:
-        principal = Principal(client.client_id, client.kind, scopes, None, institution_code)
+        principal = Principal(
+            client.client_id, client.kind, scopes, None, institution_code, client.rate_limit
+        )
         ttl = runtime.settings.access_token_ttl_s
     else:
         if client.kind != "channel":

@@ -82,6 +82,8 @@ def _schema(tmp_path: Path) -> Any:
         log_json=False,
         log_level="ERROR",
         rate_limit_per_minute=10**9,
+        client_rate_limit_per_minute=10**9,
+        peer_rate_limit_per_minute=10**9,
     )
     upgrade(config.effective_database_url)
     app = create_app(config)

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -102,11 +103,14 @@ class Client(UUIDBase):
     scopes: Mapped[str] = mapped_column(String(500), default="")
     institution_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("institutions.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Requests a minute (``--rate-limit``); NULL: ``ECERT_CLIENT_RATE_LIMIT_PER_MINUTE``.
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
 
     institution: Mapped[Institution | None] = relationship(lazy="selectin")
 
     __table_args__ = (
         CheckConstraint("kind in ('channel','institution','agency')", name="client_kind"),
+        CheckConstraint("rate_limit IS NULL OR rate_limit > 0", name="client_rate_limit"),
     )
 
 

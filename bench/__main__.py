@@ -299,6 +299,8 @@ def main() -> None:
             "ECERT_HASH_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "ECERT_QR_TTL_S": "300",
             "ECERT_RATE_LIMIT_PER_MINUTE": "1000000000",
+            "ECERT_CLIENT_RATE_LIMIT_PER_MINUTE": "1000000000",
+            "ECERT_PEER_RATE_LIMIT_PER_MINUTE": "1000000000",
             "ECERT_LOG_LEVEL": "WARNING",
             "ECERT_ISSUER_URL": "http://bench.local",
             "ECERT_DB_POOL_SIZE": "20",
@@ -331,7 +333,11 @@ def main() -> None:
         with console.status("in-process figures"):
             inproc = micro.measure(rounds=5, seconds=0.5)
         settings = settings_from_env(
-            env, rate_limit_per_minute=10**9, redis_url="", log_level="WARNING"
+            env,
+            rate_limit_per_minute=10**9,
+            client_rate_limit_per_minute=10**9,
+            redis_url="",
+            log_level="WARNING",
         )
         sizes = [int(s) for s in args.sizes.split(",") if s]
         by_size = asyncio.run(lookup.measure(create_app(settings), sizes, 300, console))

@@ -99,9 +99,12 @@ async def seed(env: dict[str, str], people: int) -> Seeded:
     try:
         async with runtime.sessions.begin() as session:
             await accounts.upsert_policies(session, illustrative_policies(business_date().year))
-            channel, channel_secret = await register_client(session, kind="channel", name="bench")
+            channel, channel_secret = await register_client(
+                session, cipher=runtime.cipher, kind="channel", name="bench"
+            )
             hospital, hospital_secret = await register_client(
                 session,
+                cipher=runtime.cipher,
                 kind="institution",
                 name="bench hospital",
                 code="H37010299999",

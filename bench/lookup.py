@@ -113,6 +113,7 @@ def main() -> None:
             hash_key=key,
             log_level="WARNING",
             rate_limit_per_minute=10**9,
+            client_rate_limit_per_minute=10**9,
         )
         results = asyncio.run(measure(create_app(settings), sizes, args.calls, console))
     console.print(table(results))

@@ -120,6 +120,11 @@ def clients() -> None:
     help="PEM public key: the client authenticates with private_key_jwt, no secret.",
 )
 @click.option("--scopes", help="Space-separated scopes (default depends on the kind).")
+@click.option(
+    "--rate-limit",
+    type=click.IntRange(min=1),
+    help="Requests a minute for this client (default: ECERT_CLIENT_RATE_LIMIT_PER_MINUTE).",
+)
 def clients_add(
     kind: str,
     name: str,
@@ -128,6 +133,7 @@ def clients_add(
     area: str | None,
     public_key_file: Path | None,
     scopes: str | None,
+    rate_limit: int | None,
 ) -> None:
     """Register a client; prints {client_id, client_secret} once (no secret with a public key)."""
     import msgspec
@@ -142,6 +148,7 @@ def clients_add(
         async with runtime.sessions.begin() as session:
             client, secret = await register_client(
                 session,
+                cipher=runtime.cipher,
                 kind=kind,
                 name=name,
                 code=code,
@@ -149,6 +156,7 @@ def clients_add(
                 area=area,
                 public_key_pem=pem,
                 scopes=scopes,
+                rate_limit=rate_limit,
             )
             return ClientCreated(client_id=client.client_id, client_secret=secret)
 

@@ -55,8 +55,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: int = 1_048_576
     #: Timeout for every Redis call, so a hung Redis cannot hang a request.
     redis_timeout_s: float = 0.25
-    #: Requests per minute per principal before 429.
+    #: Requests a minute before 429 for each person-scoped token and each anonymous address.
     rate_limit_per_minute: int = 600
+    #: Default quota of a client (requests a minute, token requests included) when it was
+    #: registered without ``--rate-limit``: 100 a second, a large hospital's peak with headroom.
+    client_rate_limit_per_minute: int = 6000
+    #: Coarse outer bound per address, a bucket each, on ``POST /oauth/token`` (clients are
+    #: then counted by id) and on the revocation feed (scanner fleets share addresses).
+    peer_rate_limit_per_minute: int = 6000
+    #: CIDR networks of the load balancers/proxies whose ``X-Forwarded-For`` is believed
+    #: (comma-separated); empty: the header is ignored and the peer address counts.
+    trusted_proxies: str = ""
     #: Demo only: mount ``POST /v1/demo/person-token`` (set by ``ecert demo``; never in production).
     demo_signin: bool = False
     log_level: str = "INFO"

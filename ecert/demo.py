@@ -188,7 +188,7 @@ async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
         ]
         for spec in specs:
             key = spec.pop("key")
-            client, secret = await register_client(session, **spec)
+            client, secret = await register_client(session, cipher=runtime.cipher, **spec)
             clients[key] = {"client_id": client.client_id, "client_secret": secret}
     return {"seed": SEED, "people": people, "clients": clients}
 

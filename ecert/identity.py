@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ecert.clock import business_date
-from ecert.errors import InvalidIdNumber
+from ecert.errors import InvalidIdNumber, ValidationFailed
 
 __all__ = [
     "IdKind",
@@ -31,6 +31,8 @@ __all__ = [
     "make_id_number",
     "mask_id_number",
     "mask_name",
+    "names_match",
+    "normalise_name",
     "parse_id_number",
 ]
 
@@ -208,6 +210,41 @@ def mask_name(name: str) -> str:
         chars = "".join(words)
         return chars[0] + "*" * max(len(chars) - 1, 1)
     return " ".join(word[0] + "*" * (len(word) - 1) for word in words)
+
+
+#: Dots that separate the parts of a transliterated minority or foreign name (买买提·艾力):
+#: katakana, bullet, hyphenation point and operator dots all become U+00B7 MIDDLE DOT.
+_DOTS = str.maketrans(dict.fromkeys("\u30fb\u2022\u2027\u2219\u22c5", "\u00b7"))
+_AROUND_DOT = re.compile(r"\s*\u00b7\s*")
+#: A full stop typed between two CJK characters (U+2E80 on) stands for the middle dot (买买提.艾力).
+_WIDE_STOP = re.compile(r"(?<=[^\x00-\u2e7f])\s*\.\s*(?=[^\x00-\u2e7f])")
+
+
+def normalise_name(raw: str) -> str:
+    """The one form in which a person's name is stored and compared (see docs/identity.md).
+
+    NFKC (full-width letters and spaces become ASCII); every middle-dot look-alike becomes
+    U+00B7 with no space around it; a name with any wide (CJK) character loses all whitespace,
+    which carries nothing there; other names keep single spaces between words. Letter case is
+    kept: the registered spelling is the document's.
+    """
+    text = unicodedata.normalize("NFKC", raw).translate(_DOTS)
+    text = _AROUND_DOT.sub("\u00b7", text)
+    if any(_is_wide(c) for c in text):
+        text = _WIDE_STOP.sub("\u00b7", "".join(text.split()))
+    else:
+        text = " ".join(text.split())
+    if not text.strip("\u00b7"):
+        raise ValidationFailed("a name needs at least one letter")
+    return text
+
+
+def names_match(registered: str, asserted: str) -> bool:
+    """Whether two names are the same once normalised (rows stored before normalising too)."""
+    try:
+        return normalise_name(registered) == normalise_name(asserted)
+    except ValidationFailed:
+        return False
 
 
 def age_on(birth: dt.date, on: dt.date) -> int:

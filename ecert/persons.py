@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import Person
-from ecert.identity import IdNumber, parse_id_number
+from ecert.identity import IdNumber, normalise_name, parse_id_number
 from ecert.security.pii import PiiCipher
 
 CATEGORIES = ("employee", "retired", "resident")
@@ -36,7 +36,7 @@ async def upsert_person(
     """Create the person, or update name/area/category of the one with this ID number."""
     number = parse_id_number(id_number)
     person = await find_person(session, cipher, number)
-    name_cipher = cipher.encrypt(name, context="person.name")
+    name_cipher = cipher.encrypt(normalise_name(name), context="person.name")
     if person is None:
         person = Person(
             id_hash=cipher.lookup_hash(number.value),

@@ -32,7 +32,11 @@ async def add_client(runtime: Runtime, kind: str, **kwargs: Any) -> tuple[str, s
         kwargs.setdefault("area", "370102")
     async with runtime.sessions.begin() as session:
         client, secret = await register_client(
-            session, kind=kind, name=kwargs.pop("name", f"test {kind}"), **kwargs
+            session,
+            cipher=runtime.cipher,
+            kind=kind,
+            name=kwargs.pop("name", f"test {kind}"),
+            **kwargs,
         )
         return client.client_id, secret
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +87,21 @@ def test_institution_without_code_is_a_clear_error(cli_env: Path) -> None:
     result = runner.invoke(main, ["clients", "add", "--kind", "institution", "--name", "X"])
     assert result.exit_code != 0
     assert "--code" in result.output
+
+
+def test_finding_09_clients_add_sets_a_rate_limit(cli_env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    add = ["clients", "add", "--kind", "channel", "--name", "Big app"]
+    result = runner.invoke(main, [*add, "--rate-limit", "30000"])
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    assert set(printed) == {"client_id", "client_secret"}  # the printed JSON is unchanged
+    with sqlite3.connect(cli_env / "data" / "ecert.db") as db:
+        row = db.execute(
+            "SELECT rate_limit FROM clients WHERE client_id = ?", (printed["client_id"],)
+        ).fetchone()
+    assert row == (30000,)
+    refused = runner.invoke(main, [*add, "--rate-limit", "0"])
+    assert refused.exit_code != 0
+    assert "--rate-limit" in refused.output

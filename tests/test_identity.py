@@ -13,7 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ecert.clock import business_date
-from ecert.errors import InvalidIdNumber
+from ecert.errors import InvalidIdNumber, ValidationFailed
 from ecert.identity import (
     IdKind,
     IdNumber,
@@ -22,6 +22,8 @@ from ecert.identity import (
     make_id_number,
     mask_id_number,
     mask_name,
+    names_match,
+    normalise_name,
     parse_id_number,
 )
 
@@ -449,3 +451,28 @@ def test_every_single_character_change_is_refused(
         assert check_char(changed[:17]) != value[17]
     with pytest.raises(InvalidIdNumber):
         parse(changed)
+
+
+@pytest.mark.parametrize(
+    ("raw", "normalised"),
+    [
+        ("秦 华", "秦华"),
+        (" 秦\u3000华 ", "秦华"),  # ideographic space, surrounding blanks
+        ("欧阳 修", "欧阳修"),
+        ("阿卜杜拉 · 买买提", "阿卜杜拉·买买提"),
+        ("阿卜杜拉・买买提", "阿卜杜拉·买买提"),  # katakana middle dot
+        ("买买提.艾力", "买买提·艾力"),  # a full stop typed for the dot
+        ("ＪＯＨＮ   Smith", "JOHN Smith"),  # full-width letters, repeated spaces
+        ("John Smith Jr.", "John Smith Jr."),
+    ],
+)
+def test_finding_15_one_name_normaliser(raw: str, normalised: str) -> None:
+    assert normalise_name(raw) == normalised
+    assert names_match(raw, normalised)
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "\u3000", " · "])
+def test_finding_15_a_name_without_letters_is_refused(raw: str) -> None:
+    with pytest.raises(ValidationFailed):
+        normalise_name(raw)
+    assert not names_match(raw, raw)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import argon2
 import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
 
+from ecert.db.models import Client as ClientRow
 from ecert.runtime import Runtime
 from tests.helpers import (
     JWT_BEARER,
@@ -225,7 +229,7 @@ async def test_jwt_bearer_with_registered_key(client: Client, runtime: Runtime) 
     ("case", "status", "code"),
     [
         ("wrong_name", 400, "identity_mismatch"),
-        ("unknown_person", 400, "unknown_person"),
+        ("unknown_person", 400, "identity_mismatch"),
         ("expired", 400, "invalid_grant"),
         ("too_long", 400, "invalid_grant"),
         ("no_amr", 400, "invalid_grant"),
@@ -283,3 +287,110 @@ async def test_only_channels_use_the_person_grant(client: Client, runtime: Runti
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_grant"
+
+
+async def _legacy_argon2_client(runtime: Runtime) -> tuple[str, str]:
+    """A client registered before finding 1: its secret is stored as an Argon2 hash."""
+    client_id, secret = await add_client(runtime, "institution")
+    assert secret is not None
+    async with runtime.sessions.begin() as session:
+        row = await session.scalar(select(ClientRow).where(ClientRow.client_id == client_id))
+        assert row is not None
+        row.secret_hash = argon2.PasswordHasher().hash(secret)
+    return client_id, secret
+
+
+async def test_finding_01_wrong_secrets_do_not_hold_the_event_loop(
+    client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    legacy_id, _ = await _legacy_argon2_client(runtime)
+    new_id, _ = await add_client(runtime, "channel")
+    on_loop: list[bool] = []
+    verify = argon2.PasswordHasher.verify
+
+    def spy(self: argon2.PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)
+        except RuntimeError:  # a worker thread has no running loop
+            on_loop.append(False)
+        return verify(self, hash, password)
+
+    monkeypatch.setattr(argon2.PasswordHasher, "verify", spy)
+
+    async def wrong(client_id: str) -> int:
+        response = await client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, "not-the-secret"),
+        )
+        return response.status_code
+
+    flood = asyncio.gather(*(wrong(c) for c in [legacy_id, new_id, "ins_unknown"] * 10))
+    worst = 0.0
+    while not flood.done():
+        started = time.perf_counter()
+        await asyncio.sleep(0.01)
+        assert (await client.get("/healthz")).status_code == 200
+        worst = max(worst, time.perf_counter() - started - 0.01)
+    assert set(await flood) == {401}
+    # Liveness stays answered while 30 wrong secrets are checked (it took seconds before).
+    assert worst < 0.5, f"/healthz waited {worst:.2f} s behind the token endpoint"
+    assert True not in on_loop, "an Argon2 hash was checked on the event loop"
+
+
+async def test_finding_01_new_secrets_are_keyed_hashes_and_old_ones_upgrade(
+    client: Client, runtime: Runtime
+) -> None:
+    new_id, new_secret = await add_client(runtime, "channel")
+    legacy_id, legacy_secret = await _legacy_argon2_client(runtime)
+
+    async def stored(client_id: str) -> str:
+        async with runtime.sessions() as session:
+            value = await session.scalar(
+                select(ClientRow.secret_hash).where(ClientRow.client_id == client_id)
+            )
+            assert value is not None
+            return value
+
+    assert (await stored(new_id)).startswith("hmac-sha256$")
+    assert new_secret is not None
+    assert new_secret not in await stored(new_id)
+    assert (await stored(legacy_id)).startswith("$argon2")
+    for _ in range(2):  # the first use upgrades the hash, the second uses the upgraded one
+        response = await client.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(legacy_id, legacy_secret),
+        )
+        assert response.status_code == 200, response.text
+        assert (await stored(legacy_id)).startswith("hmac-sha256$")
+    wrong = await client.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(legacy_id, "nope")
+    )
+    assert wrong.status_code == 401
+
+
+async def test_finding_11_unknown_person_and_wrong_name_get_one_answer(
+    client: Client, runtime: Runtime
+) -> None:
+    channel_id, secret = await add_client(runtime, "channel")
+    _, insured = await add_person(runtime, name="周九")
+    from tests.helpers import new_id_number
+
+    answers = []
+    for id_number, name in ((insured, "周十"), (new_id_number("110105"), "周九")):
+        assertion = person_assertion(
+            channel_id, secret, id_number, name, audience=runtime.settings.issuer_url
+        )
+        response = await client.post(
+            "/oauth/token",
+            data={"grant_type": JWT_BEARER, "assertion": assertion},
+            auth=(channel_id, secret or ""),
+        )
+        body = response.json()
+        assert body.pop("request_id")
+        answers.append((response.status_code, response.headers["content-type"], body))
+    # Insured with a wrong name, or not insured at all: nothing tells the two apart.
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 400

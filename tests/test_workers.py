@@ -86,14 +86,17 @@ async def test_single_use_and_rotation_across_workers(tmp_path: Path) -> None:
 
 
 async def test_rate_limit_is_shared_by_the_workers(tmp_path: Path) -> None:
-    async with two_workers(tmp_path, ECERT_RATE_LIMIT_PER_MINUTE="10") as (client, _):
+    async with two_workers(tmp_path, ECERT_PEER_RATE_LIMIT_PER_MINUTE="10") as (client, _):
         minute = int(time.time()) // 60
-        statuses = [(await client.get("/.well-known/jwks.json")).status_code for _ in range(25)]
+        anonymous = {"grant_type": "client_credentials"}
+        statuses = [
+            (await client.post("/oauth/token", data=anonymous)).status_code for _ in range(25)
+        ]
         same_minute = int(time.time()) // 60 == minute
     # One budget of 10 a minute for this caller, whichever worker answers; per-worker counters
     # would let up to 20 through. A minute boundary inside the run opens a second window.
     if same_minute:
-        assert statuses.count(200) == 10
+        assert statuses.count(401) == 10
     else:
-        assert statuses.count(200) <= 20
-    assert set(statuses) == {200, 429}
+        assert statuses.count(401) <= 20
+    assert set(statuses) == {401, 429}

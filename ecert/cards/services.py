@@ -20,7 +20,7 @@ from ecert.cards.workdays import calendar
 from ecert.config import Settings
 from ecert.db.models import Card, CardEvent, Person, utcnow
 from ecert.errors import Conflict, NotFound, ValidationFailed
-from ecert.identity import parse_id_number
+from ecert.identity import normalise_name, parse_id_number
 from ecert.persons import find_person
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
@@ -208,7 +208,7 @@ async def errata(
     card = await current(session, person.id)
     cipher = runtime.cipher
     if name:
-        person.name_cipher = cipher.encrypt(name, context="person.name")
+        person.name_cipher = cipher.encrypt(normalise_name(name), context="person.name")
     if id_number:
         number = parse_id_number(id_number)
         other = await find_person(session, cipher, number)

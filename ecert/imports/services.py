@@ -21,7 +21,7 @@ from ecert.benefits import Policy
 from ecert.db.models import Contribution, Enrolment, Institution, Person, utcnow
 from ecert.db.upsert import bulk_upsert, upsert
 from ecert.errors import EcertError
-from ecert.identity import parse_id_number
+from ecert.identity import normalise_name, parse_id_number
 from ecert.imports import schemas
 from ecert.imports.readers import Row
 from ecert.runtime import Runtime
@@ -58,6 +58,11 @@ def validate(
         row = msgspec.convert(raw, KINDS[kind], strict=False)
     except msgspec.ValidationError as exc:
         return schemas.Reject(line, _reason(exc))
+    if isinstance(row, schemas.PersonRow):
+        try:
+            row = msgspec.structs.replace(row, name=normalise_name(row.name))
+        except EcertError as exc:
+            return schemas.Reject(line, f"name: {exc.detail}")
     number = getattr(row, "id_number", None)
     if number is not None:
         normalised = checked.get(number) if checked is not None else None

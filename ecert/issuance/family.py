@@ -23,7 +23,7 @@ from ecert.errors import (
     NotFound,
     ValidationFailed,
 )
-from ecert.identity import parse_id_number
+from ecert.identity import names_match, parse_id_number
 from ecert.issuance.services import (
     bump_version,
     has_active_enrolment,
@@ -61,7 +61,7 @@ def _me(principal: Principal) -> uuid.UUID:
 async def _relative(session: AsyncSession, runtime: Runtime, id_number: str, name: str) -> Person:
     person = await find_person(session, runtime.cipher, parse_id_number(id_number))
     # One answer for "unknown" and "wrong name": the route must not confirm who is insured.
-    if person is None or person_name(runtime.cipher, person).strip() != name.strip():
+    if person is None or not names_match(person_name(runtime.cipher, person), name):
         raise ValidationFailed("no insured person matches this ID number and name")
     return person
 

@@ -37,4 +37,5 @@ class TokenController(Controller):
         runtime: RuntimeDep,
         authorization: Annotated[str | None, HeaderParameter(name="Authorization")] = None,
     ) -> TokenResponse:
-        return await issue_token(db_session, runtime, data, authorization)
+        limiter = request.app.state.rate_limiter
+        return await issue_token(db_session, runtime, data, authorization, limiter)

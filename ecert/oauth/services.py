@@ -6,13 +6,10 @@ import base64
 import datetime as dt
 import secrets
 import time
-import unicodedata
 from typing import Any
 from urllib.parse import unquote
 
 import jwt
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
@@ -21,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert.db.models import Client, Institution, Person, UsedJti
 from ecert.db.upsert import insert_ignore
 from ecert.errors import EcertError, InvalidClient, InvalidGrant, ValidationFailed
-from ecert.identity import parse_id_number
+from ecert.identity import names_match, parse_id_number
 from ecert.oauth.schemas import (
     ASSERTION_TYPE_JWT,
     GRANT_CLIENT_CREDENTIALS,
@@ -30,13 +27,14 @@ from ecert.oauth.schemas import (
     TokenResponse,
 )
 from ecert.runtime import Runtime
+from ecert.security import client_secrets
 from ecert.security.audit import record_audit
+from ecert.security.pii import PiiCipher
+from ecert.security.ratelimit import RateLimiter
 from ecert.security.tokens import Principal, mint_access_token
 
-_hasher = PasswordHasher()
 #: Scopes a client of each kind holds when registered without explicit ones.
 DEFAULT_SCOPES = {"channel": "person", "institution": "verify settle", "agency": "agency"}
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 
 
 class UnsupportedGrant(EcertError):
@@ -47,15 +45,12 @@ class UnsupportedGrant(EcertError):
     title = "Unsupported grant type"
 
 
-class UnknownPerson(InvalidGrant):
-    """Raised when the asserted person is not insured here."""
-
-    code = "unknown_person"
-    title = "No insured person matches the assertion"
-
-
 class IdentityMismatch(InvalidGrant):
-    """Raised when the asserted name does not match the person's registered name."""
+    """Raised when no insured person has the asserted ID number and name.
+
+    One answer whether the number is unknown or the name is wrong: two answers would let any
+    channel learn who is insured here.
+    """
 
     code = "identity_mismatch"
     title = "The asserted identity does not match the register"
@@ -84,6 +79,7 @@ def check_public_key(pem: str) -> None:
 async def register_client(
     session: AsyncSession,
     *,
+    cipher: PiiCipher,
     kind: str,
     name: str,
     code: str | None = None,
@@ -92,10 +88,13 @@ async def register_client(
     designated: bool = True,
     public_key_pem: str | None = None,
     scopes: str | None = None,
+    rate_limit: int | None = None,
 ) -> tuple[Client, str | None]:
     """Create a client; institutions get (or reuse) their institution row by code."""
     if kind not in DEFAULT_SCOPES:
         raise ValidationFailed("kind must be channel, institution or agency")
+    if rate_limit is not None and rate_limit < 1:
+        raise ValidationFailed("a rate limit is at least 1 request a minute")
     institution = None
     if kind == "institution":
         if not code or not level or not area:
@@ -118,10 +117,11 @@ async def register_client(
         client_id=f"{kind[:3]}_{secrets.token_hex(8)}",
         kind=kind,
         name=name,
-        secret_hash=_hasher.hash(secret) if secret else None,
+        secret_hash=client_secrets.hash_secret(secret_key(cipher), secret) if secret else None,
         public_key_pem=public_key_pem,
         scopes=scopes if scopes is not None else DEFAULT_SCOPES[kind],
         institution=institution,
+        rate_limit=rate_limit,
     )
     session.add(client)
     await session.flush()
@@ -216,14 +216,23 @@ async def authenticate_client(
     assert secret is not None
     client = await _active_client(session, client_id)
     stored = client.secret_hash if client is not None else None
-    try:
-        # Hash something even for unknown clients, so timing does not reveal which ids exist.
-        _hasher.verify(stored or _DUMMY_HASH, secret)
-    except (VerificationError, InvalidHashError) as exc:
-        raise InvalidClient() from exc
-    if client is None or stored is None:
+    key = secret_key(runtime.cipher)
+    if client is not None and stored is not None and client_secrets.is_legacy(stored):
+        # Registered before keyed hashes: Argon2, off the loop; upgraded on first success.
+        if not await client_secrets.legacy_match(stored, secret):
+            raise InvalidClient()
+        client.secret_hash = client_secrets.hash_secret(key, secret)
+    # Unknown clients are checked against a dummy hash too: the same (tiny) cost either way.
+    elif not client_secrets.keyed_match(key, stored, secret):
+        raise InvalidClient()
+    if client is None:
         raise InvalidClient()
     return client, secret
+
+
+def secret_key(cipher: PiiCipher) -> bytes:
+    """The client-secret HMAC key, derived from the hash key (see ecert/security/client_secrets)."""
+    return client_secrets.derive_key(cipher.hash_key)
 
 
 async def _active_client(session: AsyncSession, client_id: str) -> Client | None:
@@ -236,11 +245,18 @@ async def _active_client(session: AsyncSession, client_id: str) -> Client | None
 
 
 async def issue_token(
-    session: AsyncSession, runtime: Runtime, form: TokenRequest, authorization: str | None
+    session: AsyncSession,
+    runtime: Runtime,
+    form: TokenRequest,
+    authorization: str | None,
+    limiter: RateLimiter,
 ) -> TokenResponse:
     if form.grant_type not in (GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER):
         raise UnsupportedGrant()
     client, secret = await authenticate_client(session, runtime, form, authorization)
+    # Counted once authenticated: a count by the claimed client_id would let anyone who knows
+    # an id spend that client's budget with wrong secrets (the address bucket bounds those).
+    await limiter.count_client(client.client_id, client.rate_limit)
     scopes = frozenset(client.scopes.split())
     if form.scope:
         requested = frozenset(form.scope.split())
@@ -251,7 +267,9 @@ async def issue_token(
         scopes = requested
     institution_code = client.institution.code if client.institution is not None else None
     if form.grant_type == GRANT_CLIENT_CREDENTIALS:
-        principal = Principal(client.client_id, client.kind, scopes, None, institution_code)
+        principal = Principal(
+            client.client_id, client.kind, scopes, None, institution_code, client.rate_limit
+        )
         ttl = runtime.settings.access_token_ttl_s
     else:
         if client.kind != "channel":
@@ -292,13 +310,18 @@ async def _asserted_person(
     person = await session.scalar(
         select(Person).where(Person.id_hash == cipher.lookup_hash(number.value))
     )
-    if person is None:
-        raise UnknownPerson()
-    registered = cipher.decrypt(person.name_cipher, context="person.name")
-    if _norm(registered) != _norm(claims["name"]):
+    registered = cipher.decrypt(person.name_cipher, context="person.name") if person else None
+    if person is None or registered is None or not names_match(registered, claims["name"]):
+        # The audit says which it was; the caller is not told.
+        channel = Principal(client.client_id, client.kind)
+        reason = "unknown_person" if person is None else "name_mismatch"
+        await record_audit(
+            session,
+            channel,
+            person.id if person else None,
+            "person_token.issue",
+            "refused",
+            {"reason": reason},
+        )
         raise IdentityMismatch()
     return person
-
-
-def _norm(name: str) -> str:
-    return unicodedata.normalize("NFKC", name).strip()

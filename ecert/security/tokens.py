@@ -29,6 +29,9 @@ class Principal:
     scopes: frozenset[str] = field(default_factory=frozenset)
     person_id: uuid.UUID | None = None
     institution_code: str | None = None
+    #: The client's own quota (requests a minute), carried as the ``rlm`` claim so the rate
+    #: limiter needs no database read; None: the configured default.
+    rate_limit: int | None = None
 
     @property
     def ref(self) -> str:
@@ -61,6 +64,8 @@ def mint_access_token(
         claims["psn"] = str(principal.person_id)
     if principal.institution_code is not None:
         claims["ins"] = principal.institution_code
+    if principal.rate_limit is not None:
+        claims["rlm"] = principal.rate_limit
     return jwt.encode(
         claims,
         key.private,
@@ -106,10 +111,12 @@ def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Princi
     except jwt.PyJWTError as exc:
         raise Unauthorized("the access token is not valid") from exc
     person = claims.get("psn")
+    quota = claims.get("rlm")
     return Principal(
         client_id=str(claims["sub"]),
         kind=str(claims["knd"]),
         scopes=frozenset(str(claims.get("scope", "")).split()),
         person_id=uuid.UUID(person) if isinstance(person, str) else None,
         institution_code=claims.get("ins") if isinstance(claims.get("ins"), str) else None,
+        rate_limit=quota if isinstance(quota, int) and quota > 0 else None,
     )

@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pytest
 from sqlalchemy import select, update
 
 from ecert.cards.services import sweep
 from ecert.cards.workdays import calendar
-from ecert.db.models import Card, utcnow
+from ecert.db.models import Card, Person, utcnow
+from ecert.persons import person_name
 from ecert.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.factories import Holder, credit, holder, institution
@@ -291,3 +293,23 @@ async def test_a_person_sees_only_their_own_card(client: Client, runtime: Runtim
     assert (response.status_code, response.json()["code"]) == (404, "no_card")
     report = await client.post("/v1/me/card/loss-reports", headers=stranger.headers)
     assert report.status_code == 404
+
+
+@pytest.mark.parametrize(("typed", "asserted"), [("秦 华", "秦华"), ("秦华", "秦　华 ")])
+async def test_finding_15_errata_spacing_does_not_lock_the_person_out(
+    client: Client, runtime: Runtime, typed: str, asserted: str
+) -> None:
+    person, agency = await _with_card(client, runtime)
+    renamed = await client.post(
+        "/v1/agency/cards/errata",
+        json={"id_number": person.id_number, "name": typed},
+        headers=agency,
+    )
+    assert renamed.status_code == 200, renamed.text
+    async with runtime.sessions() as session:
+        row = await session.get(Person, person.person_id)
+        assert row is not None
+        assert person_name(runtime.cipher, row) == "秦华"  # stored normalised, once
+    channel = await add_client(runtime, "channel")
+    # person_token asserts a 200: the person signs in with the name however it is spaced.
+    await person_token(client, runtime, channel, person.id_number, asserted)

@@ -41,10 +41,16 @@ async def _prepare(runtime: Runtime) -> None:
             category="employee",
         )
         hospital, _ = await register_client(
-            session, kind="institution", name="H", code="H37010200001", level="2", area="370102"
+            session,
+            cipher=runtime.cipher,
+            kind="institution",
+            name="H",
+            code="H37010200001",
+            level="2",
+            area="370102",
         )
-        channel, _ = await register_client(session, kind="channel", name="C")
-        agency, _ = await register_client(session, kind="agency", name="A")
+        channel, _ = await register_client(session, cipher=runtime.cipher, kind="channel", name="C")
+        agency, _ = await register_client(session, cipher=runtime.cipher, kind="agency", name="A")
     await runtime.refresh_keys()
     s, keys = runtime.settings, runtime.keys
     TOKENS["person"] = mint_access_token(
@@ -76,6 +82,8 @@ def _schema(tmp_path: Path) -> Any:
         log_json=False,
         log_level="ERROR",
         rate_limit_per_minute=10**9,
+        client_rate_limit_per_minute=10**9,
+        peer_rate_limit_per_minute=10**9,
     )
     upgrade(config.effective_database_url)
     app = create_app(config)

@@ -93,6 +93,7 @@ class Money(RuleBasedStateMachine):
             )
             client, _ = await register_client(
                 session,
+                cipher=self.runtime.cipher,
                 kind="institution",
                 name="H",
                 code="P37010200003",

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     ForeignKey,
     Index,
+    Integer,
     LargeBinary,
     String,
     Text,
@@ -95,18 +96,21 @@ class Client(UUIDBase):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     kind: Mapped[str] = mapped_column(String(16))
     name: Mapped[str] = mapped_column(String(200))
-    #: argon2 hash; NULL for private_key_jwt clients.
+    #: ``hmac-sha256$…`` keyed hash (older rows: Argon2, upgraded on use); NULL for private_key_jwt.
     secret_hash: Mapped[str | None] = mapped_column(String(200))
     #: PEM public key for private_key_jwt and for signing person assertions.
     public_key_pem: Mapped[str | None] = mapped_column(Text)
     scopes: Mapped[str] = mapped_column(String(500), default="")
     institution_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("institutions.id"))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Requests a minute (``--rate-limit``); NULL: ``ECERT_CLIENT_RATE_LIMIT_PER_MINUTE``.
+    rate_limit: Mapped[int | None] = mapped_column(Integer)
 
     institution: Mapped[Institution | None] = relationship(lazy="selectin")
 
     __table_args__ = (
         CheckConstraint("kind in ('channel','institution','agency')", name="client_kind"),
+        CheckConstraint("rate_limit IS NULL OR rate_limit > 0", name="client_rate_limit"),
     )
 
 

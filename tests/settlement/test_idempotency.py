@@ -1,0 +1,118 @@
+"""Idempotency claims: a stale claim taken over fences out its first holder; database timeouts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text, update
+
+from ecert.db.models import IdempotencyRecord, LedgerEntry, Settlement, utcnow
+from ecert.runtime import Runtime
+from ecert.settlement import idempotency
+from ecert.settlement.exceptions import IdempotencyInProgress
+from tests.factories import credit, ec_token, holder, institution, load_policies
+from tests.helpers import Client
+
+HASH = "0" * 64
+
+
+async def _age(runtime: Runtime, key: str) -> None:
+    """Make the key's claim look older than the takeover age."""
+    async with runtime.sessions.begin() as session:
+        await session.execute(
+            update(IdempotencyRecord)
+            .where(IdempotencyRecord.key == key)
+            .values(started_at=utcnow() - idempotency.STALE_AFTER - dt.timedelta(seconds=1))
+        )
+
+
+async def test_finding_08_taken_over_claim_can_neither_complete_nor_release(
+    runtime: Runtime,
+) -> None:
+    """Once a stale claim is taken over, its first holder's complete fails and its release is a
+    no-op; the new holder completes and its answer is the one replayed."""
+    first = await idempotency.claim(runtime, "client-a", "k-1", HASH)
+    await _age(runtime, "k-1")
+    second = await idempotency.claim(runtime, "client-a", "k-1", HASH)  # takeover
+    assert second.replay is None
+    async with runtime.sessions() as session:
+        with pytest.raises(IdempotencyInProgress):
+            await idempotency.complete(session, first, 201, {"by": "first"})
+        await session.rollback()
+    await idempotency.release(runtime, first)  # must not free the key the second holder runs on
+    with pytest.raises(IdempotencyInProgress):
+        await idempotency.claim(runtime, "client-a", "k-1", HASH)
+    async with runtime.sessions.begin() as session:
+        await idempotency.complete(session, second, 201, {"by": "second"})
+    replay = await idempotency.claim(runtime, "client-a", "k-1", HASH)
+    assert replay.replay == (201, {"by": "second"})
+
+
+async def test_finding_08_stale_claim_taken_over_while_running_settles_once(
+    client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first request stalls past the takeover age after claiming its key; a retry takes the
+    key over and settles. The first must then not settle too: one settlement, one debit."""
+    await load_policies(runtime)
+    person = await holder(client, runtime)
+    await credit(runtime, person.person_id, 50_000)
+    hospital = await institution(client, runtime)
+    body = {
+        "ec_token": await ec_token(client, runtime, person, hospital),
+        "med_type": "41",
+        "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
+        "use_account": True,
+    }
+    headers = {**hospital, "Idempotency-Key": "slow-1"}
+    real_claim = idempotency.claim
+    retried: list[Any] = []
+
+    async def claim_then_stall(*args: Any) -> idempotency.Claim:
+        claimed = await real_claim(*args)
+        if not retried:  # the first request, still "running": its claim goes stale meanwhile
+            retried.append(None)
+            await _age(runtime, "slow-1")
+            retried[0] = await client.post("/v1/settlements", json=body, headers=headers)
+        return claimed
+
+    monkeypatch.setattr(idempotency, "claim", claim_then_stall)
+    first = await client.post("/v1/settlements", json=body, headers=headers)
+    retry = retried[0]
+    assert retry.status_code == 201, retry.text
+    assert first.status_code != 201, first.text  # its answer would contradict the stored one
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 1
+        debits = await session.scalar(
+            select(func.count()).select_from(LedgerEntry).where(LedgerEntry.kind == "debit")
+        )
+        assert debits == 1
+    again = await client.post("/v1/settlements", json=body, headers=headers)
+    assert again.json() == retry.json()
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_finding_08_statement_and_lock_timeouts_below_the_takeover_age(
+    runtime: Runtime,
+) -> None:
+    """Every PostgreSQL connection of the engine runs with statement, lock and idle-in-transaction
+    timeouts shorter than the age at which a claim is taken over."""
+    if runtime.settings.is_sqlite:
+        pytest.skip("PostgreSQL session settings; SQLite serialises writers instead")
+    names = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+    async with runtime.sessions() as session:
+        assert await session.scalar(text("SHOW statement_timeout")) not in (None, "0")
+        rows = await session.execute(
+            text("SELECT name, setting, unit FROM pg_settings WHERE name = ANY(:names)"),
+            {"names": list(names)},
+        )
+        found = {name: (int(setting), unit) for name, setting, unit in rows}
+    limit_ms = idempotency.STALE_AFTER.total_seconds() * 1000
+    assert set(found) == set(names)
+    for name in names:
+        ms, unit = found[name]
+        assert unit == "ms"
+        assert 0 < ms < limit_ms, name
+    assert found["statement_timeout"][0] == runtime.settings.db_statement_timeout_ms
+    assert found["lock_timeout"][0] == runtime.settings.db_lock_timeout_ms

@@ -8,10 +8,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, text, update
 
-from ecert.db.models import IdempotencyRecord, LedgerEntry, Settlement, utcnow
+from ecert.db.models import Account, IdempotencyRecord, LedgerEntry, Settlement, utcnow
 from ecert.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement.exceptions import IdempotencyInProgress
+from tests.conftest import AppFactory, open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 
@@ -116,3 +117,33 @@ async def test_finding_08_statement_and_lock_timeouts_below_the_takeover_age(
         assert 0 < ms < limit_ms, name
     assert found["statement_timeout"][0] == runtime.settings.db_statement_timeout_ms
     assert found["lock_timeout"][0] == runtime.settings.db_lock_timeout_ms
+
+
+async def test_finding_08_a_lock_wait_past_lock_timeout_is_a_retryable_503(
+    make_app: AppFactory,
+) -> None:
+    """A settlement that waits on a row lock longer than the lock timeout fails as a retryable
+    503 (not a 500), writes nothing and gives its key back, so the retry settles."""
+    app = make_app(db_lock_timeout_ms=300)
+    runtime: Runtime = app.state.runtime
+    if runtime.settings.is_sqlite:
+        pytest.skip("PostgreSQL lock_timeout; SQLite serialises writers instead")
+    async with open_client(app) as client:
+        await load_policies(runtime)
+        person = await holder(client, runtime)
+        await credit(runtime, person.person_id, 50_000)
+        hospital = await institution(client, runtime)
+        body = {
+            "ec_token": await ec_token(client, runtime, person, hospital),
+            "med_type": "41",
+            "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
+            "use_account": True,
+        }
+        headers = {**hospital, "Idempotency-Key": "locked-1"}
+        async with runtime.sessions.begin() as other:  # another transaction holds the account
+            await other.execute(select(Account.id).with_for_update())
+            stuck = await client.post("/v1/settlements", json=body, headers=headers)
+        assert (stuck.status_code, stuck.json()["code"]) == (503, "unavailable"), stuck.text
+        retry = await client.post("/v1/settlements", json=body, headers=headers)
+        assert retry.status_code == 201, retry.text
+        assert "idempotent-replayed" not in retry.headers

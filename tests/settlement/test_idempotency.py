@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Any
 
@@ -147,3 +148,65 @@ async def test_finding_08_a_lock_wait_past_lock_timeout_is_a_retryable_503(
         retry = await client.post("/v1/settlements", json=body, headers=headers)
         assert retry.status_code == 201, retry.text
         assert "idempotent-replayed" not in retry.headers
+
+
+async def test_finding_08_first_holder_that_already_wrote_cannot_complete(
+    client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL, truly concurrent: the first request has written its settlement and stalls
+    before storing its answer; a retry takes the stale key over and waits on the person's locks.
+    The first one's complete fails and it rolls back; the retry then settles: one settlement."""
+    if runtime.settings.is_sqlite:
+        pytest.skip("SQLite's single writer lock keeps the takeover out until the first commits")
+    await load_policies(runtime)
+    person = await holder(client, runtime)
+    await credit(runtime, person.person_id, 50_000)
+    hospital = await institution(client, runtime)
+    body = {
+        "ec_token": await ec_token(client, runtime, person, hospital),
+        "med_type": "41",
+        "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
+        "use_account": True,
+    }
+    headers = {**hospital, "Idempotency-Key": "slow-2"}
+    real_complete = idempotency.complete
+    retries: list[asyncio.Task[Any]] = []
+    lost: list[BaseException] = []
+
+    async def stall_then_complete(*args: Any) -> None:
+        if not retries:  # the first request, its money written but not committed
+            await _age(runtime, "slow-2")
+            retries.append(
+                asyncio.create_task(client.post("/v1/settlements", json=body, headers=headers))
+            )
+            await _taken_over(runtime, "slow-2")
+            try:
+                await real_complete(*args)
+            except IdempotencyInProgress as exc:
+                lost.append(exc)
+                raise
+            return
+        await real_complete(*args)
+
+    monkeypatch.setattr(idempotency, "complete", stall_then_complete)
+    first = await client.post("/v1/settlements", json=body, headers=headers)
+    retry = await retries[0]
+    assert lost, "the first holder's complete must fail"
+    assert (first.status_code, first.json()["code"]) == (409, "idempotency_in_progress")
+    assert retry.status_code == 201, retry.text
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 1
+        assert await session.scalar(select(Account.balance)) == 47_000
+
+
+async def _taken_over(runtime: Runtime, key: str) -> None:
+    """Wait until a retry has taken the key's stale claim over (its claim is fresh again)."""
+    for _ in range(200):
+        async with runtime.sessions() as session:
+            started = await session.scalar(
+                select(IdempotencyRecord.started_at).where(IdempotencyRecord.key == key)
+            )
+        if started is not None and started > utcnow() - idempotency.STALE_AFTER:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the retry never took the claim over")

@@ -60,11 +60,10 @@ def allocate(cumulative: int, paid: Mapping[str, int]) -> dict[str, int]:
     # amount), then add or take back single fen: at most about one step per pool, whatever the
     # amounts.
     given = {p: (2 * cumulative * fen + total) // (2 * total) for p, fen in paid.items()}
-    while (gap := cumulative - sum(given.values())) > 0:
+    while sum(given.values()) < cumulative:
         given[max(paid, key=lambda p: priority(p, given[p]))] += 1
-    while gap < 0:
+    while sum(given.values()) > cumulative:
         given[min((p for p in paid if given[p]), key=lambda p: priority(p, given[p] - 1))] -= 1
-        gap += 1
     return given
 
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
-from ecert.db.models import Account
+from ecert.db.models import Account, Settlement
 from ecert.runtime import Runtime
 from ecert.settlement import accounts, reversal
 from tests.factories import credit, ec_token, holder, institution, load_policies
@@ -219,3 +219,29 @@ async def test_finding_07_thirty_one_fen_reversals_equal_one_of_thirty(
                 got[pool] += response.json()[f"{pool}_refund"]
         refunds.append(got)
     assert refunds[0] == refunds[1] == {"fund": 19, "account": 11, "cash": 0}
+
+
+async def test_settlement_partly_reversed_under_the_old_rule_still_nets_out(
+    client: Client, runtime: Runtime
+) -> None:
+    """A settlement whose earlier pieces went to cash first (the old rule) keeps every refund
+    non-negative, and its last reversal still returns each pool exactly what it paid."""
+    hospital, settled = await _settled(client, runtime)
+    sid = settled["settlement_id"]
+    async with runtime.sessions.begin() as session:  # 30 old 1-fen reversals, all to cash
+        await session.execute(
+            update(Settlement)
+            .where(Settlement.id == uuid.UUID(sid))
+            .values(reversed_total=30, reversed_cash=30)
+        )
+    refunds = [
+        (await _reverse(client, hospital, sid, key, amount)).json()
+        for key, amount in (("old-1", 10), ("old-2", 7), ("old-3", None))
+    ]
+    assert all(r[f"{p}_refund"] >= 0 for r in refunds for p in ("fund", "account", "cash"))
+    assert refunds[-1]["remaining"] == 0
+    assert (
+        sum(r["fund_refund"] for r in refunds),
+        sum(r["account_refund"] for r in refunds),
+        30 + sum(r["cash_refund"] for r in refunds),
+    ) == (25_000, 60_000, 65_000)

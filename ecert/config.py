@@ -79,6 +79,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_pre_ping: bool = False
     #: Replace pooled connections older than this (seconds), ahead of server/proxy idle cut-offs.
     db_pool_recycle_s: int = 1800
+    #: PostgreSQL ``statement_timeout``, ``lock_timeout`` and
+    #: ``idle_in_transaction_session_timeout`` of every connection (ms; 0 turns one off). Kept
+    #: well below the 60 s after which an Idempotency-Key claim is presumed dead and taken over,
+    #: so a stuck request ends (and rolls back) long before a retry takes its key.
+    db_statement_timeout_ms: int = 15_000
+    db_lock_timeout_ms: int = 5_000
+    db_idle_in_transaction_timeout_ms: int = 15_000
     db_echo: bool = False
 
     @property

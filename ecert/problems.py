@@ -114,22 +114,33 @@ def handle_too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Res
 
 
 def handle_database_gone(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[Any]:
-    """A dropped database connection (restart, failover) is a retryable 503, not a crash.
+    """A dropped database connection (restart, failover) or a PostgreSQL timeout is a retryable
+    503, not a crash.
 
     Connections are not pinged before use (see ``Settings.db_pre_ping``): the request that meets a
     dead one fails here, and SQLAlchemy has already discarded the pool's other old connections.
     """
-    if not exc.connection_invalidated:
+    timed_out = getattr(exc.orig, "sqlstate", None) in _TIMEOUT_SQLSTATES
+    if not (exc.connection_invalidated or timed_out):
         return handle_crash(request, exc)
-    _log.warning("database_connection_lost", error_type=type(exc.orig).__name__)
+    _log.warning(
+        "database_timeout" if timed_out else "database_connection_lost",
+        error_type=type(exc.orig).__name__,
+    )
     return problem(
         request,
         status=503,
         code="unavailable",
         title="Service temporarily unavailable",
-        detail="The database connection was lost; retry (with the same Idempotency-Key).",
+        detail="The database connection was lost or timed out; retry (with the same "
+        "Idempotency-Key).",
         headers={"Retry-After": "1"},
     )
+
+
+#: PostgreSQL's statement timeout (57014, also a cancel), lock timeout (55P03) and idle-in-
+#: transaction timeout (25P03): the ECERT_DB_*_TIMEOUT_MS limits; the transaction rolled back.
+_TIMEOUT_SQLSTATES = frozenset({"57014", "55P03", "25P03"})
 
 
 def handle_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

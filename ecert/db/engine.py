@@ -43,7 +43,17 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=settings.db_pre_ping,
         pool_recycle=settings.db_pool_recycle_s,
         pool_timeout=10,
+        connect_args={"server_settings": _timeouts(settings)},
     )
+
+
+def _timeouts(settings: Settings) -> dict[str, str]:
+    """Session settings sent when asyncpg connects (no round trip per request)."""
+    return {
+        "statement_timeout": str(settings.db_statement_timeout_ms),
+        "lock_timeout": str(settings.db_lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.db_idle_in_transaction_timeout_ms),
+    }
 
 
 async def reads_only(session: AsyncSession) -> None:

@@ -87,3 +87,10 @@ class IdempotencyInProgress(EcertError):
     status = 409
     code = "idempotency_in_progress"
     title = "A request with this Idempotency-Key is still being processed"
+
+
+class IdempotencyClaimLost(IdempotencyInProgress):
+    """Raised when this attempt's stale claim was taken over by a retry while it ran; its work is
+    rolled back and the retry's answer is the one stored (same code: ask again for it)."""
+
+    title = "Another attempt with this Idempotency-Key took over; retry to get its answer"

@@ -3,12 +3,20 @@
 The key is claimed in its own short transaction first, so a concurrent duplicate sees it at once
 (409 while the first runs); the work and the stored answer then commit together in the request's
 transaction; a failed attempt releases the key so the client can retry.
+
+A claim older than ``STALE_AFTER`` is presumed dead and taken over, but its first holder may still
+be running. Each claim therefore carries a random fencing token that a takeover replaces, and
+storing the answer is a guarded update on the holder's own token in the same transaction as the
+money write: the first holder's update then matches nothing, it raises, and its work rolls back.
+(If the first holder's update comes first, its row lock holds the takeover off until it commits,
+and the takeover then finds the key done.) Release is fenced the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +28,7 @@ from ecert.db.models import IdempotencyRecord, utcnow
 from ecert.db.upsert import insert_ignore
 from ecert.runtime import Runtime
 from ecert.settlement.exceptions import (
+    IdempotencyClaimLost,
     IdempotencyConflict,
     IdempotencyInProgress,
     IdempotencyKeyRequired,
@@ -32,6 +41,8 @@ STALE_AFTER = dt.timedelta(seconds=60)
 @dataclass(frozen=True)
 class Claim:
     record_id: int
+    #: This claim's fencing token (see the module docstring).
+    token: str
     #: The stored (status, body) when this is a retry of a finished request.
     replay: tuple[int, dict[str, Any]] | None = None
 
@@ -44,6 +55,7 @@ async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str
     if not key or len(key) > 255 or not key.isprintable():
         raise IdempotencyKeyRequired()
     table = IdempotencyRecord.__table__
+    token = secrets.token_urlsafe(16)
     async with runtime.sessions.begin() as session:
         record_id = await insert_ignore(
             session,
@@ -54,11 +66,12 @@ async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str
                 "request_hash": request_hash,
                 "status": "in_progress",
                 "started_at": utcnow(),
+                "fence_token": token,
             },
             returning=table.c.id,
         )
     if record_id is not None:
-        return Claim(int(record_id))
+        return Claim(int(record_id), token)
     async with runtime.sessions.begin() as session:
         record = await session.scalar(
             select(IdempotencyRecord).where(
@@ -70,38 +83,48 @@ async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str
         if record.request_hash != request_hash:
             raise IdempotencyConflict()
         if record.status == "done" and record.response is not None:
-            return Claim(record.id, (record.response_status or 200, record.response))
+            return Claim(record.id, "", (record.response_status or 200, record.response))
         if record.started_at > utcnow() - STALE_AFTER:
             raise IdempotencyInProgress()
         taken = await session.execute(
             update(IdempotencyRecord)
             .where(
-                IdempotencyRecord.id == record.id, IdempotencyRecord.started_at == record.started_at
+                IdempotencyRecord.id == record.id,
+                IdempotencyRecord.started_at == record.started_at,
+                IdempotencyRecord.status == "in_progress",
             )
-            .values(started_at=utcnow())
+            .values(started_at=utcnow(), fence_token=token)
         )
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise IdempotencyInProgress()
-        return Claim(record.id)
+        return Claim(record.id, token)
 
 
 async def complete(
     session: AsyncSession, claimed: Claim, status: int, response: dict[str, Any]
 ) -> None:
-    """Store the answer in the request's own transaction, with the work it describes."""
-    await session.execute(
+    """Store the answer in the request's own transaction, with the work it describes; raise if
+    the claim was taken over meanwhile, so that the caller's work rolls back."""
+    done = await session.execute(
         update(IdempotencyRecord)
-        .where(IdempotencyRecord.id == claimed.record_id)
+        .where(
+            IdempotencyRecord.id == claimed.record_id,
+            IdempotencyRecord.fence_token == claimed.token,
+            IdempotencyRecord.status == "in_progress",
+        )
         .values(status="done", response_status=status, response=response)
     )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        raise IdempotencyClaimLost()
 
 
 async def release(runtime: Runtime, claimed: Claim) -> None:
-    """Give the key back after a failed attempt (nothing was written)."""
+    """Give the key back after a failed attempt (nothing was written), unless it was taken over."""
     async with runtime.sessions.begin() as session:
         await session.execute(
             delete(IdempotencyRecord).where(
                 IdempotencyRecord.id == claimed.record_id,
+                IdempotencyRecord.fence_token == claimed.token,
                 IdempotencyRecord.status == "in_progress",
             )
         )

@@ -1,13 +1,16 @@
 """Reversals: full or partial, never more than what is left, exactly once per Idempotency-Key.
 
-A partial reversal refunds the fund, the account and the cash part in proportion to the original
-split (what rounding leaves over goes to cash first); the last reversal refunds exactly what
-remains of each, so a settlement reversed in pieces nets to zero fen for fen.
+A partial reversal refunds the pools (fund, account, cash) in proportion to what each paid, on
+running totals: after reversals adding up to ``c`` fen, each pool has got back ``allocate(c)``, so
+many small reversals return exactly what one large one would, and the last one returns exactly
+what remains of each pool.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from fractions import Fraction
 from typing import Any
 
 import msgspec
@@ -25,22 +28,43 @@ from ecert.settlement.exceptions import ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
 from ecert.settlement.services import owned
 
-POOLS = ("cash", "account", "fund")
+#: Each pool: (what it paid, what it has got back) on the settlement row. Ties in rounding go to
+#: the earlier pool, so a lone fen goes back to the patient's cash first.
+POOLS = {
+    "cash": ("cash_paid", "reversed_cash"),
+    "account": ("account_paid", "reversed_account"),
+    "fund": ("fund_paid", "reversed_fund"),
+}
 
 
-def allocate(
-    amount: int, original: dict[str, int], left: dict[str, int], total: int
-) -> dict[str, int]:
-    """Split ``amount`` over the pools in proportion to ``original``, within what is ``left``."""
-    if amount == sum(left.values()):
-        return dict(left)
-    shares = {p: min(left[p], amount * original[p] // total) for p in POOLS}
-    rest = amount - sum(shares.values())
-    for pool in POOLS:
-        extra = min(rest, left[pool] - shares[pool])
-        shares[pool] += extra
-        rest -= extra
-    return shares
+def allocate(cumulative: int, paid: Mapping[str, int]) -> dict[str, int]:
+    """What each pool has got back once ``cumulative`` fen of the settlement are reversed.
+
+    Sainte-Laguë (highest averages): fen go one by one to the pool with the highest
+    ``paid / (given + ½)``, ties to the earlier pool. Largest remainder is not used on purpose:
+    it can take a fen back from a pool as the amount grows (the Alabama paradox), which would be
+    a negative refund. This never does; no pool gets more than it paid, and ``allocate(total)``
+    is exactly what each paid.
+    """
+    total = sum(paid.values())
+    if not 0 <= cumulative <= total:
+        raise ValueError(f"{cumulative} fen is outside 0..{total}")
+    if cumulative == 0:
+        return dict.fromkeys(paid, 0)
+    rank = {pool: -i for i, pool in enumerate(paid)}
+
+    def priority(pool: str, given: int) -> tuple[Fraction, int]:
+        return Fraction(2 * paid[pool], 2 * given + 1), rank[pool]
+
+    # Start from each pool's quota rounded half up (a valid Sainte-Laguë answer for some nearby
+    # amount), then add or take back single fen: at most about one step per pool, whatever the
+    # amounts.
+    given = {p: (2 * cumulative * fen + total) // (2 * total) for p, fen in paid.items()}
+    while sum(given.values()) < cumulative:
+        given[max(paid, key=lambda p: priority(p, given[p]))] += 1
+    while sum(given.values()) > cumulative:
+        given[min((p for p in paid if given[p]), key=lambda p: priority(p, given[p] - 1))] -= 1
+    return given
 
 
 async def reverse(
@@ -84,31 +108,33 @@ async def _reverse(
     amount = remaining if data.amount is None else data.amount
     if remaining == 0 or amount > remaining:
         raise ReversalTooLarge(f"{remaining} fen are left to reverse")
-    left = {
-        "fund": s.fund_paid - s.reversed_fund,
-        "account": s.account_paid - s.reversed_account,
-        "cash": s.cash_paid - s.reversed_cash,
-    }
-    original = {"fund": s.fund_paid, "account": s.account_paid, "cash": s.cash_paid}
-    refund = allocate(amount, original, left, s.total)
+    paid = {pool: getattr(s, column) for pool, (column, _) in POOLS.items()}
+    already = {pool: getattr(s, column) for pool, (_, column) in POOLS.items()}
+    after = s.reversed_total + amount
+    # On running totals: with reversals made this way, ``already`` is allocate(reversed_total),
+    # so this is allocate(after) − allocate(before). A settlement partly reversed before running
+    # totals may have given a pool more; its remainder is then split by what is left.
+    shares = {p: fen - already[p] for p, fen in allocate(after, paid).items()}
+    if min(shares.values()) < 0:
+        shares = allocate(amount, {p: paid[p] - already[p] for p in POOLS})
     final = amount == remaining
     deductible_left = s.deductible_paid - s.reversed_deductible
-    deductible = (
-        deductible_left if final else min(deductible_left, amount * s.deductible_paid // s.total)
+    deductible = max(
+        0, min(deductible_left, after * s.deductible_paid // s.total - s.reversed_deductible)
     )
     ytd, _ = await accounts.lock_person(session, s.person_id, s.year, s.insurance_type)
-    if refund["account"]:
+    if shares["account"]:
         await accounts.move(
             session,
             s.person_id,
-            refund["account"],
+            shares["account"],
             kind="reversal",
             settlement_id=s.id,
             memo=data.reason,
         )
     care = "inpatient" if s.med_type in INPATIENT_TYPES else "outpatient"
     changes = {
-        f"{care}_fund_paid": max(getattr(ytd, f"{care}_fund_paid") - refund["fund"], 0),
+        f"{care}_fund_paid": max(getattr(ytd, f"{care}_fund_paid") - shares["fund"], 0),
         f"{care}_deductible_used": max(getattr(ytd, f"{care}_deductible_used") - deductible, 0),
     }
     if final and care == "inpatient":
@@ -116,18 +142,17 @@ async def _reverse(
     new_usage: YearToDate = msgspec.structs.replace(ytd, **changes)
     await accounts.store_usage(session, s.person_id, s.year, s.insurance_type, new_usage)
     s.reversed_total += amount
-    s.reversed_fund += refund["fund"]
-    s.reversed_account += refund["account"]
-    s.reversed_cash += refund["cash"]
+    for pool, (_, column) in POOLS.items():
+        setattr(s, column, already[pool] + shares[pool])
     s.reversed_deductible += deductible
     reversal = Reversal(
         settlement_id=s.id,
         institution_code=s.institution_code,
         business_date=business_date(),
         amount=amount,
-        fund_refund=refund["fund"],
-        account_refund=refund["account"],
-        cash_refund=refund["cash"],
+        fund_refund=shares["fund"],
+        account_refund=shares["account"],
+        cash_refund=shares["cash"],
         reason=data.reason,
     )
     session.add(reversal)
@@ -144,9 +169,9 @@ async def _reverse(
         reversal_id=reversal.id,
         settlement_id=s.id,
         amount=amount,
-        fund_refund=refund["fund"],
-        account_refund=refund["account"],
-        cash_refund=refund["cash"],
+        fund_refund=shares["fund"],
+        account_refund=shares["account"],
+        cash_refund=shares["cash"],
         remaining=s.total - s.reversed_total,
     )
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]

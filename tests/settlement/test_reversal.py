@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select, update
 
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
-from ecert.db.models import Account
+from ecert.db.models import Account, Settlement
 from ecert.runtime import Runtime
-from ecert.settlement import accounts
+from ecert.settlement import accounts, reversal
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 
@@ -146,3 +149,99 @@ async def test_stored_explanation_survives_a_policy_change(
     assert shown["steps"] == settled["steps"]
     copay = next(s for s in shown["steps"] if s["rule"] == "copay")
     assert (copay["policy_field"], copay["policy_value"]) == ("outpatient.ratios.3", "0.5")
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    paid=st.lists(st.integers(0, 10**9), min_size=1, max_size=5).filter(lambda p: sum(p) > 0),
+    data=st.data(),
+)
+def test_finding_07_pieces_refund_what_one_reversal_would(
+    paid: list[int], data: st.DataObject
+) -> None:
+    """Any split of an amount into reversals gives each pool what one reversal of the sum would."""
+    pools = {f"pool{i}": fen for i, fen in enumerate(paid)}
+    total = sum(paid)
+    amount = data.draw(st.integers(1, total), label="amount")
+    cuts = data.draw(st.lists(st.integers(0, amount), max_size=30, unique=True), label="cuts")
+    points = sorted({0, *cuts, amount})
+    got = dict.fromkeys(pools, 0)
+    for before, after in itertools.pairwise(points):
+        share = {
+            p: fen - reversal.allocate(before, pools)[p]
+            for p, fen in reversal.allocate(after, pools).items()
+        }
+        assert sum(share.values()) == after - before
+        assert all(fen >= 0 for fen in share.values())  # no pool ever gives money back
+        for pool, fen in share.items():
+            got[pool] += fen
+    assert got == reversal.allocate(amount, pools)
+    assert all(0 <= got[p] <= pools[p] for p in pools)
+    # Close to the exact proportion (a divisor method may stray by less than one fen a pool).
+    assert all(abs(got[p] * total - amount * pools[p]) < len(pools) * total for p in pools)
+    assert reversal.allocate(total, pools) == pools  # a full reversal returns what each paid
+
+
+async def test_finding_07_thirty_one_fen_reversals_equal_one_of_thirty(
+    client: Client, runtime: Runtime
+) -> None:
+    """30 reversals of 1 fen refund each pool what one of 30 fen does: fund 19, account 11."""
+    await load_policies(runtime)
+    hospital = await institution(client, runtime)
+    refunds = []
+    for pieces in ([1] * 30, [30]):
+        person = await holder(client, runtime)
+        await credit(runtime, person.person_id, 150_000)
+        # Level-3 admission: deductible 100,000; 280,000 × 0.88 = 246,400 fund; the account
+        # pays the other 133,600; no cash.
+        body = {
+            "ec_token": await ec_token(client, runtime, person, hospital),
+            "med_type": "21",
+            "items": [{**ITEM, "amount": 380_000}],
+            "use_account": True,
+        }
+        settled = await client.post(
+            "/v1/settlements", json=body, headers={**hospital, "Idempotency-Key": uuid.uuid4().hex}
+        )
+        assert settled.status_code == 201, settled.text
+        split = settled.json()
+        assert (split["fund_paid"], split["account_paid"], split["cash_paid"]) == (
+            246_400,
+            133_600,
+            0,
+        )
+        got = {"fund": 0, "account": 0, "cash": 0}
+        sid = split["settlement_id"]
+        for n, amount in enumerate(pieces):
+            response = await _reverse(client, hospital, sid, f"{sid}-{n}", amount)
+            assert response.status_code == 201, response.text
+            for pool in got:
+                got[pool] += response.json()[f"{pool}_refund"]
+        refunds.append(got)
+    assert refunds[0] == refunds[1] == {"fund": 19, "account": 11, "cash": 0}
+
+
+async def test_settlement_partly_reversed_under_the_old_rule_still_nets_out(
+    client: Client, runtime: Runtime
+) -> None:
+    """A settlement whose earlier pieces went to cash first (the old rule) keeps every refund
+    non-negative, and its last reversal still returns each pool exactly what it paid."""
+    hospital, settled = await _settled(client, runtime)
+    sid = settled["settlement_id"]
+    async with runtime.sessions.begin() as session:  # 30 old 1-fen reversals, all to cash
+        await session.execute(
+            update(Settlement)
+            .where(Settlement.id == uuid.UUID(sid))
+            .values(reversed_total=30, reversed_cash=30)
+        )
+    refunds = [
+        (await _reverse(client, hospital, sid, key, amount)).json()
+        for key, amount in (("old-1", 10), ("old-2", 7), ("old-3", None))
+    ]
+    assert all(r[f"{p}_refund"] >= 0 for r in refunds for p in ("fund", "account", "cash"))
+    assert refunds[-1]["remaining"] == 0
+    assert (
+        sum(r["fund_refund"] for r in refunds),
+        sum(r["account_refund"] for r in refunds),
+        30 + sum(r["cash_refund"] for r in refunds),
+    ) == (25_000, 60_000, 65_000)

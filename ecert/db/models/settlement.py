@@ -177,5 +177,8 @@ class IdempotencyRecord(BigIntBase):
     response_status: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
     started_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    #: Random per claim and replaced by a takeover: only the current holder may complete or
+    #: release the key (the first holder of a stale claim may still be running).
+    fence_token: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (UniqueConstraint("scope", "key", name="uq_idempotency_scope_key"),)

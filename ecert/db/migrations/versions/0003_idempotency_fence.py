@@ -1,7 +1,7 @@
 """idempotency fence: each claim of an Idempotency-Key carries a random fencing token
 
-Revision ID: 0002d
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-30 23:40:00
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002d"
-down_revision: str | None = "0001"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

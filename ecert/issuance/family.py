@@ -216,8 +216,10 @@ async def mint_for_relative(
         raise Forbidden("the relative has not consented")
     if not await has_active_enrolment(session, link.relative_id):
         raise NotEnrolled()
-    # The relative's suspension is on the relative: it covers a family e-cert made after it.
+    # The relative's suspension is on the relative: it covers a family e-cert made after it. The
+    # holder's too: a lost phone must not go on showing the relatives' codes.
     await ensure_not_suspended(session, link.relative_id)
+    await ensure_not_suspended(session, link.holder_id)
     channel = f"family:{link.holder_id}"
     ecert = await session.scalar(
         select(ECert).where(ECert.person_id == link.relative_id, ECert.channel == channel)

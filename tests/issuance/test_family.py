@@ -177,6 +177,15 @@ async def test_finding_02_first_family_code_after_suspension_is_refused(
     assert family is None or family.status != "active"
 
 
+async def test_finding_02_a_suspended_holder_shows_no_family_codes(
+    client: Client, runtime: Runtime
+) -> None:
+    child, _, link_id = await _linked(client, runtime)
+    await client.post("/v1/me/ecert/suspend", json={}, headers=child.headers)  # lost phone
+    minted = await client.post(f"/v1/me/family/{link_id}/qr", headers=child.headers)
+    assert (minted.status_code, minted.json()["code"]) == (409, "ecert_suspended")
+
+
 async def test_finding_13_concurrent_first_family_codes_all_answer(
     client: Client, runtime: Runtime
 ) -> None:

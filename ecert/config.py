@@ -49,8 +49,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     card_lapse_by_area: str = ""
     #: Extra holiday/workday years for the working-day calendar (JSON; see ecert/cards/).
     workday_file: str = ""
-    #: Settlement token (ec_token) lifetime.
-    ec_token_ttl_s: int = 1800
+    #: Settlement token (ec_token) lifetime; it opens one settlement (or visit) and is spent.
+    ec_token_ttl_s: int = 600
     #: Largest accepted request body.
     max_body_bytes: int = 1_048_576
     #: Timeout for every Redis call, so a hung Redis cannot hang a request.

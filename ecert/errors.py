@@ -69,6 +69,13 @@ class NotFound(EcertError):
     title = "Not found"
 
 
+class NotDesignated(Forbidden):
+    """Raised when the institution is not designated: it may not verify, open visits or settle."""
+
+    code = "institution_not_designated"
+    title = "Only designated institutions may verify codes and settle"
+
+
 class Conflict(EcertError):
     """Raised when the request conflicts with the current state."""
 

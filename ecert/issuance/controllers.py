@@ -13,7 +13,7 @@ from ecert.db.models import ECert as ECertRow
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import InvalidIdNumber
 from ecert.identity import parse_id_number
-from ecert.issuance import feed, schemas, services
+from ecert.issuance import feed, schemas, services, suspensions
 from ecert.persons import find_person
 from ecert.security.auth import agency_guard, person_guard, principal_of
 
@@ -119,18 +119,14 @@ class MyECertController(Controller):
     ) -> schemas.SuspendResult:
         principal = principal_of(request)
         assert principal.person_id is not None
-        count = await services.set_suspended(
-            db_session, principal, principal.person_id, suspend=True, reason=data.reason
-        )
+        count = await suspensions.suspend(db_session, principal, principal.person_id, data.reason)
         return schemas.SuspendResult(affected=count, status="suspended")
 
     @post("/resume", summary="Resume the person's suspended e-certs", status_code=200)
     async def resume(self, request: AnyRequest, db_session: DbSession) -> schemas.SuspendResult:
         principal = principal_of(request)
         assert principal.person_id is not None
-        count = await services.set_suspended(
-            db_session, principal, principal.person_id, suspend=False, reason="resumed"
-        )
+        count = await suspensions.resume(db_session, principal, principal.person_id)
         return schemas.SuspendResult(affected=count, status="active")
 
 
@@ -148,15 +144,17 @@ class AgencyECertController(Controller):
         runtime: RuntimeDep,
         data: JSONBody[schemas.AgencyPersonAction],
         *,
-        suspend: bool,
+        lift: bool,
     ) -> schemas.SuspendResult:
         person = await find_person(db_session, runtime.cipher, parse_id_number(data.id_number))
         if person is None:
             raise InvalidIdNumber("no insured person has this ID number")
-        count = await services.set_suspended(
-            db_session, principal_of(request), person.id, suspend=suspend, reason=data.reason
-        )
-        return schemas.SuspendResult(affected=count, status="suspended" if suspend else "active")
+        principal = principal_of(request)
+        if lift:
+            count = await suspensions.resume(db_session, principal, person.id)
+        else:
+            count = await suspensions.suspend(db_session, principal, person.id, data.reason)
+        return schemas.SuspendResult(affected=count, status="active" if lift else "suspended")
 
     @post("/suspend", summary="Suspend all e-certs of a person", status_code=200)
     async def suspend(
@@ -166,7 +164,7 @@ class AgencyECertController(Controller):
         runtime: RuntimeDep,
         data: JSONBody[schemas.AgencyPersonAction],
     ) -> schemas.SuspendResult:
-        return await self._act(request, db_session, runtime, data, suspend=True)
+        return await self._act(request, db_session, runtime, data, lift=False)
 
     @post("/resume", summary="Resume all e-certs of a person", status_code=200)
     async def resume(
@@ -176,7 +174,7 @@ class AgencyECertController(Controller):
         runtime: RuntimeDep,
         data: JSONBody[schemas.AgencyPersonAction],
     ) -> schemas.SuspendResult:
-        return await self._act(request, db_session, runtime, data, suspend=False)
+        return await self._act(request, db_session, runtime, data, lift=True)
 
 
 class PublicKeysController(Controller):

@@ -26,15 +26,16 @@ from ecert.errors import (
 from ecert.identity import names_match, parse_id_number
 from ecert.issuance.services import (
     bump_version,
+    claim_ecert,
     has_active_enrolment,
     new_number,
-    new_pseudonym,
     sign_code,
 )
 from ecert.persons import find_person, person_name
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.suspension import ensure_not_suspended
 
 MAX_RELATIVES = 5
 
@@ -215,6 +216,10 @@ async def mint_for_relative(
         raise Forbidden("the relative has not consented")
     if not await has_active_enrolment(session, link.relative_id):
         raise NotEnrolled()
+    # The relative's suspension is on the relative: it covers a family e-cert made after it. The
+    # holder's too: a lost phone must not go on showing the relatives' codes.
+    await ensure_not_suspended(session, link.relative_id)
+    await ensure_not_suspended(session, link.holder_id)
     channel = f"family:{link.holder_id}"
     ecert = await session.scalar(
         select(ECert).where(ECert.person_id == link.relative_id, ECert.channel == channel)
@@ -222,18 +227,10 @@ async def mint_for_relative(
     if ecert is None:
         relative = await session.get(Person, link.relative_id)
         assert relative is not None
-        ecert = ECert(
-            person_id=link.relative_id,
-            channel=channel,
-            pseudonym=new_pseudonym(),
-            number=new_number(relative.area, prefix="F"),
-            version=1,
-            status="active",
-            bound_at=utcnow(),
+        ecert, _ = await claim_ecert(
+            session, link.relative_id, channel, new_number(relative.area, prefix="F")
         )
-        session.add(ecert)
-        await session.flush()
-    elif ecert.status == "revoked":  # consent given again after the link had ended
+    if ecert.status == "revoked":  # consent given again after the link had ended
         ecert.status = "active"
         bump_version(session, ecert, "family_renewed")
     if ecert.status == "suspended":

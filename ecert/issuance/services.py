@@ -6,7 +6,6 @@ import datetime as dt
 import secrets
 import time
 import uuid
-from collections.abc import Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,11 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert import qrtoken
 from ecert.db.engine import reads_only
 from ecert.db.models import ECert, Enrolment, NumericCode, Person, RevocationEntry, utcnow
+from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled, NotFound
 from ecert.runtime import Runtime
 from ecert.security import keys
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.suspension import ensure_not_suspended, in_force, refuse_if
 
 #: A client should fetch a new code this many seconds before the current one expires.
 REFRESH_MARGIN_S = 10
@@ -90,6 +91,39 @@ def _person_of(principal: Principal) -> uuid.UUID:
     return principal.person_id
 
 
+async def claim_ecert(
+    session: AsyncSession, person_id: uuid.UUID, channel: str, number: str
+) -> tuple[ECert, bool]:
+    """The person's e-cert on ``channel``, made if missing, locked for this transaction.
+
+    Concurrent first requests (four taps on "activate") each insert-or-skip on the unique
+    (person, channel) key and then read the one row, instead of three failing on the key.
+    Returns the e-cert and whether this call made it.
+    """
+    made = await insert_ignore(
+        session,
+        ECert.__table__,
+        {
+            "person_id": person_id,
+            "channel": channel,
+            "number": number,
+            "pseudonym": new_pseudonym(),
+            "version": 1,
+            "status": "active",
+            "bound_at": utcnow(),
+        },
+        returning=ECert.__table__.c.id,
+    )
+    ecert = await session.scalar(
+        select(ECert)
+        .where(ECert.person_id == person_id, ECert.channel == channel)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert ecert is not None  # inserted above, or by the concurrent request that won
+    return ecert, made is not None
+
+
 async def activate(
     session: AsyncSession, principal: Principal, device_id: str, device_name: str
 ) -> ECert:
@@ -99,27 +133,23 @@ async def activate(
     if person is None or not await has_active_enrolment(session, person_id):
         await record_audit(session, principal, person_id, "ecert.activate", "not_enrolled")
         raise NotEnrolled()
+    # Checked on the person: a channel the person never used gets no e-cert while suspended.
+    await ensure_not_suspended(session, person_id)
     ecert = await find_ecert(session, person_id, principal.client_id)
-    now = utcnow()
+    made = False
     if ecert is None:
-        ecert = ECert(
-            person_id=person_id,
-            channel=principal.client_id,
-            number=new_number(person.area),
-            pseudonym=new_pseudonym(),
-            version=1,
-            status="active",
+        ecert, made = await claim_ecert(
+            session, person_id, principal.client_id, new_number(person.area)
         )
-        session.add(ecert)
-    elif ecert.status == "suspended":
-        raise ECertSuspended("resume the e-cert before activating it on a device")
-    elif ecert.status == "active" and ecert.device_id == device_id:
-        ecert.device_name = device_name
-        return ecert
-    else:
+    if not made:
+        if ecert.status == "suspended":
+            raise ECertSuspended("resume the e-cert before activating it on a device")
+        if ecert.status == "active" and ecert.device_id == device_id:
+            ecert.device_name = device_name
+            return ecert
         ecert.status = "active"
         bump_version(session, ecert, "rebound")
-    ecert.device_id, ecert.device_name, ecert.bound_at = device_id, device_name, now
+    ecert.device_id, ecert.device_name, ecert.bound_at = device_id, device_name, utcnow()
     await session.flush()
     await record_audit(
         session,
@@ -150,33 +180,20 @@ async def unbind(session: AsyncSession, principal: Principal) -> None:
     await record_audit(session, principal, ecert.person_id, "ecert.unbind", "ok")
 
 
-async def set_suspended(
-    session: AsyncSession, principal: Principal, person_id: uuid.UUID, *, suspend: bool, reason: str
-) -> int:
-    """Suspend (or resume) all of a person's e-certs at once; returns how many changed."""
-    ecerts: Sequence[ECert] = (
-        await session.scalars(select(ECert).where(ECert.person_id == person_id))
-    ).all()
-    changed = 0
-    for ecert in ecerts:
-        if suspend and ecert.status == "active":
-            ecert.status = "suspended"
-        elif not suspend and ecert.status == "suspended":
-            ecert.status = "active"
-        else:
-            continue
-        changed += 1
-        # Resuming moves to a new version too: codes shown while suspended stay dead.
-        bump_version(session, ecert, reason if suspend else "resumed")
-    action = "ecert.suspend" if suspend else "ecert.resume"
-    await record_audit(session, principal, person_id, action, "ok", {"reason": reason})
-    return changed
-
-
 async def _active_ecert(session: AsyncSession, principal: Principal) -> ECert:
-    ecert = await find_ecert(session, _person_of(principal), principal.client_id)
-    if ecert is None:
+    person_id = _person_of(principal)
+    # One statement (mint's only one): the e-cert and whether its person is suspended.
+    row = (
+        await session.execute(
+            select(ECert, in_force(person_id)).where(
+                ECert.person_id == person_id, ECert.channel == principal.client_id
+            )
+        )
+    ).first()
+    if row is None:
         raise NoECert()
+    ecert: ECert = row[0]
+    refuse_if(row[1])
     if ecert.status == "suspended":
         raise ECertSuspended()
     if ecert.status != "active":

@@ -5,23 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from ecert.benefits import Bill, BillItem, Level, Policy
 from ecert.clock import business_date
 from ecert.db.models import ECert, EcToken, Enrolment, Institution, Person, utcnow
-from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled
+from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.security.tokens import Principal
 from ecert.settlement.accounts import find_policy
 from ecert.settlement.exceptions import (
     EcTokenExpired,
     EcTokenInvalid,
+    EcTokenSpent,
     EcTokenWrongInstitution,
     NoPolicy,
-    NotDesignated,
 )
+from ecert.suspension import in_force, refuse_if
 
 #: Basic schemes first: a settlement is priced under the person's basic medical insurance.
 BASIC_TYPES = ("310", "390")
@@ -51,7 +52,7 @@ async def pricing_context(
     # One round trip for the token, its institution, e-cert, person and enrolments (hot path);
     # populate_existing so a revocation committed before this read is seen.
     statement = (
-        select(EcToken, Institution, ECert, Person)
+        select(EcToken, Institution, ECert, Person, in_force(EcToken.person_id))
         .outerjoin(Institution, Institution.code == EcToken.institution_code)
         .outerjoin(ECert, ECert.id == EcToken.ecert_id)
         .join(Person, Person.id == EcToken.person_id)
@@ -64,20 +65,41 @@ async def pricing_context(
     rows = (await session.execute(statement)).unique().all()
     if not rows:
         raise EcTokenInvalid()
-    token, institution, ecert, person = rows[0]
+    token, institution, ecert, person, suspended = rows[0]
     if token.institution_code != principal.institution_code:
         raise EcTokenWrongInstitution()
     if token.expires_at < utcnow():
         raise EcTokenExpired()
     if institution is None or not institution.designated:
         raise NotDesignated()
+    if token.spent_at is not None:
+        raise EcTokenSpent()
     # A revocation that lands before the settlement refuses it; one after it comes after.
     if ecert is None or ecert.status == "revoked":
         raise ECertRevoked()
+    refuse_if(suspended)
     if ecert.status == "suspended":
         raise ECertSuspended()
+    if token.ecert_version != ecert.version:  # rebound, unbound or suspended since verify
+        raise ECertRevoked("the e-cert changed since this token was issued; verify again")
     enrolment, policy, year = await person_policy(session, person)
     return PricingContext(token, person, institution, enrolment, policy, year)
+
+
+async def spend(session: AsyncSession, token: EcToken) -> None:
+    """Spend the token on the settlement (or visit) it opens: the first caller wins.
+
+    A guarded update, so that of two concurrent settlements with different Idempotency-Keys
+    exactly one sees the row change; the loser's transaction rolls back. It belongs to the
+    caller's transaction, so a settlement that fails later leaves the token unspent.
+    """
+    spent = await session.execute(
+        update(EcToken)
+        .where(EcToken.id == token.id, EcToken.spent_at.is_(None))
+        .values(spent_at=utcnow())
+    )
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        raise EcTokenSpent()
 
 
 async def person_policy(session: AsyncSession, person: Person) -> tuple[Enrolment, Policy, int]:

@@ -20,18 +20,19 @@ class EcTokenExpired(EcTokenInvalid):
     title = "The settlement token has expired; verify the code again"
 
 
+class EcTokenSpent(EcertError):
+    """Raised when the ec_token already opened its one settlement (or visit)."""
+
+    status = 409
+    code = "ec_token_spent"
+    title = "This settlement token was already used; verify the code again"
+
+
 class EcTokenWrongInstitution(Forbidden):
     """Raised when an ec_token is used by an institution other than the one that verified."""
 
     code = "ec_token_wrong_institution"
     title = "This settlement token belongs to another institution"
-
-
-class NotDesignated(Forbidden):
-    """Raised when the institution is not designated for settlement."""
-
-    code = "institution_not_designated"
-    title = "Only designated institutions may settle"
 
 
 class NoPolicy(EcertError):

@@ -17,7 +17,7 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency
-from ecert.settlement.context import pricing_context
+from ecert.settlement.context import pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import (
     Costs,
@@ -82,6 +82,7 @@ async def _settle(
     session: AsyncSession, principal: Principal, data: SettlementRequest
 ) -> dict[str, Any]:
     ctx = await pricing_context(session, principal, data.ec_token)
+    await spend(session, ctx.token)  # before the money moves: a second settlement stops here
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
     ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance)
     split = compute(

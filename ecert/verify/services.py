@@ -14,15 +14,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from ecert import qrtoken
-from ecert.db.models import ECert, EcToken, Enrolment, NumericCode, Person, QrUse, utcnow
+from ecert.db.models import (
+    ECert,
+    EcToken,
+    Enrolment,
+    Institution,
+    NumericCode,
+    Person,
+    QrUse,
+    utcnow,
+)
 from ecert.db.upsert import insert_ignore
-from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled
+from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import person_id_number, person_name
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.store import StoreUnavailable
+from ecert.suspension import in_force, refuse_if
 from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse
 
 NUMERIC_CODE = re.compile(r"^424\d{25}$")
@@ -48,9 +58,7 @@ async def _ecert_from_qr(
         leeway_s=settings.leeway_s,
         issuers={settings.issuer_area},
     )
-    ecert = await _load_holder(session, ECert.pseudonym == claims.sub)
-    _check_status(ecert, claims.ver)
-    assert ecert is not None
+    ecert = await _load_holder(session, principal, ECert.pseudonym == claims.sub, claims.ver)
     # Early reject in the store; the unique key in the database is the authority.
     try:
         first = await runtime.store.set_once(
@@ -78,34 +86,49 @@ async def _ecert_from_qr(
     return ecert
 
 
-async def _load_holder(session: AsyncSession, where: ColumnElement[bool]) -> ECert | None:
-    """The e-cert, its person and the person's enrolments in one round trip (the hot path)."""
+async def _load_holder(
+    session: AsyncSession, principal: Principal, where: ColumnElement[bool], version: int
+) -> ECert:
+    """The e-cert, its person and enrolments in one round trip (the hot path), checked.
+
+    The same statement says whether the caller's institution is designated and whether the
+    person is suspended, so that every refusal comes before the code is spent.
+    """
+    designated = (
+        select(Institution.designated)
+        .where(Institution.code == principal.institution_code)
+        .scalar_subquery()
+    )
     statement = (
-        select(ECert, Person)
+        select(ECert, Person, designated, in_force(ECert.person_id))
         .join(Person, Person.id == ECert.person_id)
         .outerjoin(Person.enrolments)
         .options(contains_eager(Person.enrolments))
         .where(where)
     )
     rows = (await session.execute(statement)).unique().all()  # all: one row per enrolment
-    return rows[0][0] if rows else None
-
-
-def _check_status(ecert: ECert | None, version: int) -> None:
-    if ecert is None:
+    if not rows:
+        if not await session.scalar(select(designated)):
+            raise NotDesignated()
         raise ECertRevoked("no e-cert has this pseudonym")
+    ecert, _, is_designated, suspended = rows[0]
+    if not is_designated:
+        raise NotDesignated()
+    refuse_if(suspended)
     if ecert.status == "suspended":
         raise ECertSuspended()
     if ecert.status != "active" or version != ecert.version:
         raise ECertRevoked()
+    return ecert  # type: ignore[no-any-return]
 
 
-async def _ecert_from_numeric(session: AsyncSession, code: str) -> ECert:
+async def _ecert_from_numeric(session: AsyncSession, principal: Principal, code: str) -> ECert:
     row = await session.scalar(select(NumericCode).where(NumericCode.code == code))
     if row is None:
         raise qrtoken.QrMalformed("unknown numeric code")
     if row.expires_at < utcnow():
         raise qrtoken.QrExpired()
+    ecert = await _load_holder(session, principal, ECert.id == row.ecert_id, row.version)
     # Guarded update: of concurrent scans of one code exactly one sees a row change.
     used = await session.execute(
         update(NumericCode)
@@ -114,9 +137,6 @@ async def _ecert_from_numeric(session: AsyncSession, code: str) -> ECert:
     )
     if used.rowcount != 1:  # type: ignore[attr-defined]
         raise qrtoken.QrReplayed()
-    ecert = await _load_holder(session, ECert.id == row.ecert_id)
-    _check_status(ecert, row.version)
-    assert ecert is not None
     return ecert
 
 
@@ -134,7 +154,7 @@ async def verify(
 ) -> VerifyResponse:
     code = text.strip()
     if NUMERIC_CODE.match(code):
-        ecert = await _ecert_from_numeric(session, code)
+        ecert = await _ecert_from_numeric(session, principal, code)
     else:
         ecert = await _ecert_from_qr(session, runtime, principal, code)
     person = await session.get(Person, ecert.person_id)  # loaded with the e-cert: no query
@@ -152,6 +172,7 @@ async def verify(
             institution_code=principal.institution_code or principal.client_id,
             business_type=business_type,
             expires_at=expires,
+            ecert_version=ecert.version,
         )
     )
     full = FULL_IDENTITY_SCOPE in principal.scopes

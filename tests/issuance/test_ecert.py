@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import re
 import time
@@ -10,9 +11,12 @@ from typing import Any
 import jwt
 import zxingcpp
 from PIL import Image
+from sqlalchemy import func, select
 
 from ecert import qrtoken
+from ecert.db.models import ECert, PersonSuspension
 from ecert.runtime import Runtime
+from tests.factories import Holder, holder, institution, mint_at
 from tests.helpers import (
     Client,
     add_client,
@@ -162,3 +166,103 @@ async def test_numeric_code_format_and_expiry(client: Client, runtime: Runtime) 
     assert re.fullmatch(rf"424\d{{19}}{province}0000", code)
     other = (await client.post("/v1/me/ecert/code", headers=headers)).json()["code"]
     assert other != code
+
+
+async def _other_channel(client: Client, runtime: Runtime, person: Holder) -> dict[str, str]:
+    """Person-scoped headers for the same person through a second channel."""
+    channel = await add_client(runtime, "channel")
+    return bearer(await person_token(client, runtime, channel, person.id_number, person.name))
+
+
+async def _agency(client: Client, runtime: Runtime) -> dict[str, str]:
+    return bearer(await client_token(client, *await add_client(runtime, "agency")))
+
+
+async def test_finding_02_another_channel_cannot_lift_an_agency_suspension(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    agency = await _agency(client, runtime)
+    hospital = await institution(client, runtime)
+    body = {"id_number": person.id_number, "reason": "fraud_review"}
+    assert (await client.post("/v1/agency/ecerts/suspend", json=body, headers=agency)).json() == {
+        "affected": 1,
+        "status": "suspended",
+    }
+    for headers in (await _other_channel(client, runtime, person), person.headers):
+        lifted = await client.post("/v1/me/ecert/resume", headers=headers)
+        assert (lifted.status_code, lifted.json()["code"]) == (403, "suspended_by_agency")
+    code = await mint_at(runtime, person, iat=int(time.time()))
+    refused = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
+    assert refused.json()["code"] == "ecert_suspended"
+    assert (await client.get("/v1/me/ecert", headers=person.headers)).json()["status"] == (
+        "suspended"
+    )
+    resumed = await client.post("/v1/agency/ecerts/resume", json=body, headers=agency)
+    assert resumed.json() == {"affected": 1, "status": "active"}
+    verified = await client.post(
+        "/v1/verify", json={"qr": await person.qr(client)}, headers=hospital
+    )
+    assert verified.status_code == 200
+
+
+async def test_finding_02_no_new_channel_activation_while_suspended(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    agency = await _agency(client, runtime)
+    await client.post(
+        "/v1/agency/ecerts/suspend", json={"id_number": person.id_number}, headers=agency
+    )
+    other = await _other_channel(client, runtime, person)
+    activated = await client.post("/v1/me/ecert", json=DEVICE, headers=other)
+    assert (activated.status_code, activated.json()["code"]) == (409, "ecert_suspended")
+    assert (await client.post("/v1/me/ecert/qr", headers=other)).status_code in (404, 409)
+    assert (await client.get("/v1/me/ecert", headers=other)).json()["code"] == "no_ecert"
+
+
+async def test_finding_02_own_suspension_lifted_only_where_bound(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    unbound = await _other_channel(client, runtime, person)
+    # Lost phone: the person may suspend through any channel that knows them.
+    suspended = await client.post("/v1/me/ecert/suspend", json={}, headers=unbound)
+    assert suspended.json() == {"affected": 1, "status": "suspended"}
+    refused = await client.post("/v1/me/ecert/resume", headers=unbound)
+    assert (refused.status_code, refused.json()["code"]) == (403, "channel_not_bound")
+    assert (await client.post("/v1/me/ecert/qr", headers=person.headers)).status_code == 409
+    resumed = await client.post("/v1/me/ecert/resume", headers=person.headers)
+    assert resumed.json() == {"affected": 1, "status": "active"}
+    assert (await client.post("/v1/me/ecert/qr", headers=person.headers)).status_code == 200
+    # The agency may lift the person's own suspension too (at its counter, identity checked).
+    await client.post("/v1/me/ecert/suspend", json={}, headers=person.headers)
+    agency = await _agency(client, runtime)
+    lifted = await client.post(
+        "/v1/agency/ecerts/resume", json={"id_number": person.id_number}, headers=agency
+    )
+    assert lifted.json() == {"affected": 1, "status": "active"}
+    async with runtime.sessions() as session:
+        rows = (
+            await session.scalars(
+                select(PersonSuspension).where(PersonSuspension.person_id == person.person_id)
+            )
+        ).all()
+    assert sorted((r.kind, r.lifted_at is not None) for r in rows) == [
+        ("person", True),
+        ("person", True),
+    ]
+
+
+async def test_finding_13_concurrent_first_activations_all_answer(
+    client: Client, runtime: Runtime
+) -> None:
+    headers, _ = await _person(client, runtime)
+    responses = await asyncio.gather(
+        *(client.post("/v1/me/ecert", json=DEVICE, headers=headers) for _ in range(4))
+    )
+    assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
+    assert len({r.json()["number"] for r in responses}) == 1
+    assert {r.json()["version"] for r in responses} == {1}
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(ECert)) == 1

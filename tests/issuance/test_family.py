@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import asyncio
+
+from sqlalchemy import func, select
 
 from ecert import qrtoken
 from ecert.db.models import AuditEvent, ECert
@@ -128,3 +130,74 @@ async def test_agency_records_consent_and_ending_kills_codes(
     hospital = await institution(client, runtime)
     refused = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
     assert refused.json()["code"] == "ecert_revoked"
+
+
+async def _linked(client: Client, runtime: Runtime) -> tuple[Holder, Holder, str]:
+    """A holder and a relative who consented: (holder, relative, link id)."""
+    child = await holder(client, runtime, name="周小")
+    mother = await holder(client, runtime, name="周母")
+    link = await _ask(client, child, mother)
+    consented = await client.post(
+        "/v1/me/family/consents", json={"link_id": link["link_id"]}, headers=mother.headers
+    )
+    assert consented.status_code == 200, consented.text
+    return child, mother, link["link_id"]
+
+
+async def test_finding_02_no_family_code_for_a_suspended_relative(
+    client: Client, runtime: Runtime
+) -> None:
+    child, mother, link_id = await _linked(client, runtime)
+    hospital = await institution(client, runtime)
+    shown = await client.post(f"/v1/me/family/{link_id}/qr", headers=child.headers)
+    agency = bearer(await client_token(client, *await add_client(runtime, "agency")))
+    suspended = await client.post(
+        "/v1/agency/ecerts/suspend", json={"id_number": mother.id_number}, headers=agency
+    )
+    assert suspended.status_code == 200
+    minted = await client.post(f"/v1/me/family/{link_id}/qr", headers=child.headers)
+    assert (minted.status_code, minted.json()["code"]) == (409, "ecert_suspended")
+    # A code shown before the suspension dies with it.
+    refused = await client.post("/v1/verify", json={"qr": shown.json()["qr"]}, headers=hospital)
+    assert refused.json()["code"] == "ecert_suspended"
+
+
+async def test_finding_02_first_family_code_after_suspension_is_refused(
+    client: Client, runtime: Runtime
+) -> None:
+    child, mother, link_id = await _linked(client, runtime)
+    await client.post("/v1/me/ecert/suspend", json={}, headers=mother.headers)
+    # No family e-cert existed yet: minting must not create an active one.
+    minted = await client.post(f"/v1/me/family/{link_id}/qr", headers=child.headers)
+    assert (minted.status_code, minted.json()["code"]) == (409, "ecert_suspended")
+    async with runtime.sessions() as session:
+        family = await session.scalar(
+            select(ECert).where(ECert.person_id == mother.person_id, ECert.channel.like("family:%"))
+        )
+    assert family is None or family.status != "active"
+
+
+async def test_finding_02_a_suspended_holder_shows_no_family_codes(
+    client: Client, runtime: Runtime
+) -> None:
+    child, _, link_id = await _linked(client, runtime)
+    await client.post("/v1/me/ecert/suspend", json={}, headers=child.headers)  # lost phone
+    minted = await client.post(f"/v1/me/family/{link_id}/qr", headers=child.headers)
+    assert (minted.status_code, minted.json()["code"]) == (409, "ecert_suspended")
+
+
+async def test_finding_13_concurrent_first_family_codes_all_answer(
+    client: Client, runtime: Runtime
+) -> None:
+    child, mother, link_id = await _linked(client, runtime)
+    responses = await asyncio.gather(
+        *(client.post(f"/v1/me/family/{link_id}/qr", headers=child.headers) for _ in range(4))
+    )
+    assert [r.status_code for r in responses] == [200] * 4, [r.text for r in responses]
+    async with runtime.sessions() as session:
+        count = await session.scalar(
+            select(func.count())
+            .select_from(ECert)
+            .where(ECert.person_id == mother.person_id, ECert.channel.like("family:%"))
+        )
+    assert count == 1

@@ -112,11 +112,21 @@ async def test_postgres_restart_and_killed_connections(tmp_path: Path) -> None:
                     )
             assert after.status_code == 201, after.text
 
-            keys = [uuid.uuid4().hex for _ in range(12)]
+            # One ec_token a key: each opens one settlement and is then spent.
+            bills = {
+                uuid.uuid4().hex: {
+                    **bill,
+                    "ec_token": await ec_token(client, runtime, person, hospital),
+                }
+                for _ in range(12)
+            }
+            keys = list(bills)
 
             async def settle(key: str) -> int:
                 response = await client.post(
-                    "/v1/settlements", json=bill, headers={**hospital, "Idempotency-Key": key}
+                    "/v1/settlements",
+                    json=bills[key],
+                    headers={**hospital, "Idempotency-Key": key},
                 )
                 return response.status_code
 

@@ -49,14 +49,13 @@ async def test_random_money_sequences_keep_the_invariants(
     person = await holder(client, runtime)
     await credit(runtime, person.person_id, START)
     hospital = await institution(client, runtime, code="P37010200002", level="community")
-    token = await ec_token(client, runtime, person, hospital)
     settled: dict[str, dict[str, Any]] = {}
     for _ in range(25):
         action = rng.choice(["settle", "settle", "retry", "reverse", "reverse_all", "over"])
         if action == "settle" or not settled:
             key = uuid.uuid4().hex
             body = {
-                "ec_token": token,
+                "ec_token": await ec_token(client, runtime, person, hospital),  # one a settlement
                 "med_type": "41",
                 "use_account": rng.random() < 0.8,
                 "items": [

@@ -103,24 +103,31 @@ class Money(RuleBasedStateMachine):
             ecert = ECert(person_id=person.id, channel="c", number="E1", pseudonym="p" * 12)
             session.add(ecert)
             await session.flush()
-            self.token = "370102" + secrets.token_hex(16)
-            session.add(
-                EcToken(
-                    token=self.token,
-                    person_id=person.id,
-                    ecert_id=ecert.id,
-                    institution_code="P37010200003",
-                    expires_at=utcnow() + dt.timedelta(hours=1),
-                )
-            )
+            self.person_id, self.ecert_id = person.id, ecert.id
             await accounts.credit(session, person.id, START, "start")
         self.principal = Principal(
             client.client_id, "institution", frozenset(), None, "P37010200003"
         )
 
+    async def _new_token(self) -> str:
+        """A fresh ec_token: each opens one settlement and is then spent."""
+        token = "370102" + secrets.token_hex(16)
+        async with self.runtime.sessions.begin() as session:
+            session.add(
+                EcToken(
+                    token=token,
+                    person_id=self.person_id,
+                    ecert_id=self.ecert_id,
+                    institution_code="P37010200003",
+                    expires_at=utcnow() + dt.timedelta(hours=1),
+                    ecert_version=1,
+                )
+            )
+        return token
+
     def _bill(self, amount: int) -> SettlementRequest:
         return SettlementRequest(
-            ec_token=self.token,
+            ec_token=_run(self._new_token),
             med_type="41",
             use_account=True,
             items=[BillItem(code="A", name="药", item_class="A", amount=amount)],
@@ -134,10 +141,10 @@ class Money(RuleBasedStateMachine):
 
     @rule(amount=st.integers(1, 20_000))
     def settle(self, amount: int) -> None:
-        key = uuid.uuid4().hex
-        status, body, replayed = _run(lambda: self._settle(key, self._bill(amount)))
+        key, bill = uuid.uuid4().hex, self._bill(amount)
+        status, body, replayed = _run(lambda: self._settle(key, bill))
         assert (status, replayed) == (201, False)
-        self.answers[key] = {"bill": self._bill(amount), "body": body}
+        self.answers[key] = {"bill": bill, "body": body}
 
     @rule(data=st.data())
     def retry(self, data: st.DataObject) -> None:
@@ -151,11 +158,11 @@ class Money(RuleBasedStateMachine):
     @rule(amount=st.integers(1, 20_000))
     def crash_after_commit(self, amount: int) -> None:
         """The settlement commits; the answer never reaches the client; the client retries."""
-        key = uuid.uuid4().hex
-        _run(lambda: self._settle(key, self._bill(amount)))  # answer lost
-        _, body, replayed = _run(lambda: self._settle(key, self._bill(amount)))
+        key, bill = uuid.uuid4().hex, self._bill(amount)
+        _run(lambda: self._settle(key, bill))  # answer lost
+        _, body, replayed = _run(lambda: self._settle(key, bill))
         assert replayed
-        self.answers[key] = {"bill": self._bill(amount), "body": body}
+        self.answers[key] = {"bill": bill, "body": body}
 
     @rule(amount=st.integers(1, 20_000))
     def crash_before_commit(self, amount: int) -> None:

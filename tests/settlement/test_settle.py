@@ -188,9 +188,15 @@ async def test_fifty_concurrent_settlements_never_overdraw(
     person, pharmacy = await _setup(
         client, runtime, balance=100_000, code="P37010200010", level="community"
     )
-    token = await ec_token(client, runtime, person, pharmacy)
-    body = {**bill("41", {**A, "amount": 5_000}), "ec_token": token}
-    responses = await asyncio.gather(*(_settle(client, pharmacy, body) for _ in range(50)))
+    # One ec_token a settlement: each opens one and is then spent.
+    bodies = [
+        {
+            **bill("41", {**A, "amount": 5_000}),
+            "ec_token": await ec_token(client, runtime, person, pharmacy),
+        }
+        for _ in range(50)
+    ]
+    responses = await asyncio.gather(*(_settle(client, pharmacy, body) for body in bodies))
     assert all(r.status_code == 201 for r in responses), [
         r.text for r in responses if r.status_code != 201
     ]
@@ -234,3 +240,108 @@ async def test_second_enrolment_is_listed_and_the_basic_one_prices(
         row = await session.scalar(select(Settlement))
     assert row is not None
     assert row.insurance_type == "310"
+
+
+async def _balance(runtime: Runtime) -> int | None:
+    async with runtime.sessions() as session:
+        return await session.scalar(select(Account.balance))
+
+
+async def test_finding_03_an_ec_token_settles_once(client: Client, runtime: Runtime) -> None:
+    person, hospital = await _setup(client, runtime)
+    token = await ec_token(client, runtime, person, hospital)
+    body = {**bill("11", {**A, "amount": 1_000}), "ec_token": token}
+    preview = await client.post("/v1/settlements/preview", json=body, headers=hospital)
+    assert preview.status_code == 200  # a preview does not spend the token
+    first = await _settle(client, hospital, body, key="k1")
+    assert first.status_code == 201, first.text
+    assert (await _settle(client, hospital, body, key="k1")).json() == first.json()  # replay
+    for again in (
+        await _settle(client, hospital, body, key="k2"),
+        await client.post("/v1/settlements/preview", json=body, headers=hospital),
+    ):
+        assert (again.status_code, again.json()["code"]) == (409, "ec_token_spent")
+    assert await _balance(runtime) == 50_000 - first.json()["account_paid"]
+
+
+async def test_finding_03_concurrent_settlements_spend_the_token_once(
+    client: Client, runtime: Runtime
+) -> None:
+    person, hospital = await _setup(client, runtime)
+    body = {
+        **bill("11", {**A, "amount": 1_000}),
+        "ec_token": await ec_token(client, runtime, person, hospital),
+    }
+    responses = await asyncio.gather(*(_settle(client, hospital, body) for _ in range(4)))
+    codes = sorted(r.status_code for r in responses)
+    assert codes == [201, 409, 409, 409], [r.text for r in responses]
+    assert {r.json()["code"] for r in responses if r.status_code == 409} == {"ec_token_spent"}
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 1
+        assert await session.scalar(select(func.count()).select_from(LedgerEntry)) == 2
+
+
+async def test_finding_03_a_failed_settlement_leaves_the_token_unspent(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)  # no policy loaded yet: settling fails
+    hospital = await institution(client, runtime)
+    body = {
+        **bill("11", {**A, "amount": 1_000}),
+        "ec_token": await ec_token(client, runtime, person, hospital),
+    }
+    failed = await _settle(client, hospital, body)
+    assert failed.json()["code"] == "no_policy"
+    await load_policies(runtime)
+    assert (await _settle(client, hospital, body)).status_code == 201
+
+
+async def test_finding_03_rebind_and_suspension_kill_the_token(
+    client: Client, runtime: Runtime
+) -> None:
+    person, hospital = await _setup(client, runtime)
+    body = {
+        **bill("11", {**A, "amount": 1_000}),
+        "ec_token": await ec_token(client, runtime, person, hospital),
+    }
+    rebind = {"device_id": "phone-2", "device_name": "new phone"}
+    assert (await client.post("/v1/me/ecert", json=rebind, headers=person.headers)).is_success
+    refused = await _settle(client, hospital, body)
+    assert (refused.status_code, refused.json()["code"]) == (409, "ecert_revoked")
+    body["ec_token"] = await ec_token(client, runtime, person, hospital)
+    await client.post("/v1/me/ecert/suspend", json={}, headers=person.headers)
+    await client.post("/v1/me/ecert/resume", headers=person.headers)
+    # Resumed, but the token was issued before the suspension: it stays dead.
+    refused = await _settle(client, hospital, body)
+    assert (refused.status_code, refused.json()["code"]) == (409, "ecert_revoked")
+
+
+async def test_finding_03_ec_token_lives_ten_minutes_by_default(
+    client: Client, runtime: Runtime
+) -> None:
+    person, hospital = await _setup(client, runtime)
+    verified = await client.post(
+        "/v1/verify", json={"qr": await person.qr(client)}, headers=hospital
+    )
+    lifetime = dt.datetime.fromisoformat(verified.json()["expires_at"]) - utcnow()
+    assert dt.timedelta(seconds=590) < lifetime <= dt.timedelta(seconds=600)
+
+
+async def test_finding_04_undesignated_institution_cannot_preview_or_settle(
+    client: Client, runtime: Runtime
+) -> None:
+    person, hospital = await _setup(client, runtime)
+    body = {
+        **bill("11", {**A, "amount": 1_000}),
+        "ec_token": await ec_token(client, runtime, person, hospital),
+    }
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Institution).values(designated=False))
+    for response in (
+        await client.post("/v1/settlements/preview", json=body, headers=hospital),
+        await _settle(client, hospital, body),
+    ):
+        assert (response.status_code, response.json()["code"]) == (
+            403,
+            "institution_not_designated",
+        )

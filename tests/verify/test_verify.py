@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import update
 
 from ecert import qrtoken
-from ecert.db.models import NumericCode, utcnow
+from ecert.db.models import Institution, NumericCode, utcnow
 from ecert.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.factories import holder, institution, mint_at, now, set_enrolment
@@ -155,3 +155,26 @@ async def test_only_institutions_verify(client: Client, runtime: Runtime) -> Non
     assert (
         await client.post("/v1/verify", json={"qr": "x"}, headers=person.headers)
     ).status_code == 403
+
+
+async def _designate(runtime: Runtime, designated: bool) -> None:
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Institution).values(designated=designated))
+
+
+async def test_finding_04_undesignated_institution_cannot_verify(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    text = await person.qr(client)
+    numeric = (await client.post("/v1/me/ecert/code", headers=person.headers)).json()["code"]
+    await _designate(runtime, False)
+    for code in (text, numeric):
+        status, body = await _verify(client, hospital, code)
+        assert (status, body["code"]) == (403, "institution_not_designated")
+        assert "person" not in body
+    # Refused before the codes were spent: once designated again, both still work.
+    await _designate(runtime, True)
+    assert (await _verify(client, hospital, text))[0] == 200
+    assert (await _verify(client, hospital, numeric))[0] == 200

@@ -10,7 +10,14 @@ from ecert.db.models.core import (
     SigningKey,
     UsedJti,
 )
-from ecert.db.models.issuance import ECert, FamilyLink, NumericCode, RevocationEntry
+from ecert.db.models.issuance import (
+    ECert,
+    FamilyLink,
+    NumericCode,
+    PersonSuspension,
+    RevocationEntry,
+    SuspensionKind,
+)
 from ecert.db.models.lookup import Card, CardEvent, Contribution
 from ecert.db.models.settlement import (
     Account,
@@ -43,12 +50,14 @@ __all__ = [
     "LedgerEntry",
     "NumericCode",
     "Person",
+    "PersonSuspension",
     "PolicyRow",
     "QrUse",
     "Reversal",
     "RevocationEntry",
     "Settlement",
     "SigningKey",
+    "SuspensionKind",
     "UUIDBase",
     "UsedJti",
     "utcnow",

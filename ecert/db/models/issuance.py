@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 
 from advanced_alchemy.types import DateTimeUTC
@@ -34,6 +35,43 @@ class ECert(UUIDBase):
         UniqueConstraint("person_id", "channel", name="uq_ecert_person_channel"),
         CheckConstraint("status in ('active','suspended','revoked')", name="ecert_status"),
         CheckConstraint("version >= 1", name="ecert_version_positive"),
+    )
+
+
+class SuspensionKind(enum.StrEnum):
+    """Who imposed a suspension, which decides who may lift it."""
+
+    #: The agency (hotline, counter, fraud review); only the agency lifts it.
+    AGENCY = "agency"
+    #: The person (lost phone), through a channel; lifted by the agency or a bound channel.
+    PERSON = "person"
+
+
+class PersonSuspension(UUIDBase):
+    """A suspension of all of a person's e-certs; in force while ``lifted_at`` is NULL.
+
+    It is kept on the person, not on each e-cert, so that an e-cert made later (a new channel,
+    a family code) is suspended too, and so that lifting can check who imposed it.
+    """
+
+    __tablename__ = "person_suspensions"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("persons.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    #: The client that imposed it: the agency's client, or the channel the person used.
+    imposed_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200))
+    imposed_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    lifted_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
+    lifted_by: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        CheckConstraint(
+            "kind in (" + ",".join(f"'{k}'" for k in SuspensionKind) + ")",
+            name="person_suspension_kind",
+        ),
     )
 
 

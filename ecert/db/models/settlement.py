@@ -47,6 +47,10 @@ class EcToken(BigIntBase):
     institution_code: Mapped[str] = mapped_column(String(20))
     business_type: Mapped[str | None] = mapped_column(String(8))
     expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    #: The e-cert's version at verify: a rebind, unbind or suspension since then kills the token.
+    ecert_version: Mapped[int] = mapped_column(Integer)
+    #: Set by the one settlement (or visit) the token opens; a guarded update makes it once.
+    spent_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
 
 class PolicyRow(UUIDBase):

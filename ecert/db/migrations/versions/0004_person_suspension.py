@@ -1,7 +1,7 @@
 """person suspensions; single-use, version-bound ec_tokens (issue 14, findings 2 and 3)
 
-Revision ID: 0002b
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-30 23:30:00
 """
 
@@ -13,8 +13,8 @@ import advanced_alchemy.types
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002b"
-down_revision: str | None = "0001"
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

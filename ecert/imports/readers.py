@@ -27,10 +27,7 @@ def rows(
             yield line
 
     if fmt == "csv":
-        reader = csv.DictReader(counted())
-        for record in reader:
-            # Extra cells without a header end up under None; they are ignored like extra columns.
-            yield reader.line_num, {k: v for k, v in record.items() if k and v not in ("", None)}
+        yield from _csv_rows(counted())
         return
     for number, line in enumerate(counted(), start=1):
         if not line.strip():
@@ -40,4 +37,33 @@ def rows(
         except json.JSONDecodeError:
             yield number, "the line is not valid JSON"
             continue
+        except ValueError:
+            # Python refuses integers over 4,300 digits (int_max_str_digits).
+            yield number, "the line has a number with too many digits"
+            continue
+        except RecursionError:
+            yield number, "the line is nested too deeply"
+            continue
         yield number, value if isinstance(value, dict) else "each line must be a JSON object"
+
+
+def _csv_rows(lines: Iterator[str]) -> Iterator[Row]:
+    """CSV records; a line the csv module cannot read (a cell over its 128 KiB field limit) is a
+    reject, and reading goes on with the next line. The module's messages quote no cell."""
+    reader = csv.DictReader(lines)
+    try:
+        reader.fieldnames  # noqa: B018 - reads the header row
+    except csv.Error as exc:
+        yield reader.reader.line_num, f"the header row is not valid CSV: {exc}"
+        return
+    while True:
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            # DictReader copies the line number only on success; the csv reader has it.
+            yield reader.reader.line_num, f"the line is not valid CSV: {exc}"
+            continue
+        # Extra cells without a header end up under None; they are ignored like extra columns.
+        yield reader.line_num, {k: v for k, v in record.items() if k and v not in ("", None)}

@@ -30,7 +30,7 @@ from ecert.oauth.schemas import (
     TokenResponse,
 )
 from ecert.runtime import Runtime
-from ecert.security.audit import record_audit
+from ecert.security.audit import acting, concerning, record_audit
 from ecert.security.tokens import Principal, mint_access_token
 
 _hasher = PasswordHasher()
@@ -241,6 +241,7 @@ async def issue_token(
     if form.grant_type not in (GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER):
         raise UnsupportedGrant()
     client, secret = await authenticate_client(session, runtime, form, authorization)
+    acting(client.client_id, client.kind)  # a refusal from here on is audited against the client
     scopes = frozenset(client.scopes.split())
     if form.scope:
         requested = frozenset(form.scope.split())
@@ -294,6 +295,7 @@ async def _asserted_person(
     )
     if person is None:
         raise UnknownPerson()
+    concerning(person.id)
     registered = cipher.decrypt(person.name_cipher, context="person.name")
     if _norm(registered) != _norm(claims["name"]):
         raise IdentityMismatch()

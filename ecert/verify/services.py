@@ -20,7 +20,7 @@ from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import person_id_number, person_name
 from ecert.runtime import Runtime
-from ecert.security.audit import record_audit
+from ecert.security.audit import concerning, record_audit
 from ecert.security.tokens import Principal
 from ecert.store import StoreUnavailable
 from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse
@@ -88,6 +88,8 @@ async def _load_holder(session: AsyncSession, where: ColumnElement[bool]) -> ECe
         .where(where)
     )
     rows = (await session.execute(statement)).unique().all()  # all: one row per enrolment
+    if rows:
+        concerning(rows[0][0].person_id)  # a refusal from here on is audited against the person
     return rows[0][0] if rows else None
 
 

@@ -20,6 +20,7 @@ from litestar.background_tasks import BackgroundTask
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import AuditEvent
+from ecert.security.auditchain import defer
 from ecert.security.tokens import Principal
 
 _log = structlog.get_logger("ecert.audit")
@@ -69,8 +70,10 @@ async def record_audit(
     outcome: str,
     detail: dict[str, Any] | None = None,
 ) -> None:
-    """Add an audit row to the request's transaction (committed with it)."""
-    session.add(
+    """Add an audit row to the request's transaction: it is written at the commit, last, and
+    only if the transaction commits (``ecert.security.auditchain``)."""
+    defer(
+        session.sync_session,
         AuditEvent(
             actor=principal.client_id,
             actor_kind=principal.kind,
@@ -79,7 +82,7 @@ async def record_audit(
             outcome=outcome,
             request_id=_request_id(),
             detail=detail,
-        )
+        ),
     )
 
 

@@ -74,6 +74,36 @@ def row_mac(key: bytes, row: AuditEvent, prev_hash: str) -> str:
     return hmac.new(key, canonical + prev_hash.encode(), hashlib.sha256).hexdigest()
 
 
+#: ``Session.info`` key of the audit rows waiting for the commit.
+_PENDING = "ecert.audit_pending"
+
+
+def defer(session: Session, row: AuditEvent) -> None:
+    """Write ``row`` when the session commits, after everything else the transaction writes.
+
+    The chain lock is then taken last and held only for the final flush and the COMMIT: no
+    transaction waits for a row lock while holding it (no deadlock through the chain), and
+    appends stay serialised for as short a time as possible.
+    """
+    session.info.setdefault(_PENDING, []).append(row)
+
+
+@event.listens_for(Session, "before_commit")
+def _write_pending(session: Session) -> None:
+    rows = session.info.pop(_PENDING, None)
+    if not rows:
+        return
+    session.flush()  # the transaction's own writes first: their row locks before the chain's
+    session.add_all(rows)
+    session.flush()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_pending(session: Session, _: Any) -> None:
+    if not session.in_transaction():  # the whole transaction, not a savepoint, rolled back
+        session.info.pop(_PENDING, None)
+
+
 # On every Session: advanced-alchemy's plugin builds its sessions from its own sync session maker
 # (it replaces ``sync_session_class``). Sessions carry the key in ``info`` (``session_info``).
 @event.listens_for(Session, "before_flush")

@@ -167,3 +167,16 @@ async def test_finding_12_failed_person_assertions_leave_audit_rows(
     ]
     assert rows[0].person_id == person.id
     assert id_number not in repr(rows[0].detail)
+
+
+async def test_finding_12_concurrent_appends_do_not_fork_the_chain(runtime: Runtime) -> None:
+    async def append(n: int) -> None:
+        async with runtime.sessions.begin() as session:
+            session.add(AuditEvent(actor=f"c{n}", actor_kind="agency", action="a", outcome="ok"))
+
+    await asyncio.gather(*(append(n) for n in range(20)))
+    rows = await _rows(runtime)
+    assert len(rows) == 20
+    assert len({r.prev_hash for r in rows}) == 20  # no two rows claim the same predecessor
+    async with runtime.sessions() as session:
+        assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None

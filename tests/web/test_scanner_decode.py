@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import threading
 import time
+from typing import Any
 
+import pytest
+import zxingcpp
 from PIL import Image
 
 from ecert import qrimage
@@ -85,3 +89,27 @@ async def test_finding_10_a_phone_photo_still_decodes(client: Client, runtime: R
     )
     assert response.status_code == 200, response.text
     assert response.json() == {"text": text}
+
+
+async def test_finding_10_decoding_runs_off_the_event_loop(
+    client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    text = await person.qr(client)
+    threads: list[threading.Thread] = []
+    real = zxingcpp.read_barcodes
+
+    def spy(image: Any) -> Any:
+        threads.append(threading.current_thread())
+        return real(image)
+
+    monkeypatch.setattr(zxingcpp, "read_barcodes", spy)
+    response = await client.post(
+        "/v1/scanner/decode",
+        content=qrimage.render_png(text),
+        headers={**hospital, "Content-Type": "image/png"},
+    )
+    assert response.json() == {"text": text}
+    assert threads
+    assert threads[0] is not threading.main_thread()

@@ -8,6 +8,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 Row = tuple[int, dict[str, Any] | str]  # (line number, row or the reason it is unreadable)
+#: PostgreSQL text cannot hold NUL: one such value failed its whole batch of upserts.
+NUL_REASON = "the line contains a NUL character"
 
 
 def detect(name: str) -> str:
@@ -31,6 +33,9 @@ def rows(
         return
     for number, line in enumerate(counted(), start=1):
         if not line.strip():
+            continue
+        if "\\u0000" in line:  # a raw NUL is already invalid JSON; its escape decodes to one
+            yield number, NUL_REASON
             continue
         try:
             value = json.loads(line)
@@ -66,4 +71,8 @@ def _csv_rows(lines: Iterator[str]) -> Iterator[Row]:
             yield reader.reader.line_num, f"the line is not valid CSV: {exc}"
             continue
         # Extra cells without a header end up under None; they are ignored like extra columns.
-        yield reader.line_num, {k: v for k, v in record.items() if k and v not in ("", None)}
+        row = {k: v for k, v in record.items() if k and v not in ("", None)}
+        if any("\x00" in v for v in row.values() if isinstance(v, str)):
+            yield reader.line_num, NUL_REASON
+            continue
+        yield reader.line_num, row

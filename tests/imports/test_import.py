@@ -425,3 +425,24 @@ def test_finding_13_cli_import_goes_on_past_unparseable_lines(
             _no_values(rejects)
     finally:
         get_settings.cache_clear()
+
+
+async def test_finding_13_nul_characters_are_rejects(runtime: Runtime) -> None:
+    """PostgreSQL cannot store NUL in text: such a line failed its whole batch (500, CLI abort)."""
+    csv_text = (
+        "code,name,kind,level,area\n"
+        "H37010200001,一院,hospital,3,370102\n"
+        "H37010200002,二\x00院,hospital,3,370102\n"
+        "H37010200003,三院,hospital,3,370102\n"
+    )
+    accepted, rejects = await _import(runtime, "institutions", csv_text, "csv")
+    assert (accepted, [r.line for r in rejects]) == (2, [3])
+    jsonl = "\n".join(
+        json.dumps({"code": f"H3701020001{n}", "name": name, "kind": "hospital", "level": "3"})[:-1]
+        + ', "area": "370102"}'
+        for n, name in enumerate(["四院", "五\x00院", "六院"])
+    )
+    accepted, rejects = await _import(runtime, "institutions", jsonl, "jsonl")
+    assert (accepted, [r.line for r in rejects]) == (2, [2])
+    assert all("\x00" not in r.reason for r in rejects)
+    assert await _count(runtime, Institution) == 4

@@ -165,14 +165,18 @@ async def verify(
 ) -> Break | None:
     """Walk the chain in id order; ``None`` when every link and MAC holds and the head agrees.
 
-    Rows written before the chain existed (no ``row_hash``) may only precede the first chained row.
+    The head is read first and the walk ends at its row: rows appended meanwhile are left for the
+    next run. Rows written before the chain existed (no ``row_hash``) may only precede the first
+    chained row.
     """
+    head = await session.get(AuditChainHead, 1)
+    end_id, end_hash = (head.last_id, head.last_hash) if head is not None else (None, GENESIS)
+    walk = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    if end_id is not None:
+        walk = walk.where(AuditEvent.id <= end_id)
     prev: str | None = None
     last_id: int | None = None
-    rows = await session.stream_scalars(
-        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
-    )
-    async for row in rows:
+    async for row in await session.stream_scalars(walk):
         if on_row is not None:
             on_row()
         if row.row_hash is None:
@@ -187,9 +191,6 @@ async def verify(
             return Break(row.id, "its fields do not match its MAC (changed)")
         prev, last_id = row.row_hash, row.id
         session.expunge(row)
-    head = await session.get(AuditChainHead, 1)
-    head_hash = head.last_hash if head is not None else GENESIS
-    if head_hash != (prev or GENESIS):
-        missing = head.last_id if head is not None else None
-        return Break(missing, "the log ends before the head: rows at its end were deleted")
+    if (prev or GENESIS) != end_hash or last_id != end_id:
+        return Break(end_id, "the log ends before the head: rows at its end were deleted")
     return None

@@ -103,6 +103,9 @@ async def _tamper(settings: Settings, how: str) -> int:
                     update(AuditEvent).where(AuditEvent.id == victim).values(outcome="forged")
                 )
                 return victim
+            if how == "cut":  # the newest row: only the head still knows it
+                await connection.execute(delete(AuditEvent).where(AuditEvent.id == rows[-1].id))
+                return rows[-1].id
             await connection.execute(delete(AuditEvent).where(AuditEvent.id == victim))
             return rows[3].id
     finally:
@@ -119,7 +122,7 @@ async def _cleanup(settings: Settings) -> None:
         await runtime.engine.dispose()
 
 
-@pytest.mark.parametrize("how", ["change", "delete"])
+@pytest.mark.parametrize("how", ["change", "delete", "cut"])
 def test_finding_12_audit_verify_names_the_first_broken_row(
     backend: Backend, how: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

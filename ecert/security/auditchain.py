@@ -53,7 +53,21 @@ def audit_key(runtime: Any) -> bytes:
 
 def session_info(key: bytes) -> dict[str, Any]:
     """``info`` for a session maker whose sessions chain the audit rows they add."""
+    install()
     return {AUDIT_KEY: key}
+
+
+def install() -> None:
+    """Hook the chain into every Session, once a process (not at import: no import side effects).
+
+    Every Session, not a subclass: advanced-alchemy's plugin builds its sessions from its own
+    sync session maker. Sessions carry the key in ``info`` (:func:`session_info`).
+    """
+    if event.contains(Session, "before_flush", _chain):
+        return
+    event.listen(Session, "before_flush", _chain)
+    event.listen(Session, "before_commit", _write_pending)
+    event.listen(Session, "after_soft_rollback", _drop_pending)
 
 
 def row_mac(key: bytes, row: AuditEvent, prev_hash: str) -> str:
@@ -85,10 +99,10 @@ def defer(session: Session, row: AuditEvent) -> None:
     transaction waits for a row lock while holding it (no deadlock through the chain), and
     appends stay serialised for as short a time as possible.
     """
+    install()
     session.info.setdefault(_PENDING, []).append(row)
 
 
-@event.listens_for(Session, "before_commit")
 def _write_pending(session: Session) -> None:
     rows = session.info.pop(_PENDING, None)
     if not rows:
@@ -98,15 +112,11 @@ def _write_pending(session: Session) -> None:
     session.flush()
 
 
-@event.listens_for(Session, "after_soft_rollback")
 def _drop_pending(session: Session, _: Any) -> None:
     if not session.in_transaction():  # the whole transaction, not a savepoint, rolled back
         session.info.pop(_PENDING, None)
 
 
-# On every Session: advanced-alchemy's plugin builds its sessions from its own sync session maker
-# (it replaces ``sync_session_class``). Sessions carry the key in ``info`` (``session_info``).
-@event.listens_for(Session, "before_flush")
 def _chain(session: Session, _: UOWTransaction, __: Any) -> None:
     rows = [obj for obj in session.new if isinstance(obj, AuditEvent)]
     if not rows:

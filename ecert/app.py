@@ -36,6 +36,7 @@ from ecert.observability import configure_logging, request_id_middleware
 from ecert.ops.controllers import HealthController
 from ecert.problems import exception_handlers
 from ecert.runtime import build_runtime
+from ecert.security.auditchain import audit_key, session_info
 from ecert.security.auth import BearerAuthMiddleware
 from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
@@ -104,7 +105,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     db_config = SQLAlchemyAsyncConfig(
         engine_instance=engine,
-        session_config=AsyncSessionConfig(expire_on_commit=False),
+        session_config=AsyncSessionConfig(
+            expire_on_commit=False,
+            info=session_info(audit_key(runtime)),
+        ),
         before_send_handler="autocommit",
     )
     prometheus = PrometheusConfig(app_name="ecert", group_path=True)

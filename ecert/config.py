@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     pii_keys: str = ""
     #: base64url secret for the keyed hash of ID numbers. Overrides key_file.
     hash_key: str = ""
+    #: base64url secret (≥ 32 bytes) that MACs the audit chain. Default: derived from the hash key.
+    audit_key: str = ""
     #: This service's issuer URL: ``iss`` of access tokens, ``aud`` of client assertions.
     issuer_url: str = "http://localhost:8000"
     #: Audience of access tokens.

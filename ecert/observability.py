@@ -6,12 +6,15 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.exc import StatementError
 
 from ecert.config import Settings
 
@@ -31,6 +34,7 @@ def configure_logging(settings: Settings) -> None:
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            withhold_database_messages,
             structlog.processors.format_exc_info,
             renderer,
         ],
@@ -40,6 +44,50 @@ def configure_logging(settings: Settings) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=False,
     )
+
+
+#: Modules of database drivers: their messages quote values (asyncpg's "DETAIL: Key (x)=(v)").
+_DRIVERS = ("asyncpg", "sqlite3", "aiosqlite", "psycopg")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in seen):
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    return isinstance(exc, StatementError) or type(exc).__module__.split(".")[0] in _DRIVERS
+
+
+def withhold_database_messages(
+    _: Any, __: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Log a database error's traceback and SQLSTATE, never its message.
+
+    ``hide_parameters`` keeps bound values out of SQLAlchemy's text, but the driver's own message
+    still quotes them (a unique violation's DETAIL names the key's value).
+    """
+    info = event.get("exc_info")
+    exc = sys.exc_info()[1] if info is True else info[1] if isinstance(info, tuple) else info
+    if not isinstance(exc, BaseException):
+        return event
+    chain = _chain(exc)
+    if not any(_is_database_error(e) for e in chain):
+        return event
+    del event["exc_info"]
+    lines: list[str] = []
+    # Every message of the chain is withheld: wrappers (SQLAlchemy's adapters) repeat the driver's.
+    for error in reversed(chain):
+        lines.extend(traceback.format_tb(error.__traceback__))
+        lines.append(f"{type(error).__module__}.{type(error).__qualname__}: (message withheld)\n")
+    event["exception"] = "".join(lines)
+    orig = getattr(exc, "orig", None)
+    event.setdefault("sqlstate", getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None))
+    return event
 
 
 def ensure_request_id(scope: Scope) -> str:

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ecert.errors import EcertError
 from ecert.observability import ensure_request_id
+from ecert.security.audit import refusal_audit
 
 PROBLEM_JSON = "application/problem+json"
 _log = structlog.get_logger("ecert.errors")
@@ -45,6 +46,7 @@ def problem(
     extra: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response[dict[str, Any]]:
+    """The problem response; a refusal (4xx) of a known caller is audited after it is sent."""
     body: dict[str, Any] = {
         "type": f"urn:ecert:problem:{code}",
         "title": title,
@@ -61,7 +63,13 @@ def problem(
         body.update(extra)
     if fresh:
         headers = {**(headers or {}), "X-Request-ID": body["request_id"]}
-    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    return Response(
+        body,
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=headers,
+        background=refusal_audit(request, status, code),
+    )
 
 
 def handle_ecert_error(request: Request[Any, Any, Any], exc: EcertError) -> Response[Any]:

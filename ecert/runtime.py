@@ -8,6 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ecert.config import Settings
 from ecert.db.engine import make_engine
+from ecert.security.auditchain import derive_key, session_info
 from ecert.security.keys import KeyRing
 from ecert.security.pii import PiiCipher, load_cipher
 from ecert.store import Store, make_store
@@ -39,5 +40,9 @@ def build_runtime(settings: Settings) -> Runtime:
         keys=KeyRing(cipher, refresh_every_s=settings.key_refresh_s),
         store=make_store(settings.redis_url, settings.redis_timeout_s),
         engine=engine,
-        sessions=async_sessionmaker(engine, expire_on_commit=False),
+        sessions=async_sessionmaker(
+            engine,
+            expire_on_commit=False,
+            info=session_info(derive_key(settings, cipher)),
+        ),
     )

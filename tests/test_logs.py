@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-import structlog
+import logging
 
+import pytest
+import structlog
+from sqlalchemy import select
+
+from ecert.db.models import ECert
+from ecert.issuance import services as issuance_services
 from ecert.runtime import Runtime
 from tests.conftest import AppFactory, open_client
-from tests.helpers import JWT_BEARER, Client, add_client, add_person, person_assertion
+from tests.helpers import (
+    JWT_BEARER,
+    Client,
+    add_client,
+    add_person,
+    bearer,
+    person_assertion,
+    person_token,
+)
 
 
 async def test_request_logs_have_no_id_number_or_name(make_app: AppFactory) -> None:
@@ -37,3 +51,37 @@ async def _exercise(client: Client, runtime: Runtime) -> None:
     text = repr(logs)
     for secret_value in (id_number, id_number[:-1], "钱多多", "钱少少"):
         assert secret_value not in text
+
+
+async def test_finding_14_database_error_logs_no_query_values(
+    make_app: AppFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A unique violation through a route: the 500's log line names the error, not the values."""
+    app = make_app(log_level="INFO")
+    runtime: Runtime = app.state.runtime
+    async with open_client(app) as client:
+        channel = await add_client(runtime, "channel")
+        first, second = await add_person(runtime), await add_person(runtime)
+        tokens = [
+            await person_token(client, runtime, channel, number, "张三")
+            for _, number in (first, second)
+        ]
+        device = {"device_id": "device-9f3a77c1", "device_name": "Mate 60"}
+        taken = await client.post("/v1/me/ecert", json=device, headers=bearer(tokens[0]))
+        assert taken.status_code == 200
+        async with runtime.sessions() as session:
+            ecert = await session.scalar(select(ECert))
+        assert ecert is not None
+        # The second activation draws the first one's number and pseudonym: a unique violation.
+        monkeypatch.setattr(issuance_services, "new_pseudonym", lambda: ecert.pseudonym)
+        monkeypatch.setattr(issuance_services, "new_number", lambda _area: ecert.number)
+        with caplog.at_level(logging.DEBUG):
+            clash = await client.post("/v1/me/ecert", json=device, headers=bearer(tokens[1]))
+    assert clash.status_code >= 400
+    logged = capsys.readouterr().out + caplog.text
+    assert "unhandled_error" in logged or clash.status_code < 500
+    for value in (ecert.pseudonym, ecert.number, device["device_id"]):
+        assert value not in logged, value

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
+from ecert.db.models import AuditEvent
 from ecert.db.models import Client as ClientRow
 from ecert.runtime import Runtime
 from tests.helpers import (
@@ -394,3 +395,20 @@ async def test_finding_11_unknown_person_and_wrong_name_get_one_answer(
     # Insured with a wrong name, or not insured at all: nothing tells the two apart.
     assert answers[0] == answers[1]
     assert answers[0][0] == 400
+    # The audit does tell them apart, and keeps the refusals although the requests rolled back.
+    async with runtime.sessions() as session:
+        rows = (
+            await session.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.action == "POST /oauth/token")
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+    assert [(r.outcome, (r.detail or {}).get("reason")) for r in rows] == [
+        ("identity_mismatch", "name_mismatch"),
+        ("identity_mismatch", "unknown_person"),
+    ]
+    assert rows[0].person_id is not None
+    assert rows[1].person_id is None
+    assert {r.actor for r in rows} == {channel_id}
+    assert insured not in repr([r.detail for r in rows])

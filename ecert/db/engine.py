@@ -22,7 +22,11 @@ def make_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         prepare_sqlite_path(url)
         engine = create_async_engine(
-            url, echo=settings.db_echo, connect_args={"timeout": 30}, pool_size=5
+            url,
+            echo=settings.db_echo,
+            hide_parameters=True,
+            connect_args={"timeout": 30},
+            pool_size=5,
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -38,6 +42,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=settings.db_echo,
+        # Bound values (pseudonyms, device ids, bill items) stay out of error messages and logs.
+        hide_parameters=True,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_pool_size,
         pool_pre_ping=settings.db_pre_ping,

@@ -28,7 +28,7 @@ from ecert.oauth.schemas import (
 )
 from ecert.runtime import Runtime
 from ecert.security import client_secrets
-from ecert.security.audit import record_audit
+from ecert.security.audit import acting, concerning, record_audit, refusal_reason
 from ecert.security.pii import PiiCipher
 from ecert.security.ratelimit import RateLimiter
 from ecert.security.tokens import Principal, mint_access_token
@@ -254,6 +254,7 @@ async def issue_token(
     if form.grant_type not in (GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER):
         raise UnsupportedGrant()
     client, secret = await authenticate_client(session, runtime, form, authorization)
+    acting(client.client_id, client.kind)  # a refusal from here on is audited against the client
     # Counted once authenticated: a count by the claimed client_id would let anyone who knows
     # an id spend that client's budget with wrong secrets (the address bucket bounds those).
     await limiter.count_client(client.client_id, client.rate_limit)
@@ -310,18 +311,11 @@ async def _asserted_person(
     person = await session.scalar(
         select(Person).where(Person.id_hash == cipher.lookup_hash(number.value))
     )
+    if person is not None:
+        concerning(person.id)
     registered = cipher.decrypt(person.name_cipher, context="person.name") if person else None
     if person is None or registered is None or not names_match(registered, claims["name"]):
-        # The audit says which it was; the caller is not told.
-        channel = Principal(client.client_id, client.kind)
-        reason = "unknown_person" if person is None else "name_mismatch"
-        await record_audit(
-            session,
-            channel,
-            person.id if person else None,
-            "person_token.issue",
-            "refused",
-            {"reason": reason},
-        )
+        # The refusal's audit row says which it was (ecert.security.audit); the caller is not told.
+        refusal_reason("unknown_person" if person is None else "name_mismatch")
         raise IdentityMismatch()
     return person

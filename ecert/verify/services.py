@@ -29,7 +29,7 @@ from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolle
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import person_id_number, person_name
 from ecert.runtime import Runtime
-from ecert.security.audit import record_audit
+from ecert.security.audit import concerning, record_audit
 from ecert.security.tokens import Principal
 from ecert.store import StoreUnavailable
 from ecert.suspension import in_force, refuse_if
@@ -112,6 +112,7 @@ async def _load_holder(
             raise NotDesignated()
         raise ECertRevoked("no e-cert has this pseudonym")
     ecert, _, is_designated, suspended = rows[0]
+    concerning(ecert.person_id)  # a refusal from here on is audited against the person
     if not is_designated:
         raise NotDesignated()
     refuse_if(suspended)

@@ -340,3 +340,109 @@ def test_cli_import_writes_rejects(tmp_path: Path, monkeypatch: pytest.MonkeyPat
         assert all(actor.startswith("cli:") for *_, actor in audit)
     finally:
         get_settings.cache_clear()
+
+
+#: A CSV cell past the csv module's 128 KiB field limit, and a JSON integer past Python's 4,300
+#: digits: each made the reader raise, which aborted the import (a 500 over the API).
+HUGE_CELL = "9" * 140_000
+HUGE_INT = "9" * 5_000
+C = new_id_number("370102", dt.date(1975, 3, 4))
+OVERSIZED_CSV = f"""id_number,name,area,category
+{A},张三,370102,employee
+{C},{HUGE_CELL},370102,employee
+{B},李四,110105,retired
+"""
+OVERSIZED_JSONL = "\n".join(
+    [
+        json.dumps({"code": "H37010200001", "name": "一院", "kind": "hospital", "level": "3"})[:-1]
+        + ', "area": "370102"}',
+        '{"code": "H37010200002", "name": "二院", "kind": "hospital", "level": "3", '
+        f'"area": "370102", "designated": {HUGE_INT}}}',
+        "[" * 100_000 + "]" * 100_000,
+        json.dumps({"code": "H37010200003", "name": "三院", "kind": "hospital", "level": "1"})[:-1]
+        + ', "area": "370102"}',
+    ]
+)
+
+
+def _no_values(rejects: list[Reject] | list[dict[str, object]]) -> None:
+    text = repr(rejects)
+    assert HUGE_CELL[:50] not in text
+    assert HUGE_INT[:50] not in text
+    assert C not in text
+
+
+async def test_finding_13_unparseable_lines_are_rejects_and_the_rest_imports(
+    runtime: Runtime,
+) -> None:
+    accepted, rejects = await _import(runtime, "persons", OVERSIZED_CSV, "csv")
+    assert (accepted, [r.line for r in rejects]) == (2, [3])
+    _no_values(rejects)
+    accepted, rejects = await _import(runtime, "institutions", OVERSIZED_JSONL, "jsonl")
+    assert (accepted, [r.line for r in rejects]) == (2, [2, 3])
+    _no_values(rejects)
+    assert await _count(runtime, Institution) == 2
+
+
+async def test_finding_13_api_import_rejects_unparseable_lines(
+    client: Client, runtime: Runtime
+) -> None:
+    agency = bearer(await client_token(client, *await add_client(runtime, "agency")))
+    for kind, body, fmt, lines in (
+        ("persons", OVERSIZED_CSV, "text/csv", [3]),
+        ("institutions", OVERSIZED_JSONL, "application/jsonl", [2, 3]),
+    ):
+        response = await client.post(
+            f"/v1/agency/imports/{kind}",
+            content=body.encode(),
+            headers={**agency, "Content-Type": fmt},
+        )
+        assert response.status_code == 200, response.text[:500]
+        report = response.json()
+        assert (report["accepted"], [r["line"] for r in report["rejects"]]) == (2, lines)
+        _no_values(report["rejects"])
+
+
+def test_finding_13_cli_import_goes_on_past_unparseable_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        upgrade(get_settings().effective_database_url)
+        for kind, name, text, lines in (
+            ("persons", "persons.csv", OVERSIZED_CSV, [3]),
+            ("institutions", "institutions.jsonl", OVERSIZED_JSONL, [2, 3]),
+        ):
+            source = tmp_path / name
+            source.write_text(text, encoding="utf-8")
+            result = CliRunner().invoke(main, ["import", kind, str(source)])
+            assert result.exit_code == 0, result.output[-2000:]
+            summary = json.loads(result.output.strip().splitlines()[-1])
+            assert (summary["accepted"], summary["rejected"]) == (2, len(lines))
+            rejects = [json.loads(x) for x in Path(summary["rejects"]).read_text().splitlines()]
+            assert [r["line"] for r in rejects] == lines
+            _no_values(rejects)
+    finally:
+        get_settings.cache_clear()
+
+
+async def test_finding_13_nul_characters_are_rejects(runtime: Runtime) -> None:
+    """PostgreSQL cannot store NUL in text: such a line failed its whole batch (500, CLI abort)."""
+    csv_text = (
+        "code,name,kind,level,area\n"
+        "H37010200001,一院,hospital,3,370102\n"
+        "H37010200002,二\x00院,hospital,3,370102\n"
+        "H37010200003,三院,hospital,3,370102\n"
+    )
+    accepted, rejects = await _import(runtime, "institutions", csv_text, "csv")
+    assert (accepted, [r.line for r in rejects]) == (2, [3])
+    jsonl = "\n".join(
+        json.dumps({"code": f"H3701020001{n}", "name": name, "kind": "hospital", "level": "3"})[:-1]
+        + ', "area": "370102"}'
+        for n, name in enumerate(["四院", "五\x00院", "六院"])
+    )
+    accepted, rejects = await _import(runtime, "institutions", jsonl, "jsonl")
+    assert (accepted, [r.line for r in rejects]) == (2, [2])
+    assert all("\x00" not in r.reason for r in rejects)
+    assert await _count(runtime, Institution) == 4

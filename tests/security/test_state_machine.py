@@ -40,6 +40,7 @@ from ecert.identity import make_id_number
 from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
 from ecert.runtime import Runtime, build_runtime
+from ecert.security.auditchain import audit_key, session_info
 from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency, reversal, services
@@ -66,7 +67,11 @@ class Money(RuleBasedStateMachine):
         self.runtime.engine = create_async_engine(
             config.effective_database_url, poolclass=pool.NullPool
         )
-        self.runtime.sessions = async_sessionmaker(self.runtime.engine, expire_on_commit=False)
+        self.runtime.sessions = async_sessionmaker(
+            self.runtime.engine,
+            expire_on_commit=False,
+            info=session_info(audit_key(self.runtime)),  # audit rows are chained (finding 12)
+        )
         self.answers: dict[str, dict[str, Any]] = {}
         _run(self._seed)
 

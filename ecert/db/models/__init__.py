@@ -1,5 +1,6 @@
 """All ORM models. Domains import from here; this package imports no domain."""
 
+from ecert.db.models.audit import AuditChainHead
 from ecert.db.models.base import Base, BigIntBase, UUIDBase, utcnow
 from ecert.db.models.core import (
     AuditEvent,
@@ -33,6 +34,7 @@ from ecert.db.models.settlement import (
 
 __all__ = [
     "Account",
+    "AuditChainHead",
     "AuditEvent",
     "Base",
     "BenefitUsage",

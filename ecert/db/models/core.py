@@ -166,6 +166,11 @@ class AuditEvent(BigIntBase):
     outcome: Mapped[str] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
+    #: The previous row's ``row_hash`` (the chain; ecert/security/auditchain.py). NULL only on
+    #: rows written before the chain existed.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    #: HMAC-SHA256 under the audit key over this row's fields and ``prev_hash``.
+    row_hash: Mapped[str | None] = mapped_column(String(64))
 
     __table_args__ = (Index("ix_audit_actor_at", "actor", "at"),)
 

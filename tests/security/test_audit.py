@@ -1,0 +1,185 @@
+"""The audit log: refusals are recorded, rows are chained, and the chain shows tampering."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import DBAPIError
+
+from ecert.cli import main
+from ecert.config import Settings, get_settings
+from ecert.db.models import AuditEvent
+from ecert.runtime import Runtime, build_runtime
+from ecert.security import auditchain
+from tests.conftest import Backend, _clean
+from tests.factories import holder, institution, set_enrolment
+from tests.helpers import JWT_BEARER, Client, add_client, add_person, person_assertion
+
+
+async def _rows(runtime: Runtime) -> list[AuditEvent]:
+    async with runtime.sessions() as session:
+        return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
+
+
+async def test_finding_12_refused_verifies_leave_audit_rows(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    code = await person.qr(client)
+    ok = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
+    assert ok.status_code == 200
+    replay = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
+    assert replay.json()["code"] == "qr_replayed"
+    await set_enrolment(runtime, person, "paused")
+    fresh = await person.qr(client)
+    refused = await client.post("/v1/verify", json={"qr": fresh}, headers=hospital)
+    assert refused.json()["code"] == "not_enrolled"
+    rows = [r for r in await _rows(runtime) if r.action.endswith("/v1/verify")]
+    assert [r.outcome for r in rows] == ["qr_replayed", "not_enrolled"]
+    for row in rows:
+        assert row.action == "POST /v1/verify"
+        assert row.actor_kind == "institution"
+        assert row.person_id == person.person_id
+        assert row.request_id
+        assert person.id_number not in repr(row.detail)
+
+
+async def test_finding_12_every_row_is_chained(client: Client, runtime: Runtime) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    for _ in range(2):
+        await client.post("/v1/verify", json={"qr": await person.qr(client)}, headers=hospital)
+    rows = await _rows(runtime)
+    assert len(rows) >= 4
+    assert rows[0].prev_hash == auditchain.GENESIS
+    for before, after in itertools.pairwise(rows):
+        assert after.prev_hash == before.row_hash
+    async with runtime.sessions() as session:
+        assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
+
+
+async def test_finding_12_audit_rows_cannot_be_changed_on_postgresql(
+    client: Client, runtime: Runtime
+) -> None:
+    if runtime.settings.is_sqlite:
+        pytest.skip("SQLite has no roles or triggers here: audit verify detects changes there")
+    await holder(client, runtime)
+    first = (await _rows(runtime))[0]
+    for statement in (
+        update(AuditEvent).where(AuditEvent.id == first.id).values(outcome="forged"),
+        delete(AuditEvent).where(AuditEvent.id == first.id),
+        delete(AuditEvent),
+    ):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with runtime.sessions.begin() as session:
+                await session.execute(statement)
+    assert (await _rows(runtime))[0].outcome == first.outcome
+
+
+async def _tamper(settings: Settings, how: str) -> int:
+    """Add a few audited requests' worth of rows, then tamper as the owner; the row to name."""
+    runtime = build_runtime(settings)
+    try:
+        async with runtime.sessions.begin() as session:
+            for n in range(5):
+                session.add(
+                    AuditEvent(actor=f"c{n}", actor_kind="agency", action="a", outcome="ok")
+                )
+        rows = await _rows(runtime)
+        victim = rows[2].id
+        async with runtime.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                # The owner (here a superuser) can switch the append-only trigger off.
+                await connection.execute(text("SET LOCAL session_replication_role = replica"))
+            if how == "change":
+                await connection.execute(
+                    update(AuditEvent).where(AuditEvent.id == victim).values(outcome="forged")
+                )
+                return victim
+            if how == "cut":  # the newest row: only the head still knows it
+                await connection.execute(delete(AuditEvent).where(AuditEvent.id == rows[-1].id))
+                return rows[-1].id
+            await connection.execute(delete(AuditEvent).where(AuditEvent.id == victim))
+            return rows[3].id
+    finally:
+        await runtime.store.close()
+        await runtime.engine.dispose()
+
+
+async def _cleanup(settings: Settings) -> None:
+    runtime = build_runtime(settings)
+    try:
+        await _clean(runtime, settings.redis_url)
+    finally:
+        await runtime.store.close()
+        await runtime.engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["change", "delete", "cut"])
+def test_finding_12_audit_verify_names_the_first_broken_row(
+    backend: Backend, how: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = backend.settings
+    env = {
+        "ECERT_DATABASE_URL": settings.database_url,
+        "ECERT_REDIS_URL": settings.redis_url,
+        "ECERT_DATA_DIR": settings.data_dir,
+        "ECERT_PII_KEYS": settings.pii_keys,
+        "ECERT_HASH_KEY": settings.hash_key,
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    try:
+        intact = CliRunner().invoke(main, ["audit", "verify"])
+        assert intact.exit_code == 0, intact.output
+        broken = asyncio.run(_tamper(settings, how))
+        result = CliRunner().invoke(main, ["audit", "verify"])
+        assert result.exit_code == 1, result.output
+        assert f"row {broken}" in result.output
+    finally:
+        get_settings.cache_clear()
+        asyncio.run(_cleanup(settings))
+    assert os.environ.get("ECERT_DATABASE_URL") == settings.database_url
+
+
+async def test_finding_12_failed_person_assertions_leave_audit_rows(
+    client: Client, runtime: Runtime
+) -> None:
+    channel_id, secret = await add_client(runtime, "channel")
+    person, id_number = await add_person(runtime, name="钱多多")
+    wrong_name = person_assertion(
+        channel_id, secret, id_number, "钱少少", audience=runtime.settings.issuer_url
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={"grant_type": JWT_BEARER, "assertion": wrong_name},
+        auth=(channel_id, secret or ""),
+    )
+    assert response.status_code >= 400
+    rows = await _rows(runtime)
+    assert [(r.actor, r.action, r.outcome) for r in rows] == [
+        (channel_id, "POST /oauth/token", response.json()["code"])
+    ]
+    assert rows[0].person_id == person.id
+    assert id_number not in repr(rows[0].detail)
+
+
+async def test_finding_12_concurrent_appends_do_not_fork_the_chain(runtime: Runtime) -> None:
+    async def append(n: int) -> None:
+        async with runtime.sessions.begin() as session:
+            session.add(AuditEvent(actor=f"c{n}", actor_kind="agency", action="a", outcome="ok"))
+
+    await asyncio.gather(*(append(n) for n in range(20)))
+    rows = await _rows(runtime)
+    assert len(rows) == 20
+    assert len({r.prev_hash for r in rows}) == 20  # no two rows claim the same predecessor
+    async with runtime.sessions() as session:
+        assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None

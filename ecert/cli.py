@@ -12,11 +12,36 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+from cryptography.exceptions import InvalidTag
 
-from ecert.config import get_settings
+from ecert.config import ConfigurationError, get_settings
 from ecert.runtime import Runtime, build_runtime
 
 T = TypeVar("T")
+
+#: Exit status for a configuration error (like a usage error: the operator must change something).
+CONFIG_EXIT = 2
+
+
+class EcertGroup(click.Group):
+    """Turns a configuration error raised by any command into one sentence and exit status 2.
+
+    Settings are read lazily (``verify`` works offline without any), so the error can surface in
+    any command; catching it here covers all of them, not a traceback with exit status 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            message = str(exc)
+        except InvalidTag:
+            message = (
+                "the PII keys do not decrypt this database's signing keys: ECERT_PII_KEYS "
+                "(or the key file) is not the key set this database was written with."
+            )
+        click.echo(f"ecert: configuration error: {message}", err=True)
+        ctx.exit(CONFIG_EXIT)
 
 
 def run_with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -41,13 +66,15 @@ def _login() -> str:
         return f"uid{os.getuid()}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EcertGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ecert")
 def main() -> None:
     """ecert: electronic medical insurance certificates.
 
     Settings come from ECERT_* environment variables (see docs/operations.md); with none set,
-    ecert runs embedded on a SQLite file and an in-process store in ./ecert-data.
+    ecert runs embedded on a SQLite file and an in-process store in ./ecert-data. A PostgreSQL
+    URL (or ECERT_ENV=production) demands explicit Redis, keys and issuer; configuration errors
+    exit with status 2.
     """
 
 
@@ -73,6 +100,9 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
         )
     if migrate or (migrate is None and settings.is_sqlite):
         upgrade(settings.effective_database_url)
+    # Load the keys once here: a wrong key or an unreachable database is then one sentence
+    # from this process, not a traceback from every worker's start-up.
+    run_with_runtime(_preflight)
     uvicorn.run(
         "ecert.app:create_app",
         factory=True,
@@ -83,6 +113,14 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
         access_log=False,
         proxy_headers=False,
     )
+
+
+async def _preflight(runtime: Runtime) -> None:
+    from ecert.security.keys import ensure_active_keys
+
+    async with runtime.sessions.begin() as session:
+        await ensure_active_keys(session, runtime.cipher)
+    await runtime.refresh_keys()
 
 
 @main.group()

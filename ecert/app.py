@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,7 @@ from ecert.lookup.controllers import LookupController
 from ecert.oauth.controllers import TokenController
 from ecert.observability import configure_logging, request_id_middleware
 from ecert.ops.controllers import HealthController
+from ecert.ops.readiness import Drain, SchemaCheck
 from ecert.problems import exception_handlers
 from ecert.runtime import build_runtime
 from ecert.security.auth import BearerAuthMiddleware
@@ -90,15 +92,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     configure_logging(settings)
     runtime = build_runtime(settings)
     engine, cipher = runtime.engine, runtime.cipher
+    drain = Drain(settings.drain_grace_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
         async with runtime.sessions.begin() as session:
             await ensure_active_keys(session, cipher)
         await runtime.refresh_keys()
+        drain.install(asyncio.get_running_loop())
         try:
             yield
         finally:
+            drain.uninstall()
             await runtime.store.close()
             await engine.dispose()
 
@@ -134,6 +139,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"bearer": []}],
         ),
-        state=State({"runtime": runtime, "rate_limiter": RateLimiter(runtime)}),
+        state=State(
+            {
+                "runtime": runtime,
+                "rate_limiter": RateLimiter(runtime),
+                "drain": drain,
+                "schema_check": SchemaCheck(engine),
+            }
+        ),
         debug=False,
     )

@@ -139,6 +139,28 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database upgraded to {revision}")
 
 
+@db.command("check")
+def db_check() -> None:
+    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``)."""
+    from ecert.db.migrate import database_heads, script_heads
+
+    async def work(runtime: Runtime) -> set[str]:
+        return await database_heads(runtime.engine)
+
+    found, expected = run_with_runtime(work), script_heads()
+    click.echo(
+        json.dumps(
+            {
+                "database": sorted(found),
+                "packaged": sorted(expected),
+                "state": "current" if found == expected else "behind",
+            }
+        )
+    )
+    if found != expected:
+        sys.exit(1)
+
+
 @main.group()
 def clients() -> None:
     """API clients: channels, institutions, the agency."""

@@ -79,6 +79,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     max_body_bytes: Annotated[int, Meta(ge=1024, le=1 << 30)] = 1_048_576
     #: Timeout for every Redis call, so a hung Redis cannot hang a request.
     redis_timeout_s: Annotated[float, Meta(gt=0, le=10)] = 0.25
+    #: After a Redis failure or timeout, skip Redis (callers fall back) for this long.
+    redis_breaker_s: Annotated[float, Meta(ge=0.1, le=300)] = 5.0
+    #: On SIGTERM ``/readyz`` answers 503 for this long while requests are still served, so the
+    #: load balancer takes the node out before the server stops accepting connections.
+    drain_grace_s: Annotated[float, Meta(ge=0, le=120)] = 5.0
     #: Requests a minute before 429 for each person-scoped token and each anonymous address.
     rate_limit_per_minute: Positive = 600
     #: Default quota of a client (requests a minute, token requests included) when it was

@@ -49,3 +49,23 @@ def run_upgrade(url: str) -> None:
         upgrade(url)
         return
     raise RuntimeError("run_upgrade called inside an event loop; use upgrade_engine")
+
+
+def script_heads() -> set[str]:
+    """The head revisions of the packaged migrations (reads the migration files: blocking)."""
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return set(ScriptDirectory.from_config(config).get_heads())
+
+
+async def database_heads(engine: AsyncEngine) -> set[str]:
+    """The revisions the database is at (empty when never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    def _heads(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(_heads)

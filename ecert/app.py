@@ -33,6 +33,7 @@ from ecert.issuance.controllers import (
 from ecert.issuance.family_controllers import AgencyFamilyController, FamilyController
 from ecert.lookup.controllers import LookupController
 from ecert.oauth.controllers import TokenController
+from ecert.oauth.status import ClientStatus
 from ecert.observability import configure_logging, request_id_middleware
 from ecert.ops.controllers import HealthController
 from ecert.ops.readiness import Drain, SchemaCheck
@@ -145,6 +146,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "rate_limiter": RateLimiter(runtime),
                 "drain": drain,
                 "schema_check": SchemaCheck(engine),
+                "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),
             }
         ),
         debug=False,

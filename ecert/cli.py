@@ -227,6 +227,74 @@ def clients_add(
     click.echo(msgspec.json.encode(created).decode())
 
 
+@clients.command("list")
+def clients_list() -> None:
+    """Show every client: id, kind, name, institution, auth method, scopes, quota, state.
+
+    No secrets: neither the secret hash nor the public key is printed.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ecert.oauth.services import list_clients
+
+    async def work(runtime: Runtime) -> list[tuple[str, ...]]:
+        async with runtime.sessions() as session:
+            return [
+                (
+                    c.client_id,
+                    c.kind,
+                    c.name,
+                    c.institution.code if c.institution else "",
+                    "private_key_jwt" if c.public_key_pem else "secret",
+                    c.scopes,
+                    str(c.rate_limit) if c.rate_limit else "default",
+                    "active" if c.active else "disabled",
+                )
+                for c in await list_clients(session)
+            ]
+
+    table = Table("client_id", "kind", "name", "institution", "auth", "scopes", "rate", "state")
+    for row in run_with_runtime(work):
+        table.add_row(*row)
+    Console(width=200).print(table)
+
+
+def _set_active(client_id: str, active: bool) -> None:
+    from ecert.oauth.services import set_client_active
+    from ecert.security.audit import record_audit
+    from ecert.security.tokens import Principal
+
+    async def work(runtime: Runtime) -> bool:
+        async with runtime.sessions.begin() as session:
+            client = await set_client_active(session, client_id, active)
+            if client is None:
+                return False
+            operator = Principal(f"cli:{_login()}"[:64], "operator")
+            action = "client.enable" if active else "client.disable"
+            await record_audit(session, operator, None, action, "ok", {"client_id": client_id})
+            return True
+
+    if not run_with_runtime(work):
+        raise click.ClickException(f"no client with id {client_id!r}")
+    click.echo(json.dumps({"client_id": client_id, "active": active}))
+
+
+@clients.command("disable")
+@click.argument("client_id")
+def clients_disable(client_id: str) -> None:
+    """Disable a client: no new tokens at once, its current tokens refused within
+    ECERT_CLIENT_STATUS_REFRESH_S (every worker re-reads the client's state)."""
+    _set_active(client_id, False)
+
+
+@clients.command("enable")
+@click.argument("client_id")
+def clients_enable(client_id: str) -> None:
+    """Enable a disabled client again."""
+    _set_active(client_id, True)
+
+
 @main.group("keys")
 def keys_group() -> None:
     """Signing keys: list, rotate, revoke."""

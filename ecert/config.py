@@ -89,6 +89,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: Default quota of a client (requests a minute, token requests included) when it was
     #: registered without ``--rate-limit``: 100 a second, a large hospital's peak with headroom.
     client_rate_limit_per_minute: Positive = 6000
+    #: How long a worker trusts its cached "client is active" answer: a disabled client's
+    #: still-valid access tokens stop working within this interval.
+    client_status_refresh_s: Annotated[float, Meta(ge=0, le=300)] = 5.0
     #: Coarse outer bound per address, a bucket each, on ``POST /oauth/token`` (clients are
     #: then counted by id) and on the revocation feed (scanner fleets share addresses).
     peer_rate_limit_per_minute: Positive = 6000

@@ -13,12 +13,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
 from ecert.db.models import Client as ClientRow
+from ecert.oauth.services import set_client_active
 from ecert.runtime import Runtime
+from tests.conftest import AppFactory, open_client
 from tests.helpers import (
     JWT_BEARER,
     Client,
     add_client,
     add_person,
+    client_token,
     person_assertion,
 )
 
@@ -394,3 +397,32 @@ async def test_finding_11_unknown_person_and_wrong_name_get_one_answer(
     # Insured with a wrong name, or not insured at all: nothing tells the two apart.
     assert answers[0] == answers[1]
     assert answers[0][0] == 400
+
+
+async def test_ops_disabled_client_tokens_stop_working_within_the_refresh(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(client_status_refresh_s=1)
+    runtime: Runtime = app.state.runtime
+    async with open_client(app) as http:
+        client_id, secret = await add_client(runtime, "institution")
+        headers = {"Authorization": f"Bearer {await client_token(http, client_id, secret)}"}
+        before = await http.post("/v1/verify", json={"qr": "not-a-code"}, headers=headers)
+        assert before.status_code != 401, before.text
+        async with runtime.sessions.begin() as session:
+            assert await set_client_active(session, client_id, False) is not None
+        deadline = time.monotonic() + 3
+        status = before.status_code
+        while status != 401 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+            response = await http.post("/v1/verify", json={"qr": "not-a-code"}, headers=headers)
+            status = response.status_code
+        assert status == 401  # the token itself is still valid for minutes
+        assert response.json()["code"] == "unauthorized"
+        # and no new token for it
+        refused = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(client_id, secret or ""),
+        )
+        assert refused.status_code == 401

@@ -23,6 +23,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
+from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
@@ -91,6 +92,7 @@ class MetricsController(PrometheusController):
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
+    calendar(settings.workday_file)  # read (and checked) now, not in a request on the event loop
     runtime = build_runtime(settings)
     engine, cipher = runtime.engine, runtime.cipher
     drain = Drain(settings.drain_grace_s)

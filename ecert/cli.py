@@ -116,8 +116,10 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
 
 
 async def _preflight(runtime: Runtime) -> None:
+    from ecert.cards.workdays import calendar
     from ecert.security.keys import ensure_active_keys
 
+    calendar(runtime.settings.workday_file)  # a missing or malformed ECERT_WORKDAY_FILE
     async with runtime.sessions.begin() as session:
         await ensure_active_keys(session, runtime.cipher)
     await runtime.refresh_keys()

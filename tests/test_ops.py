@@ -38,12 +38,13 @@ async def test_health_and_ready(client: Client) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {
+    body = ready.json()
+    # warnings depend on today's date (the working-day calendar), checked in tests/cards.
+    assert {k: v for k, v in body.items() if k != "warnings"} == {
         "status": "ready",
         "database": "ok",
         "store": "ok",
         "schema": "current",
-        "warnings": [],
     }
 
 

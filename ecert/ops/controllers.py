@@ -8,6 +8,8 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from sqlalchemy import text
 
+from ecert.cards.workdays import calendar
+from ecert.clock import business_date
 from ecert.deps import RuntimeDep
 from ecert.ops.readiness import Drain, SchemaCheck, SchemaState, StoreState
 
@@ -57,5 +59,12 @@ class HealthController(Controller):
             status = "not_ready"
         else:
             status = "ready" if store == StoreState.OK else "degraded"
-        body = Readiness(status=status, database=database, store=store.value, schema=schema.value)
+        warnings = calendar(runtime.settings.workday_file).warnings(business_date())
+        body = Readiness(
+            status=status,
+            database=database,
+            store=store.value,
+            schema=schema.value,
+            warnings=warnings,
+        )
         return Response(body, status_code=200 if status in ("ready", "degraded") else 503)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import signal
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
@@ -86,6 +87,8 @@ class Drain:
             _log.warning("draining: readiness now 503", grace_s=self.grace_s)
 
     def install(self, loop: asyncio.AbstractEventLoop) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # signal handlers belong to the main thread (a server run in a thread)
         previous = signal.getsignal(signal.SIGTERM)
         if not callable(previous):
             return

@@ -143,23 +143,21 @@ def db_upgrade(revision: str) -> None:
 
 @db.command("check")
 def db_check() -> None:
-    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``)."""
-    from ecert.db.migrate import database_heads, script_heads
+    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``).
+
+    ``ahead`` (a newer release migrated first) exits 0: this release still runs on it.
+    """
+    from ecert.db.migrate import database_heads, schema_state, script_heads, script_revisions
 
     async def work(runtime: Runtime) -> set[str]:
         return await database_heads(runtime.engine)
 
     found, expected = run_with_runtime(work), script_heads()
+    state = schema_state(found, expected, script_revisions())
     click.echo(
-        json.dumps(
-            {
-                "database": sorted(found),
-                "packaged": sorted(expected),
-                "state": "current" if found == expected else "behind",
-            }
-        )
+        json.dumps({"database": sorted(found), "packaged": sorted(expected), "state": state})
     )
-    if found != expected:
+    if state == "behind":
         sys.exit(1)
 
 

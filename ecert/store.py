@@ -138,7 +138,8 @@ class CircuitBreaker:
     def succeeded(self) -> None:
         if self._open:
             self._open = False
-            _log.info("store circuit closed", store=self._name)
+            # Warning like the opening line: the pair must survive ECERT_LOG_LEVEL=WARNING.
+            _log.warning("store circuit closed", store=self._name)
 
 
 class RedisStore:

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 from ecert.app import create_app
 from ecert.cli import main
 from ecert.config import Settings, get_settings, settings_from_env
-from ecert.db.migrate import upgrade
+from ecert.db.migrate import schema_state, upgrade
 from ecert.runtime import build_runtime
 from ecert.store import RedisStore, StoreUnavailable
 from tests import servers
@@ -246,3 +246,12 @@ async def test_openapi_and_metrics(client: Client) -> None:
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert "ecert" in metrics.text
+
+
+def test_ops_schema_ahead_of_this_release_stays_ready() -> None:
+    known = {"0001", "0002", "0003"}
+    assert schema_state({"0003"}, {"0003"}, known) == "current"
+    assert schema_state({"0001"}, {"0003"}, known) == "behind"
+    assert schema_state(set(), {"0003"}, known) == "behind"
+    # A newer release migrated first (rolling deployment): this node keeps serving.
+    assert schema_state({"0004"}, {"0003"}, known) == "ahead"

@@ -55,7 +55,7 @@ class HealthController(Controller):
         store = StoreState.OK if await runtime.store.ping() else StoreState.DEGRADED
         if drain.draining:
             status = "draining"
-        elif database != "ok" or schema != SchemaState.CURRENT:
+        elif database != "ok" or schema not in (SchemaState.CURRENT, SchemaState.AHEAD):
             status = "not_ready"
         else:
             status = "ready" if store == StoreState.OK else "degraded"

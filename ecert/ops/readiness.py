@@ -20,7 +20,7 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ecert.db.migrate import database_heads, script_heads
+from ecert.db.migrate import database_heads, schema_state, script_heads, script_revisions
 
 _log = structlog.get_logger("ecert.ops")
 
@@ -32,31 +32,34 @@ class StoreState(enum.StrEnum):
 
 class SchemaState(enum.StrEnum):
     CURRENT = "current"
+    #: A newer release migrated the database first; this node keeps serving (rolling deploys).
+    AHEAD = "ahead"
     BEHIND = "behind"
     UNKNOWN = "unknown"
 
 
 class SchemaCheck:
-    """Compares the database's revisions with the packaged heads; a current result is kept
+    """Compares the database's revisions with the packaged ones; a current result is kept
     (schemas do not go backwards), anything else is asked again next time."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._heads: set[str] | None = None
+        self._scripts: tuple[set[str], set[str]] | None = None
         self._current = False
 
     async def state(self) -> SchemaState:
         if self._current:
             return SchemaState.CURRENT
-        if self._heads is None:
-            self._heads = await asyncio.to_thread(script_heads)  # reads files: off the loop
+        if self._scripts is None:  # reads the migration files: off the loop, once
+            self._scripts = await asyncio.to_thread(lambda: (script_heads(), script_revisions()))
         try:
             async with asyncio.timeout(2):
                 found = await database_heads(self._engine)
         except Exception:  # any failure: the database check reports it
             return SchemaState.UNKNOWN
-        self._current = found == self._heads
-        return SchemaState.CURRENT if self._current else SchemaState.BEHIND
+        state = SchemaState(schema_state(found, *self._scripts))
+        self._current = state == SchemaState.CURRENT
+        return state
 
 
 Handler = Callable[[int, FrameType | None], Any]

@@ -102,7 +102,15 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
         upgrade(settings.effective_database_url)
     # Load the keys once here: a wrong key or an unreachable database is then one sentence
     # from this process, not a traceback from every worker's start-up.
-    run_with_runtime(_preflight)
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        run_with_runtime(_preflight)
+    except (OSError, DBAPIError) as exc:  # the URL is not echoed: it may carry a password
+        raise click.ClickException(
+            f"the database does not answer ({type(exc).__name__}); check ECERT_DATABASE_URL "
+            "and run `ecert db upgrade` on a new database"
+        ) from exc
     uvicorn.run(
         "ecert.app:create_app",
         factory=True,

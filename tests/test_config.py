@@ -156,3 +156,17 @@ def test_ops_development_mode_relaxes_production_but_never_generates_keys(
                 "ECERT_DEMO_SIGNIN": "true",
             }
         )
+
+
+def test_ops_serve_with_an_unreachable_database_is_one_sentence(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECERT_ENV", "development")
+    monkeypatch.setenv("ECERT_DATABASE_URL", "postgresql+asyncpg://ecert:pw@127.0.0.1:1/ecert")
+    monkeypatch.setenv("ECERT_PII_KEYS", f"k:{_key()}")
+    monkeypatch.setenv("ECERT_HASH_KEY", _key())
+    result = CliRunner().invoke(main, ["serve", "--port", "1"])
+    assert result.exit_code == 1
+    line = _one_sentence(result.output)
+    assert "does not answer" in line
+    assert "pw" not in line

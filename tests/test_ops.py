@@ -5,16 +5,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import logging
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from click.testing import CliRunner
 from structlog.testing import capture_logs
 
@@ -93,6 +96,16 @@ async def test_ops_readyz_stays_ready_with_the_store_degraded(
                     os.kill(process.pid, signal.SIGCONT)
 
 
+@pytest.fixture
+def all_levels() -> Iterator[None]:
+    """Another test may have configured ERROR level: let warnings through, restore after."""
+    wrapper = structlog.get_config()["wrapper_class"]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(wrapper_class=wrapper)
+
+
+@pytest.mark.usefixtures("all_levels")
 async def test_ops_breaker_logs_once_and_closes_when_redis_answers_again() -> None:
     with servers.redis() as (redis_url, process), capture_logs() as logs:
         store = RedisStore(redis_url, timeout_s=0.1, breaker_s=0.3)

@@ -96,6 +96,7 @@ def main() -> None:
                     "ECERT_DATA_DIR": folder,
                     "ECERT_PII_KEYS": f"b1:{key}",
                     "ECERT_HASH_KEY": key,
+                    "ECERT_ENV": "development",  # PostgreSQL without Redis
                 }
                 upgrade(db_url)
                 with console.status(f"generating {size} persons"):

@@ -108,6 +108,7 @@ def main() -> None:
         settings = settings_from_env(
             {},
             database_url=db_url,
+            env="development",  # PostgreSQL without Redis
             data_dir=folder,
             pii_keys=f"b1:{key}",
             hash_key=key,

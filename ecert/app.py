@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,6 +23,7 @@ from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 
 from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
+from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
@@ -32,8 +34,10 @@ from ecert.issuance.controllers import (
 from ecert.issuance.family_controllers import AgencyFamilyController, FamilyController
 from ecert.lookup.controllers import LookupController
 from ecert.oauth.controllers import TokenController
+from ecert.oauth.status import ClientStatus
 from ecert.observability import configure_logging, request_id_middleware
 from ecert.ops.controllers import HealthController
+from ecert.ops.readiness import Drain, SchemaCheck
 from ecert.problems import exception_handlers
 from ecert.runtime import build_runtime
 from ecert.security.auditchain import audit_key, session_info
@@ -89,17 +93,21 @@ class MetricsController(PrometheusController):
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
+    calendar(settings.workday_file)  # read (and checked) now, not in a request on the event loop
     runtime = build_runtime(settings)
     engine, cipher = runtime.engine, runtime.cipher
+    drain = Drain(settings.drain_grace_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
         async with runtime.sessions.begin() as session:
             await ensure_active_keys(session, cipher)
         await runtime.refresh_keys()
+        drain.install(asyncio.get_running_loop())
         try:
             yield
         finally:
+            drain.uninstall()
             await runtime.store.close()
             await engine.dispose()
 
@@ -138,6 +146,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             security=[{"bearer": []}],
         ),
-        state=State({"runtime": runtime, "rate_limiter": RateLimiter(runtime)}),
+        state=State(
+            {
+                "runtime": runtime,
+                "rate_limiter": RateLimiter(runtime),
+                "drain": drain,
+                "schema_check": SchemaCheck(engine),
+                "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),
+            }
+        ),
         debug=False,
     )

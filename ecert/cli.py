@@ -12,11 +12,36 @@ from pathlib import Path
 from typing import TypeVar
 
 import click
+from cryptography.exceptions import InvalidTag
 
-from ecert.config import get_settings
+from ecert.config import ConfigurationError, get_settings
 from ecert.runtime import Runtime, build_runtime
 
 T = TypeVar("T")
+
+#: Exit status for a configuration error (like a usage error: the operator must change something).
+CONFIG_EXIT = 2
+
+
+class EcertGroup(click.Group):
+    """Turns a configuration error raised by any command into one sentence and exit status 2.
+
+    Settings are read lazily (``verify`` works offline without any), so the error can surface in
+    any command; catching it here covers all of them, not a traceback with exit status 1.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            message = str(exc)
+        except InvalidTag:
+            message = (
+                "the PII keys do not decrypt this database's signing keys: ECERT_PII_KEYS "
+                "(or the key file) is not the key set this database was written with."
+            )
+        click.echo(f"ecert: configuration error: {message}", err=True)
+        ctx.exit(CONFIG_EXIT)
 
 
 def run_with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
@@ -41,13 +66,15 @@ def _login() -> str:
         return f"uid{os.getuid()}"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=EcertGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ecert")
 def main() -> None:
     """ecert: electronic medical insurance certificates.
 
     Settings come from ECERT_* environment variables (see docs/operations.md); with none set,
-    ecert runs embedded on a SQLite file and an in-process store in ./ecert-data.
+    ecert runs embedded on a SQLite file and an in-process store in ./ecert-data. A PostgreSQL
+    URL (or ECERT_ENV=production) demands explicit Redis, keys and issuer; configuration errors
+    exit with status 2.
     """
 
 
@@ -73,6 +100,17 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
         )
     if migrate or (migrate is None and settings.is_sqlite):
         upgrade(settings.effective_database_url)
+    # Load the keys once here: a wrong key or an unreachable database is then one sentence
+    # from this process, not a traceback from every worker's start-up.
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        run_with_runtime(_preflight)
+    except (OSError, DBAPIError) as exc:  # the URL is not echoed: it may carry a password
+        raise click.ClickException(
+            f"the database does not answer ({type(exc).__name__}); check ECERT_DATABASE_URL "
+            "and run `ecert db upgrade` on a new database"
+        ) from exc
     uvicorn.run(
         "ecert.app:create_app",
         factory=True,
@@ -83,6 +121,16 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
         access_log=False,
         proxy_headers=False,
     )
+
+
+async def _preflight(runtime: Runtime) -> None:
+    from ecert.cards.workdays import calendar
+    from ecert.security.keys import ensure_active_keys
+
+    calendar(runtime.settings.workday_file)  # a missing or malformed ECERT_WORKDAY_FILE
+    async with runtime.sessions.begin() as session:
+        await ensure_active_keys(session, runtime.cipher)
+    await runtime.refresh_keys()
 
 
 @main.group()
@@ -99,6 +147,26 @@ def db_upgrade(revision: str) -> None:
     url = get_settings().effective_database_url
     upgrade(url, revision)
     click.echo(f"database upgraded to {revision}")
+
+
+@db.command("check")
+def db_check() -> None:
+    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``).
+
+    ``ahead`` (a newer release migrated first) exits 0: this release still runs on it.
+    """
+    from ecert.db.migrate import database_heads, schema_state, script_heads, script_revisions
+
+    async def work(runtime: Runtime) -> set[str]:
+        return await database_heads(runtime.engine)
+
+    found, expected = run_with_runtime(work), script_heads()
+    state = schema_state(found, expected, script_revisions())
+    click.echo(
+        json.dumps({"database": sorted(found), "packaged": sorted(expected), "state": state})
+    )
+    if state == "behind":
+        sys.exit(1)
 
 
 @main.group()
@@ -165,6 +233,74 @@ def clients_add(
     except EcertError as exc:
         raise click.ClickException(exc.detail) from exc
     click.echo(msgspec.json.encode(created).decode())
+
+
+@clients.command("list")
+def clients_list() -> None:
+    """Show every client: id, kind, name, institution, auth method, scopes, quota, state.
+
+    No secrets: neither the secret hash nor the public key is printed.
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from ecert.oauth.services import list_clients
+
+    async def work(runtime: Runtime) -> list[tuple[str, ...]]:
+        async with runtime.sessions() as session:
+            return [
+                (
+                    c.client_id,
+                    c.kind,
+                    c.name,
+                    c.institution.code if c.institution else "",
+                    "private_key_jwt" if c.public_key_pem else "secret",
+                    c.scopes,
+                    str(c.rate_limit) if c.rate_limit else "default",
+                    "active" if c.active else "disabled",
+                )
+                for c in await list_clients(session)
+            ]
+
+    table = Table("client_id", "kind", "name", "institution", "auth", "scopes", "rate", "state")
+    for row in run_with_runtime(work):
+        table.add_row(*row)
+    Console(width=200).print(table)
+
+
+def _set_active(client_id: str, active: bool) -> None:
+    from ecert.oauth.services import set_client_active
+    from ecert.security.audit import record_audit
+    from ecert.security.tokens import Principal
+
+    async def work(runtime: Runtime) -> bool:
+        async with runtime.sessions.begin() as session:
+            client = await set_client_active(session, client_id, active)
+            if client is None:
+                return False
+            operator = Principal(f"cli:{_login()}"[:64], "operator")
+            action = "client.enable" if active else "client.disable"
+            await record_audit(session, operator, None, action, "ok", {"client_id": client_id})
+            return True
+
+    if not run_with_runtime(work):
+        raise click.ClickException(f"no client with id {client_id!r}")
+    click.echo(json.dumps({"client_id": client_id, "active": active}))
+
+
+@clients.command("disable")
+@click.argument("client_id")
+def clients_disable(client_id: str) -> None:
+    """Disable a client: no new tokens at once, its current tokens refused within
+    ECERT_CLIENT_STATUS_REFRESH_S (every worker re-reads the client's state)."""
+    _set_active(client_id, False)
+
+
+@clients.command("enable")
+@click.argument("client_id")
+def clients_enable(client_id: str) -> None:
+    """Enable a disabled client again."""
+    _set_active(client_id, True)
 
 
 @main.group("keys")

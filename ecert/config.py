@@ -1,17 +1,41 @@
-"""Settings, read from ``ECERT_*`` environment variables through one cached loader."""
+"""Settings, read from ``ECERT_*`` environment variables through one cached loader.
+
+Loading fails closed: an unknown ``ECERT_*`` name, a value out of range, or a production set-up
+missing its database, Redis, keys or issuer is a :class:`ConfigurationError` with one plain
+sentence, which the CLI prints before exiting with status 2.
+"""
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
+from msgspec import Meta
+
+#: ``ECERT_*`` names that are not settings but are read elsewhere (the test suite).
+_NOT_SETTINGS = frozenset({"ECERT_TEST_BACKENDS"})
+
+Seconds = Annotated[int, Meta(ge=1, le=86_400)]
+Positive = Annotated[int, Meta(ge=1)]
+Millis = Annotated[int, Meta(ge=0, le=600_000)]
+
+
+class ConfigurationError(Exception):
+    """The settings are unusable; the message is one sentence naming what to change."""
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ecert can be configured with; defaults give the embedded set-up."""
+
+    #: ``embedded`` (SQLite, in-process store, generated keys), ``production`` (implied by a
+    #: PostgreSQL URL: database, Redis, keys and issuer must be given), or ``development``
+    #: (a PostgreSQL URL without the production demands, e.g. benchmarks; keys still explicit).
+    env: Literal["embedded", "development", "production"] = "embedded"
 
     #: SQLAlchemy async URL. Default: a SQLite file in ``data_dir``.
     database_url: str = ""
@@ -31,63 +55,71 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     issuer_url: str = "http://localhost:8000"
     #: Audience of access tokens.
     api_audience: str = "ecert-api"
-    access_token_ttl_s: int = 600
-    person_token_ttl_s: int = 300
+    access_token_ttl_s: Annotated[int, Meta(ge=60, le=86_400)] = 600
+    person_token_ttl_s: Annotated[int, Meta(ge=60, le=86_400)] = 300
     #: Accepted clock difference for every JWT check, in seconds (RFC 8725 asks for small).
-    leeway_s: int = 5
+    leeway_s: Annotated[int, Meta(ge=0, le=60)] = 5
     #: Maximum lifetime a client may give its own assertion.
-    max_assertion_ttl_s: int = 300
+    max_assertion_ttl_s: Annotated[int, Meta(ge=10, le=3600)] = 300
     #: QR token lifetime (spec: 60–120 s).
-    qr_ttl_s: int = 60
+    qr_ttl_s: Annotated[int, Meta(ge=60, le=120)] = 60
     #: Issuing area of this deployment (``iss`` of QR codes).
-    issuer_area: str = "370102"
+    issuer_area: Annotated[str, Meta(pattern=r"^[0-9]{6}$")] = "370102"
     #: Rotate QR and feed signing keys automatically after this many days (0: only by hand).
-    key_rotate_days: int = 30
+    key_rotate_days: Annotated[int, Meta(ge=0, le=3650)] = 30
     #: How long a worker may keep using its cached key ring before it reloads the key table.
-    key_refresh_s: int = 30
+    key_refresh_s: Seconds = 30
     #: Working days after a provisional card loss report before the card is restored (default).
-    card_lapse_workdays: int = 2
+    card_lapse_workdays: Annotated[int, Meta(ge=1, le=60)] = 2
     #: Per-area overrides, ``area:days`` comma-separated, e.g. ``370102:2,110105:3``.
     card_lapse_by_area: str = ""
     #: Extra holiday/workday years for the working-day calendar (JSON; see ecert/cards/).
     workday_file: str = ""
     #: Settlement token (ec_token) lifetime; it opens one settlement (or visit) and is spent.
-    ec_token_ttl_s: int = 600
+    ec_token_ttl_s: Seconds = 600
     #: Largest accepted request body.
-    max_body_bytes: int = 1_048_576
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=1 << 30)] = 1_048_576
     #: Timeout for every Redis call, so a hung Redis cannot hang a request.
-    redis_timeout_s: float = 0.25
+    redis_timeout_s: Annotated[float, Meta(gt=0, le=10)] = 0.25
+    #: After a Redis failure or timeout, skip Redis (callers fall back) for this long.
+    redis_breaker_s: Annotated[float, Meta(ge=0.1, le=300)] = 5.0
+    #: On SIGTERM ``/readyz`` answers 503 for this long while requests are still served, so the
+    #: load balancer takes the node out before the server stops accepting connections.
+    drain_grace_s: Annotated[float, Meta(ge=0, le=120)] = 5.0
     #: Requests a minute before 429 for each person-scoped token and each anonymous address.
-    rate_limit_per_minute: int = 600
+    rate_limit_per_minute: Positive = 600
     #: Default quota of a client (requests a minute, token requests included) when it was
     #: registered without ``--rate-limit``: 100 a second, a large hospital's peak with headroom.
-    client_rate_limit_per_minute: int = 6000
+    client_rate_limit_per_minute: Positive = 6000
+    #: How long a worker trusts its cached "client is active" answer: a disabled client's
+    #: still-valid access tokens stop working within this interval.
+    client_status_refresh_s: Annotated[float, Meta(ge=0, le=300)] = 5.0
     #: Coarse outer bound per address, a bucket each, on ``POST /oauth/token`` (clients are
     #: then counted by id) and on the revocation feed (scanner fleets share addresses).
-    peer_rate_limit_per_minute: int = 6000
+    peer_rate_limit_per_minute: Positive = 6000
     #: CIDR networks of the load balancers/proxies whose ``X-Forwarded-For`` is believed
     #: (comma-separated); empty: the header is ignored and the peer address counts.
     trusted_proxies: str = ""
     #: Demo only: mount ``POST /v1/demo/person-token`` (set by ``ecert demo``; never in production).
     demo_signin: bool = False
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     #: Log as JSON lines (production) or as readable console lines.
     log_json: bool = True
-    db_pool_size: int = 10
+    db_pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
     #: Test each pooled PostgreSQL connection before use. Off by default: asyncpg's ping is three
     #: round trips (BEGIN, ``;``, ROLLBACK) on every checkout, more than a typical request's own
     #: queries; without it a dropped connection fails one request and SQLAlchemy then discards
     #: every connection of the pool older than the failure.
     db_pre_ping: bool = False
     #: Replace pooled connections older than this (seconds), ahead of server/proxy idle cut-offs.
-    db_pool_recycle_s: int = 1800
+    db_pool_recycle_s: Seconds = 1800
     #: PostgreSQL ``statement_timeout``, ``lock_timeout`` and
     #: ``idle_in_transaction_session_timeout`` of every connection (ms; 0 turns one off). Kept
     #: well below the 60 s after which an Idempotency-Key claim is presumed dead and taken over,
     #: so a stuck request ends (and rolls back) long before a retry takes its key.
-    db_statement_timeout_ms: int = 15_000
-    db_lock_timeout_ms: int = 5_000
-    db_idle_in_transaction_timeout_ms: int = 15_000
+    db_statement_timeout_ms: Millis = 15_000
+    db_lock_timeout_ms: Millis = 5_000
+    db_idle_in_transaction_timeout_ms: Millis = 15_000
     db_echo: bool = False
 
     @property
@@ -101,18 +133,86 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
+    @property
+    def production(self) -> bool:
+        """Production demands hold: set explicitly, or implied by a PostgreSQL URL."""
+        if self.env == "production":
+            return True
+        return self.env == "embedded" and self.database_url.startswith("postgresql")
+
+    @property
+    def embedded(self) -> bool:
+        """The one mode in which ecert may generate its own PII and hash keys."""
+        return self.env == "embedded" and self.is_sqlite
+
+
+def _variable(field: str) -> str:
+    return f"ECERT_{field.upper()}"
+
+
+def _unknown_names(env: dict[str, str] | os._Environ[str], known: set[str]) -> None:
+    for name in sorted(env):
+        if not name.startswith("ECERT_") or name in known or name in _NOT_SETTINGS:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigurationError(f"{name} is not an ecert setting{hint}.")
+
+
+def _plain(error: msgspec.ValidationError, raw: dict[str, Any]) -> ConfigurationError:
+    # msgspec says "Expected `int` <= 120 - at `$.qr_ttl_s`"; name the variable and the value.
+    message = str(error)
+    found = re.search(r"^(.*) - at `\$\.(\w+)`", message)
+    if not found:
+        return ConfigurationError(f"the settings are not valid: {message}.")
+    expected, field = found.groups()
+    expected = expected.replace("`", "").replace("Expected int", "expected an integer")
+    expected = expected.replace("Expected", "expected")
+    return ConfigurationError(f"{_variable(field)}={raw.get(field)!r} is not valid: {expected}.")
+
+
+def _demand_production(settings: Settings, given: set[str]) -> None:
+    missing = [
+        _variable(field)
+        for field in ("database_url", "redis_url", "issuer_url", "issuer_area")
+        if field not in given or not getattr(settings, field)
+    ]
+    if not (settings.pii_keys or settings.key_file):
+        missing.append("ECERT_PII_KEYS and ECERT_HASH_KEY (or ECERT_KEY_FILE)")
+    if missing:
+        raise ConfigurationError(
+            f"production mode (ECERT_ENV=production, or a PostgreSQL URL) needs "
+            f"{', '.join(missing)} to be set explicitly."
+        )
+    if settings.demo_signin:
+        raise ConfigurationError("ECERT_DEMO_SIGNIN is for the embedded demo, never production.")
+
 
 def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
-    """Build settings from ``ECERT_*`` variables (and explicit overrides, which win)."""
+    """Build settings from ``ECERT_*`` variables (and explicit overrides, which win).
+
+    Raises :class:`ConfigurationError` for an unknown ``ECERT_*`` name, a malformed or
+    out-of-range value, or production mode without its explicit database, Redis, keys and issuer.
+    """
     env = os.environ if environ is None else environ
+    fields = [field.name for field in msgspec.structs.fields(Settings)]
+    _unknown_names(env, {_variable(name) for name in fields})
     raw: dict[str, Any] = {}
-    for field in msgspec.structs.fields(Settings):
-        value = env.get(f"ECERT_{field.name.upper()}")
+    for name in fields:
+        value = env.get(_variable(name))
         if value is not None:
-            raw[field.name] = value
+            raw[name] = value
     raw.update(overrides)
-    # strict=False lets msgspec turn "5" into 5 and "true" into True, with clear errors otherwise.
-    return msgspec.convert(raw, Settings, strict=False)
+    if isinstance(raw.get("log_level"), str):
+        raw["log_level"] = raw["log_level"].upper()
+    try:
+        # strict=False lets msgspec turn "5" into 5 and "true" into True.
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise _plain(exc, raw) from None
+    if settings.production:
+        _demand_production(settings, set(raw))
+    return settings
 
 
 @lru_cache(maxsize=1)

@@ -38,7 +38,7 @@ def build_runtime(settings: Settings) -> Runtime:
         settings=settings,
         cipher=cipher,
         keys=KeyRing(cipher, refresh_every_s=settings.key_refresh_s),
-        store=make_store(settings.redis_url, settings.redis_timeout_s),
+        store=make_store(settings.redis_url, settings.redis_timeout_s, settings.redis_breaker_s),
         engine=engine,
         sessions=async_sessionmaker(
             engine,

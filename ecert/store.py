@@ -12,7 +12,10 @@ import time
 from typing import Protocol
 
 import redis.asyncio as aioredis
+import structlog
 from redis.exceptions import RedisError
+
+_log = structlog.get_logger("ecert.store")
 
 
 class StoreUnavailable(Exception):
@@ -99,12 +102,61 @@ class MemoryStore:
         self._data.clear()
 
 
-class RedisStore:
-    """Redis behind explicit short timeouts: a hung Redis costs a request at most ``timeout_s``."""
+class CircuitBreaker:
+    """After a failure, callers skip the backend for ``open_s`` seconds and use their fallback.
 
-    def __init__(self, url: str, *, timeout_s: float = 0.25, prefix: str = "ecert:") -> None:
+    A hung Redis otherwise costs every request its timeout. Once the interval is over one caller
+    probes (the others keep skipping); success closes the circuit. One log line on opening and
+    one on closing, not one per request.
+    """
+
+    def __init__(self, open_s: float, name: str = "redis") -> None:
+        self._open_s = open_s
+        self._name = name
+        self._open = False
+        self._retry_at = 0.0
+
+    @property
+    def is_open(self) -> bool:
+        return self._open
+
+    def allow(self) -> bool:
+        if not self._open:
+            return True
+        now = time.monotonic()
+        if now < self._retry_at:
+            return False
+        self._retry_at = now + self._open_s  # this caller probes; the rest wait another round
+        return True
+
+    def failed(self, reason: str) -> None:
+        self._retry_at = time.monotonic() + self._open_s
+        if not self._open:
+            self._open = True
+            _log.warning("store circuit open", store=self._name, reason=reason, skip_s=self._open_s)
+
+    def succeeded(self) -> None:
+        if self._open:
+            self._open = False
+            # Warning like the opening line: the pair must survive ECERT_LOG_LEVEL=WARNING.
+            _log.warning("store circuit closed", store=self._name)
+
+
+class RedisStore:
+    """Redis behind explicit short timeouts and a circuit breaker: a hung Redis costs a request
+    at most ``timeout_s`` until the breaker opens, then nothing."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 0.25,
+        breaker_s: float = 5.0,
+        prefix: str = "ecert:",
+    ) -> None:
         self._prefix = prefix
         self._timeout = timeout_s
+        self.breaker = CircuitBreaker(breaker_s)
         self._redis = aioredis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -114,13 +166,21 @@ class RedisStore:
         )
 
     async def _guard(self, awaitable: object) -> object:
+        if not self.breaker.allow():
+            close = getattr(awaitable, "close", None)
+            if close is not None:
+                close()  # the coroutine is never awaited: no "never awaited" warning
+            raise StoreUnavailable("circuit open")
         # asyncio.timeout on top of socket timeouts: a SIGSTOPped Redis accepts the TCP
         # connection but never answers, and connection-pool waits are not socket reads.
         try:
             async with asyncio.timeout(self._timeout * 2):
-                return await awaitable  # type: ignore[misc]
+                result = await awaitable  # type: ignore[misc]
         except (RedisError, OSError, TimeoutError) as exc:
+            self.breaker.failed(type(exc).__name__)
             raise StoreUnavailable(type(exc).__name__) from exc
+        self.breaker.succeeded()
+        return result
 
     async def set_once(self, key: str, ttl_s: int) -> bool:
         result = await self._guard(self._redis.set(self._prefix + key, b"1", nx=True, ex=ttl_s))
@@ -155,8 +215,8 @@ class RedisStore:
         await self._redis.aclose()
 
 
-def make_store(redis_url: str, timeout_s: float) -> Store:
+def make_store(redis_url: str, timeout_s: float, breaker_s: float = 5.0) -> Store:
     """Redis when a URL is configured, otherwise the in-process store."""
     if redis_url:
-        return RedisStore(redis_url, timeout_s=timeout_s)
+        return RedisStore(redis_url, timeout_s=timeout_s, breaker_s=breaker_s)
     return MemoryStore()

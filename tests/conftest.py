@@ -71,8 +71,14 @@ def backend(
                 if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
                     pytest.fail(f"real backend needed in CI: {exc}")
                 pytest.skip(f"real backend unavailable ({exc}); CI=true makes this a failure")
+            # A PostgreSQL URL means production mode: the issuer must be explicit too.
             settings = settings_from_env(
-                {}, database_url=database_url, redis_url=redis_url, **common
+                {},
+                database_url=database_url,
+                redis_url=redis_url,
+                issuer_url="http://localhost:8000",
+                issuer_area="370102",
+                **common,
             )
         upgrade(settings.effective_database_url)
         yield Backend(request.param, settings, process)

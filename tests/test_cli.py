@@ -105,3 +105,32 @@ def test_finding_09_clients_add_sets_a_rate_limit(cli_env: Path) -> None:
     refused = runner.invoke(main, [*add, "--rate-limit", "0"])
     assert refused.exit_code != 0
     assert "--rate-limit" in refused.output
+
+
+def test_ops_clients_list_shows_every_client_without_secrets(cli_env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    added = runner.invoke(main, ["clients", "add", "--kind", "channel", "--name", "某渠道"])
+    created = json.loads(added.output)
+    listed = runner.invoke(main, ["clients", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert created["client_id"] in listed.output
+    assert "某渠道" in listed.output
+    assert "active" in listed.output
+    assert created["client_secret"] not in listed.output
+    assert "hmac-sha256" not in listed.output
+
+
+def test_ops_clients_disable_marks_the_client_and_refuses_unknown_ids(cli_env: Path) -> None:
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    created = json.loads(
+        runner.invoke(main, ["clients", "add", "--kind", "channel", "--name", "c"]).output
+    )
+    disabled = runner.invoke(main, ["clients", "disable", created["client_id"]])
+    assert disabled.exit_code == 0, disabled.output
+    assert json.loads(disabled.output) == {"client_id": created["client_id"], "active": False}
+    assert "disabled" in runner.invoke(main, ["clients", "list"]).output
+    unknown = runner.invoke(main, ["clients", "disable", "nobody"])
+    assert unknown.exit_code == 1
+    assert "no client" in unknown.output

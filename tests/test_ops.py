@@ -3,18 +3,53 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
-from ecert.config import Settings
+import httpx
+import pytest
+import structlog
+from click.testing import CliRunner
+from structlog.testing import capture_logs
+
+from ecert.app import create_app
+from ecert.cli import main
+from ecert.config import Settings, get_settings, settings_from_env
+from ecert.db.migrate import schema_state, upgrade
+from ecert.runtime import build_runtime
+from ecert.store import RedisStore, StoreUnavailable
+from tests import servers
 from tests.conftest import AppFactory, open_client
+from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
-from tests.servers import free_port
+from tests.servers import _wait_port, free_port
+
+
+def _key() -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
 
 
 async def test_health_and_ready(client: Client) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "database": "ok", "store": "ok"}
+    body = ready.json()
+    # warnings depend on today's date (the working-day calendar), checked in tests/cards.
+    assert {k: v for k, v in body.items() if k != "warnings"} == {
+        "status": "ready",
+        "database": "ok",
+        "store": "ok",
+        "schema": "current",
+    }
 
 
 async def test_ready_reports_redis_down_quickly(make_app: AppFactory) -> None:
@@ -22,10 +57,170 @@ async def test_ready_reports_redis_down_quickly(make_app: AppFactory) -> None:
     async with open_client(app) as test_client:
         async with asyncio.timeout(5):
             response = await test_client.get("/readyz")
-        assert response.status_code == 503
-        assert response.json()["store"] == "down"
+        # A cache outage is not a node outage: still ready, the store degraded.
+        assert response.status_code == 200
+        assert response.json()["store"] == "degraded"
         assert response.json()["database"] == "ok"
         assert (await test_client.get("/healthz")).status_code == 200
+
+
+@pytest.mark.parametrize("fault", ["stopped", "hung"])
+async def test_ops_readyz_stays_ready_with_the_store_degraded(
+    make_app: AppFactory, fault: str
+) -> None:
+    with servers.redis() as (redis_url, process):
+        app = make_app(redis_url=redis_url, redis_breaker_s=30)
+        async with open_client(app) as test_client:
+            assert (await test_client.get("/readyz")).json()["store"] == "ok"
+            if fault == "stopped":
+                process.terminate()
+                process.wait(10)
+            else:
+                os.kill(process.pid, signal.SIGSTOP)  # accepts connections, never answers
+            try:
+                async with asyncio.timeout(5):
+                    response = await test_client.get("/readyz")
+                assert response.status_code == 200, response.text
+                assert response.json()["status"] == "degraded"
+                assert response.json()["store"] == "degraded"
+                assert response.json()["database"] == "ok"
+                # The breaker is open: 20 requests that use the store do not each wait for it.
+                anonymous = {"grant_type": "client_credentials"}
+                started = time.monotonic()
+                for _ in range(20):
+                    refused = await test_client.post("/oauth/token", data=anonymous)
+                    assert refused.status_code == 401
+                assert time.monotonic() - started < 1.0
+            finally:
+                if fault == "hung":
+                    os.kill(process.pid, signal.SIGCONT)
+
+
+@pytest.fixture
+def all_levels() -> Iterator[None]:
+    """Another test may have configured ERROR level: let warnings through, restore after."""
+    wrapper = structlog.get_config()["wrapper_class"]
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
+    yield
+    structlog.configure(wrapper_class=wrapper)
+
+
+@pytest.mark.usefixtures("all_levels")
+async def test_ops_breaker_logs_once_and_closes_when_redis_answers_again() -> None:
+    with servers.redis() as (redis_url, process), capture_logs() as logs:
+        store = RedisStore(redis_url, timeout_s=0.1, breaker_s=0.3)
+        try:
+            assert await store.ping()
+            os.kill(process.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                for _ in range(50):
+                    with contextlib.suppress(StoreUnavailable):
+                        await store.set_once("k", 5)
+                # One timeout (0.2 s), then skipped: not 50 timeouts.
+                assert time.monotonic() - started < 0.3 * 3
+                assert store.breaker.is_open
+            finally:
+                os.kill(process.pid, signal.SIGCONT)
+            await asyncio.sleep(0.4)
+            assert await store.ping()  # the probe after the interval closes the circuit
+            assert not store.breaker.is_open
+            assert await store.set_once("k2", 5)
+        finally:
+            await store.close()
+    events = [entry["event"] for entry in logs]
+    assert events.count("store circuit open") == 1
+    assert events.count("store circuit closed") == 1
+
+
+async def test_ops_readyz_not_ready_while_the_schema_is_behind(tmp_path: Path) -> None:
+    settings = settings_from_env(
+        {}, data_dir=str(tmp_path), pii_keys=f"r1:{_key()}", hash_key=_key(), log_json=False
+    )
+    await asyncio.to_thread(upgrade, settings.effective_database_url, "0001")
+    app = create_app(settings)
+    response = await app.state.schema_check.state()
+    assert response == "behind"
+    await app.state.runtime.engine.dispose()
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
+    app = create_app(settings)
+    async with open_client(app) as test_client:
+        ready = await test_client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["schema"] == "current"
+
+
+def test_ops_db_check_fails_while_migrations_are_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        assert runner.invoke(main, ["db", "upgrade", "--revision", "0001"]).exit_code == 0
+        behind = runner.invoke(main, ["db", "check"])
+        assert behind.exit_code == 1
+        assert "behind" in behind.output
+        assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+        current = runner.invoke(main, ["db", "check"])
+        assert current.exit_code == 0, current.output
+    finally:
+        get_settings.cache_clear()
+
+
+async def test_ops_sigterm_turns_readyz_503_while_a_settlement_completes(tmp_path: Path) -> None:
+    key = _key()
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ECERT_")},
+        "ECERT_DATA_DIR": str(tmp_path),
+        "ECERT_PII_KEYS": f"d1:{key}",
+        "ECERT_HASH_KEY": key,
+        "ECERT_LOG_LEVEL": "WARNING",
+        "ECERT_DRAIN_GRACE_S": "3",
+    }
+    settings = settings_from_env(environ)
+    await asyncio.to_thread(upgrade, settings.effective_database_url)
+    runtime = build_runtime(settings)
+    port = free_port()
+    process = subprocess.Popen(  # noqa: ASYNC220 - starting a server, not waiting on it
+        [sys.executable, "-m", "ecert.cli", "serve", "--port", str(port)],
+        env=environ,
+        start_new_session=True,
+    )
+    try:
+        _wait_port(port, 60)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=20) as client:
+            await load_policies(runtime)
+            person = await holder(client, runtime)
+            await credit(runtime, person.person_id, 100_000)
+            hospital = await institution(client, runtime, code="P37010200001", level="community")
+            bill = {
+                "ec_token": await ec_token(client, runtime, person, hospital),
+                "med_type": "41",
+                "use_account": True,
+                "items": [{"code": "A", "name": "药", "item_class": "A", "amount": 1_000}],
+            }
+            assert (await client.get("/readyz")).status_code == 200
+            settle = asyncio.create_task(
+                client.post(
+                    "/v1/settlements", json=bill, headers={**hospital, "Idempotency-Key": "d"}
+                )
+            )
+            process.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["status"] == "draining"
+            settled = await settle
+            assert settled.status_code == 201, settled.text
+        # After the grace the server stops on its own (uvicorn's own SIGTERM handling).
+        await asyncio.to_thread(process.wait, 20)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+        await runtime.engine.dispose()
+        await runtime.store.close()
 
 
 async def test_problem_json_shape(client: Client) -> None:
@@ -64,3 +259,12 @@ async def test_openapi_and_metrics(client: Client) -> None:
     metrics = await client.get("/metrics")
     assert metrics.status_code == 200
     assert "ecert" in metrics.text
+
+
+def test_ops_schema_ahead_of_this_release_stays_ready() -> None:
+    known = {"0001", "0002", "0003"}
+    assert schema_state({"0003"}, {"0003"}, known) == "current"
+    assert schema_state({"0001"}, {"0003"}, known) == "behind"
+    assert schema_state(set(), {"0003"}, known) == "behind"
+    # A newer release migrated first (rolling deployment): this node keeps serving.
+    assert schema_state({"0004"}, {"0003"}, known) == "ahead"

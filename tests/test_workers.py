@@ -40,6 +40,8 @@ async def two_workers(
             "ECERT_DATA_DIR": str(tmp_path),
             "ECERT_PII_KEYS": f"w1:{key}",
             "ECERT_HASH_KEY": key,
+            "ECERT_ISSUER_URL": "http://localhost:8000",
+            "ECERT_ISSUER_AREA": "370102",
             "ECERT_LOG_LEVEL": "WARNING",
             **env,
         }

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -49,3 +50,41 @@ def run_upgrade(url: str) -> None:
         upgrade(url)
         return
     raise RuntimeError("run_upgrade called inside an event loop; use upgrade_engine")
+
+
+def _scripts() -> ScriptDirectory:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config)
+
+
+def script_heads() -> set[str]:
+    """The head revisions of the packaged migrations (reads the migration files: blocking)."""
+    return set(_scripts().get_heads())
+
+
+def script_revisions() -> set[str]:
+    """Every packaged revision (reads the migration files: blocking)."""
+    return {script.revision for script in _scripts().walk_revisions()}
+
+
+def schema_state(found: set[str], heads: set[str], known: set[str]) -> str:
+    """``current``; ``ahead`` when the database carries a revision this code does not know (a
+    newer release migrated first: expand-only migrations keep older code working, so a rolling
+    deployment must not take the old nodes out); otherwise ``behind``."""
+    if found == heads:
+        return "current"
+    if found - known:
+        return "ahead"
+    return "behind"
+
+
+async def database_heads(engine: AsyncEngine) -> set[str]:
+    """The revisions the database is at (empty when never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    def _heads(connection: Connection) -> set[str]:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(_heads)

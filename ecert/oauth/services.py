@@ -319,3 +319,19 @@ async def _asserted_person(
         refusal_reason("unknown_person" if person is None else "name_mismatch")
         raise IdentityMismatch()
     return person
+
+
+async def list_clients(session: AsyncSession) -> list[Client]:
+    """Every registered client, oldest first (for ``ecert clients list``)."""
+    return list((await session.scalars(select(Client).order_by(Client.created_at))).all())
+
+
+async def set_client_active(session: AsyncSession, client_id: str, active: bool) -> Client | None:
+    """Enable or disable a client; None when there is no such client. Its new tokens are refused
+    at once (``_active_client``), its current ones within ``ECERT_CLIENT_STATUS_REFRESH_S``."""
+    client: Client | None = await session.scalar(
+        select(Client).where(Client.client_id == client_id)
+    )
+    if client is not None:
+        client.active = active
+    return client

@@ -9,6 +9,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 
 from ecert.errors import Forbidden, Unauthorized
+from ecert.oauth.status import ClientStatus
 from ecert.runtime import Runtime
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid, verify_access_token
 
@@ -30,6 +31,9 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         ):
             await runtime.refresh_keys()
         principal = verify_access_token(runtime.keys, runtime.settings, token.strip())
+        status: ClientStatus = connection.app.state.client_status
+        if not await status.is_active(principal.client_id):
+            raise Unauthorized("this client is disabled")
         return AuthenticationResult(user=principal, auth=None)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from ecert.config import Settings
+from ecert.config import ConfigurationError, Settings
 
 _VERSION = 1
 
@@ -27,7 +28,7 @@ def _b64e(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-class KeyMaterialError(Exception):
+class KeyMaterialError(ConfigurationError):
     """Raised at start-up when keys are missing or malformed."""
 
 
@@ -77,31 +78,51 @@ def _generate_key_file(path: Path) -> None:
 
 
 def load_cipher(settings: Settings) -> PiiCipher:
-    """Keys from settings when given, else from the key file (generated on first embedded run)."""
+    """Keys from settings when given, else from the key file.
+
+    The key file is generated only in the embedded mode (SQLite, no ECERT_ENV): elsewhere every
+    process must share one set of keys, so missing keys are an error naming what to set.
+    """
     if settings.pii_keys:
-        keys: dict[str, bytes] = {}
-        order: list[str] = []
-        for pair in settings.pii_keys.split(","):
-            kid, _, value = pair.strip().partition(":")
-            keys[kid] = _b64d(value)
-            order.append(kid)
         if not settings.hash_key:
-            raise KeyMaterialError("ECERT_HASH_KEY is required with ECERT_PII_KEYS")
-        return _checked(PiiCipher(keys, order[0], _b64d(settings.hash_key)))
+            raise KeyMaterialError("ECERT_HASH_KEY is required with ECERT_PII_KEYS.")
+        try:
+            keys: dict[str, bytes] = {}
+            order: list[str] = []
+            for pair in settings.pii_keys.split(","):
+                kid, _, value = pair.strip().partition(":")
+                keys[kid] = _b64d(value)
+                order.append(kid)
+            hash_key = _b64d(settings.hash_key)
+        except (binascii.Error, ValueError):
+            raise KeyMaterialError(
+                "ECERT_PII_KEYS must be kid:base64url pairs and ECERT_HASH_KEY base64url."
+            ) from None
+        return _checked(PiiCipher(keys, order[0], hash_key))
     path = Path(settings.key_file or Path(settings.data_dir) / "keys.json")
     if not path.exists():
         if settings.key_file:
-            raise KeyMaterialError(f"key file {path} does not exist")
+            raise KeyMaterialError(f"key file {path} (ECERT_KEY_FILE) does not exist.")
+        if not settings.embedded:
+            raise KeyMaterialError(
+                "outside the embedded mode keys are never generated: set ECERT_PII_KEYS and "
+                "ECERT_HASH_KEY (or ECERT_KEY_FILE) to the keys every process shares."
+            )
         with contextlib.suppress(FileExistsError):  # another worker made it first
             _generate_key_file(path)
-    data = json.loads(path.read_text())
-    keys = {kid: _b64d(value) for kid, value in data["pii_keys"].items()}
-    return _checked(PiiCipher(keys, data["active"], _b64d(data["hash_key"])))
+    try:
+        data = json.loads(path.read_text())
+        keys = {kid: _b64d(value) for kid, value in data["pii_keys"].items()}
+        return _checked(PiiCipher(keys, data["active"], _b64d(data["hash_key"])))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, binascii.Error):
+        raise KeyMaterialError(
+            f"key file {path} is not readable as {{pii_keys: {{kid: key}}, active, hash_key}}."
+        ) from None
 
 
 def _checked(cipher: PiiCipher) -> PiiCipher:
     if cipher.active_kid not in cipher.keys:
-        raise KeyMaterialError("active PII key id has no key")
+        raise KeyMaterialError("the active PII key id has no key.")
     if any(len(k) != 32 for k in cipher.keys.values()) or len(cipher.hash_key) < 32:
-        raise KeyMaterialError("PII keys must be 32 bytes (AES-256) and the hash key ≥ 32 bytes")
+        raise KeyMaterialError("PII keys must be 32 bytes (AES-256) and the hash key ≥ 32 bytes.")
     return cipher

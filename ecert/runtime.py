@@ -28,6 +28,12 @@ class Runtime:
         async with self.sessions() as session:
             await self.keys.refresh(session)
 
+    async def current_keys(self) -> KeyRing:
+        """The key ring, reloaded first when a key changed elsewhere (see ``KeyRing.due``)."""
+        if await self.keys.due(self.store):
+            await self.refresh_keys()
+        return self.keys
+
 
 def build_runtime(settings: Settings) -> Runtime:
     """Build the long-lived objects; used by ``create_app`` and by the CLI."""
@@ -36,7 +42,11 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         settings=settings,
         cipher=cipher,
-        keys=KeyRing(cipher, refresh_every_s=settings.key_refresh_s),
+        keys=KeyRing(
+            cipher,
+            refresh_every_s=settings.key_refresh_s,
+            fallback_refresh_s=settings.key_refresh_fallback_s,
+        ),
         store=make_store(settings.redis_url, settings.redis_timeout_s),
         engine=engine,
         sessions=async_sessionmaker(engine, expire_on_commit=False),

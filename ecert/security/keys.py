@@ -185,7 +185,7 @@ class KeyRing:
                 # Pay the store's timeout once per interval, not on every request while it is down.
                 self._store_quiet_until = now + self._fallback
                 seen = None
-            if seen is not None:
+            if seen is not None and seen.isdigit():
                 return int(seen) > self.version or self.stale()
         return now - self._loaded_at > self._fallback
 

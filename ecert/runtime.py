@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -23,6 +24,7 @@ class Runtime:
     store: Store
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def refresh_keys(self) -> None:
         async with self.sessions() as session:
@@ -30,8 +32,12 @@ class Runtime:
 
     async def current_keys(self) -> KeyRing:
         """The key ring, reloaded first when a key changed elsewhere (see ``KeyRing.due``)."""
+        loaded = self.keys.loaded_at
         if await self.keys.due(self.store):
-            await self.refresh_keys()
+            # Requests that meet a new version together share one reload.
+            async with self._reloading:
+                if self.keys.loaded_at == loaded:
+                    await self.refresh_keys()
         return self.keys
 
 

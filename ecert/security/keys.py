@@ -171,6 +171,10 @@ class KeyRing:
         rows = (await session.scalars(select(SigningKey))).all()
         self.replace(rows, version)
 
+    @property
+    def loaded_at(self) -> float:
+        return self._loaded_at
+
     def stale(self) -> bool:
         return self._clock() - self._loaded_at > self._refresh_every
 

@@ -113,7 +113,7 @@ async def test_finding_05_revocation_reaches_every_worker_at_once(tmp_path: Path
         kid = qrtoken.read_header(codes[0]).kid
         for _ in range(6):  # both workers have loaded their key ring and publish the key
             assert kid in await _published(client)
-        await run_cli(runtime.settings, "keys", "revoke", kid)
+        await run_cli(runtime.settings, "keys", "revoke", "--", kid)
         for code in codes:  # requests land on both workers
             assert kid not in await _published(client)
             refused = await client.post("/v1/verify", json={"qr": code}, headers=hospital)

@@ -160,7 +160,7 @@ async def test_finding_05_revoked_qr_key_dies_at_once(
     hospital = await institution(client, runtime)
     text = await person.qr(client)
     kid = qrtoken.read_header(text).kid
-    await run_cli(backend.settings, "keys", "revoke", kid)
+    await run_cli(backend.settings, "keys", "revoke", "--", kid)
     # At once, on every backend: the verify transaction asks the database about the key.
     refused = await client.post("/v1/verify", json={"qr": text}, headers=hospital)
     assert refused.status_code == 422, refused.text
@@ -186,7 +186,7 @@ async def test_finding_05_revoking_the_active_access_key_keeps_the_token_endpoin
     creds = await add_client(runtime, "institution")
     old = await client_token(client, *creds)
     kid = jwt.get_unverified_header(old)["kid"]
-    await run_cli(backend.settings, "keys", "revoke", kid)
+    await run_cli(backend.settings, "keys", "revoke", "--", kid)
     if backend.name == "embedded":
         await asyncio.sleep(EMBEDDED_WAIT_S)
     probe = {"qr": "not a code"}  # 401 without a valid token, 422 with one

@@ -202,7 +202,7 @@ async def test_finding_05_revocation_holds_while_redis_hangs(tmp_path: Path) -> 
             os.kill(process.pid, signal.SIGSTOP)
             try:
                 async with asyncio.timeout(30):
-                    out = await run_cli(settings, "keys", "revoke", kid)
+                    out = await run_cli(settings, "keys", "revoke", "--", kid)
                     # The database, the authority, refuses the key's codes at once,
                     refused = await client.post("/v1/verify", json={"qr": text}, headers=hospital)
                     assert refused.json()["code"] == "qr_unknown_key", refused.text

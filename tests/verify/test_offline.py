@@ -122,7 +122,7 @@ async def test_finding_05_offline_refuses_a_revoked_key_after_the_feed_refresh(
     verifier = OfflineVerifier(fetch=fetch)
     verifier.refresh()
     assert verifier.check(text).ok
-    await run_cli(settings, "keys", "revoke", kid)
+    await run_cli(settings, "keys", "revoke", "--", kid)
     # A cache in front of the server may still hand out the old key set; the signed feed wins.
     stale_jwks = fetch.documents["/.well-known/jwks.json"]
     fetch.documents = {**await _documents(client), "/.well-known/jwks.json": stale_jwks}

@@ -41,7 +41,7 @@ from ecert.ops.readiness import Drain, SchemaCheck
 from ecert.problems import exception_handlers
 from ecert.runtime import build_runtime
 from ecert.security.auditchain import audit_key, session_info
-from ecert.security.auth import BearerAuthMiddleware
+from ecert.security.auth import BearerAuthMiddleware, key_ring_middleware
 from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
 from ecert.settlement.controllers import AgencyPolicyController, SettlementController
@@ -127,6 +127,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             request_id_middleware,
             prometheus.middleware,
+            key_ring_middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
             rate_limit_middleware,
         ],

@@ -350,12 +350,15 @@ def keys_rotate(purpose: str) -> None:
         ttl = settings.access_token_ttl_s if purpose == "access" else settings.qr_ttl_s
         async with runtime.sessions.begin() as session:
             await keys.ensure_active_keys(session, runtime.cipher)
-            return await keys.rotate(
+            kid = await keys.rotate(
                 session,
                 runtime.cipher,
                 purpose,
                 overlap_s=ttl + settings.leeway_s + settings.key_refresh_s,
             )
+        async with runtime.sessions() as session:
+            await keys.publish_version(session, runtime.store, attempts=3)
+        return kid
 
     kid = run_with_runtime(work)
     if kid is None:
@@ -366,16 +369,28 @@ def keys_rotate(purpose: str) -> None:
 @keys_group.command("revoke")
 @click.argument("kid")
 def keys_revoke(kid: str) -> None:
-    """Emergency revocation: the key is unpublished and its tokens refused at once."""
+    """Emergency revocation: the key is unpublished and its tokens refused at once.
+
+    Revoking the active key of a purpose promotes its next key in the same transaction; every
+    worker is told through the store before this returns.
+    """
     from ecert.security import keys
 
-    async def work(runtime: Runtime) -> bool:
-        async with runtime.sessions.begin() as session:
-            return await keys.revoke(session, kid)
+    async def work(runtime: Runtime) -> tuple[bool | None, bool]:
+        done = await keys.revoke_now(runtime.sessions, runtime.cipher, runtime.store, kid)
+        return done, bool(runtime.settings.redis_url)
 
-    if not run_with_runtime(work):
+    # Embedded, the server's in-process store is not ours: it reloads on its fallback interval.
+    done, shared = run_with_runtime(work)
+    if done is False:
         raise click.ClickException(f"no live key with kid {kid!r}")
-    click.echo(json.dumps({"revoked": kid}))
+    if done is None:
+        click.echo(
+            "warning: the store did not take the new key ring version; workers reload within "
+            "ECERT_KEY_REFRESH_S (the verify path refuses the key's codes already)",
+            err=True,
+        )
+    click.echo(json.dumps({"revoked": kid, "workers_told": done is True and shared}))
 
 
 @main.command("import")
@@ -548,6 +563,14 @@ def cards_sweep() -> None:
 @click.option(
     "--skew", default=5, show_default=True, type=int, help="Clock difference to accept, in seconds."
 )
+@click.option(
+    "--feed-stale-after",
+    "feed_stale_s",
+    default=900.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Refuse (feed_stale) when the newest revocation feed held was signed longer ago.",
+)
 def verify_command(
     text: str | None,
     image: Path | None,
@@ -556,6 +579,7 @@ def verify_command(
     feed_file: Path | None,
     trust_file: Path | None,
     skew: int,
+    feed_stale_s: float,
 ) -> None:
     """Check a QR code offline and print the verdict (exit status 1 when refused).
 
@@ -579,13 +603,15 @@ def verify_command(
     verifier: OfflineVerifier | TrustList
     if trust_file is not None:
         try:
-            verifier = TrustList.from_file(trust_file, skew_s=skew)
+            verifier = TrustList.from_file(trust_file, skew_s=skew, feed_stale_s=feed_stale_s)
         except TrustListInvalid as exc:
             raise click.BadParameter(str(exc), param_hint="--trust") from exc
     elif jwks_file is not None:
-        verifier = OfflineVerifier.from_files(jwks_file, feed_file, skew_s=skew)
+        verifier = OfflineVerifier.from_files(
+            jwks_file, feed_file, skew_s=skew, feed_stale_s=feed_stale_s
+        )
     elif server:
-        verifier = OfflineVerifier.from_server(server, skew_s=skew)
+        verifier = OfflineVerifier.from_server(server, skew_s=skew, feed_stale_s=feed_stale_s)
     else:
         raise click.UsageError(
             "give --server URL, --jwks FILE for a fully offline check, or --trust FILE"

@@ -69,6 +69,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     key_rotate_days: Annotated[int, Meta(ge=0, le=3650)] = 30
     #: How long a worker may keep using its cached key ring before it reloads the key table.
     key_refresh_s: Seconds = 30
+    #: How often a worker reloads the key table when the store cannot tell it the key ring's
+    #: version (store down, or no version published yet); with the store up a revocation
+    #: reaches every worker on its next request.
+    key_refresh_fallback_s: Annotated[float, Meta(ge=0.1, le=300)] = 2.0
     #: Working days after a provisional card loss report before the card is restored (default).
     card_lapse_workdays: Annotated[int, Meta(ge=1, le=60)] = 2
     #: Per-area overrides, ``area:days`` comma-separated, e.g. ``370102:2,110105:3``.

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -24,10 +25,21 @@ class Runtime:
     store: Store
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     async def refresh_keys(self) -> None:
         async with self.sessions() as session:
             await self.keys.refresh(session)
+
+    async def current_keys(self) -> KeyRing:
+        """The key ring, reloaded first when a key changed elsewhere (see ``KeyRing.due``)."""
+        loaded = self.keys.loaded_at
+        if await self.keys.due(self.store):
+            # Requests that meet a new version together share one reload.
+            async with self._reloading:
+                if self.keys.loaded_at == loaded:
+                    await self.refresh_keys()
+        return self.keys
 
 
 def build_runtime(settings: Settings) -> Runtime:
@@ -37,7 +49,11 @@ def build_runtime(settings: Settings) -> Runtime:
     return Runtime(
         settings=settings,
         cipher=cipher,
-        keys=KeyRing(cipher, refresh_every_s=settings.key_refresh_s),
+        keys=KeyRing(
+            cipher,
+            refresh_every_s=settings.key_refresh_s,
+            fallback_refresh_s=settings.key_refresh_fallback_s,
+        ),
         store=make_store(settings.redis_url, settings.redis_timeout_s, settings.redis_breaker_s),
         engine=engine,
         sessions=async_sessionmaker(

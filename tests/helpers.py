@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import os
 import secrets
+import sys
 import time
 from typing import Any
 
 import httpx
 import jwt
 
+from ecert.config import Settings
 from ecert.db.models import Enrolment, Person
 from ecert.identity import make_id_number
 from ecert.oauth.services import register_client
@@ -119,3 +123,27 @@ async def person_token(
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def run_cli(settings: Settings, *args: str) -> str:
+    """Run ``ecert ARGS`` as an operator would: another process, its own runtime and store."""
+    env = {
+        **os.environ,
+        "ECERT_DATABASE_URL": settings.effective_database_url,
+        "ECERT_REDIS_URL": settings.redis_url,
+        "ECERT_DATA_DIR": settings.data_dir,
+        "ECERT_PII_KEYS": settings.pii_keys,
+        "ECERT_HASH_KEY": settings.hash_key,
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ecert.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()

@@ -24,6 +24,7 @@ from ecert.runtime import Runtime, build_runtime
 from ecert.security import keys
 from tests import servers
 from tests.factories import holder, institution
+from tests.helpers import run_cli
 from tests.servers import _wait_port, free_port
 
 
@@ -102,3 +103,25 @@ async def test_rate_limit_is_shared_by_the_workers(tmp_path: Path) -> None:
     else:
         assert statuses.count(401) <= 20
     assert set(statuses) == {401, 429}
+
+
+async def _published(client: httpx.AsyncClient) -> set[str]:
+    return {k["kid"] for k in (await client.get("/.well-known/jwks.json")).json()["keys"]}
+
+
+async def test_finding_05_revocation_reaches_every_worker_at_once(tmp_path: Path) -> None:
+    # The default 30 s reload interval: only the version in Redis can make this immediate.
+    async with two_workers(tmp_path) as (client, runtime):
+        person = await holder(client, runtime)
+        hospital = await institution(client, runtime)
+        codes = [await person.qr(client) for _ in range(6)]
+        kid = qrtoken.read_header(codes[0]).kid
+        for _ in range(6):  # both workers have loaded their key ring and publish the key
+            assert kid in await _published(client)
+        await run_cli(runtime.settings, "keys", "revoke", "--", kid)
+        for code in codes:  # requests land on both workers
+            assert kid not in await _published(client)
+            refused = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
+            assert refused.json()["code"] == "qr_unknown_key", refused.text
+            fresh = await person.qr(client)
+            assert qrtoken.read_header(fresh).kid != kid

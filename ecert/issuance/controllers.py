@@ -184,11 +184,10 @@ class PublicKeysController(Controller):
 
     @get("/.well-known/jwks.json", exclude_from_auth=True, summary="QR verification keys")
     async def jwks(self, request: AnyRequest, runtime: RuntimeDep) -> Response[Any]:
-        if runtime.keys.stale():
-            await runtime.refresh_keys()
-        body, etag = feed.jwks(runtime)
+        body, etag = feed.jwks(runtime)  # key_ring_middleware made the ring current
         headers = {
-            "Cache-Control": "public, max-age=60",
+            # Short: a revoked key leaves scanners' caches within seconds (the ETag keeps it cheap).
+            "Cache-Control": "public, max-age=10",
             "Access-Control-Allow-Origin": "*",
             "ETag": etag,
         }

@@ -11,7 +11,7 @@ import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import RevocationEntry
+from ecert.db.models import RevocationEntry, SigningKey
 from ecert.issuance.schemas import Jwks, RevocationFeed, RevocationItem
 from ecert.runtime import Runtime
 
@@ -46,12 +46,23 @@ async def revocations(session: AsyncSession, runtime: Runtime, since: int) -> Re
         for r in rows[:PAGE]
     ]
     until = entries[-1].seq if entries else since
+    # Emergency revocations are rare, so the whole list fits in every page.
+    revoked_kids = list(
+        (
+            await session.scalars(
+                select(SigningKey.kid)
+                .where(SigningKey.state == "revoked", SigningKey.purpose.in_(("qr", "feed")))
+                .order_by(SigningKey.kid)
+            )
+        ).all()
+    )
     payload: dict[str, Any] = {
         "iss": runtime.settings.issuer_area,
         "since": since,
         "until": until,
         "more": more,
         "entries": [msgspec.to_builtins(e) for e in entries],
+        "revoked_kids": revoked_kids,
         "iat": int(time.time()),
     }
     signer = runtime.keys.signer("feed")
@@ -68,4 +79,5 @@ async def revocations(session: AsyncSession, runtime: Runtime, since: int) -> Re
         more=more,
         entries=entries,
         jws=token,
+        revoked_kids=revoked_kids,
     )

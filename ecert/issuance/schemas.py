@@ -84,6 +84,8 @@ class RevocationFeed(msgspec.Struct):
     more: bool
     entries: list[RevocationItem]
     jws: str
+    #: Revoked ``qr`` and ``feed`` key ids, in every page: scanners drop them from their key set.
+    revoked_kids: list[str] = msgspec.field(default_factory=list)
 
 
 class FamilyLinkCreate(msgspec.Struct, forbid_unknown_fields=True):

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp, Receive, Scope, Send
 
 from ecert.errors import Forbidden, Unauthorized
 from ecert.oauth.status import ClientStatus
@@ -14,6 +16,26 @@ from ecert.runtime import Runtime
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid, verify_access_token
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
+
+
+#: Probes use no key: they cost no store read.
+_NO_KEYS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def key_ring_middleware(app: ASGIApp) -> ASGIApp:
+    """Before any key signs or verifies: reload the key ring when a key changed elsewhere.
+
+    One store read per request (no database round trip); a revocation therefore reaches every
+    worker before ``ecert keys revoke`` returns (docs/security.md, finding 5).
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and scope["path"] not in _NO_KEYS:
+            runtime: Runtime = scope["litestar_app"].state.runtime
+            await runtime.current_keys()
+        await app(scope, receive, send)
+
+    return middleware
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -26,9 +48,8 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
             raise Unauthorized("send an access token as 'Authorization: Bearer …'")
         runtime: Runtime = connection.app.state.runtime
         kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
-        if runtime.keys.stale() or (
-            runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown()
-        ):
+        # key_ring_middleware has already reloaded a ring that a revocation made stale.
+        if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
             await runtime.refresh_keys()
         principal = verify_access_token(runtime.keys, runtime.settings, token.strip())
         status: ClientStatus = connection.app.state.client_status

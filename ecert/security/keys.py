@@ -7,7 +7,9 @@ material is never used. Private keys are stored encrypted with the PII cipher.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
+import enum
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -15,17 +17,30 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ecert.db.models import SigningKey, utcnow
+from ecert.db.models import KeyEvent, SigningKey, utcnow
 from ecert.security.pii import PiiCipher
+from ecert.store import Store, StoreUnavailable
 
 PURPOSES = ("qr", "access", "feed")
 #: States whose public key verifies tokens (a ``next`` key is published but signs nothing yet).
 VERIFYING_STATES = frozenset({"active", "retiring"})
 PUBLISHED_STATES = frozenset({"next", "active", "retiring"})
 _CONTEXT = "signing-key"
+#: Where the store holds the key ring's version (the highest ``key_events.id``).
+VERSION_KEY = "keys:version"
+#: Long enough to outlive any worker's interest; when it lapses workers poll on the short interval.
+VERSION_TTL_S = 7 * 86_400
+
+
+class KeyAction(enum.StrEnum):
+    """What a ``key_events`` row records."""
+
+    CREATED = "created"
+    ROTATED = "rotated"
+    REVOKED = "revoked"
 
 
 def _b64(n: int) -> str:
@@ -112,7 +127,11 @@ class NoSigningKey(Exception):
 
 
 class KeyRing:
-    """In-memory view of the key table, refreshed periodically and on an unknown ``kid``."""
+    """In-memory view of the key table, refreshed periodically and on an unknown ``kid``.
+
+    ``version`` is the key table's version when it was loaded; :meth:`due` compares it with the
+    version the store holds, so a revocation anywhere reaches this worker on its next request.
+    """
 
     def __init__(
         self,
@@ -120,6 +139,7 @@ class KeyRing:
         *,
         refresh_every_s: float = 30.0,
         min_refresh_gap_s: float = 2.0,
+        fallback_refresh_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._cipher = cipher
@@ -127,10 +147,13 @@ class KeyRing:
         self._loaded_at = float("-inf")
         self._refresh_every = refresh_every_s
         self._min_gap = min_refresh_gap_s
+        self._fallback = fallback_refresh_s
+        self._store_quiet_until = float("-inf")
         self._clock = clock
+        self.version = 0
 
-    def replace(self, rows: Iterable[SigningKey]) -> None:
-        """Swap in the current table content."""
+    def replace(self, rows: Iterable[SigningKey], version: int | None = None) -> None:
+        """Swap in the current table content (read at ``version``, when known)."""
         loaded = {}
         for row in rows:
             previous = self._keys.get(row.kid)
@@ -139,13 +162,36 @@ class KeyRing:
             loaded[row.kid] = _load(row, private)
         self._keys = loaded
         self._loaded_at = self._clock()
+        if version is not None:
+            self.version = version
 
     async def refresh(self, session: AsyncSession) -> None:
+        # The version first: a change committed between the two reads only causes one more reload.
+        version = await ring_version(session)
         rows = (await session.scalars(select(SigningKey))).all()
-        self.replace(rows)
+        self.replace(rows, version)
+
+    @property
+    def loaded_at(self) -> float:
+        return self._loaded_at
 
     def stale(self) -> bool:
         return self._clock() - self._loaded_at > self._refresh_every
+
+    async def due(self, store: Store) -> bool:
+        """Whether to reload before using a key: the store holds a newer version, or it cannot
+        tell (down, or the version lapsed) and the short fallback interval has passed."""
+        now = self._clock()
+        if now >= self._store_quiet_until:
+            try:
+                seen = await store.get(VERSION_KEY)
+            except StoreUnavailable:
+                # Pay the store's timeout once per interval, not on every request while it is down.
+                self._store_quiet_until = now + self._fallback
+                seen = None
+            if seen is not None and seen.isdigit():
+                return int(seen) > self.version or self.stale()
+        return now - self._loaded_at > self._fallback
 
     def may_refresh_for_unknown(self) -> bool:
         """Bounded rate: an attacker sending random ``kid`` values cannot hammer the database."""
@@ -178,8 +224,31 @@ async def ensure_active_keys(session: AsyncSession, cipher: PiiCipher) -> None:
     for purpose in PURPOSES:
         for state in ("active", "next"):
             if (purpose, state) not in present:
-                session.add(new_key_row(cipher, purpose, state))
+                row = new_key_row(cipher, purpose, state)
+                session.add(row)
+                _record(session, row.kid, purpose, KeyAction.CREATED)
     await session.flush()
+
+
+async def ring_version(session: AsyncSession) -> int:
+    """The key table's version: the highest key event (0 before the first)."""
+    return int(await session.scalar(select(func.max(KeyEvent.id))) or 0)
+
+
+def _record(session: AsyncSession, kid: str, purpose: str, action: KeyAction) -> None:
+    session.add(KeyEvent(kid=kid, purpose=purpose, action=action.value, at=utcnow()))
+
+
+async def publish_version(session: AsyncSession, store: Store, *, attempts: int = 1) -> bool:
+    """After the key change committed: tell every worker through the store (never the authority:
+    a worker that cannot read a version reloads on its short fallback interval). False when the
+    store did not take it."""
+    version = await ring_version(session)
+    for _ in range(attempts):
+        with contextlib.suppress(StoreUnavailable):
+            await store.set(VERSION_KEY, str(version).encode(), VERSION_TTL_S)
+            return True
+    return False
 
 
 async def rotate(
@@ -233,18 +302,94 @@ async def rotate(
         update(SigningKey).where(SigningKey.id == nxt.id).values(state="active", activated_at=now)
     )
     session.add(new_key_row(cipher, purpose, "next"))
+    _record(session, nxt.kid, purpose, KeyAction.ROTATED)
     await session.flush()
     return nxt.kid
 
 
-async def revoke(session: AsyncSession, kid: str) -> bool:
-    """Emergency revocation: unpublished and refused at once (after each worker's next refresh)."""
+async def revoke(session: AsyncSession, cipher: PiiCipher, kid: str) -> bool:
+    """Emergency revocation: unpublished and refused at once.
+
+    In the same transaction a purpose left without an active key gets one (its ``next`` key, or
+    a new one), and a new ``next`` is published, so signing never stops. The caller publishes
+    the new version (:func:`publish_version`) after the commit.
+    """
+    row = await session.scalar(
+        select(SigningKey).where(SigningKey.kid == kid, SigningKey.state != "revoked")
+    )
+    if row is None:
+        return False
+    # Conditional update: of two processes revoking together, exactly one moves the key.
     result = await session.execute(
         update(SigningKey)
-        .where(SigningKey.kid == kid, SigningKey.state != "revoked")
+        .where(SigningKey.id == row.id, SigningKey.state == row.state)
         .values(state="revoked", revoked_at=utcnow())
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        return False
+    _record(session, kid, row.purpose, KeyAction.REVOKED)
+    await _refill(session, cipher, row.purpose)
+    await session.flush()
+    return True
+
+
+async def revoke_now(
+    sessions: async_sessionmaker[AsyncSession], cipher: PiiCipher, store: Store, kid: str
+) -> bool | None:
+    """``ecert keys revoke``: revoke in one transaction, then tell every worker before returning.
+
+    False when no live key has this kid; None when the key is revoked but the store could not be
+    told (workers then learn within ``key_refresh_s``; the verify path's database check at once).
+    """
+    async with sessions.begin() as session:
+        if not await revoke(session, cipher, kid):
+            return False
+    async with sessions() as session:
+        return True if await publish_version(session, store, attempts=3) else None
+
+
+async def _refill(session: AsyncSession, cipher: PiiCipher, purpose: str) -> None:
+    """Give ``purpose`` an active key and a ``next`` key again after a revocation."""
+    active = await session.scalar(
+        select(SigningKey.id)
+        .where(SigningKey.purpose == purpose, SigningKey.state == "active")
+        .limit(1)
+    )
+    if active is None:
+        nxt = await session.scalar(
+            select(SigningKey)
+            .where(SigningKey.purpose == purpose, SigningKey.state == "next")
+            .order_by(SigningKey.created_at)
+            .limit(1)
+        )
+        promoted = None
+        if nxt is not None:
+            moved = await session.execute(
+                update(SigningKey)
+                .where(SigningKey.id == nxt.id, SigningKey.state == "next")
+                .values(state="active", activated_at=utcnow())
+            )
+            promoted = nxt.kid if moved.rowcount == 1 else None  # type: ignore[attr-defined]
+        if promoted is None:
+            fresh = new_key_row(cipher, purpose, "active")
+            session.add(fresh)
+            promoted = fresh.kid
+        _record(session, promoted, purpose, KeyAction.ROTATED)
+    has_next = await session.scalar(
+        select(SigningKey.id)
+        .where(SigningKey.purpose == purpose, SigningKey.state == "next")
+        .limit(1)
+    )
+    if has_next is None:
+        session.add(new_key_row(cipher, purpose, "next"))
+
+
+async def verifies(session: AsyncSession, purpose: str, kid: str) -> bool:
+    """The database's word on a ``kid`` (the authority, when the store cannot be asked)."""
+    state = await session.scalar(
+        select(SigningKey.state).where(SigningKey.kid == kid, SigningKey.purpose == purpose)
+    )
+    return state in VERIFYING_STATES
 
 
 def rotation_due(ring: KeyRing, purpose: str, every_days: int) -> bool:

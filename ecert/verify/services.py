@@ -29,6 +29,7 @@ from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolle
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import person_id_number, person_name
 from ecert.runtime import Runtime
+from ecert.security import keys
 from ecert.security.audit import concerning, record_audit
 from ecert.security.tokens import Principal
 from ecert.store import StoreUnavailable
@@ -58,6 +59,9 @@ async def _ecert_from_qr(
         leeway_s=settings.leeway_s,
         issuers={settings.issuer_area},
     )
+    # The database is the authority on revoked keys, whether or not the store could tell us.
+    if not await keys.verifies(session, "qr", header.kid):
+        raise qrtoken.QrUnknownKey()
     ecert = await _load_holder(session, principal, ECert.pseudonym == claims.sub, claims.ver)
     # Early reject in the store; the unique key in the database is the authority.
     try:

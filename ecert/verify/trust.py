@@ -51,7 +51,8 @@ class TrustList:
 
     @classmethod
     def from_file(cls, path: Path, **options: Any) -> TrustList:
-        """Load a trust list file; ``options`` go to every verifier (``skew_s``, …)."""
+        """Load a trust list file; ``options`` go to every verifier (``skew_s``, the max ages of
+        keys and feed, ``feed_stale_s``, …): each province's verifier refreshes on its own."""
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
             issuers = document["issuers"]

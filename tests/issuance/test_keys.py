@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 
 import jwt
@@ -11,7 +12,17 @@ from ecert import qrtoken
 from ecert.db.models import SigningKey, utcnow
 from ecert.runtime import Runtime
 from ecert.security import keys
-from tests.helpers import Client, add_client, add_person, bearer, person_token
+from tests.conftest import Backend
+from tests.factories import holder, institution
+from tests.helpers import (
+    Client,
+    add_client,
+    add_person,
+    bearer,
+    client_token,
+    person_token,
+    run_cli,
+)
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
 
@@ -86,13 +97,10 @@ async def test_emergency_revocation_kills_at_once(client: Client, runtime: Runti
     headers = await _ecert(client, runtime)
     text = (await client.post("/v1/me/ecert/qr", headers=headers)).json()["qr"]
     kid = qrtoken.read_header(text).kid
-    async with runtime.sessions.begin() as session:
-        assert await keys.revoke(session, kid)
-    await runtime.refresh_keys()
+    assert await keys.revoke_now(runtime.sessions, runtime.cipher, runtime.store, kid)
     assert kid not in await _published(client)
     assert runtime.keys.verifier("qr", kid) is None
-    # A new active key is needed to mint again: rotation promotes the next key.
-    await _rotate(runtime)
+    # The revocation promoted the next key: minting goes on at once.
     assert (await client.post("/v1/me/ecert/qr", headers=headers)).status_code == 200
 
 
@@ -134,3 +142,71 @@ async def test_rotation_falls_due_on_schedule(runtime: Runtime) -> None:
     await runtime.refresh_keys()
     assert keys.rotation_due(runtime.keys, "qr", 30)
     assert not keys.rotation_due(runtime.keys, "qr", 0)  # 0 disables the schedule
+
+
+# Finding 5 (issue 14): a revocation is immediate and total.
+
+
+#: The in-process store is not shared with the command's process: an embedded server learns of
+#: the revocation on its short fallback interval (ECERT_KEY_REFRESH_FALLBACK_S, default 2 s).
+#: The verify path's database check needs no wait at all; Redis makes everything immediate.
+EMBEDDED_WAIT_S = 2.5
+
+
+async def test_finding_05_revoked_qr_key_dies_at_once(
+    client: Client, runtime: Runtime, backend: Backend
+) -> None:
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    text = await person.qr(client)
+    kid = qrtoken.read_header(text).kid
+    await run_cli(backend.settings, "keys", "revoke", "--", kid)
+    # At once, on every backend: the verify transaction asks the database about the key.
+    refused = await client.post("/v1/verify", json={"qr": text}, headers=hospital)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["code"] == "qr_unknown_key"
+    if backend.name == "embedded":
+        await asyncio.sleep(EMBEDDED_WAIT_S)
+    jwks = await client.get("/.well-known/jwks.json")
+    assert kid not in {k["kid"] for k in jwks.json()["keys"]}
+    assert "max-age=10" in jwks.headers["cache-control"]
+    feed = (await client.get("/v1/revocations")).json()
+    assert kid in feed["revoked_kids"]
+    assert kid in jwt.decode(feed["jws"], options={"verify_signature": False})["revoked_kids"]
+    # The next key was promoted in the revoking transaction: minting goes on, with a new key.
+    fresh = await person.qr(client)
+    assert qrtoken.read_header(fresh).kid != kid
+    ok = await client.post("/v1/verify", json={"qr": fresh}, headers=hospital)
+    assert ok.status_code == 200, ok.text
+
+
+async def test_finding_05_revoking_the_active_access_key_keeps_the_token_endpoint_up(
+    client: Client, runtime: Runtime, backend: Backend
+) -> None:
+    creds = await add_client(runtime, "institution")
+    old = await client_token(client, *creds)
+    kid = jwt.get_unverified_header(old)["kid"]
+    await run_cli(backend.settings, "keys", "revoke", "--", kid)
+    if backend.name == "embedded":
+        await asyncio.sleep(EMBEDDED_WAIT_S)
+    probe = {"qr": "not a code"}  # 401 without a valid token, 422 with one
+    refused = await client.post("/v1/verify", json=probe, headers=bearer(old))
+    assert refused.status_code == 401, refused.text
+    new = await client_token(client, *creds)  # asserts 200
+    assert jwt.get_unverified_header(new)["kid"] != kid
+    accepted = await client.post("/v1/verify", json=probe, headers=bearer(new))
+    assert accepted.status_code == 422, accepted.text
+
+
+async def test_finding_05_revoking_any_key_leaves_each_purpose_active_and_next(
+    runtime: Runtime, client: Client
+) -> None:
+    for purpose in keys.PURPOSES:
+        for state in ("active", "next"):
+            kid = next(k.kid for k in runtime.keys.published(purpose) if k.state == state)
+            assert await keys.revoke_now(runtime.sessions, runtime.cipher, runtime.store, kid)
+            await runtime.current_keys()  # the version in the store says reload
+            states = [k.state for k in runtime.keys.published(purpose)]
+            assert sorted(states) == ["active", "next"], (purpose, state, states)
+            assert runtime.keys.verifier(purpose, kid) is None
+    assert not await keys.revoke_now(runtime.sessions, runtime.cipher, runtime.store, "none")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import secrets
 import signal
@@ -19,6 +20,7 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select, text
 
+from ecert import qrtoken
 from ecert.app import create_app
 from ecert.config import Settings, settings_from_env
 from ecert.db.migrate import upgrade_engine
@@ -27,6 +29,7 @@ from ecert.runtime import Runtime
 from tests import servers
 from tests.conftest import open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
+from tests.helpers import run_cli
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -199,3 +202,28 @@ async def test_revoke_racing_a_settlement_is_never_half(tmp_path: Path, order: s
         else:
             assert outcome.json()["code"] == "ecert_suspended"
             assert (settled, balance) == (0, 10_000)
+
+
+async def test_finding_05_revocation_holds_while_redis_hangs(tmp_path: Path) -> None:
+    with servers.redis() as (redis_url, process):
+        settings = _settings(tmp_path, redis_url=redis_url, key_refresh_fallback_s=1.0)
+        async with _app(settings) as (client, runtime):
+            person = await holder(client, runtime)
+            hospital = await institution(client, runtime)
+            text = await person.qr(client)
+            kid = qrtoken.read_header(text).kid
+            os.kill(process.pid, signal.SIGSTOP)
+            try:
+                async with asyncio.timeout(30):
+                    out = await run_cli(settings, "keys", "revoke", "--", kid)
+                    # The database, the authority, refuses the key's codes at once,
+                    refused = await client.post("/v1/verify", json={"qr": text}, headers=hospital)
+                    assert refused.json()["code"] == "qr_unknown_key", refused.text
+                    # the command says the workers could not be told through the store,
+                    assert json.loads(out.splitlines()[-1])["workers_told"] is False
+                    # while each worker reloads its key ring on the short fallback interval.
+                    await asyncio.sleep(1.2)
+                    jwks = (await client.get("/.well-known/jwks.json")).json()
+                    assert kid not in {k["kid"] for k in jwks["keys"]}
+            finally:
+                os.kill(process.pid, signal.SIGCONT)

@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecert import qrtoken
 from ecert.cli import main
+from ecert.config import Settings
 from ecert.runtime import Runtime
 from ecert.verify.offline import OfflineVerifier
 from tests.factories import holder, mint_at, now
-from tests.helpers import Client
+from tests.helpers import Client, run_cli
 
 
 class Recorder:
@@ -109,3 +110,122 @@ async def test_suspension_reaches_the_scanner_through_the_feed(
     verifier = OfflineVerifier(fetch=Recorder(await _documents(client)))
     verifier.refresh()
     assert verifier.check(text).code == "ecert_suspended"
+
+
+async def test_finding_05_offline_refuses_a_revoked_key_after_the_feed_refresh(
+    client: Client, runtime: Runtime, settings: Settings
+) -> None:
+    person = await holder(client, runtime)
+    text = await person.qr(client)
+    kid = qrtoken.read_header(text).kid
+    fetch = Recorder(await _documents(client))
+    verifier = OfflineVerifier(fetch=fetch)
+    verifier.refresh()
+    assert verifier.check(text).ok
+    await run_cli(settings, "keys", "revoke", "--", kid)
+    # A cache in front of the server may still hand out the old key set; the signed feed wins.
+    stale_jwks = fetch.documents["/.well-known/jwks.json"]
+    fetch.documents = {**await _documents(client), "/.well-known/jwks.json": stale_jwks}
+    verifier.refresh()
+    assert verifier.check(text).code == "qr_unknown_key"
+
+
+class Clocks:
+    """The device's wall clock and its monotonic clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.wall = float(now())
+        self.mono = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+async def test_finding_06_scanner_refreshes_feed_and_keys_on_schedule(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    clocks = Clocks()
+    fetch = Recorder(await _documents(client))
+    verifier = OfflineVerifier(
+        fetch=fetch,
+        clock=lambda: clocks.wall,
+        monotonic=lambda: clocks.mono,
+        feed_max_age_s=60,
+        keys_max_age_s=300,
+    )
+    verifier.refresh()
+    text = await person.qr(client)
+    assert verifier.check(text).ok
+    await client.post("/v1/me/ecert/suspend", json={}, headers=person.headers)
+    fetch.documents = await _documents(client)
+    assert verifier.check(text).ok  # within the feed's max age: no fetch
+    clocks.advance(30)
+    calls = len(fetch.calls)
+    clocks.advance(31)  # past the feed's max age: new pages are fetched, the key set is not
+    assert verifier.check(text).code == "ecert_suspended"
+    assert fetch.calls[calls:] == [f"/v1/revocations?since={verifier._seq - 1}"]
+    clocks.advance(300)
+    verifier.check(text)
+    assert "/.well-known/jwks.json" in fetch.calls[calls + 1 :]
+
+
+async def test_finding_06_stale_feed_is_refused_with_feed_stale(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    clocks = Clocks()
+    start = clocks.wall
+    fetch = Recorder(await _documents(client))
+    verifier = OfflineVerifier(
+        fetch=fetch, clock=lambda: clocks.wall, monotonic=lambda: clocks.mono, feed_stale_s=600
+    )
+    verifier.refresh()
+    fetch.documents = {}  # the network is gone: every fetch fails
+    clocks.advance(550)
+    text = await mint_at(runtime, person, iat=int(clocks.wall))
+    assert verifier.check(text).ok  # the feed held is 550 s old: still within the bound
+    clocks.advance(100)
+    text = await mint_at(runtime, person, iat=int(clocks.wall))
+    verdict = verifier.check(text)
+    assert (verdict.ok, verdict.code) == (False, "feed_stale")
+    assert "old" in verdict.detail
+    # Setting the device clock back to just after the feed's iat does not make the feed young
+    # again: the monotonic clock still counts the 650 s that passed.
+    clocks.wall = start + 10
+    text = await mint_at(runtime, person, iat=int(clocks.wall))
+    assert verifier.check(text).code == "feed_stale"
+
+
+async def test_finding_06_device_clock_set_back_cannot_revive_an_expired_code(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime)
+    expired = await mint_at(runtime, person, iat=now() - 600)  # valid from -600 to -540 s
+    wall = [float(now() - 570)]  # a device clock ten minutes behind, inside that window
+    verifier = OfflineVerifier(fetch=Recorder(await _documents(client)), clock=lambda: wall[0])
+    verifier.refresh()
+    # The signed feed was issued now: "now" is at least its iat, so the code has expired.
+    assert verifier.check(expired).code == "qr_expired"
+
+
+async def test_finding_06_saved_feed_too_old_is_stale_and_the_cli_says_so(
+    client: Client, runtime: Runtime, tmp_path: Path
+) -> None:
+    person = await holder(client, runtime)
+    text = await person.qr(client)
+    documents = await _documents(client)
+    (tmp_path / "jwks.json").write_bytes(documents["/.well-known/jwks.json"])
+    (tmp_path / "feed.json").write_bytes(documents["/v1/revocations"])
+    later = [float(now() + 1000)]
+    files = OfflineVerifier.from_files(
+        tmp_path / "jwks.json", tmp_path / "feed.json", clock=lambda: later[0], skew_s=2000
+    )
+    assert files.check(text).code == "feed_stale"
+    args = ["verify", "--jwks", str(tmp_path / "jwks.json"), "--feed", str(tmp_path / "feed.json")]
+    fresh = CliRunner().invoke(main, [*args, text])
+    assert json.loads(fresh.output)["code"] == "ok", fresh.output
+    strict = CliRunner().invoke(main, [*args, "--feed-stale-after", "0", text])
+    assert strict.exit_code == 1
+    assert json.loads(strict.output)["code"] == "feed_stale"

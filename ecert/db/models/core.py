@@ -140,6 +140,23 @@ class SigningKey(UUIDBase):
     )
 
 
+class KeyEvent(BigIntBase):
+    """Append-only log of key-table changes; its highest ``id`` is the key ring's version.
+
+    Every transaction that changes which keys sign or verify (rotation, revocation, first keys)
+    adds a row, so a worker holding an older version knows it must reload (spec: a revoked key
+    dies at once). A sequence, not a counter row: concurrent changes never contend on one row.
+    """
+
+    __tablename__ = "key_events"
+
+    kid: Mapped[str] = mapped_column(String(16))
+    purpose: Mapped[str] = mapped_column(String(16))
+    #: A :class:`ecert.security.keys.KeyAction` value.
+    action: Mapped[str] = mapped_column(String(16))
+    at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+
+
 class UsedJti(BigIntBase):
     """Single-use JWT ids (client assertions, person assertions); the unique key refuses replays."""
 
@@ -180,6 +197,7 @@ __all__ = [
     "Client",
     "Enrolment",
     "Institution",
+    "KeyEvent",
     "Person",
     "SigningKey",
     "UsedJti",

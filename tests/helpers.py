@@ -125,16 +125,23 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def run_cli(settings: Settings, *args: str) -> str:
-    """Run ``ecert ARGS`` as an operator would: another process, its own runtime and store."""
-    env = {
-        **os.environ,
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The ``ECERT_*`` variables an operator's command needs to reach the test's deployment (a
+    PostgreSQL URL means production mode, which wants the issuer spelt out)."""
+    return {
         "ECERT_DATABASE_URL": settings.effective_database_url,
         "ECERT_REDIS_URL": settings.redis_url,
         "ECERT_DATA_DIR": settings.data_dir,
         "ECERT_PII_KEYS": settings.pii_keys,
         "ECERT_HASH_KEY": settings.hash_key,
+        "ECERT_ISSUER_URL": settings.issuer_url,
+        "ECERT_ISSUER_AREA": settings.issuer_area,
     }
+
+
+async def run_cli(settings: Settings, *args: str) -> str:
+    """Run ``ecert ARGS`` as an operator would: another process, its own runtime and store."""
+    env = {**os.environ, **settings_env(settings)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

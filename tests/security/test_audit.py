@@ -19,7 +19,14 @@ from ecert.runtime import Runtime, build_runtime
 from ecert.security import auditchain
 from tests.conftest import Backend, _clean
 from tests.factories import holder, institution, set_enrolment
-from tests.helpers import JWT_BEARER, Client, add_client, add_person, person_assertion
+from tests.helpers import (
+    JWT_BEARER,
+    Client,
+    add_client,
+    add_person,
+    person_assertion,
+    settings_env,
+)
 
 
 async def _rows(runtime: Runtime) -> list[AuditEvent]:
@@ -127,14 +134,7 @@ def test_finding_12_audit_verify_names_the_first_broken_row(
     backend: Backend, how: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     settings = backend.settings
-    env = {
-        "ECERT_DATABASE_URL": settings.database_url,
-        "ECERT_REDIS_URL": settings.redis_url,
-        "ECERT_DATA_DIR": settings.data_dir,
-        "ECERT_PII_KEYS": settings.pii_keys,
-        "ECERT_HASH_KEY": settings.hash_key,
-    }
-    for name, value in env.items():
+    for name, value in settings_env(settings).items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     try:
@@ -147,7 +147,7 @@ def test_finding_12_audit_verify_names_the_first_broken_row(
     finally:
         get_settings.cache_clear()
         asyncio.run(_cleanup(settings))
-    assert os.environ.get("ECERT_DATABASE_URL") == settings.database_url
+    assert os.environ.get("ECERT_DATABASE_URL") == settings.effective_database_url
 
 
 async def test_finding_12_failed_person_assertions_leave_audit_rows(

@@ -30,6 +30,7 @@ from ecert.db.models.settlement import (
     Reversal,
     Settlement,
 )
+from ecert.db.models.visits import CatalogueEntry, FeeLine, Visit, VisitStatus
 
 __all__ = [
     "Account",
@@ -39,12 +40,14 @@ __all__ = [
     "BigIntBase",
     "Card",
     "CardEvent",
+    "CatalogueEntry",
     "Client",
     "Contribution",
     "ECert",
     "EcToken",
     "Enrolment",
     "FamilyLink",
+    "FeeLine",
     "IdempotencyRecord",
     "Institution",
     "LedgerEntry",
@@ -60,5 +63,7 @@ __all__ = [
     "SuspensionKind",
     "UUIDBase",
     "UsedJti",
+    "Visit",
+    "VisitStatus",
     "utcnow",
 ]

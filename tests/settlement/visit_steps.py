@@ -8,7 +8,10 @@ from typing import Any
 
 import httpx
 
+from ecert.data import illustrative_catalogue
 from ecert.identity import make_id_number
+from ecert.imports.schemas import Reject
+from ecert.imports.services import run_import
 from ecert.runtime import Runtime
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
@@ -96,3 +99,19 @@ async def settle(
         json=body,
         headers={**headers, "Idempotency-Key": key or str(uuid.uuid4())},
     )
+
+
+async def load_catalogue(runtime: Runtime) -> None:
+    """The packaged illustrative catalogue."""
+    rejects: list[Reject] = []
+    rows = enumerate(illustrative_catalogue(), start=2)
+    await run_import(runtime, "catalogue", rows, on_reject=rejects.append)
+    assert rejects == []
+
+
+AMOXICILLIN = "XJ01CAA040A001010100001"  # A
+CEFIXIME = "XJ01DDC010A001010100002"  # B, first self-pay 0.1
+CONSULTATION = "110200001000000000000001"  # A, price cap 1,000 fen
+COSMETIC = "EX0000000000000000000001"  # C
+MENOTROPHIN = "XG03GAA040B002010100004"  # B, women only, maternity types only
+PARACETAMOL = "XN02BEA010A001010100006"  # A until 2022-12-31

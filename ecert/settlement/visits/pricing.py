@@ -76,21 +76,28 @@ async def price_input(
         )
         for line in lines
     ]
+    items, where = assemble(lines, classes)
+    return Priced(ctx.bill(visit.med_type, items, referred), lines, classes, where)
+
+
+def assemble(
+    lines: list[FeeLine], classes: list[catalogue.Classified]
+) -> tuple[list[BillItem], list[tuple[int, int | None]]]:
+    """Bill items of classified lines: the part within the price cap with the line's class, the
+    part above it as class C; and where each line's items are."""
     items: list[BillItem] = []
     where: list[tuple[int, int | None]] = []
     for line, c in zip(lines, classes, strict=True):
         ratio = c.first_self_pay_ratio if c.item_class == "B" else None
-        items.append(
-            BillItem(line.list_code, line.name, c.item_class, line.amount - c.over_limit, ratio)
-        )
+        within = line.amount - c.over_limit
+        items.append(BillItem(line.list_code, line.name, c.item_class, within, ratio))
         over = None
         if c.over_limit:
-            items.append(
-                BillItem(line.list_code, f"{line.name[:180]}（超限价）", "C", c.over_limit)
-            )
+            name = f"{line.name[:180]}（超限价）"
+            items.append(BillItem(line.list_code, name, "C", c.over_limit))
             over = len(items) - 1
         where.append((len(items) - 1 - (over is not None), over))
-    return Priced(ctx.bill(visit.med_type, items, referred), lines, classes, where)
+    return items, where
 
 
 def line_splits(priced: Priced, split: Split, default_b: float) -> list[schemas.LineSplit]:
@@ -115,14 +122,14 @@ def line_splits(priced: Priced, split: Split, default_b: float) -> list[schemas.
 
 
 def result(
-    ctx: PersonContext, visit: Visit, priced: Priced, split: Split
+    insurance: str, default_b: float, visit_id: uuid.UUID, priced: Priced, split: Split
 ) -> schemas.VisitSettlement:
-    """The §7 reply: total = shares = payments, to the fen."""
+    """The §7 reply (pure): total = the four shares = the payments, to the fen."""
     over_limit = sum(c.over_limit for c in priced.classes)
     fully = split.fully_self_paid - over_limit
     return schemas.VisitSettlement(
         settlement_id=None,
-        visit_id=visit.id,
+        visit_id=visit_id,
         total=split.total,
         fully_self_paid=fully,
         over_limit_self_paid=over_limit,
@@ -133,15 +140,22 @@ def result(
         over_cap_self_paid=split.over_cap_paid,
         fund_paid=split.fund_paid,
         # Only the basic pooled fund (national fund type <insurance type>100) in this slice.
-        fund_parts=[schemas.FundPart(f"{ctx.enrolment.insurance_type}100", split.fund_paid)],
+        fund_parts=[schemas.FundPart(f"{insurance}100", split.fund_paid)],
         account_paid=split.account_paid,
         account_mutual_aid_paid=0,
         cash_paid=split.cash_paid,
         person_paid=split.total - split.fund_paid,
         balance_after=split.balance_after,
-        lines=line_splits(priced, split, ctx.policy.class_b_first_self_pay),
+        lines=line_splits(priced, split, default_b),
         steps=split.steps,
     )
+
+
+def _result(
+    ctx: PersonContext, visit: Visit, priced: Priced, split: Split
+) -> schemas.VisitSettlement:
+    insurance, default_b = ctx.enrolment.insurance_type, ctx.policy.class_b_first_self_pay
+    return result(insurance, default_b, visit.id, priced, split)
 
 
 async def price_lines(
@@ -177,7 +191,7 @@ async def preview(
     await record_audit(
         session, principal, ctx.person.id, "visit.preview", "ok", {"visit_id": str(visit.id)}
     )
-    return result(ctx, visit, priced, split)
+    return _result(ctx, visit, priced, split)
 
 
 async def settle(
@@ -215,7 +229,7 @@ async def _settle(
     answer: dict[str, schemas.VisitSettlement] = {}
 
     def detail(split: Split) -> dict[str, Any]:
-        answer["result"] = result(ctx, visit, priced, split)
+        answer["result"] = _result(ctx, visit, priced, split)
         stored: dict[str, Any] = msgspec.to_builtins(answer["result"])
         # The split and lines as settled (returns will re-price against them); steps are stored
         # in their own column.

@@ -9,7 +9,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ecert.db.models import BenefitUsage, LedgerEntry, Settlement
+from ecert.cards import services as cards
+from ecert.db.models import BenefitUsage, LedgerEntry, Person, Settlement
 from ecert.runtime import Runtime
 from tests.factories import ec_token
 from tests.helpers import Client
@@ -201,3 +202,25 @@ async def test_a_whole_outpatient_visit(client: Client, runtime: Runtime) -> Non
     assert {k: preview.json()[k] for k in SPLIT} == {k: result[k] for k in SPLIT}
     assert sorted(s["line_no"] for s in result["lines"]) == ["1", "2", "3", "4"]
     invariants(result)
+
+
+async def test_a_card_visit_settles_and_an_empty_one_does_not(
+    client: Client, runtime: Runtime
+) -> None:
+    person, hospital = await setup(client, runtime)
+    async with runtime.sessions.begin() as session:
+        row = await session.get(Person, person.person_id)
+        assert row is not None
+        number = (await cards.issue(session, row, "test")).number
+    opened_reply = await open_visit(client, hospital, visit_body(card_no=number))
+    visit_id = opened_reply.json()["visit_id"]
+    empty = await settle(client, hospital, visit_id, {})
+    assert (empty.status_code, empty.json()["code"]) == (422, "invalid_bill")
+    view = (await client.get(f"/v1/visits/{visit_id}", headers=hospital)).json()
+    assert view["status"] == "open"  # the failed settlement rolled back whole
+    fee = line("1", "X", "1", 2_000, item_class="A")
+    await client.post(f"/v1/visits/{visit_id}/fees", json={"lines": [fee]}, headers=hospital)
+    settled = await settle(client, hospital, visit_id, {})
+    assert settled.status_code == 201, settled.text
+    assert (settled.json()["total"], settled.json()["cash_paid"]) == (2_000, 2_000)
+    invariants(settled.json())

@@ -400,3 +400,26 @@ async def test_agency_api_imports_the_catalogue(client: Client, runtime: Runtime
     report = response.json()
     assert (report["kind"], report["accepted"], report["rejected"]) == ("catalogue", 1, 1)
     assert report["rejects"][0]["line"] == 2
+
+
+def test_cli_imports_the_illustrative_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        upgrade(get_settings().effective_database_url)
+        source = tmp_path / "catalogue.csv"
+        source.write_text(
+            (files("ecert.data") / "catalogue-illustrative.csv").read_text("utf-8")
+            + "XBAD,坏行,Z,,,2020-01-01,,,,,\n",
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(main, ["import", "catalogue", str(source)])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output.strip().splitlines()[-1])
+        assert (summary["kind"], summary["accepted"], summary["rejected"]) == ("catalogue", 10, 1)
+        rejects = [json.loads(line) for line in Path(summary["rejects"]).read_text().splitlines()]
+        assert [r["line"] for r in rejects] == [12]
+    finally:
+        get_settings.cache_clear()

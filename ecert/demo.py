@@ -248,6 +248,9 @@ Try the whole flow from a second terminal (in this folder):
   curl -s {json_header} -H "Authorization: Bearer $HOSP" -H "Idempotency-Key: demo-$RANDOM" \\
     -d "{{\\"ec_token\\":\\"$EC\\",\\"med_type\\":\\"11\\",\\"use_account\\":true,\\"items\\":[{{\\"code\\":\\"A1\\",\\"name\\":\\"检查\\",\\"item_class\\":\\"A\\",\\"amount\\":12000}}]}}" \\
     $BASE/v1/settlements
+  # Hospitals may work in visits instead (docs/settlement.md, Visits): POST $BASE/v1/visits
+  # with a fresh ec_token, then …/fees with lines from ecert/data/catalogue-illustrative.csv,
+  # …/settlements/preview and …/settlements.
 """,
         soft_wrap=True,
         highlight=False,

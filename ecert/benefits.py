@@ -37,7 +37,7 @@ Steps are plain msgspec Structs, so settlements store them as JSON and keep hist
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Context, Decimal
 from typing import Annotated, Any, Literal, Self
 
 import msgspec
@@ -192,6 +192,15 @@ class Step(msgspec.Struct, frozen=True):
     text_en: str
 
 
+class ItemShare(msgspec.Struct, frozen=True):
+    """One item's part of the class shares: fully self-paid (C), first self-paid (B), and the
+    eligible rest that meets the deductible. They add up to the item's amount."""
+
+    fully_self_paid: int
+    first_self_paid: int
+    eligible_amount: int
+
+
 class Split(msgspec.Struct, frozen=True):
     total: int
     fully_self_paid: int
@@ -207,6 +216,8 @@ class Split(msgspec.Struct, frozen=True):
     steps: list[Step]
     #: Usage after this bill (what the settlement stores for the year).
     usage_after: YearToDate
+    #: Per item, in the bill's order; they add up to the class fields above.
+    items: list[ItemShare]
 
 
 def _fen(amount: int, ratio: Decimal) -> int:
@@ -239,6 +250,17 @@ def _validate(bill: Bill) -> None:
             raise InvalidBill(f"items[{n}]: first_self_pay_ratio must be between 0 and 1")
 
 
+def _spread(part: int, amounts: list[int], ratio: Decimal) -> list[int]:
+    """Share a group's rounded first self-pay over its items: each gets its exact share rounded
+    down, and the fen left go to the largest remainders (ties: earlier item). Sums to ``part``."""
+    exact = [_EXACT.multiply(Decimal(a), ratio) for a in amounts]
+    shares = [int(e.to_integral_value(rounding=ROUND_FLOOR)) for e in exact]
+    left = part - sum(shares)
+    for k in sorted(range(len(amounts)), key=lambda k: (shares[k] - exact[k], k))[:left]:
+        shares[k] += 1
+    return shares
+
+
 def compute(
     policy: Policy, bill: Bill, ytd: YearToDate, *, balance: int | None, use_account: bool
 ) -> Split:
@@ -265,17 +287,22 @@ def compute(
     share("class_c_self_pay", class_c, None, None, zh, f"Class C: {_yuan(class_c)} fully self-paid")
 
     # 2) Class B: first self-pay share, one group (and one rounding) per distinct ratio.
-    groups: dict[tuple[bool, str], int] = {}  # (the item's own ratio?, ratio) → Σ amounts
+    groups: dict[tuple[bool, str], list[int]] = {}  # (the item's own ratio?, ratio) → items
     default_b = str(policy.class_b_first_self_pay)
-    for item in bill.items:
+    for n, item in enumerate(bill.items):
         if item.item_class == "B":
             own = item.first_self_pay_ratio is not None
             key = (own, str(item.first_self_pay_ratio) if own else default_b)
-            groups[key] = groups.get(key, 0) + item.amount
+            groups.setdefault(key, []).append(n)
     first_self = 0
-    for (own, ratio_b), amount in groups.items() or [((False, default_b), 0)]:
+    first_of = [0] * len(bill.items)
+    for (own, ratio_b), members in groups.items() or [((False, default_b), [])]:
+        amount = sum(bill.items[n].amount for n in members)
         part = _fen(amount, Decimal(ratio_b))
         first_self += part
+        spread = _spread(part, [bill.items[n].amount for n in members], Decimal(ratio_b))
+        for n, share_of_item in zip(members, spread, strict=True):
+            first_of[n] = share_of_item
         whose_zh, whose_en = ("项目自定", "their own") if own else ("", "the")
         zh = f"乙类项目 {_yuan(amount)} 元按{whose_zh}先行自付比例 {ratio_b} 先行自付 {_yuan(part)} 元"
         en = f"Class B items {_yuan(amount)} at {whose_en} first self-pay share {ratio_b}: {_yuan(part)}"
@@ -383,4 +410,12 @@ def compute(
         balance_after=None if balance is None else balance - account,
         steps=steps,
         usage_after=usage,
+        items=[
+            ItemShare(
+                fully_self_paid=item.amount if item.item_class == "C" else 0,
+                first_self_paid=first_of[n],
+                eligible_amount=item.amount - first_of[n] if item.item_class != "C" else 0,
+            )
+            for n, item in enumerate(bill.items)
+        ],
     )

@@ -396,7 +396,9 @@ def keys_revoke(kid: str) -> None:
 @main.command("import")
 @click.argument(
     "kind",
-    type=click.Choice(["persons", "enrolments", "contributions", "policies", "institutions"]),
+    type=click.Choice(
+        ["persons", "enrolments", "contributions", "policies", "institutions", "catalogue"]
+    ),
 )
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(

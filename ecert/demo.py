@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from ecert.cards import services as cards
 from ecert.clock import business_date
-from ecert.data import illustrative_policies
+from ecert.data import illustrative_catalogue, illustrative_policies
 from ecert.db.models import Card, Client, Person
 from ecert.identity import make_id_number
 from ecert.imports.readers import Row
@@ -139,15 +139,17 @@ def demo_rows(people: int) -> dict[str, list[dict[str, Any]]]:
 
 async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
     """Import demo people, enrolments, 24 months of contributions (which credit the accounts),
-    policies; issue cards; register demo clients once. Re-running changes nothing."""
+    policies and the illustrative catalogue; issue cards; register demo clients once. Re-running changes nothing."""
     rows = demo_rows(people)
     rows["policies"] = illustrative_policies(business_date().year)
+    rows["catalogue"] = illustrative_catalogue()
 
     def refuse(reject: Reject) -> None:
         raise RuntimeError(f"demo data rejected at line {reject.line}: {reject.reason}")
 
     with Progress(transient=True) as progress:
-        for kind in ("institutions", "persons", "enrolments", "contributions", "policies"):
+        kinds = ("institutions", "persons", "enrolments", "contributions", "policies", "catalogue")
+        for kind in kinds:
             task = progress.add_task(f"Seeding {kind}", total=len(rows[kind]))
 
             def numbered(items: list[dict[str, Any]], task: Any = task) -> Iterator[Row]:
@@ -246,6 +248,9 @@ Try the whole flow from a second terminal (in this folder):
   curl -s {json_header} -H "Authorization: Bearer $HOSP" -H "Idempotency-Key: demo-$RANDOM" \\
     -d "{{\\"ec_token\\":\\"$EC\\",\\"med_type\\":\\"11\\",\\"use_account\\":true,\\"items\\":[{{\\"code\\":\\"A1\\",\\"name\\":\\"检查\\",\\"item_class\\":\\"A\\",\\"amount\\":12000}}]}}" \\
     $BASE/v1/settlements
+  # Hospitals may work in visits instead (docs/settlement.md, Visits): POST $BASE/v1/visits
+  # with a fresh ec_token, then …/fees with lines from ecert/data/catalogue-illustrative.csv,
+  # …/settlements/preview and …/settlements.
 """,
         soft_wrap=True,
         highlight=False,

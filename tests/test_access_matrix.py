@@ -25,7 +25,7 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/(app|scanner|web)(/|$)", frozenset({PUBLIC})),
     (r"^/v1/demo/", frozenset({PUBLIC})),  # mounted only by `ecert demo`
     (r"^/v1/me(/|$)", frozenset({"person"})),
-    (r"^/v1/(verify|settlements|reconciliation)", frozenset({"hospital", "pharmacy"})),
+    (r"^/v1/(verify|settlements|reconciliation|visits)", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/scanner/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/cards/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/agency/", frozenset({"agency"})),

@@ -516,6 +516,22 @@ def test_steps_add_up_to_the_split_fen_for_fen(
 
 
 @given(cases())
+def test_item_shares_add_up_to_each_item_and_to_the_class_fields(
+    case: tuple[Policy, Bill, YearToDate, int | None, bool],
+) -> None:
+    policy, bill, ytd, balance, use_account = case
+    split = compute(policy, bill, ytd, balance=balance, use_account=use_account)
+    assert len(split.items) == len(bill.items)
+    for item, share in zip(bill.items, split.items, strict=True):
+        assert min(share.fully_self_paid, share.first_self_paid, share.eligible_amount) >= 0
+        assert share.fully_self_paid + share.first_self_paid + share.eligible_amount == item.amount
+    assert sum(s.fully_self_paid for s in split.items) == split.fully_self_paid
+    assert sum(s.first_self_paid for s in split.items) == split.first_self_paid
+    eligible = split.total - split.fully_self_paid - split.first_self_paid
+    assert sum(s.eligible_amount for s in split.items) == eligible
+
+
+@given(cases())
 def test_cap_balance_usage_and_determinism(
     case: tuple[Policy, Bill, YearToDate, int | None, bool],
 ) -> None:
@@ -546,10 +562,13 @@ def test_cap_balance_usage_and_determinism(
         )
         assert after.inpatient_admissions == ytd.inpatient_admissions
     assert compute(policy, bill, ytd, balance=balance, use_account=use_account) == split
-    # the amounts do not depend on the order of the items (only the class B steps may reorder)
+    # the amounts do not depend on the order of the items (only the class B steps may reorder,
+    # and the per-item shares follow the items; ties in spreading a fen go to the earlier item)
     reordered = msgspec.structs.replace(bill, items=bill.items[::-1])
     again = compute(policy, reordered, ytd, balance=balance, use_account=use_account)
-    assert msgspec.structs.replace(again, steps=[]) == msgspec.structs.replace(split, steps=[])
+    assert msgspec.structs.replace(again, steps=[], items=[]) == msgspec.structs.replace(
+        split, steps=[], items=[]
+    )
     assert sorted(again.steps, key=msgspec.json.encode) == sorted(
         split.steps, key=msgspec.json.encode
     )

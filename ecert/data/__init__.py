@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from importlib.resources import files
 from typing import Any
@@ -15,3 +17,9 @@ def illustrative_policies(year: int | None = None) -> list[dict[str, Any]]:
         for policy in policies:
             policy["year"] = year
     return policies
+
+
+def illustrative_catalogue() -> list[dict[str, str]]:
+    """The illustrative catalogue rows (import format; CSV cells as text, blanks dropped)."""
+    text = files("ecert.data").joinpath("catalogue-illustrative.csv").read_text("utf-8")
+    return [{k: v for k, v in row.items() if v} for row in csv.DictReader(io.StringIO(text))]

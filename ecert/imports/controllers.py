@@ -16,7 +16,7 @@ from ecert.imports.services import run_import
 from ecert.security.audit import record_audit
 from ecert.security.auth import agency_guard, principal_of
 
-Kind = Literal["persons", "enrolments", "contributions", "policies", "institutions"]
+Kind = Literal["persons", "enrolments", "contributions", "policies", "institutions", "catalogue"]
 #: How many rejects the answer lists; the count covers all of them.
 SHOWN_REJECTS = 100
 

@@ -48,6 +48,28 @@ class InstitutionRow(msgspec.Struct):
     designated: bool = True
 
 
+class CatalogueRow(msgspec.Struct):
+    """A catalogue entry (spec §7); ``price_cap`` in fen per unit, ``med_types`` e.g. ``11,14``."""
+
+    list_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    item_class: Literal["A", "B", "C"]
+    valid_from: dt.date
+    first_self_pay_ratio: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
+    price_cap: Fen | None = None
+    valid_to: dt.date | None = None
+    gender: Literal["M", "F"] | None = None
+    min_age: Annotated[int, msgspec.Meta(ge=0, le=150)] | None = None
+    max_age: Annotated[int, msgspec.Meta(ge=0, le=150)] | None = None
+    med_types: Annotated[str, msgspec.Meta(pattern=r"^\d{2}(,\d{2})*$")] | None = None
+
+    def __post_init__(self) -> None:
+        if self.valid_to is not None and self.valid_to < self.valid_from:
+            raise ValueError("valid_to is before valid_from")
+        if self.min_age is not None and self.max_age is not None and self.max_age < self.min_age:
+            raise ValueError("max_age is below min_age")
+
+
 class Reject(msgspec.Struct):
     line: int
     reason: str

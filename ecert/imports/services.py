@@ -25,7 +25,7 @@ from ecert.identity import normalise_name, parse_id_number
 from ecert.imports import schemas
 from ecert.imports.readers import Row
 from ecert.runtime import Runtime
-from ecert.settlement import accounts
+from ecert.settlement import accounts, catalogue
 
 BATCH = 1000
 KINDS: dict[str, type[msgspec.Struct]] = {
@@ -34,6 +34,7 @@ KINDS: dict[str, type[msgspec.Struct]] = {
     "contributions": schemas.ContributionRow,
     "institutions": schemas.InstitutionRow,
     "policies": Policy,
+    "catalogue": schemas.CatalogueRow,
 }
 
 
@@ -237,12 +238,20 @@ async def _policies(
     return []
 
 
+async def _catalogue(
+    session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
+) -> list[schemas.Reject]:
+    await catalogue.upsert_entries(session, [msgspec.structs.asdict(r) for _, r in batch])
+    return []
+
+
 APPLY = {
     "persons": _persons,
     "enrolments": _enrolments,
     "contributions": _contributions,
     "institutions": _institutions,
     "policies": _policies,
+    "catalogue": _catalogue,
 }
 
 

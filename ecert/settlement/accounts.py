@@ -249,12 +249,17 @@ async def upsert_policies(session: AsyncSession, policies: Iterable[dict[str, An
 async def find_policy(
     session: AsyncSession, area: str, insurance: str, year: int, category: str
 ) -> Policy | None:
+    """The policy in force in ``year``: the newest imported for a year up to it (a new year's
+    bills are priced by last year's policy until this year's is imported)."""
     body = await session.scalar(
-        select(PolicyRow.body).where(
+        select(PolicyRow.body)
+        .where(
             PolicyRow.area == area,
             PolicyRow.insurance_type == insurance,
-            PolicyRow.year == year,
+            PolicyRow.year <= year,
             PolicyRow.category == category,
         )
+        .order_by(PolicyRow.year.desc())
+        .limit(1)
     )
     return None if body is None else msgspec.convert(body, Policy)

@@ -29,8 +29,9 @@ BASIC_TYPES = ("310", "390")
 
 
 @dataclass(frozen=True)
-class PricingContext:
-    token: EcToken
+class PersonContext:
+    """Who is billed where, under which enrolment and policy (a visit has no live token)."""
+
     person: Person
     institution: Institution
     enrolment: Enrolment
@@ -44,6 +45,11 @@ class PricingContext:
             where = "referred" if referred else "unreferred"
         level = cast(Level, self.institution.level)  # the table's CHECK allows only these
         return Bill(med_type=med_type, items=items, level=level, out_of_area=where)
+
+
+@dataclass(frozen=True)
+class PricingContext(PersonContext):
+    token: EcToken
 
 
 async def pricing_context(
@@ -83,7 +89,19 @@ async def pricing_context(
     if token.ecert_version != ecert.version:  # rebound, unbound or suspended since verify
         raise ECertRevoked("the e-cert changed since this token was issued; verify again")
     enrolment, policy, year = await person_policy(session, person)
-    return PricingContext(token, person, institution, enrolment, policy, year)
+    return PricingContext(person, institution, enrolment, policy, year, token)
+
+
+async def designated_institution(session: AsyncSession, principal: Principal) -> Institution:
+    """The caller's institution; refused unless designated (before anything is spent)."""
+    institution = await session.scalar(
+        select(Institution)
+        .where(Institution.code == principal.institution_code)
+        .execution_options(populate_existing=True)
+    )
+    if institution is None or not institution.designated:
+        raise NotDesignated()
+    return institution
 
 
 async def spend(session: AsyncSession, token: EcToken) -> None:

@@ -21,7 +21,7 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _replayable(status: int, body: dict[str, Any], replayed: bool) -> Response[dict[str, Any]]:
+def replayable(status: int, body: dict[str, Any], replayed: bool) -> Response[dict[str, Any]]:
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return Response(body, status_code=status, headers=headers)
 
@@ -52,7 +52,7 @@ class SettlementController(Controller):
         status, body, replayed = await services.settle(
             db_session, runtime, principal_of(request), data, idempotency_key
         )
-        return _replayable(status, body, replayed)
+        return replayable(status, body, replayed)
 
     @get("/v1/settlements/{settlement_id:uuid}", summary="One settlement of this institution")
     async def show(
@@ -77,7 +77,7 @@ class SettlementController(Controller):
         status, body, replayed = await reversal.reverse(
             db_session, runtime, principal_of(request), settlement_id, data, idempotency_key
         )
-        return _replayable(status, body, replayed)
+        return replayable(status, body, replayed)
 
     @get("/v1/reconciliation", summary="Totals and details of the institution's business day")
     async def reconciliation(

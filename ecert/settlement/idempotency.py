@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -128,3 +129,28 @@ async def release(runtime: Runtime, claimed: Claim) -> None:
                 IdempotencyRecord.status == "in_progress",
             )
         )
+
+
+async def run_once(
+    session: AsyncSession,
+    runtime: Runtime,
+    scope: str,
+    key: str | None,
+    request_hash: str,
+    work: Callable[[], Awaitable[dict[str, Any]]],
+    *,
+    status: int = 201,
+) -> tuple[int, dict[str, Any], bool]:
+    """Do ``work`` once per key: (status, body, replayed). The answer commits with the work; a
+    failure rolls the work back and releases the key."""
+    claimed = await claim(runtime, scope, key, request_hash)
+    if claimed.replay is not None:
+        return (*claimed.replay, True)
+    try:
+        body = await work()
+        await complete(session, claimed, status, body)
+    except BaseException:
+        await session.rollback()
+        await release(runtime, claimed)
+        raise
+    return status, body, False

@@ -75,22 +75,14 @@ async def reverse(
     data: ReversalRequest,
     key: str | None,
 ) -> tuple[int, dict[str, Any], bool]:
-    claimed = await idempotency.claim(
+    return await idempotency.run_once(
+        session,
         runtime,
         principal.client_id,
         key,
         idempotency.fingerprint(f"/v1/settlements/{settlement_id}/reversal", data),
+        lambda: _reverse(session, principal, settlement_id, data),
     )
-    if claimed.replay is not None:
-        return (*claimed.replay, True)
-    try:
-        body = await _reverse(session, principal, settlement_id, data)
-        await idempotency.complete(session, claimed, 201, body)
-    except BaseException:
-        await session.rollback()
-        await idempotency.release(runtime, claimed)
-        raise
-    return 201, body, False
 
 
 async def _reverse(

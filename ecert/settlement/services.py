@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.benefits import Split, Step, compute
+from ecert.benefits import Bill, Split, Step, compute
 from ecert.clock import business_date
 from ecert.db.models import Reversal, Settlement
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency
-from ecert.settlement.context import pricing_context, spend
+from ecert.settlement.context import PersonContext, pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import (
     Costs,
@@ -63,19 +64,14 @@ async def settle(
     key: str | None,
 ) -> tuple[int, dict[str, Any], bool]:
     """Settle once per Idempotency-Key: one transaction for debit, ledger, usage and record."""
-    claimed = await idempotency.claim(
-        runtime, principal.client_id, key, idempotency.fingerprint("/v1/settlements", data)
+    return await idempotency.run_once(
+        session,
+        runtime,
+        principal.client_id,
+        key,
+        idempotency.fingerprint("/v1/settlements", data),
+        lambda: _settle(session, principal, data),
     )
-    if claimed.replay is not None:
-        return (*claimed.replay, True)
-    try:
-        body = await _settle(session, principal, data)
-        await idempotency.complete(session, claimed, 201, body)
-    except BaseException:
-        await session.rollback()
-        await idempotency.release(runtime, claimed)
-        raise
-    return 201, body, False
 
 
 async def _settle(
@@ -83,24 +79,46 @@ async def _settle(
 ) -> dict[str, Any]:
     ctx = await pricing_context(session, principal, data.ec_token)
     await spend(session, ctx.token)  # before the money moves: a second settlement stops here
+    settlement, split = await book(
+        session,
+        principal,
+        ctx,
+        ctx.bill(data.med_type, data.items, data.referred),
+        use_account=data.use_account,
+        ec_token=data.ec_token,
+    )
+    result = SettlementResult(settlement_id=settlement.id, **costs_of(split))
+    return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+
+
+async def book(
+    session: AsyncSession,
+    principal: Principal,
+    ctx: PersonContext,
+    bill: Bill,
+    *,
+    use_account: bool,
+    ec_token: str,
+    visit_id: uuid.UUID | None = None,
+    detail: Callable[[Split], dict[str, Any]] | None = None,
+) -> tuple[Settlement, Split]:
+    """Price and book a bill in the caller's transaction: lock the person's usage and account,
+    price, write the settlement, debit the account, store usage, audit. One-shot settlements
+    and visits both come here, so a bill is never priced or booked two ways."""
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
     ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance)
-    split = compute(
-        ctx.policy,
-        ctx.bill(data.med_type, data.items, data.referred),
-        ytd,
-        balance=balance,
-        use_account=data.use_account,
-    )
+    split = compute(ctx.policy, bill, ytd, balance=balance, use_account=use_account)
     settlement = Settlement(
         institution_code=ctx.institution.code,
         person_id=person_id,
-        ec_token=data.ec_token,
-        med_type=data.med_type,
+        ec_token=ec_token,
+        med_type=bill.med_type,
         insurance_type=insurance,
         year=ctx.year,
         business_date=business_date(),
-        items=msgspec.to_builtins(data.items),
+        items=msgspec.to_builtins(bill.items),
+        visit_id=visit_id,
+        detail=None if detail is None else detail(split),
         **{**costs_of(split), "steps": msgspec.to_builtins(split.steps)},
     )
     session.add(settlement)
@@ -123,8 +141,7 @@ async def _settle(
         "ok",
         {"settlement_id": str(settlement.id), "total": split.total},
     )
-    result = SettlementResult(settlement_id=settlement.id, **costs_of(split))
-    return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+    return settlement, split
 
 
 async def owned(

@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Iterator
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from ecert.db.migrate import upgrade
 from ecert.db.models import (
     Account,
     AuditEvent,
+    CatalogueEntry,
     Contribution,
     Enrolment,
     Institution,
@@ -29,6 +31,7 @@ from ecert.imports.readers import rows
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
 from ecert.runtime import Runtime
+from ecert.settlement import catalogue
 from tests.helpers import Client, add_client, bearer, client_token, new_id_number
 
 A, B = new_id_number(), new_id_number("110105", dt.date(1960, 1, 2))
@@ -446,3 +449,83 @@ async def test_finding_13_nul_characters_are_rejects(runtime: Runtime) -> None:
     assert (accepted, [r.line for r in rejects]) == (2, [2])
     assert all("\x00" not in r.reason for r in rejects)
     assert await _count(runtime, Institution) == 4
+
+
+CATALOGUE_CSV = """list_code,name,item_class,first_self_pay_ratio,price_cap,valid_from,\
+valid_to,gender,min_age,max_age,med_types
+XB1,头孢,B,0.1,1000,2020-01-01,,,,,"11,14"
+XB1,头孢,B,0.2,,2027-01-01,,,,,
+XC1,美容,C,,,2020-01-01,,,,,
+XBAD,坏类,D,,,2020-01-01,,,,,
+XDATE,坏日期,A,,,2020-01-01,2019-01-01,,,,
+XAGE,坏年龄,A,,,2020-01-01,,,10,5,
+XMED,坏类型,A,,,2020-01-01,,,,,"11;14"
+"""
+
+
+async def test_catalogue_csv_with_rejects_and_idempotent_reimport(runtime: Runtime) -> None:
+    accepted, rejects = await _import(runtime, "catalogue", CATALOGUE_CSV, "csv")
+    assert accepted == 3
+    assert [r.line for r in rejects] == [5, 6, 7, 8]
+    assert "item_class" in rejects[0].reason
+    assert "valid_to" in rejects[1].reason
+    assert (await _import(runtime, "catalogue", CATALOGUE_CSV, "csv"))[0] == 3
+    async with runtime.sessions() as session:
+        found = await catalogue.entries_for(session, ["XB1", "NOPE"])
+    assert found is not None
+    assert found["NOPE"] == []
+    first, later = sorted(found["XB1"], key=lambda e: e.valid_from)
+    assert (first.first_self_pay_ratio, first.price_cap, first.med_types) == (
+        0.1,
+        1000,
+        frozenset({"11", "14"}),
+    )
+    assert (later.first_self_pay_ratio, later.valid_from) == (0.2, dt.date(2027, 1, 1))
+    assert await _count(runtime, CatalogueEntry) == 3
+
+
+async def test_illustrative_catalogue_loads_whole(runtime: Runtime) -> None:
+    async with runtime.sessions() as session:
+        assert await catalogue.entries_for(session, ["XB1"]) is None  # nothing loaded yet
+    text = (files("ecert.data") / "catalogue-illustrative.csv").read_text("utf-8")
+    accepted, rejects = await _import(runtime, "catalogue", text, "csv")
+    assert rejects == []
+    assert accepted == len(text.strip().splitlines()) - 1
+
+
+async def test_agency_api_imports_the_catalogue(client: Client, runtime: Runtime) -> None:
+    agency = bearer(await client_token(client, *await add_client(runtime, "agency")))
+    good = {"list_code": "XA1", "name": "阿莫西林", "item_class": "A", "valid_from": "2020-01-01"}
+    lines = json.dumps(good) + '\n{"list_code": "XA2"}\n'
+    response = await client.post(
+        "/v1/agency/imports/catalogue",
+        content=lines.encode(),
+        headers={**agency, "Content-Type": "application/jsonl"},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert (report["kind"], report["accepted"], report["rejected"]) == ("catalogue", 1, 1)
+    assert report["rejects"][0]["line"] == 2
+
+
+def test_cli_imports_the_illustrative_catalogue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    try:
+        upgrade(get_settings().effective_database_url)
+        source = tmp_path / "catalogue.csv"
+        source.write_text(
+            (files("ecert.data") / "catalogue-illustrative.csv").read_text("utf-8")
+            + "XBAD,坏行,Z,,,2020-01-01,,,,,\n",
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(main, ["import", "catalogue", str(source)])
+        assert result.exit_code == 0, result.output
+        summary = json.loads(result.output.strip().splitlines()[-1])
+        assert (summary["kind"], summary["accepted"], summary["rejected"]) == ("catalogue", 10, 1)
+        rejects = [json.loads(line) for line in Path(summary["rejects"]).read_text().splitlines()]
+        assert [r["line"] for r in rejects] == [12]
+    finally:
+        get_settings.cache_clear()

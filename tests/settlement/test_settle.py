@@ -7,8 +7,11 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select, update
 
+from ecert.clock import business_date
+from ecert.data import illustrative_policies
 from ecert.db.models import (
     Account,
     BenefitUsage,
@@ -20,6 +23,7 @@ from ecert.db.models import (
     utcnow,
 )
 from ecert.runtime import Runtime
+from ecert.settlement import accounts
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 
@@ -345,3 +349,43 @@ async def test_finding_04_undesignated_institution_cannot_preview_or_settle(
             403,
             "institution_not_designated",
         )
+
+
+async def test_the_policy_in_force_across_a_year_change(
+    client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Newest policy with year ≤ the business year; year-to-date usage restarts each year."""
+    person, hospital = await _setup(client, runtime, balance=0)
+    year = business_date().year
+    body = bill("11", {**A, "amount": 150_000}, use_account=False)
+
+    async def settle_now() -> dict[str, Any]:
+        token = await ec_token(client, runtime, person, hospital)
+        reply = await _settle(client, hospital, {**body, "ec_token": token})
+        assert reply.status_code == 201, reply.text
+        return dict(reply.json())
+
+    # This year: deductible 100,000, then 50,000 × 0.5 = 25,000 from the fund.
+    assert (await settle_now())["deductible_paid"] == 100_000
+    monkeypatch.setattr(
+        "ecert.settlement.context.business_date", lambda at=None: dt.date(year + 1, 1, 2)
+    )
+    # 2 January, next year's policies not imported yet: this year's still prices, and the
+    # yearly deductible starts again.
+    first = await settle_now()
+    assert (first["deductible_paid"], first["fund_paid"]) == (100_000, 25_000)
+    # Next year's policies arrive (deductible 50,000, already met), and the year after's
+    # (ratio 0.9) must not apply yet.
+    nxt = illustrative_policies(year + 1)
+    later = illustrative_policies(year + 2)
+    for policy in nxt:
+        policy["outpatient"]["deductible"] = 50_000
+    for policy in later:
+        policy["outpatient"]["ratios"]["3"] = 0.9
+    async with runtime.sessions.begin() as session:
+        await accounts.upsert_policies(session, nxt + later)
+    second = await settle_now()
+    assert (second["deductible_paid"], second["fund_paid"]) == (0, 75_000)
+    async with runtime.sessions() as session:
+        years = (await session.scalars(select(BenefitUsage.year).order_by(BenefitUsage.year))).all()
+    assert years == [year, year + 1]

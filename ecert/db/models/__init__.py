@@ -32,6 +32,7 @@ from ecert.db.models.settlement import (
     Reversal,
     Settlement,
 )
+from ecert.db.models.visits import CatalogueEntry, FeeLine, Visit, VisitStatus
 
 __all__ = [
     "Account",
@@ -42,12 +43,14 @@ __all__ = [
     "BigIntBase",
     "Card",
     "CardEvent",
+    "CatalogueEntry",
     "Client",
     "Contribution",
     "ECert",
     "EcToken",
     "Enrolment",
     "FamilyLink",
+    "FeeLine",
     "IdempotencyRecord",
     "Institution",
     "KeyEvent",
@@ -64,5 +67,7 @@ __all__ = [
     "SuspensionKind",
     "UUIDBase",
     "UsedJti",
+    "Visit",
+    "VisitStatus",
     "utcnow",
 ]

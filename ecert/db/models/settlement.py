@@ -147,6 +147,10 @@ class Settlement(UUIDBase):
     reversed_account: Mapped[int] = mapped_column(BigInteger, default=0)
     reversed_cash: Mapped[int] = mapped_column(BigInteger, default=0)
     reversed_deductible: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: The visit this settles (spec §7); NULL for a one-shot settlement (§5).
+    visit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("visits.id"), index=True)
+    #: A visit settlement's §7 fields beyond §5's columns (over-limit, co-pay, fund parts, lines).
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
 
     __table_args__ = (
         CheckConstraint("reversed_total <= total", name="settlement_reversal_within_total"),

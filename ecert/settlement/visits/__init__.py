@@ -1,0 +1,1 @@
+"""Visits (spec §7): open, upload fee lines, preview and settle, cancel — as hospitals work."""

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from ecert.app import create_app
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade
+from ecert.oauth.services import register_client
 from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal, mint_access_token
 from tests import servers
@@ -54,6 +55,10 @@ async def measure(
     results = []
     async with runtime.sessions.begin() as session:
         await ensure_active_keys(session, runtime.cipher)
+        # A registered channel: tokens of a client the database does not know are refused.
+        channel, _ = await register_client(
+            session, cipher=runtime.cipher, kind="channel", name="bench lookups"
+        )
     async with running(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
@@ -73,7 +78,7 @@ async def measure(
                         pid = (
                             await conn.execute(text("SELECT md5('p' || :i)::uuid"), {"i": str(i)})
                         ).scalar_one()
-                    principal = Principal("bench", "channel", frozenset({"person"}), pid)
+                    principal = Principal(channel.client_id, "channel", frozenset({"person"}), pid)
                     token = mint_access_token(runtime.keys, runtime.settings, principal, ttl_s=600)
                     started = time.perf_counter()
                     response = await client.get(

@@ -25,8 +25,9 @@ _NO_KEYS = frozenset({"/healthz", "/readyz", "/metrics"})
 def key_ring_middleware(app: ASGIApp) -> ASGIApp:
     """Before any key signs or verifies: reload the key ring when a key changed elsewhere.
 
-    One store read per request (no database round trip); a revocation therefore reaches every
-    worker before ``ecert keys revoke`` returns (docs/security.md, finding 5).
+    A store read at most every ``keys.VERSION_CHECK_S`` a worker (no database round trip);
+    ``ecert keys revoke`` waits that long after publishing, so a revocation reaches every
+    worker's next request before it returns (docs/security.md, finding 5).
     """
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:

@@ -6,6 +6,7 @@ material is never used. Private keys are stored encrypted with the PII cipher.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import datetime as dt
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import func, select, update
+from sqlalchemy import ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecert.db.models import KeyEvent, SigningKey, utcnow
@@ -31,6 +32,10 @@ PUBLISHED_STATES = frozenset({"next", "active", "retiring"})
 _CONTEXT = "signing-key"
 #: Where the store holds the key ring's version (the highest ``key_events.id``).
 VERSION_KEY = "keys:version"
+#: A worker asks the store for the version at most this often (not one Redis read a request);
+#: ``ecert keys revoke`` waits this long after publishing, so it still returns only once every
+#: worker's next request sees the revocation.
+VERSION_CHECK_S = 0.2
 #: Long enough to outlive any worker's interest; when it lapses workers poll on the short interval.
 VERSION_TTL_S = 7 * 86_400
 
@@ -149,6 +154,8 @@ class KeyRing:
         self._min_gap = min_refresh_gap_s
         self._fallback = fallback_refresh_s
         self._store_quiet_until = float("-inf")
+        self._version_asked_at = float("-inf")
+        self._version_seen: int | None = None
         self._clock = clock
         self.version = 0
 
@@ -182,15 +189,17 @@ class KeyRing:
         """Whether to reload before using a key: the store holds a newer version, or it cannot
         tell (down, or the version lapsed) and the short fallback interval has passed."""
         now = self._clock()
-        if now >= self._store_quiet_until:
+        if now - self._version_asked_at >= VERSION_CHECK_S and now >= self._store_quiet_until:
+            self._version_asked_at = now
             try:
                 seen = await store.get(VERSION_KEY)
             except StoreUnavailable:
                 # Pay the store's timeout once per interval, not on every request while it is down.
                 self._store_quiet_until = now + self._fallback
                 seen = None
-            if seen is not None and seen.isdigit():
-                return int(seen) > self.version or self.stale()
+            self._version_seen = int(seen) if seen is not None and seen.isdigit() else None
+        if self._version_seen is not None:
+            return self._version_seen > self.version or self.stale()
         return now - self._loaded_at > self._fallback
 
     def may_refresh_for_unknown(self) -> bool:
@@ -345,7 +354,11 @@ async def revoke_now(
         if not await revoke(session, cipher, kid):
             return False
     async with sessions() as session:
-        return True if await publish_version(session, store, attempts=3) else None
+        told = await publish_version(session, store, attempts=3)
+    if told:
+        # Every worker asks for the version at least this often while it serves requests.
+        await asyncio.sleep(VERSION_CHECK_S * 1.5)
+    return True if told else None
 
 
 async def _refill(session: AsyncSession, cipher: PiiCipher, purpose: str) -> None:
@@ -384,12 +397,18 @@ async def _refill(session: AsyncSession, cipher: PiiCipher, purpose: str) -> Non
         session.add(new_key_row(cipher, purpose, "next"))
 
 
+def state_of(purpose: str, kid: str) -> ScalarSelect[str]:
+    """A key's state as a scalar subquery, for a hot path to read with its other rows."""
+    return (
+        select(SigningKey.state)
+        .where(SigningKey.kid == kid, SigningKey.purpose == purpose)
+        .scalar_subquery()
+    )
+
+
 async def verifies(session: AsyncSession, purpose: str, kid: str) -> bool:
     """The database's word on a ``kid`` (the authority, when the store cannot be asked)."""
-    state = await session.scalar(
-        select(SigningKey.state).where(SigningKey.kid == kid, SigningKey.purpose == purpose)
-    )
-    return state in VERIFYING_STATES
+    return await session.scalar(select(state_of(purpose, kid))) in VERIFYING_STATES
 
 
 def rotation_due(ring: KeyRing, purpose: str, every_days: int) -> bool:

@@ -9,7 +9,7 @@ import string
 import time
 from collections.abc import Sequence
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import ColumnElement, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
@@ -59,10 +59,11 @@ async def _ecert_from_qr(
         leeway_s=settings.leeway_s,
         issuers={settings.issuer_area},
     )
-    # The database is the authority on revoked keys, whether or not the store could tell us.
-    if not await keys.verifies(session, "qr", header.kid):
-        raise qrtoken.QrUnknownKey()
-    ecert = await _load_holder(session, principal, ECert.pseudonym == claims.sub, claims.ver)
+    # The database is the authority on revoked keys, whether or not the store could tell us:
+    # the holder's load also reads the key's state (no extra round trip).
+    ecert = await _load_holder(
+        session, principal, ECert.pseudonym == claims.sub, claims.ver, qr_kid=header.kid
+    )
     # Early reject in the store; the unique key in the database is the authority.
     try:
         first = await runtime.store.set_once(
@@ -91,20 +92,27 @@ async def _ecert_from_qr(
 
 
 async def _load_holder(
-    session: AsyncSession, principal: Principal, where: ColumnElement[bool], version: int
+    session: AsyncSession,
+    principal: Principal,
+    where: ColumnElement[bool],
+    version: int,
+    *,
+    qr_kid: str | None = None,
 ) -> ECert:
     """The e-cert, its person and enrolments in one round trip (the hot path), checked.
 
-    The same statement says whether the caller's institution is designated and whether the
-    person is suspended, so that every refusal comes before the code is spent.
+    The same statement says whether the QR key still verifies (``qr_kid``), whether the caller's
+    institution is designated and whether the person is suspended, so that every refusal comes
+    before the code is spent.
     """
     designated = (
         select(Institution.designated)
         .where(Institution.code == principal.institution_code)
         .scalar_subquery()
     )
+    key_state = keys.state_of("qr", qr_kid) if qr_kid is not None else literal(None)
     statement = (
-        select(ECert, Person, designated, in_force(ECert.person_id))
+        select(ECert, Person, designated, in_force(ECert.person_id), key_state)
         .join(Person, Person.id == ECert.person_id)
         .outerjoin(Person.enrolments)
         .options(contains_eager(Person.enrolments))
@@ -112,10 +120,14 @@ async def _load_holder(
     )
     rows = (await session.execute(statement)).unique().all()  # all: one row per enrolment
     if not rows:
+        if qr_kid is not None and not await keys.verifies(session, "qr", qr_kid):
+            raise qrtoken.QrUnknownKey()
         if not await session.scalar(select(designated)):
             raise NotDesignated()
         raise ECertRevoked("no e-cert has this pseudonym")
-    ecert, _, is_designated, suspended = rows[0]
+    ecert, _, is_designated, suspended, state = rows[0]
+    if qr_kid is not None and state not in keys.VERIFYING_STATES:
+        raise qrtoken.QrUnknownKey()
     concerning(ecert.person_id)  # a refusal from here on is audited against the person
     if not is_designated:
         raise NotDesignated()

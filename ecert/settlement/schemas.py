@@ -89,6 +89,8 @@ class SettlementView(Costs, kw_only=True):
     settled_at: dt.datetime
     business_date: dt.date
     reversed_total: int
+    #: Quantities returned so far by line number (decimal strings); empty: none.
+    returned: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Totals(msgspec.Struct):

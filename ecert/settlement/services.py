@@ -182,6 +182,7 @@ def view(settlement: Settlement) -> SettlementView:
         settled_at=settlement.created_at,
         business_date=settlement.business_date,
         reversed_total=settlement.reversed_total,
+        returned=settlement.returned or {},
         **{
             **{name: getattr(settlement, name) for name in COST_FIELDS},
             "steps": msgspec.convert(settlement.steps, list[Step]),

@@ -3,6 +3,7 @@ refusals, idempotency, and the from-scratch property (pure and on both backends)
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from decimal import Decimal
@@ -126,6 +127,29 @@ async def test_returned_class_c_drug_goes_back_to_cash_not_the_fund(
         await client.get(f"/v1/settlements/{settled['settlement_id']}", headers=hospital)
     ).json()
     assert (shown["status"], shown["reversed_total"]) == ("partially_reversed", 100_000)
+    assert shown["returned"] == {"2": "1"}
+
+
+async def test_concurrent_returns_of_one_line_return_it_once(
+    client: Client, runtime: Runtime
+) -> None:
+    hospital, settled, _ = await _visit_settled(
+        client,
+        runtime,
+        [line("1", AMOXICILLIN, "1", 1_000_000), line("2", COSMETIC, "3", 100_000)],
+        med_type="21",
+    )
+    sid = settled["settlement_id"]
+    replies = await asyncio.gather(
+        *(_return(client, hospital, sid, [("2", "2")]) for _ in range(4))
+    )
+    codes = sorted(r.status_code for r in replies)
+    assert codes == [201, 422, 422, 422], [r.text for r in replies]
+    assert all(r.json()["code"] == "return_exceeds_line" for r in replies if r.status_code == 422)
+    async with runtime.sessions() as session:
+        row = await session.get(Settlement, uuid.UUID(sid))
+        assert row is not None
+        assert (row.returned, row.reversed_cash, row.reversed_fund) == ({"2": "2"}, 200_000, 0)
 
 
 async def test_b_drug_partly_returned_by_hand(client: Client, runtime: Runtime) -> None:

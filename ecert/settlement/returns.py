@@ -27,7 +27,12 @@ from ecert.security.tokens import Principal
 from ecert.settlement import accounts
 from ecert.settlement.basis import Basis
 from ecert.settlement.catalogue import Classified, Reason, fen, over_limit
-from ecert.settlement.exceptions import ReturnExceedsLine, ReturnLineNotFound, ReturnNotPossible
+from ecert.settlement.exceptions import (
+    ReturnExceedsLine,
+    ReturnLineNotFound,
+    ReturnNotPossible,
+    ReversalTooLarge,
+)
 from ecert.settlement.schemas import ReturnLine, ReversalRequest, ReversalResult
 from ecert.settlement.visits.fees import parse_quantity
 from ecert.settlement.visits.pricing import Priced, assemble, remaining
@@ -167,6 +172,8 @@ async def return_lines(
     assert data.lines is not None
     if s.pricing is None:
         raise ReturnNotPossible("the settlement predates returns by line; reverse by amount")
+    if s.reversed_total == s.total and s.total:
+        raise ReversalTooLarge("0 fen are left to reverse")
     basis = msgspec.convert(s.pricing, Basis)
     before = {k: Decimal(v) for k, v in (s.returned or {}).items()}
     after = add_returns(basis, before, data.lines)

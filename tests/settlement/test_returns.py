@@ -289,6 +289,8 @@ async def test_one_shot_items_are_lines_by_position(client: Client, runtime: Run
     assert (refused.status_code, refused.json()["code"]) == (409, "return_not_possible")
     cancel = await _return(client, hospital, sid2)
     assert (cancel.status_code, cancel.json()["remaining"]) == (201, 0)
+    after = await _return(client, hospital, sid2, [("2", "1")])
+    assert (after.status_code, after.json()["code"]) == (422, "reversal_exceeds_settlement")
 
 
 async def test_settlement_without_a_basis_refuses_lines(client: Client, runtime: Runtime) -> None:

@@ -128,6 +128,16 @@ async def test_returned_class_c_drug_goes_back_to_cash_not_the_fund(
     ).json()
     assert (shown["status"], shown["reversed_total"]) == ("partially_reversed", 100_000)
     assert shown["returned"] == {"2": "1"}
+    # The full cancel of the rest: the fund its 792,000, cash 208,000; the admission and all
+    # usage are back where the bill found them.
+    rest = (await _return(client, hospital, settled["settlement_id"])).json()
+    assert rest["refunds"] == {
+        "fund": 792_000,
+        "account": 0,
+        "account_mutual_aid": 0,
+        "cash": 208_000,
+    }
+    assert await _usage(runtime, person_id) == (0, 0, 0, 0, 0)
 
 
 async def test_concurrent_returns_of_one_line_return_it_once(

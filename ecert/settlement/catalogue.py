@@ -60,6 +60,9 @@ class Classified(msgspec.Struct, frozen=True):
     #: Fen above ``quantity × price_cap``: self-paid, outside the classes.
     over_limit: int
     reason: Reason
+    #: The unit price cap the over-limit part was cut at (None: no cut), so that a partly
+    #: returned line's over-limit part is cut the same way.
+    price_cap: int | None = None
 
 
 def fen(quantity: Decimal, unit_price: int) -> int:
@@ -104,11 +107,18 @@ def classify(
             return Classified("C", None, 0, Reason.AGE_RESTRICTED)
     if entry.med_types is not None and med_type not in entry.med_types:
         return Classified("C", None, 0, Reason.MED_TYPE_RESTRICTED)
-    over = 0
+    over, cap = 0, None
     if entry.price_cap is not None and unit_price > entry.price_cap:
-        over = fen(quantity, unit_price) - fen(quantity, entry.price_cap)
+        over, cap = over_limit(quantity, unit_price, entry.price_cap), entry.price_cap
     ratio = entry.first_self_pay_ratio if entry.item_class == "B" else None
-    return Classified(entry.item_class, ratio, over, Reason.CATALOGUE)
+    return Classified(entry.item_class, ratio, over, Reason.CATALOGUE, cap)
+
+
+def over_limit(quantity: Decimal, unit_price: int, price_cap: int | None) -> int:
+    """Fen of a line above ``quantity × price_cap`` (0 without a cap or within it)."""
+    if price_cap is None or unit_price <= price_cap:
+        return 0
+    return fen(quantity, unit_price) - fen(quantity, price_cap)
 
 
 def _entry(row: CatalogueEntry) -> Entry:

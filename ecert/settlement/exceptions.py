@@ -66,6 +66,40 @@ class ReversalTooLarge(EcertError):
     title = "The reversal exceeds what is left of the settlement"
 
 
+class ReturnExceedsLine(EcertError):
+    """Raised when a line would be returned beyond its quantity (returns accumulate)."""
+
+    status = 422
+    code = "return_exceeds_line"
+    title = "The return exceeds what is left of the line"
+
+
+class ReturnLineNotFound(EcertError):
+    """Raised when a returned line is not a line of the settlement."""
+
+    status = 422
+    code = "return_line_not_found"
+    title = "No such line in this settlement"
+
+
+class ReturnNotPossible(EcertError):
+    """Raised when lines cannot be returned: the settlement predates re-pricing (nothing kept
+    to price it again), or it was partly reversed by amount (the two do not mix; a full
+    cancel still works)."""
+
+    status = 409
+    code = "return_not_possible"
+    title = "Lines of this settlement cannot be returned; reverse by amount or cancel it"
+
+
+class ReversalModeConflict(EcertError):
+    """Raised for an amount reversal of a settlement some of whose lines were returned."""
+
+    status = 409
+    code = "reversal_mode_conflict"
+    title = "Lines of this settlement were returned; return lines or cancel the rest"
+
+
 class IdempotencyKeyRequired(EcertError):
     """Raised when a money-moving request has no Idempotency-Key header."""
 

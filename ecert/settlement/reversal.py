@@ -1,5 +1,11 @@
 """Reversals: full or partial, never more than what is left, exactly once per Idempotency-Key.
 
+Three kinds (spec §5, §7): neither ``amount`` nor ``lines`` is the full cancel (2208: every pool
+gets back what it has not yet got back, usage fully back); ``lines`` is a return that re-prices
+(:mod:`ecert.settlement.returns`); ``amount`` alone is the §5 partial reversal below. Amount
+reversals and line returns of one settlement do not mix (each refuses after the other); a full
+cancel follows either.
+
 A partial reversal refunds the pools (fund, account, cash) in proportion to what each paid, on
 running totals: after reversals adding up to ``c`` fen, each pool has got back ``allocate(c)``, so
 many small reversals return exactly what one large one would, and the last one returns exactly
@@ -19,12 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import INPATIENT_TYPES, YearToDate
 from ecert.clock import business_date
-from ecert.db.models import Reversal, Settlement
+from ecert.db.models import Reversal, ReversalKind, Settlement
+from ecert.errors import ValidationFailed
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, idempotency
-from ecert.settlement.exceptions import ReversalTooLarge
+from ecert.settlement import accounts, idempotency, returns
+from ecert.settlement.exceptions import ReversalModeConflict, ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
 from ecert.settlement.services import owned
 
@@ -75,6 +82,8 @@ async def reverse(
     data: ReversalRequest,
     key: str | None,
 ) -> tuple[int, dict[str, Any], bool]:
+    if data.amount is not None and data.lines is not None:
+        raise ValidationFailed("send amount or lines, not both")
     return await idempotency.run_once(
         session,
         runtime,
@@ -96,6 +105,10 @@ async def _reverse(
         .values(reversed_total=Settlement.reversed_total)
     )
     s = await owned(session, principal, settlement_id)
+    if data.lines is not None:
+        return await returns.return_lines(session, principal, s, data)
+    if data.amount is not None and s.returned:
+        raise ReversalModeConflict()
     remaining = s.total - s.reversed_total
     amount = remaining if data.amount is None else data.amount
     if remaining == 0 or amount > remaining:
@@ -110,20 +123,16 @@ async def _reverse(
     if min(shares.values()) < 0:
         shares = allocate(amount, {p: paid[p] - already[p] for p in POOLS})
     final = amount == remaining
+    kind = (ReversalKind.FULL if data.amount is None else ReversalKind.AMOUNT).value
     deductible_left = s.deductible_paid - s.reversed_deductible
     deductible = max(
         0, min(deductible_left, after * s.deductible_paid // s.total - s.reversed_deductible)
     )
     ytd, _ = await accounts.lock_person(session, s.person_id, s.year, s.insurance_type)
-    if shares["account"]:
-        await accounts.move(
-            session,
-            s.person_id,
-            shares["account"],
-            kind="reversal",
-            settlement_id=s.id,
-            memo=data.reason,
-        )
+    # No settlement column holds mutual aid yet (built in parallel): its share is 0 here.
+    refunds = {**shares, "account_mutual_aid": 0}
+    refunds = {p: refunds[p] for p in returns.POOLS}
+    await returns.route(session, s, refunds, data.reason)
     care = "inpatient" if s.med_type in INPATIENT_TYPES else "outpatient"
     changes = {
         f"{care}_fund_paid": max(getattr(ytd, f"{care}_fund_paid") - shares["fund"], 0),
@@ -146,6 +155,7 @@ async def _reverse(
         account_refund=shares["account"],
         cash_refund=shares["cash"],
         reason=data.reason,
+        kind=kind,
     )
     session.add(reversal)
     await session.flush()
@@ -160,10 +170,13 @@ async def _reverse(
     result = ReversalResult(
         reversal_id=reversal.id,
         settlement_id=s.id,
+        kind=kind,
         amount=amount,
         fund_refund=shares["fund"],
         account_refund=shares["account"],
+        account_mutual_aid_refund=0,
         cash_refund=shares["cash"],
+        refunds=refunds,
         remaining=s.total - s.reversed_total,
     )
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]

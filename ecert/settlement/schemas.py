@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
@@ -44,21 +44,40 @@ class SettlementResult(Costs, kw_only=True):
     settlement_id: uuid.UUID | None
 
 
+class ReturnLine(msgspec.Struct, forbid_unknown_fields=True):
+    """A returned quantity of one line (a one-shot bill's items are lines "1", "2", …)."""
+
+    line_no: Annotated[str, msgspec.Meta(min_length=1, max_length=30)]
+    #: A decimal string, as fee quantities are (> 0, at most 4 places).
+    quantity: Annotated[str, msgspec.Meta(min_length=1, max_length=24)]
+
+
 class ReversalRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Reverse all that is left of a settlement, or ``amount`` fen of it."""
+    """Reverse all that is left of a settlement (neither ``amount`` nor ``lines``: the full
+    cancel, 2208), ``amount`` fen of it (§5), or returned ``lines``, which re-price (§7)."""
 
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     amount: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    lines: Annotated[list[ReturnLine], msgspec.Meta(min_length=1, max_length=500)] | None = None
 
 
-class ReversalResult(msgspec.Struct):
+class ReversalResult(msgspec.Struct, kw_only=True):
     reversal_id: uuid.UUID
     settlement_id: uuid.UUID
+    #: full, amount or lines.
+    kind: str
     amount: int
     fund_refund: int
     account_refund: int
+    account_mutual_aid_refund: int
     cash_refund: int
+    #: Per pool (fund, account, account_mutual_aid, cash): what this reversal gave back.
+    refunds: dict[str, int]
     remaining: int
+    #: A line return: the lines returned by it, and the §7 fields of what remains, priced again
+    #: (``visits.schemas.Remaining``).
+    lines: list[ReturnLine] | None = None
+    repriced: dict[str, Any] | None = None
 
 
 class SettlementView(Costs, kw_only=True):
@@ -70,6 +89,8 @@ class SettlementView(Costs, kw_only=True):
     settled_at: dt.datetime
     business_date: dt.date
     reversed_total: int
+    #: Quantities returned so far by line number (decimal strings); empty: none.
+    returned: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Totals(msgspec.Struct):

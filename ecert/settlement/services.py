@@ -18,6 +18,7 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency
+from ecert.settlement.basis import Basis, BasisLine, one_shot_lines
 from ecert.settlement.context import PersonContext, pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import (
@@ -101,13 +102,27 @@ async def book(
     ec_token: str,
     visit_id: uuid.UUID | None = None,
     detail: Callable[[Split], dict[str, Any]] | None = None,
+    lines: list[BasisLine] | None = None,
 ) -> tuple[Settlement, Split]:
     """Price and book a bill in the caller's transaction: lock the person's usage and account,
     price, write the settlement, debit the account, store usage, audit. One-shot settlements
-    and visits both come here, so a bill is never priced or booked two ways."""
+    and visits both come here, so a bill is never priced or booked two ways. ``lines``: the
+    visit's lines as classified (default: the bill's items by position), kept with what the
+    bill was priced against so that returns can price what remains the same way."""
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
     ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance)
     split = compute(ctx.policy, bill, ytd, balance=balance, use_account=use_account)
+    basis = Basis(
+        policy=ctx.policy,
+        insurance_type=insurance,
+        med_type=bill.med_type,
+        level=bill.level,
+        out_of_area=bill.out_of_area,
+        usage_before=ytd,
+        balance_before=balance,
+        use_account=use_account,
+        lines=one_shot_lines(bill) if lines is None else lines,
+    )
     settlement = Settlement(
         institution_code=ctx.institution.code,
         person_id=person_id,
@@ -119,6 +134,7 @@ async def book(
         items=msgspec.to_builtins(bill.items),
         visit_id=visit_id,
         detail=None if detail is None else detail(split),
+        pricing=msgspec.to_builtins(basis),
         **{**costs_of(split), "steps": msgspec.to_builtins(split.steps)},
     )
     session.add(settlement)
@@ -166,6 +182,7 @@ def view(settlement: Settlement) -> SettlementView:
         settled_at=settlement.created_at,
         business_date=settlement.business_date,
         reversed_total=settlement.reversed_total,
+        returned=settlement.returned or {},
         **{
             **{name: getattr(settlement, name) for name in COST_FIELDS},
             "steps": msgspec.convert(settlement.steps, list[Step]),

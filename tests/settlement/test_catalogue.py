@@ -33,7 +33,7 @@ def test_catalogue_class_ratio_and_price_cap() -> None:
     assert _classify([B]) == Classified("B", 0.2, 0, Reason.CATALOGUE)
     # 2.5 × 1,234 = 3,085; the cap recognises 2.5 × 1,000 = 2,500: 585 over the limit.
     capped = _classify([B], quantity=Decimal("2.5"), unit_price=1_234)
-    assert capped == Classified("B", 0.2, 585, Reason.CATALOGUE)
+    assert capped == Classified("B", 0.2, 585, Reason.CATALOGUE, price_cap=1_000)
 
 
 def test_without_a_catalogue_the_hospital_declares() -> None:

@@ -30,6 +30,7 @@ from ecert.db.models.settlement import (
     PolicyRow,
     QrUse,
     Reversal,
+    ReversalKind,
     Settlement,
 )
 from ecert.db.models.visits import CatalogueEntry, FeeLine, Visit, VisitStatus
@@ -61,6 +62,7 @@ __all__ = [
     "PolicyRow",
     "QrUse",
     "Reversal",
+    "ReversalKind",
     "RevocationEntry",
     "Settlement",
     "SigningKey",

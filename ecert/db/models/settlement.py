@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from typing import Any
 
@@ -151,11 +152,24 @@ class Settlement(UUIDBase):
     visit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("visits.id"), index=True)
     #: A visit settlement's §7 fields beyond §5's columns (over-limit, co-pay, fund parts, lines).
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
+    #: What the bill was priced against (policy, usage before, balance, lines), so that a return
+    #: prices what remains exactly as the original was priced; NULL for settlements before 0008.
+    pricing: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
+    #: Quantities returned so far by line number (decimal strings); NULL: none.
+    returned: Mapped[dict[str, str] | None] = mapped_column(JsonB)
 
     __table_args__ = (
         CheckConstraint("reversed_total <= total", name="settlement_reversal_within_total"),
         Index("ix_settlement_institution_date", "institution_code", "business_date"),
     )
+
+
+class ReversalKind(enum.StrEnum):
+    """How a reversal was asked for: everything left (2208), an amount (§5), or lines (§7)."""
+
+    FULL = "full"
+    AMOUNT = "amount"
+    LINES = "lines"
 
 
 class Reversal(UUIDBase):
@@ -171,6 +185,10 @@ class Reversal(UUIDBase):
     account_refund: Mapped[int] = mapped_column(BigInteger)
     cash_refund: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200))
+    account_mutual_aid_refund: Mapped[int] = mapped_column(BigInteger, default=0)
+    kind: Mapped[str] = mapped_column(String(8), default=ReversalKind.AMOUNT.value)
+    #: A line return's lines: [{line_no, quantity}].
+    lines: Mapped[list[Any] | None] = mapped_column(JsonB)
 
 
 class IdempotencyRecord(BigIntBase):

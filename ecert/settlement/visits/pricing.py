@@ -23,6 +23,7 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, catalogue, idempotency
+from ecert.settlement.basis import BasisLine
 from ecert.settlement.context import PersonContext, designated_institution, person_policy
 from ecert.settlement.services import book
 from ecert.settlement.visits import schemas
@@ -100,6 +101,24 @@ def assemble(
     return items, where
 
 
+def basis_lines(priced: Priced) -> list[BasisLine]:
+    """The lines as classified, kept with the settlement for returns."""
+    return [
+        BasisLine(
+            line_no=line.line_no,
+            list_code=line.list_code,
+            name=line.name,
+            quantity=line.quantity,
+            unit_price=line.unit_price,
+            item_class=c.item_class,
+            first_self_pay_ratio=c.first_self_pay_ratio if c.item_class == "B" else None,
+            price_cap=c.price_cap,
+            reason=c.reason.value,
+        )
+        for line, c in zip(priced.lines, priced.classes, strict=True)
+    ]
+
+
 def line_splits(priced: Priced, split: Split, default_b: float) -> list[schemas.LineSplit]:
     out = []
     for line, c, (main, over) in zip(priced.lines, priced.classes, priced.where, strict=True):
@@ -125,11 +144,15 @@ def result(
     insurance: str, default_b: float, visit_id: uuid.UUID, priced: Priced, split: Split
 ) -> schemas.VisitSettlement:
     """The §7 reply (pure): total = the four shares = the payments, to the fen."""
+    fields = msgspec.structs.asdict(remaining(insurance, default_b, priced, split))
+    return schemas.VisitSettlement(settlement_id=None, visit_id=visit_id, **fields)
+
+
+def remaining(insurance: str, default_b: float, priced: Priced, split: Split) -> schemas.Remaining:
+    """The §7 fields and lines of a priced bill (pure); a return's reply uses them as well."""
     over_limit = sum(c.over_limit for c in priced.classes)
     fully = split.fully_self_paid - over_limit
-    return schemas.VisitSettlement(
-        settlement_id=None,
-        visit_id=visit_id,
+    return schemas.Remaining(
         total=split.total,
         fully_self_paid=fully,
         over_limit_self_paid=over_limit,
@@ -244,6 +267,7 @@ async def _settle(
         ec_token=visit.ec_token or "",
         visit_id=visit.id,
         detail=detail,
+        lines=basis_lines(priced),
     )
     settled = msgspec.structs.replace(answer["result"], settlement_id=settlement.id)
     return msgspec.to_builtins(settled)  # type: ignore[no-any-return]

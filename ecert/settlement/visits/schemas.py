@@ -147,6 +147,13 @@ class VisitSettlement(VisitCosts, kw_only=True):
     steps: list[Step]
 
 
+class Remaining(VisitCosts, kw_only=True):
+    """What remains of a settlement after line returns, priced again (the §7 fields)."""
+
+    lines: list[LineSplit]
+    steps: list[Step]
+
+
 class VisitSettlementSummary(VisitCosts, kw_only=True):
     settlement_id: uuid.UUID
     settled_at: dt.datetime

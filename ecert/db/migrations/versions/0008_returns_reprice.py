@@ -1,7 +1,7 @@
 """returns: what a settlement was priced against and what was returned; reversal kind and lines
 (issue 13, returns that re-price)
 
-Revision ID: 0008r
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-01 00:30:00
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008r"
+revision: str = "0008"
 down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

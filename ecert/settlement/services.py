@@ -43,6 +43,7 @@ async def preview(
 ) -> SettlementResult:
     """Price the bill exactly as settling would now; nothing is written but the audit row."""
     ctx = await pricing_context(session, principal, data.ec_token)
+    ctx.allow(data.med_type)
     ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
     balance = await accounts.balance(session, ctx.person.id)
     split = compute(
@@ -78,6 +79,7 @@ async def _settle(
     session: AsyncSession, principal: Principal, data: SettlementRequest
 ) -> dict[str, Any]:
     ctx = await pricing_context(session, principal, data.ec_token)
+    ctx.allow(data.med_type)
     await spend(session, ctx.token)  # before the money moves: a second settlement stops here
     settlement, split = await book(
         session,

@@ -172,6 +172,9 @@ class Reversal(UUIDBase):
     cash_refund: Mapped[int] = mapped_column(BigInteger)
     reason: Mapped[str] = mapped_column(String(200))
 
+    #: Reconciliation reads a day's reversals per institution (migration 0008c).
+    __table_args__ = (Index("ix_reversal_institution_date", "institution_code", "business_date"),)
+
 
 class IdempotencyRecord(BigIntBase):
     """One per (caller, Idempotency-Key): the request's fingerprint and, once done, its answer."""

@@ -1,0 +1,197 @@
+"""A full inpatient visit over HTTP (spec §7): open, three fee uploads with a re-sent line,
+preview, settle, (return two lines), reconcile, checking every invariant of §7 at each step."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ecert.clock import business_date
+from ecert.db.models import Account, BenefitUsage, LedgerEntry, Settlement
+from ecert.runtime import Runtime
+from tests.factories import ec_token
+from tests.helpers import Client
+from tests.settlement.visit_steps import (
+    AMOXICILLIN,
+    COSMETIC,
+    line,
+    load_catalogue,
+    open_visit,
+    settle,
+    setup,
+    visit_body,
+)
+
+ALBUMIN = "XB05AAA010B002010100003"  # B, first self-pay 0.2, inpatient types only
+BED = "120100001000000000000002"  # A, price cap 6,000 fen a day, inpatient types only
+SHARES = ("fully_self_paid", "over_limit_self_paid", "first_self_paid", "eligible_amount")
+PAYMENTS = ("fund_paid", "account_paid", "account_mutual_aid_paid", "cash_paid")
+
+
+def line_invariants(lines: list[dict[str, Any]]) -> None:
+    """Each line's four shares add up to its amount."""
+    for each in lines:
+        assert sum(each[k] for k in SHARES) == each["amount"], each
+
+
+def bill_invariants(reply: dict[str, Any]) -> None:
+    """Every §7 identity of a preview or settlement reply, to the fen."""
+    total = reply["total"]
+    assert total == sum(reply[k] for k in PAYMENTS)
+    assert total == sum(reply[k] for k in SHARES)
+    assert reply["eligible_amount"] == (
+        reply["deductible_paid"]
+        + reply["co_pay"]
+        + reply["over_cap_self_paid"]
+        + reply["fund_paid"]
+    )
+    assert reply["person_paid"] == total - reply["fund_paid"]
+    assert reply["person_paid"] == sum(reply[k] for k in PAYMENTS[1:])
+    assert sum(p["amount"] for p in reply["fund_parts"]) == reply["fund_paid"]
+    for key in SHARES:
+        assert sum(each[key] for each in reply["lines"]) == reply[key], key
+    assert sum(each["amount"] for each in reply["lines"]) == total
+    line_invariants(reply["lines"])
+    assert sum(s["amount"] for s in reply["steps"] if s["part"] == "share") == total
+
+
+async def _state(runtime: Runtime) -> tuple[int, int, int, int]:
+    """Balance, settlements, ledger rows and admissions: what a preview must leave alone."""
+    async with runtime.sessions() as session:
+        balance = await session.scalar(select(Account.balance))
+        settlements = await session.scalar(select(func.count()).select_from(Settlement))
+        ledger = await session.scalar(select(func.count()).select_from(LedgerEntry))
+        admissions = await session.scalar(select(BenefitUsage.inpatient_admissions))
+    return balance or 0, settlements or 0, ledger or 0, admissions or 0
+
+
+async def test_a_full_inpatient_visit(client: Client, runtime: Runtime) -> None:
+    await load_catalogue(runtime)
+    person, hospital = await setup(client, runtime, balance=50_000)
+
+    # 1. Open (2201): the ec_token opens this visit and is spent.
+    token = await ec_token(client, runtime, person, hospital)
+    opened = await open_visit(client, hospital, visit_body(token, "21"))
+    assert opened.status_code == 201, opened.text
+    visit = opened.json()
+    assert (visit["status"], visit["insurance_type"], visit["med_type"]) == ("open", "310", "21")
+    assert person.id_number not in opened.text  # masked
+    again = await open_visit(client, hospital, visit_body(token, "21"))
+    assert (again.status_code, again.json()["code"]) == (409, "ec_token_spent")
+    visit_id = visit["visit_id"]
+    fees = f"/v1/visits/{visit_id}/fees"
+
+    # 2. Three uploads (2204); the second re-sends line 2 (a no-op), a changed line 2 conflicts.
+    uploads = [
+        [line("1", AMOXICILLIN, "10", 1_250), line("2", ALBUMIN, "4", 45_000)],
+        [line("2", ALBUMIN, "4.0", 45_000), line("3", BED, "5", 8_000)],
+        [line("4", COSMETIC, "1", 20_000)],
+    ]
+    held: list[str] = []
+    for batch in uploads:
+        sent = await client.post(fees, json={"lines": batch}, headers=hospital)
+        assert sent.status_code == 200, sent.text
+        line_invariants(sent.json()["lines"])
+        held += [each["line_no"] for each in batch if each["line_no"] not in held]
+        shown = (await client.get(f"/v1/visits/{visit_id}", headers=hospital)).json()
+        assert (shown["status"], [each["line_no"] for each in shown["lines"]]) == ("open", held)
+        line_invariants(shown["lines"])
+    conflict = await client.post(
+        fees, json={"lines": [line("2", ALBUMIN, "5", 45_000)]}, headers=hospital
+    )
+    assert (conflict.status_code, conflict.json()["code"]) == (409, "fee_line_conflict")
+
+    # 3. Preview (2206): the hand-worked bill of docs/settlement.md, nothing written.
+    # Lines: A 12,500; B 180,000 (20 %: 36,000 first self-paid); bed 5 × 8,000 = 40,000 over
+    # a cap of 5 × 6,000 (10,000 over the limit); C 20,000. Total 252,500; eligible 186,500;
+    # admission deductible 100,000; 86,500 × 0.88 = 76,120 fund, co-pay 10,380; the person
+    # pays 176,380: the account's 50,000, cash 126,380.
+    expected = {
+        "total": 252_500,
+        "fully_self_paid": 20_000,
+        "over_limit_self_paid": 10_000,
+        "first_self_paid": 36_000,
+        "eligible_amount": 186_500,
+        "deductible_paid": 100_000,
+        "co_pay": 10_380,
+        "over_cap_self_paid": 0,
+        "fund_paid": 76_120,
+        "account_paid": 50_000,
+        "account_mutual_aid_paid": 0,
+        "cash_paid": 126_380,
+        "person_paid": 176_380,
+        "balance_after": 0,
+    }
+    before = await _state(runtime)
+    assert before == (50_000, 0, 1, 0)  # the credit is the one ledger row
+    previewed = await client.post(
+        f"/v1/visits/{visit_id}/settlements/preview", json={"use_account": True}, headers=hospital
+    )
+    assert previewed.status_code == 200, previewed.text
+    preview = previewed.json()
+    assert preview["settlement_id"] is None
+    assert {k: preview[k] for k in expected} == expected
+    bill_invariants(preview)
+    assert await _state(runtime) == before
+
+    # 4. Settle (2207): the preview's figures, money moved once, the visit closed.
+    settled = await settle(client, hospital, visit_id, {"use_account": True})
+    assert settled.status_code == 201, settled.text
+    result = settled.json()
+    bill_invariants(result)
+    assert {k: result[k] for k in expected} == expected
+    assert result["lines"] == preview["lines"]
+    sid = result["settlement_id"]
+    # Balance 0, one settlement, the credit and the debit, one admission.
+    assert await _state(runtime) == (0, 1, 2, 1)
+    async with runtime.sessions() as session:
+        debit = await session.scalar(select(LedgerEntry.amount).where(LedgerEntry.kind == "debit"))
+    assert debit == -result["account_paid"]
+    shown = (await client.get(f"/v1/visits/{visit_id}", headers=hospital)).json()
+    assert shown["status"] == "settled"
+    assert [s["settlement_id"] for s in shown["settlements"]] == [sid]
+    line_invariants(shown["lines"])
+    one = (await client.get(f"/v1/settlements/{sid}", headers=hospital)).json()
+    assert {k: one[k] for k in ("total", "fund_paid", "account_paid", "cash_paid")} == {
+        k: expected[k] for k in ("total", "fund_paid", "account_paid", "cash_paid")
+    }
+
+    # 5. Return two lines (re-pricing reversal, spec §7 "Returns re-price").
+    # ------------------------------------------------------------------------------------
+    # LEAD: fill in after merging the returns branch. Send
+    #   POST /v1/settlements/{sid}/reversal {reason, lines: [{line_no: "2", quantity: "1"},
+    #   {line_no: "3", quantity: "2"}]}
+    # check each pool's refund = what it paid − what it pays now, bill_invariants on the
+    # re-priced bill, and set `returned` below to the reversal's {total, fund, account} so
+    # that step 6 reconciles the day net of it. Until then nothing is returned.
+    # ------------------------------------------------------------------------------------
+    returned = {"count": 0, "total": 0, "fund_paid": 0, "account_paid": 0}
+
+    # 6. Reconcile (3201, 3202): the day's inpatient figures match, line by line too.
+    day = business_date().isoformat()
+    theirs = {
+        "settlement_count": 1,
+        "reversal_count": returned["count"],
+        "total": expected["total"] - returned["total"],
+        "fund_paid": expected["fund_paid"] - returned["fund_paid"],
+        "account_paid": expected["account_paid"] - returned["account_paid"],
+    }
+    checked = await client.post(
+        "/v1/reconciliation",
+        json={"date": day, "clearing_type": "21", "insurance_type": "310", **theirs},
+        headers=hospital,
+    )
+    assert checked.status_code == 200, checked.text
+    assert checked.json()["result"] == "match", checked.json()
+    details = await client.get(f"/v1/reconciliation/details?date={day}", headers=hospital)
+    assert details.headers["content-type"].startswith("application/jsonl")
+    lines = [json.loads(row) for row in details.text.splitlines()]
+    assert [each["kind"] for each in lines] == ["settlement"] + ["reversal"] * returned["count"]
+    booked = lines[0]
+    assert (booked["id"], booked["visit_id"], booked["clearing_type"]) == (sid, visit_id, "21")
+    assert {k: booked[k] for k in ("total", "fund_paid", "account_paid", "cash_paid")} == {
+        k: expected[k] for k in ("total", "fund_paid", "account_paid", "cash_paid")
+    }
+    assert sum(each["total"] for each in lines[1:]) == returned["total"]

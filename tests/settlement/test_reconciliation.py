@@ -300,8 +300,8 @@ async def test_reconciliation_refuses_bad_input(client: Client, runtime: Runtime
         {"date": day, **_figures(0, 0, 0, 0), "cash_paid": 0},
     ):
         response = await client.post("/v1/reconciliation", json=body, headers=hospital)
-        assert response.status_code == 400, body
+        assert (response.status_code, response.json()["code"]) == (400, "validation_failed"), body
         assert response.headers["content-type"].startswith("application/problem+json")
     for query in ("date=yesterday", f"date={day}&clearing_type=12", f"date={day}&insurance_type=x"):
         response = await client.get(f"/v1/reconciliation/details?{query}", headers=hospital)
-        assert response.status_code == 400, query
+        assert (response.status_code, response.json()["code"]) == (400, "validation_failed"), query

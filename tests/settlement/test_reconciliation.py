@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import uuid
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from msgspec.structs import astuple
 
 from ecert.clock import business_date
+from ecert.db.models import Reversal, Settlement
 from ecert.runtime import Runtime
 from ecert.settlement.reconciliation import services as recon
+from ecert.settlement.reconciliation.schemas import Totals
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
-from tests.helpers import Client
+from tests.helpers import Client, add_person
 
 A = {"code": "A001", "name": "检查", "item_class": "A"}
 
@@ -305,3 +311,104 @@ async def test_reconciliation_refuses_bad_input(client: Client, runtime: Runtime
     for query in ("date=yesterday", f"date={day}&clearing_type=12", f"date={day}&insurance_type=x"):
         response = await client.get(f"/v1/reconciliation/details?{query}", headers=hospital)
         assert (response.status_code, response.json()["code"]) == (400, "validation_failed"), query
+
+
+_days = itertools.count()
+MED_TYPES = ("11", "14", "21", "41", "51", "52", "13")  # 13: no clearing type of its own
+#: A bill: med_type, insurance type, (fund, account, cash), settled the day before?, refunds.
+Bills = st.lists(
+    st.tuples(
+        st.sampled_from(MED_TYPES),
+        st.sampled_from(("310", "390")),
+        st.tuples(*(st.integers(0, 50_000),) * 3),
+        st.booleans(),
+        st.lists(st.floats(0.0, 0.5), max_size=2),
+    ),
+    max_size=6,
+)
+
+
+def _sum(totals: list[Totals]) -> Totals:
+    return Totals(*(sum(column) for column in zip(*(astuple(t) for t in totals), strict=True)))
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(bills=Bills)
+async def test_clearing_types_partition_the_day_and_the_details_add_up(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch, bills: list[Any]
+) -> None:
+    """Property: the four clearing types split the day's figures exactly; the streamed lines of
+    each kind add up to the totals; a reversal counts on its own day, not its bill's."""
+    day = dt.date(2001, 1, 1) + dt.timedelta(days=2 * next(_days) + 1)  # a day per example
+    code = "H37010200077"
+    person, _ = await add_person(runtime)
+    async with runtime.sessions.begin() as session:
+        for med_type, insurance, (fund, account, cash), before, refunds in bills:
+            total = fund + account + cash
+            settlement = Settlement(
+                institution_code=code,
+                person_id=person.id,
+                ec_token="-",
+                med_type=med_type,
+                insurance_type=insurance,
+                year=day.year,
+                business_date=day - dt.timedelta(days=1) if before else day,
+                items=[],
+                total=total,
+                fully_self_paid=0,
+                first_self_paid=0,
+                deductible_paid=0,
+                fund_paid=fund,
+                account_paid=account,
+                cash_paid=cash,
+                balance_after=None,
+                steps=[],
+            )
+            session.add(settlement)
+            await session.flush()
+            for share in refunds:  # the day's reversals; amounts need not follow allocate here
+                session.add(
+                    Reversal(
+                        settlement_id=settlement.id,
+                        institution_code=code,
+                        business_date=day,
+                        amount=int(fund * share) + int(account * share) + int(cash * share),
+                        fund_refund=int(fund * share),
+                        account_refund=int(account * share),
+                        cash_refund=int(cash * share),
+                        reason="退费",
+                    )
+                )
+    monkeypatch.setattr(recon, "BATCH", 2)
+    async with runtime.sessions() as session:
+        whole = await recon.day_totals(session, code, day, [])
+        for insurance in (None, "310", "390"):
+            parts = [
+                await recon.day_totals(session, code, day, recon.filters(c, insurance))
+                for c in ("11", "21", "41", "99")
+            ]
+            overall = await recon.day_totals(session, code, day, recon.filters(None, insurance))
+            assert _sum([s for s, _ in parts]) == overall[0]
+            assert _sum([r for _, r in parts]) == overall[1]
+    settled_today = [b for b in bills if not b[3]]
+    assert whole[0].count == len(settled_today)
+    assert whole[1].count == sum(len(b[4]) for b in bills)
+    lines = [
+        json.loads(row)
+        for chunk in [c async for c in recon.detail_stream(runtime.sessions, code, day)]
+        for row in chunk.splitlines()
+    ]
+    for kind, totals in (("settlement", whole[0]), ("reversal", whole[1])):
+        mine = [line for line in lines if line["kind"] == kind]
+        assert len(mine) == totals.count
+        assert len({line["id"] for line in mine}) == totals.count
+        assert sum(line["total"] for line in mine) == totals.total
+        assert sum(line["fund_paid"] for line in mine) == totals.fund_paid
+        assert sum(line["account_paid"] for line in mine) == totals.account_paid
+    for line in lines:
+        assert line["clearing_type"] == recon.clearing_type(line["med_type"])
+        assert line["business_date"] == day.isoformat()

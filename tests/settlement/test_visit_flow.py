@@ -6,10 +6,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from ecert.clock import business_date
-from ecert.db.models import Account, BenefitUsage, LedgerEntry, Settlement
+from ecert.db.models import Account, BenefitUsage, Institution, LedgerEntry, Settlement
 from ecert.runtime import Runtime
 from tests.factories import ec_token
 from tests.helpers import Client
@@ -195,3 +195,28 @@ async def test_a_full_inpatient_visit(client: Client, runtime: Runtime) -> None:
         k: expected[k] for k in ("total", "fund_paid", "account_paid", "cash_paid")
     }
     assert sum(each["total"] for each in lines[1:]) == returned["total"]
+
+
+async def test_an_undesignated_hospital_cannot_price_or_settle_its_open_visit(
+    client: Client, runtime: Runtime
+) -> None:
+    """Designation is checked when the visit settles too, not only when it opens."""
+    person, hospital = await setup(client, runtime)
+    token = await ec_token(client, runtime, person, hospital)
+    opened = await open_visit(client, hospital, visit_body(token, "11"))
+    visit_id = opened.json()["visit_id"]
+    fee = line("1", "X", "1", 2_000, item_class="A")
+    await client.post(f"/v1/visits/{visit_id}/fees", json={"lines": [fee]}, headers=hospital)
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Institution).values(designated=False))
+    for refused in (
+        await client.post(f"/v1/visits/{visit_id}/settlements/preview", json={}, headers=hospital),
+        await settle(client, hospital, visit_id, {}),
+    ):
+        assert (refused.status_code, refused.json()["code"]) == (403, "institution_not_designated")
+    assert await _state(runtime) == (50_000, 0, 1, 0)
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Institution).values(designated=True))
+    view = (await client.get(f"/v1/visits/{visit_id}", headers=hospital)).json()
+    assert view["status"] == "open"  # the refused settlement rolled back whole
+    assert (await settle(client, hospital, visit_id, {})).status_code == 201

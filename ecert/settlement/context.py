@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
-from ecert.benefits import Bill, BillItem, Level, Policy
+from ecert.benefits import INPATIENT_TYPES, Bill, BillItem, Level, Policy
 from ecert.clock import business_date
 from ecert.db.models import ECert, EcToken, Enrolment, Institution, Person, utcnow
 from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
@@ -20,12 +20,14 @@ from ecert.settlement.exceptions import (
     EcTokenInvalid,
     EcTokenSpent,
     EcTokenWrongInstitution,
+    MedTypeNotAllowed,
     NoPolicy,
 )
 from ecert.suspension import in_force, refuse_if
 
 #: Basic schemes first: a settlement is priced under the person's basic medical insurance.
 BASIC_TYPES = ("310", "390")
+MATERNITY_TYPES = frozenset({"51", "52"})
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,23 @@ class PersonContext:
             where = "referred" if referred else "unreferred"
         level = cast(Level, self.institution.level)  # the table's CHECK allows only these
         return Bill(med_type=med_type, items=items, level=level, out_of_area=where)
+
+    def allow(self, med_type: str) -> None:
+        """Refuse a medical type that does not fit the institution or the person."""
+        allow_med_type(med_type, self.institution.kind, self.person.gender)
+
+
+def allow_med_type(med_type: str, institution_kind: str, gender: str | None) -> None:
+    """41 only at a pharmacy, admissions only at a hospital, maternity only for women.
+
+    The one rule for one-shot bills and visits alike (spec §7), checked before a token is spent.
+    """
+    if med_type == "41" and institution_kind != "pharmacy":
+        raise MedTypeNotAllowed("41 (pharmacy purchase) is for pharmacies")
+    if med_type in INPATIENT_TYPES and institution_kind != "hospital":
+        raise MedTypeNotAllowed("inpatient medical types are for hospitals")
+    if med_type in MATERNITY_TYPES and gender != "F":
+        raise MedTypeNotAllowed("maternity medical types are for women")
 
 
 @dataclass(frozen=True)

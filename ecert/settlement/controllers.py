@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Response, get, post
-from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
+from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from ecert.benefits import Policy
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
@@ -78,15 +77,6 @@ class SettlementController(Controller):
             db_session, runtime, principal_of(request), settlement_id, data, idempotency_key
         )
         return replayable(status, body, replayed)
-
-    @get("/v1/reconciliation", summary="Totals and details of the institution's business day")
-    async def reconciliation(
-        self,
-        request: AnyRequest,
-        db_session: DbSession,
-        date: Annotated[dt.date, QueryParameter(description="YYYY-MM-DD, Asia/Shanghai")],
-    ) -> schemas.Reconciliation:
-        return await services.reconcile(db_session, principal_of(request), date)
 
 
 class AgencyPolicyController(Controller):

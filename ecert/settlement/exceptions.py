@@ -43,6 +43,14 @@ class NoPolicy(EcertError):
     title = "No benefit policy applies to this person this year"
 
 
+class MedTypeNotAllowed(EcertError):
+    """Raised when the medical type does not fit the institution or the person."""
+
+    status = 422
+    code = "med_type_not_allowed"
+    title = "This medical type is not allowed here or for this person"
+
+
 class InsufficientBalance(EcertError):
     """Raised when a guarded debit finds less than it needs (a concurrent debit won)."""
 

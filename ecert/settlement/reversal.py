@@ -31,6 +31,7 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency, returns
+from ecert.settlement.context import designated_institution
 from ecert.settlement.exceptions import ReversalModeConflict, ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
 from ecert.settlement.services import owned
@@ -98,6 +99,7 @@ async def _reverse(
     session: AsyncSession, principal: Principal, settlement_id: uuid.UUID, data: ReversalRequest
 ) -> dict[str, Any]:
     await owned(session, principal, settlement_id)
+    await designated_institution(session, principal)  # 2208 is a settlement transaction too
     # Take the settlement's row lock before reading what is left of it.
     await session.execute(
         update(Settlement)

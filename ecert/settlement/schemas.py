@@ -93,35 +93,5 @@ class SettlementView(Costs, kw_only=True):
     returned: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class Totals(msgspec.Struct):
-    count: int = 0
-    total: int = 0
-    fund_paid: int = 0
-    account_paid: int = 0
-    cash_paid: int = 0
-
-
-class ReconciliationLine(msgspec.Struct):
-    kind: str
-    id: uuid.UUID
-    settlement_id: uuid.UUID
-    at: dt.datetime
-    total: int
-    fund_paid: int
-    account_paid: int
-    cash_paid: int
-
-
-class Reconciliation(msgspec.Struct):
-    """One institution's business day (Asia/Shanghai): settlements − reversals = net."""
-
-    date: dt.date
-    institution_code: str
-    settlements: Totals
-    reversals: Totals
-    net: Totals
-    details: list[ReconciliationLine]
-
-
 class PolicyUpsertResult(msgspec.Struct):
     upserted: int

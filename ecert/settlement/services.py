@@ -1,19 +1,17 @@
-"""Preview and settle bills, read a settlement, reconcile a day."""
+"""Preview and settle bills, read a settlement."""
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Bill, Split, Step, compute
 from ecert.clock import business_date
-from ecert.db.models import Reversal, Settlement
+from ecert.db.models import Settlement
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -23,12 +21,9 @@ from ecert.settlement.context import PersonContext, pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import (
     Costs,
-    Reconciliation,
-    ReconciliationLine,
     SettlementRequest,
     SettlementResult,
     SettlementView,
-    Totals,
 )
 
 COST_FIELDS = tuple(f.name for f in msgspec.structs.fields(Costs))
@@ -44,6 +39,7 @@ async def preview(
 ) -> SettlementResult:
     """Price the bill exactly as settling would now; nothing is written but the audit row."""
     ctx = await pricing_context(session, principal, data.ec_token)
+    ctx.allow(data.med_type)
     ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
     balance = await accounts.balance(session, ctx.person.id)
     split = compute(
@@ -79,6 +75,7 @@ async def _settle(
     session: AsyncSession, principal: Principal, data: SettlementRequest
 ) -> dict[str, Any]:
     ctx = await pricing_context(session, principal, data.ec_token)
+    ctx.allow(data.med_type)
     await spend(session, ctx.token)  # before the money moves: a second settlement stops here
     settlement, split = await book(
         session,
@@ -187,68 +184,4 @@ def view(settlement: Settlement) -> SettlementView:
             **{name: getattr(settlement, name) for name in COST_FIELDS},
             "steps": msgspec.convert(settlement.steps, list[Step]),
         },
-    )
-
-
-async def reconcile(session: AsyncSession, principal: Principal, day: dt.date) -> Reconciliation:
-    code = principal.institution_code or ""
-    settlements = (
-        await session.scalars(
-            select(Settlement)
-            .where(Settlement.institution_code == code, Settlement.business_date == day)
-            .order_by(Settlement.created_at)
-        )
-    ).all()
-    reversals = (
-        await session.scalars(
-            select(Reversal)
-            .where(Reversal.institution_code == code, Reversal.business_date == day)
-            .order_by(Reversal.created_at)
-        )
-    ).all()
-    lines = [
-        ReconciliationLine(
-            "settlement",
-            s.id,
-            s.id,
-            s.created_at,
-            s.total,
-            s.fund_paid,
-            s.account_paid,
-            s.cash_paid,
-        )
-        for s in settlements
-    ] + [
-        ReconciliationLine(
-            "reversal",
-            r.id,
-            r.settlement_id,
-            r.created_at,
-            r.amount,
-            r.fund_refund,
-            r.account_refund,
-            r.cash_refund,
-        )
-        for r in reversals
-    ]
-    sums = {kind: Totals() for kind in ("settlement", "reversal")}
-    for line in lines:
-        t = sums[line.kind]
-        sums[line.kind] = Totals(
-            t.count + 1,
-            t.total + line.total,
-            t.fund_paid + line.fund_paid,
-            t.account_paid + line.account_paid,
-            t.cash_paid + line.cash_paid,
-        )
-    s, r = sums["settlement"], sums["reversal"]
-    net = Totals(
-        s.count - r.count,
-        s.total - r.total,
-        s.fund_paid - r.fund_paid,
-        s.account_paid - r.account_paid,
-        s.cash_paid - r.cash_paid,
-    )
-    return Reconciliation(
-        date=day, institution_code=code, settlements=s, reversals=r, net=net, details=lines
     )

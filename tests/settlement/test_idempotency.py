@@ -63,7 +63,7 @@ async def test_finding_08_stale_claim_taken_over_while_running_settles_once(
     hospital = await institution(client, runtime)
     body = {
         "ec_token": await ec_token(client, runtime, person, hospital),
-        "med_type": "41",
+        "med_type": "11",
         "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
         "use_account": True,
     }
@@ -136,7 +136,7 @@ async def test_finding_08_a_lock_wait_past_lock_timeout_is_a_retryable_503(
         hospital = await institution(client, runtime)
         body = {
             "ec_token": await ec_token(client, runtime, person, hospital),
-            "med_type": "41",
+            "med_type": "11",
             "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
             "use_account": True,
         }
@@ -164,7 +164,7 @@ async def test_finding_08_first_holder_that_already_wrote_cannot_complete(
     hospital = await institution(client, runtime)
     body = {
         "ec_token": await ec_token(client, runtime, person, hospital),
-        "med_type": "41",
+        "med_type": "11",
         "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
         "use_account": True,
     }

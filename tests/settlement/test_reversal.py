@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
-from ecert.db.models import Account, Settlement
+from ecert.db.models import Account, Institution, Settlement
 from ecert.runtime import Runtime
 from ecert.settlement import accounts, reversal
 from tests.factories import credit, ec_token, holder, institution, load_policies
@@ -119,8 +119,9 @@ async def test_reconciliation_is_settlements_minus_reversals(
         "cash_paid": 65_000,
     }
     assert report["reversals"]["total"] == 30_000
+    # net.count counts settlements; reversals are counted apart (reversals.count).
     assert report["net"] == {
-        "count": 0,
+        "count": 1,
         "total": 120_000,
         "fund_paid": 20_000,
         "account_paid": 48_000,
@@ -245,3 +246,18 @@ async def test_settlement_partly_reversed_under_the_old_rule_still_nets_out(
         sum(r["account_refund"] for r in refunds),
         30 + sum(r["cash_refund"] for r in refunds),
     ) == (25_000, 60_000, 65_000)
+
+
+async def test_an_undesignated_institution_cannot_reverse(client: Client, runtime: Runtime) -> None:
+    """2208 is a settlement transaction: refused once the institution's designation ends."""
+    hospital, settled = await _settled(client, runtime)
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Institution).values(designated=False))
+    refused = await _reverse(client, hospital, settled["settlement_id"], "r-x")
+    assert (refused.status_code, refused.json()["code"]) == (403, "institution_not_designated")
+    assert await _balance(runtime) == 0  # the account's 60,000 stayed spent: nothing moved
+    shown = await client.get(f"/v1/settlements/{settled['settlement_id']}", headers=hospital)
+    assert shown.json()["reversed_total"] == 0  # it can still read its own settlement
+    async with runtime.sessions.begin() as session:
+        await session.execute(update(Institution).values(designated=True))
+    assert (await _reverse(client, hospital, settled["settlement_id"], "r-x")).status_code == 201

@@ -26,6 +26,7 @@ from ecert.runtime import Runtime
 from ecert.settlement import accounts
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
+from tests.settlement.visit_steps import id_number
 
 A = {"code": "A001", "name": "阿莫西林", "item_class": "A"}
 
@@ -389,3 +390,40 @@ async def test_the_policy_in_force_across_a_year_change(
     async with runtime.sessions() as session:
         years = (await session.scalars(select(BenefitUsage.year).order_by(BenefitUsage.year))).all()
     assert years == [year, year + 1]
+
+
+async def test_med_type_must_fit_the_institution_and_the_person_one_shot(
+    client: Client, runtime: Runtime
+) -> None:
+    """The visits' rule on the one-shot path: refused before the token is spent, nothing written."""
+    await load_policies(runtime)
+    man = await holder(client, runtime, id_number=id_number("M"))
+    woman = await holder(client, runtime, id_number=id_number("F"))
+    hospital = await institution(client, runtime)
+    pharmacy = await institution(client, runtime, code="P37010200009", level="community")
+    item = {**A, "amount": 1_000}
+    for who, headers, med_type in (
+        (man, hospital, "41"),  # pharmacy purchase at a hospital
+        (man, pharmacy, "21"),  # an admission at a pharmacy
+        (man, pharmacy, "52"),  # maternity admission at a pharmacy
+        (man, hospital, "51"),  # maternity for a man
+    ):
+        token = await ec_token(client, runtime, who, headers)
+        body = {**bill(med_type, item, use_account=False), "ec_token": token}
+        for response in (
+            await client.post("/v1/settlements/preview", json=body, headers=headers),
+            await _settle(client, headers, body),
+        ):
+            assert (response.status_code, response.json()["code"]) == (
+                422,
+                "med_type_not_allowed",
+            ), med_type
+        # The token is still good for a bill that fits.
+        fits = "41" if headers is pharmacy else "11"
+        ok = await _settle(client, headers, {**body, "med_type": fits})
+        assert ok.status_code == 201, ok.text
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 4
+    token = await ec_token(client, runtime, woman, hospital)
+    maternity = {**bill("51", item, use_account=False), "ec_token": token}
+    assert (await _settle(client, hospital, maternity)).status_code == 201

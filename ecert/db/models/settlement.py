@@ -190,6 +190,9 @@ class Reversal(UUIDBase):
     #: A line return's lines: [{line_no, quantity}].
     lines: Mapped[list[Any] | None] = mapped_column(JsonB)
 
+    #: Reconciliation reads a day's reversals per institution (migration 0009).
+    __table_args__ = (Index("ix_reversal_institution_date", "institution_code", "business_date"),)
+
 
 class IdempotencyRecord(BigIntBase):
     """One per (caller, Idempotency-Key): the request's fingerprint and, once done, its answer."""

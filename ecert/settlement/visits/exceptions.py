@@ -19,14 +19,6 @@ class VisitNotOpen(Conflict):
     title = "The visit is no longer open"
 
 
-class MedTypeNotAllowed(EcertError):
-    """Raised when the medical type does not fit the institution or the person."""
-
-    status = 422
-    code = "med_type_not_allowed"
-    title = "This medical type is not allowed here or for this person"
-
-
 class CardNotUsable(Conflict):
     """Raised when a physical card that is reported lost, frozen or replaced opens a visit."""
 

@@ -9,7 +9,6 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.benefits import INPATIENT_TYPES
 from ecert.cards import services as cards
 from ecert.clock import business_date
 from ecert.db.models import FeeLine, Person, Settlement, Visit, VisitStatus, utcnow
@@ -21,6 +20,7 @@ from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import idempotency
 from ecert.settlement.context import (
+    allow_med_type,
     designated_institution,
     person_policy,
     pricing_context,
@@ -29,23 +29,10 @@ from ecert.settlement.context import (
 from ecert.settlement.visits import schemas
 from ecert.settlement.visits.exceptions import (
     CardNotUsable,
-    MedTypeNotAllowed,
     VisitNotFound,
     VisitNotOpen,
 )
 from ecert.suspension import ensure_not_suspended
-
-MATERNITY_TYPES = frozenset({"51", "52"})
-
-
-def allow_med_type(med_type: str, institution_kind: str, gender: str | None) -> None:
-    """41 only at a pharmacy, admissions only at a hospital, maternity only for women."""
-    if med_type == "41" and institution_kind != "pharmacy":
-        raise MedTypeNotAllowed("41 (pharmacy purchase) is for pharmacies")
-    if med_type in INPATIENT_TYPES and institution_kind != "hospital":
-        raise MedTypeNotAllowed("inpatient medical types are for hospitals")
-    if med_type in MATERNITY_TYPES and gender != "F":
-        raise MedTypeNotAllowed("maternity medical types are for women")
 
 
 def masked_person(runtime: Runtime, person: Person) -> schemas.VisitPerson:
@@ -86,7 +73,7 @@ async def _open(
         # Designation, binding, lifetime, suspension and enrolment, before the token is spent.
         ctx = await pricing_context(session, principal, data.ec_token)
         person, institution, insurance = ctx.person, ctx.institution, ctx.enrolment.insurance_type
-        allow_med_type(data.med_type, institution.kind, person.gender)
+        ctx.allow(data.med_type)
         await spend(session, ctx.token)
     else:
         assert data.card_no is not None

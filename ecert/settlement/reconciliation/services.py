@@ -1,0 +1,300 @@
+"""Reconcile an institution's business day: totals (§5), the 3201 check, the 3202 detail stream.
+
+A settlement counts on its business day; a reversal counts on the business day of the reversal
+(as on the national platform), whatever the day of the bill it reverses, under that bill's
+medical and insurance type. Amounts are net: settlements − reversals. Counts stay apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import ColumnElement
+
+from ecert.db.models import Person, Reversal, Settlement
+from ecert.settlement.reconciliation.schemas import (
+    ClearingType,
+    DetailLine,
+    Figures,
+    Reconciliation,
+    ReconciliationCheck,
+    ReconciliationLine,
+    ReconciliationResult,
+    Totals,
+)
+
+#: med_type → national clearing type: outpatient kinds (general, chronic/special, maternity
+#: outpatient) clear as 11, admissions (general, maternity) as 21, pharmacy purchases as 41;
+#: any other type as 99.
+CLEARING_TYPES: dict[str, ClearingType] = {
+    "11": "11",
+    "14": "11",
+    "51": "11",
+    "21": "21",
+    "52": "21",
+    "41": "41",
+}
+#: Rows per query of the detail stream (one short transaction each).
+BATCH = 500
+
+Filters = list[ColumnElement[bool]]
+Runner = Callable[[Select[Any]], Awaitable[Sequence[Row[Any]]]]
+
+
+def _in(session: AsyncSession) -> Runner:
+    async def run(statement: Select[Any]) -> Sequence[Row[Any]]:
+        return (await session.execute(statement)).all()
+
+    return run
+
+
+def clearing_type(med_type: str) -> ClearingType:
+    return CLEARING_TYPES.get(med_type, "99")
+
+
+def filters(clearing: ClearingType | None, insurance: str | None) -> Filters:
+    """Conditions on the settlement (a reversal is filtered by the bill it reverses)."""
+    where: Filters = []
+    if clearing == "99":
+        where.append(Settlement.med_type.not_in(list(CLEARING_TYPES)))
+    elif clearing is not None:
+        where.append(
+            Settlement.med_type.in_([m for m, c in CLEARING_TYPES.items() if c == clearing])
+        )
+    if insurance is not None:
+        where.append(Settlement.insurance_type == insurance)
+    return where
+
+
+async def day_totals(
+    session: AsyncSession, code: str, day: dt.date, where: Filters
+) -> tuple[Totals, Totals]:
+    """Settlements and reversals of the day, summed by the database."""
+    settled = (
+        await session.execute(
+            select(
+                func.count(Settlement.id),
+                *(
+                    func.coalesce(func.sum(column), 0)
+                    for column in (
+                        Settlement.total,
+                        Settlement.fund_paid,
+                        Settlement.account_paid,
+                        Settlement.cash_paid,
+                    )
+                ),
+            ).where(Settlement.institution_code == code, Settlement.business_date == day, *where)
+        )
+    ).one()
+    reversed_ = (
+        await session.execute(
+            select(
+                func.count(Reversal.id),
+                *(
+                    func.coalesce(func.sum(column), 0)
+                    for column in (
+                        Reversal.amount,
+                        Reversal.fund_refund,
+                        Reversal.account_refund,
+                        Reversal.cash_refund,
+                    )
+                ),
+            )
+            .join(Settlement, Settlement.id == Reversal.settlement_id)
+            .where(Reversal.institution_code == code, Reversal.business_date == day, *where)
+        )
+    ).one()
+    # PostgreSQL sums bigint as numeric: back to int fen.
+    return Totals(*(int(v) for v in settled)), Totals(*(int(v) for v in reversed_))
+
+
+async def reconcile(
+    session: AsyncSession,
+    code: str,
+    day: dt.date,
+    clearing: ClearingType | None = None,
+    insurance: str | None = None,
+) -> Reconciliation:
+    """The §5 day report: totals apart, ``net`` amounts, and every line."""
+    where = filters(clearing, insurance)
+    s, r = await day_totals(session, code, day, where)
+    net = Totals(
+        s.count,  # settlements: reversals are counted apart
+        s.total - r.total,
+        s.fund_paid - r.fund_paid,
+        s.account_paid - r.account_paid,
+        s.cash_paid - r.cash_paid,
+    )
+    details = [
+        ReconciliationLine(
+            line.kind,
+            line.id,
+            line.settlement_id,
+            line.at,
+            line.total,
+            line.fund_paid,
+            line.account_paid,
+            line.cash_paid,
+        )
+        for kind in ("settlement", "reversal")
+        async for batch in _batches(_in(session), kind, code, day, where)
+        for line in batch
+    ]
+    return Reconciliation(
+        date=day, institution_code=code, settlements=s, reversals=r, net=net, details=details
+    )
+
+
+async def check(
+    session: AsyncSession, code: str, data: ReconciliationCheck
+) -> ReconciliationResult:
+    """The 3201 check: our net figures for the day against the institution's."""
+    s, r = await day_totals(
+        session, code, data.date, filters(data.clearing_type, data.insurance_type)
+    )
+    ours = Figures(
+        s.count,
+        r.count,
+        s.total - r.total,
+        s.fund_paid - r.fund_paid,
+        s.account_paid - r.account_paid,
+    )
+    theirs = Figures(
+        data.settlement_count, data.reversal_count, data.total, data.fund_paid, data.account_paid
+    )
+    differences = msgspec.convert(
+        {
+            key: None if value is None else getattr(ours, key) - value
+            for key, value in msgspec.structs.asdict(theirs).items()
+        },
+        Figures,
+    )
+    matched = all(not value for value in msgspec.structs.astuple(differences))
+    return ReconciliationResult(
+        result="match" if matched else "mismatch",
+        date=data.date,
+        institution_code=code,
+        clearing_type=data.clearing_type,
+        insurance_type=data.insurance_type,
+        ours=ours,
+        theirs=theirs,
+        differences=differences,
+    )
+
+
+async def detail_stream(
+    sessions: async_sessionmaker[AsyncSession],
+    code: str,
+    day: dt.date,
+    clearing: ClearingType | None = None,
+    insurance: str | None = None,
+) -> AsyncIterator[bytes]:
+    """JSON Lines of the day's settlements, then its reversals, a batch at a time: each batch is
+    one short read of its own (keyset on time and id), so a slow reader holds no transaction and
+    the day is never held in memory."""
+    where = filters(clearing, insurance)
+
+    async def run(statement: Select[Any]) -> Sequence[Row[Any]]:
+        async with sessions() as session:
+            return (await session.execute(statement)).all()
+
+    for kind in ("settlement", "reversal"):
+        async for batch in _batches(run, kind, code, day, where):
+            yield b"".join(msgspec.json.encode(line) + b"\n" for line in batch)
+
+
+async def _batches(
+    run: Runner, kind: str, code: str, day: dt.date, where: Filters
+) -> AsyncIterator[list[DetailLine]]:
+    size = BATCH
+    after: tuple[dt.datetime, uuid.UUID] | None = None
+    query = _settlements if kind == "settlement" else _reversals
+    while True:
+        rows = await run(query(code, day, where, after).limit(size))
+        if not rows:
+            return
+        yield [_line(kind, row) for row in rows]
+        if len(rows) < size:
+            return
+        after = (rows[-1].at, rows[-1].id)
+
+
+def _line(kind: str, row: Any) -> DetailLine:
+    return DetailLine(
+        kind="settlement" if kind == "settlement" else "reversal",
+        clearing_type=clearing_type(row.med_type),
+        **row._asdict(),
+    )
+
+
+def _after(at: Any, ident: Any, after: tuple[dt.datetime, uuid.UUID] | None) -> Filters:
+    if after is None:
+        return []
+    return [or_(at > after[0], and_(at == after[0], ident > after[1]))]
+
+
+def _settlements(
+    code: str, day: dt.date, where: Filters, after: tuple[dt.datetime, uuid.UUID] | None
+) -> Select[Any]:
+    return (
+        select(
+            Settlement.id,
+            Settlement.id.label("settlement_id"),
+            Settlement.created_at.label("at"),
+            Settlement.business_date,
+            Settlement.business_date.label("settlement_date"),
+            Settlement.med_type,
+            Settlement.insurance_type,
+            Person.person_no,
+            Settlement.visit_id,
+            Settlement.total,
+            Settlement.fund_paid,
+            Settlement.account_paid,
+            Settlement.cash_paid,
+        )
+        .join(Person, Person.id == Settlement.person_id)
+        .where(
+            Settlement.institution_code == code,
+            Settlement.business_date == day,
+            *where,
+            *_after(Settlement.created_at, Settlement.id, after),
+        )
+        .order_by(Settlement.created_at, Settlement.id)
+    )
+
+
+def _reversals(
+    code: str, day: dt.date, where: Filters, after: tuple[dt.datetime, uuid.UUID] | None
+) -> Select[Any]:
+    return (
+        select(
+            Reversal.id,
+            Reversal.settlement_id,
+            Reversal.created_at.label("at"),
+            Reversal.business_date,
+            Settlement.business_date.label("settlement_date"),
+            Settlement.med_type,
+            Settlement.insurance_type,
+            Person.person_no,
+            Settlement.visit_id,
+            Reversal.amount.label("total"),
+            Reversal.fund_refund.label("fund_paid"),
+            Reversal.account_refund.label("account_paid"),
+            Reversal.cash_refund.label("cash_paid"),
+        )
+        .join(Settlement, Settlement.id == Reversal.settlement_id)
+        .join(Person, Person.id == Settlement.person_id)
+        .where(
+            Reversal.institution_code == code,
+            Reversal.business_date == day,
+            *where,
+            *_after(Reversal.created_at, Reversal.id, after),
+        )
+        .order_by(Reversal.created_at, Reversal.id)
+    )

@@ -396,7 +396,10 @@ def compute(
         steps.append(Step("payment", "account", account, None, None, zh, en))
     elif use_account:
         # Asked but there is nothing to pay from: say so, so the hospital can tell the patient.
-        zh, en = "本人无个人账户（如居民医保），个人账户支付 0 元", "No personal account (e.g. resident insurance): the account pays 0"
+        zh, en = (
+            "本人无个人账户（如居民医保），个人账户支付 0 元",
+            "No personal account (e.g. resident insurance): the account pays 0",
+        )
         steps.append(Step("payment", "account", 0, None, None, zh, en))
     family = 0
     if use_account and mutual_aid is not None:

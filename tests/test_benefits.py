@@ -520,9 +520,7 @@ def test_steps_add_up_to_the_split_fen_for_fen(
     case: tuple[Policy, Bill, YearToDate, int | None, bool], family: int | None
 ) -> None:
     policy, bill, ytd, balance, use_account = case
-    split = compute(
-        policy, bill, ytd, balance=balance, use_account=use_account, mutual_aid=family
-    )
+    split = compute(policy, bill, ytd, balance=balance, use_account=use_account, mutual_aid=family)
     assert all(step.amount >= 0 for step in split.steps)
     assert all(getattr(split, name) >= 0 for name in RULE_FIELDS.values())
     assert split.total == sum(i.amount for i in bill.items)

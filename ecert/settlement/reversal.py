@@ -1,9 +1,10 @@
 """Reversals: full or partial, never more than what is left, exactly once per Idempotency-Key.
 
-A partial reversal refunds the pools (fund, account, cash) in proportion to what each paid, on
-running totals: after reversals adding up to ``c`` fen, each pool has got back ``allocate(c)``, so
-many small reversals return exactly what one large one would, and the last one returns exactly
-what remains of each pool.
+A partial reversal refunds the pools (fund, account, mutual aid, cash) in proportion to what each
+paid, on running totals: after reversals adding up to ``c`` fen, each pool has got back
+``allocate(c)``, so many small reversals return exactly what one large one would, and the last one
+returns exactly what remains of each pool. Mutual aid goes back to the relatives' accounts, the
+last drawn first (``mutual_aid.refund_mutual_aid``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ecert.db.models import Reversal, Settlement
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, idempotency
+from ecert.settlement import accounts, idempotency, mutual_aid
 from ecert.settlement.exceptions import ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
 from ecert.settlement.services import owned
@@ -35,6 +36,8 @@ POOLS = {
     "account": ("account_paid", "reversed_account"),
     "fund": ("fund_paid", "reversed_fund"),
 }
+#: The mutual aid pool (its amounts live in ``mutual_aid_draws``, not on the settlement row).
+MUTUAL_AID = "account_mutual_aid"
 
 
 def allocate(cumulative: int, paid: Mapping[str, int]) -> dict[str, int]:
@@ -102,19 +105,26 @@ async def _reverse(
         raise ReversalTooLarge(f"{remaining} fen are left to reverse")
     paid = {pool: getattr(s, column) for pool, (column, _) in POOLS.items()}
     already = {pool: getattr(s, column) for pool, (_, column) in POOLS.items()}
+    # Mutual aid (家庭共济) is a pool too; what it paid and got back are kept with its draws.
+    paid[MUTUAL_AID], already[MUTUAL_AID] = await mutual_aid.refunded_so_far(session, s.id)
     after = s.reversed_total + amount
     # On running totals: with reversals made this way, ``already`` is allocate(reversed_total),
     # so this is allocate(after) − allocate(before). A settlement partly reversed before running
     # totals may have given a pool more; its remainder is then split by what is left.
     shares = {p: fen - already[p] for p, fen in allocate(after, paid).items()}
     if min(shares.values()) < 0:
-        shares = allocate(amount, {p: paid[p] - already[p] for p in POOLS})
+        shares = allocate(amount, {p: paid[p] - already[p] for p in paid})
     final = amount == remaining
     deductible_left = s.deductible_paid - s.reversed_deductible
     deductible = max(
         0, min(deductible_left, after * s.deductible_paid // s.total - s.reversed_deductible)
     )
-    ytd, _ = await accounts.lock_person(session, s.person_id, s.year, s.insurance_type)
+    holders = await mutual_aid.holders_drawn(session, s.id)
+    ytd, _ = await accounts.lock_person(
+        session, s.person_id, s.year, s.insurance_type, also=holders
+    )
+    if shares[MUTUAL_AID]:
+        await mutual_aid.refund_mutual_aid(session, s, shares[MUTUAL_AID])
     if shares["account"]:
         await accounts.move(
             session,
@@ -165,5 +175,6 @@ async def _reverse(
         account_refund=shares["account"],
         cash_refund=shares["cash"],
         remaining=s.total - s.reversed_total,
+        account_mutual_aid_refund=shares[MUTUAL_AID],
     )
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]

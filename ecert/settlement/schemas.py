@@ -22,6 +22,9 @@ class SettlementRequest(msgspec.Struct, forbid_unknown_fields=True):
     use_account: bool = False
     #: For care outside the insured area: whether the person was referred (smaller reduction).
     referred: bool = False
+    #: With ``use_account``: what the own account does not cover comes from the accounts of
+    #: relatives who authorised mutual aid (家庭共济, spec §7), before cash.
+    mutual_aid: bool = False
 
 
 class Costs(msgspec.Struct, kw_only=True):
@@ -33,6 +36,8 @@ class Costs(msgspec.Struct, kw_only=True):
     deductible_paid: int
     fund_paid: int
     account_paid: int
+    #: Paid from relatives' accounts through mutual aid (家庭共济).
+    account_mutual_aid_paid: int = 0
     cash_paid: int
     balance_after: int | None
     steps: list[Step]
@@ -59,6 +64,8 @@ class ReversalResult(msgspec.Struct):
     account_refund: int
     cash_refund: int
     remaining: int
+    #: Given back to the relatives' accounts that paid through mutual aid.
+    account_mutual_aid_refund: int = 0
 
 
 class SettlementView(Costs, kw_only=True):

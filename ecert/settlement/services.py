@@ -18,6 +18,7 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency
+from ecert.settlement import mutual_aid as aid
 from ecert.settlement.context import PersonContext, pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import (
@@ -31,6 +32,8 @@ from ecert.settlement.schemas import (
 )
 
 COST_FIELDS = tuple(f.name for f in msgspec.structs.fields(Costs))
+#: Mutual aid is kept in ``settlements.detail`` (no column of its own).
+COLUMN_FIELDS = tuple(f for f in COST_FIELDS if f != "account_mutual_aid_paid")
 
 
 def costs_of(split: Split) -> dict[str, Any]:
@@ -45,12 +48,14 @@ async def preview(
     ctx = await pricing_context(session, principal, data.ec_token)
     ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
     balance = await accounts.balance(session, ctx.person.id)
+    family = await aid.available(session, ctx.person.id) if data.mutual_aid else None
     split = compute(
         ctx.policy,
         ctx.bill(data.med_type, data.items, data.referred),
         ytd,
         balance=balance,
         use_account=data.use_account,
+        mutual_aid=family,
     )
     await record_audit(session, principal, ctx.person.id, "settlement.preview", "ok")
     return SettlementResult(settlement_id=None, **costs_of(split))
@@ -86,6 +91,7 @@ async def _settle(
         ctx.bill(data.med_type, data.items, data.referred),
         use_account=data.use_account,
         ec_token=data.ec_token,
+        mutual_aid=data.mutual_aid,
     )
     result = SettlementResult(settlement_id=settlement.id, **costs_of(split))
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]
@@ -101,13 +107,30 @@ async def book(
     ec_token: str,
     visit_id: uuid.UUID | None = None,
     detail: Callable[[Split], dict[str, Any]] | None = None,
+    mutual_aid: bool = False,
 ) -> tuple[Settlement, Split]:
-    """Price and book a bill in the caller's transaction: lock the person's usage and account,
-    price, write the settlement, debit the account, store usage, audit. One-shot settlements
-    and visits both come here, so a bill is never priced or booked two ways."""
+    """Price and book a bill in the caller's transaction: lock the person's usage and account
+    (and the accounts of relatives who authorised mutual aid, when asked), price, write the
+    settlement, debit the accounts, store usage, audit. One-shot settlements and visits both
+    come here, so a bill is never priced or booked two ways."""
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
-    ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance)
-    split = compute(ctx.policy, bill, ytd, balance=balance, use_account=use_account)
+    family = use_account and mutual_aid
+    sources = await aid.sources(session, person_id) if family else []
+    holders = [a.holder_id for a in sources]
+    ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance, also=holders)
+    held = await aid.balances(session, holders)
+    split = compute(
+        ctx.policy,
+        bill,
+        ytd,
+        balance=balance,
+        use_account=use_account,
+        mutual_aid=sum(held.values()) if family else None,
+    )
+    draws = aid.plan(split.account_mutual_aid_paid, sources, held)
+    stored = {} if detail is None else detail(split)
+    if family:
+        stored |= aid.detail_of(draws)
     settlement = Settlement(
         institution_code=ctx.institution.code,
         person_id=person_id,
@@ -118,8 +141,11 @@ async def book(
         business_date=business_date(),
         items=msgspec.to_builtins(bill.items),
         visit_id=visit_id,
-        detail=None if detail is None else detail(split),
-        **{**costs_of(split), "steps": msgspec.to_builtins(split.steps)},
+        detail=stored or None,
+        **{
+            **{f: getattr(split, f) for f in COLUMN_FIELDS},
+            "steps": msgspec.to_builtins(split.steps),
+        },
     )
     session.add(settlement)
     await session.flush()
@@ -132,6 +158,7 @@ async def book(
             settlement_id=settlement.id,
             memo=ctx.institution.code,
         )
+    await aid.debit(session, settlement, draws, memo=ctx.institution.code)
     await accounts.store_usage(session, person_id, ctx.year, insurance, split.usage_after)
     await record_audit(
         session,
@@ -166,11 +193,16 @@ def view(settlement: Settlement) -> SettlementView:
         settled_at=settlement.created_at,
         business_date=settlement.business_date,
         reversed_total=settlement.reversed_total,
+        account_mutual_aid_paid=mutual_aid_paid(settlement),
         **{
-            **{name: getattr(settlement, name) for name in COST_FIELDS},
+            **{name: getattr(settlement, name) for name in COLUMN_FIELDS},
             "steps": msgspec.convert(settlement.steps, list[Step]),
         },
     )
+
+
+def mutual_aid_paid(settlement: Settlement) -> int:
+    return int((settlement.detail or {}).get("account_mutual_aid_paid", 0))
 
 
 async def reconcile(session: AsyncSession, principal: Principal, day: dt.date) -> Reconciliation:

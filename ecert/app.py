@@ -45,6 +45,7 @@ from ecert.security.auth import BearerAuthMiddleware, key_ring_middleware
 from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
 from ecert.settlement.controllers import AgencyPolicyController, SettlementController
+from ecert.settlement.mutual_aid_controllers import MutualAidController
 from ecert.settlement.visits.controllers import VisitController
 from ecert.verify.controllers import VerifyController
 from ecert.web import static_routers
@@ -79,6 +80,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         SettlementController,
         VisitController,
         LookupController,
+        MutualAidController,
         ImportController,
         MyCardController,
         AgencyCardController,

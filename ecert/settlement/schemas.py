@@ -9,6 +9,7 @@ from typing import Annotated
 import msgspec
 
 from ecert.benefits import BillItem, Step
+from ecert.db.models import MutualAidRelation
 
 MedType = Annotated[str, msgspec.Meta(pattern=r"^(11|14|21|41|51|52)$")]
 
@@ -111,3 +112,27 @@ class Reconciliation(msgspec.Struct):
 
 class PolicyUpsertResult(msgspec.Struct):
     upserted: int
+
+
+class MutualAidCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """The holder lets their personal account pay for a relative (家庭共济)."""
+
+    relative_id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    relative_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    relation: MutualAidRelation
+
+
+class MaskedPerson(msgspec.Struct):
+    name: str
+    id_number: str
+
+
+class MutualAidView(msgspec.Struct):
+    """One live authorisation as one side sees it; the other side is always masked."""
+
+    authorisation_id: uuid.UUID
+    #: ``holder``: my account pays for ``person``; ``relative``: ``person``'s account pays for me.
+    role: str
+    relation: str
+    person: MaskedPerson
+    authorised_at: dt.datetime

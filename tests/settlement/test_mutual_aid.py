@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 
 from ecert.db.models import (
     Account,
+    AuditEvent,
     LedgerEntry,
     MutualAidAuthorisation,
     MutualAidDraw,
@@ -276,6 +277,21 @@ async def test_revocation_stops_it(client: Client, runtime: Runtime) -> None:
     async with runtime.sessions() as session:
         rows = (await session.scalars(select(MutualAidAuthorisation))).all()
     assert sorted(r.revoked_at is None for r in rows) == [False, True]
+    # Every change is audited on the holder, by the channel that acted.
+    async with runtime.sessions() as session:
+        audited = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.person_id)
+                .where(AuditEvent.action.in_(("mutual_aid.authorise", "mutual_aid.revoke")))
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+    assert [a for a, _ in audited] == [
+        "mutual_aid.authorise",
+        "mutual_aid.revoke",
+        "mutual_aid.authorise",
+    ]
+    assert {p for _, p in audited} == {parent.person_id}
 
 
 async def test_authorising_refusals_change_nothing(client: Client, runtime: Runtime) -> None:

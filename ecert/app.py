@@ -45,6 +45,7 @@ from ecert.security.auth import BearerAuthMiddleware, key_ring_middleware
 from ecert.security.keys import ensure_active_keys
 from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
 from ecert.settlement.controllers import AgencyPolicyController, SettlementController
+from ecert.settlement.mutual_aid_controllers import MutualAidController
 from ecert.settlement.reconciliation.controllers import ReconciliationController
 from ecert.settlement.visits.controllers import VisitController
 from ecert.verify.controllers import VerifyController
@@ -81,6 +82,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         ReconciliationController,
         VisitController,
         LookupController,
+        MutualAidController,
         ImportController,
         MyCardController,
         AgencyCardController,

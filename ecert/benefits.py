@@ -14,7 +14,8 @@ second on ``later_admission_deductible`` applies when the policy has one (it win
 Order: (1) class C fully self-paid; (2) class B first self-pay share; (3) the eligible rest meets
 the deductible left; (4) above it the fund pays ratio = level ratio − out-of-area reduction points
 (floored at 0); (5) the cap left this year limits the fund, the cut is the person's; (6) the
-personal account pays min(balance, total − fund) when asked; (7) cash pays the rest.
+personal account pays min(balance, total − fund) when asked; (6b) with mutual aid asked too, the
+authorising relatives' accounts pay what they can of the rest; (7) cash pays the rest.
 
 Money is integer fen. Ratios become ``Decimal(str(x))``; products are exact and are rounded
 half-up to whole fen at exactly three points (everything else is integer ``+ − min max``):
@@ -26,12 +27,15 @@ So the amounts are deterministic and do not depend on the order of the items.
 Invariant (property-tested): every step amount is ≥ 0 and each rule's steps add up to its field —
 class_c_self_pay → fully_self_paid, class_b_first_self_pay → first_self_paid, deductible →
 deductible_paid, copay → copay_paid, out_of_area_reduction → out_of_area_paid, cap →
-over_cap_paid, fund → fund_paid, account → account_paid, cash → cash_paid; hence
+over_cap_paid, fund → fund_paid, account → account_paid, mutual_aid → account_mutual_aid_paid,
+cash → cash_paid; hence
 - the ``share`` steps add up to total = fully_self_paid + first_self_paid + deductible_paid +
   copay_paid + out_of_area_paid + over_cap_paid + fund_paid;
-- the ``payment`` steps add up to total − fund_paid = account_paid + cash_paid.
+- the ``payment`` steps add up to total − fund_paid = account_paid + account_mutual_aid_paid +
+  cash_paid.
 Every rule has exactly one step (class B: one per ratio group; ``out_of_area_reduction`` only for
-out-of-area bills; ``account`` only when the person has an account), zero amounts included.
+out-of-area bills; ``account`` when the person has an account or asked to use one — 0 and why
+when there is none; ``mutual_aid`` only when asked with ``use_account``), zero amounts included.
 Steps are plain msgspec Structs, so settlements store them as JSON and keep history as priced.
 """
 
@@ -211,6 +215,8 @@ class Split(msgspec.Struct, frozen=True):
     over_cap_paid: int
     fund_paid: int
     account_paid: int
+    #: Paid from the accounts of relatives who authorised mutual aid (家庭共济).
+    account_mutual_aid_paid: int
     cash_paid: int
     balance_after: int | None
     steps: list[Step]
@@ -262,9 +268,17 @@ def _spread(part: int, amounts: list[int], ratio: Decimal) -> list[int]:
 
 
 def compute(
-    policy: Policy, bill: Bill, ytd: YearToDate, *, balance: int | None, use_account: bool
+    policy: Policy,
+    bill: Bill,
+    ytd: YearToDate,
+    *,
+    balance: int | None,
+    use_account: bool,
+    mutual_aid: int | None = None,
 ) -> Split:
     """Price a bill; ``balance`` None means the insurance type has no personal account.
+    ``mutual_aid``: what the accounts authorised for this person (家庭共济) hold together, when
+    the caller asked to draw on them (None: not asked); used only with ``use_account``.
 
     Raises :class:`InvalidBill` (``invalid_bill``) for a bill that cannot be priced.
     """
@@ -370,7 +384,8 @@ def compute(
     en = f"The pooled fund pays {_yuan(fund)} at ratio {effective}"
     share("fund", fund, ratio_field, ratio, zh, en)
 
-    # 6) and 7) The person's part: the account when asked and it has money, then cash.
+    # 6) and 7) The person's part: the account when asked and it has money, then the family's
+    # accounts (mutual aid) when asked, then cash.
     personal = total - fund
     account = max(min(balance, personal), 0) if use_account and balance is not None else 0
     if balance is not None:
@@ -379,7 +394,20 @@ def compute(
         if not use_account:
             zh, en = "未使用个人账户", "Personal account not used"
         steps.append(Step("payment", "account", account, None, None, zh, en))
-    cash = personal - account
+    elif use_account:
+        # Asked but there is nothing to pay from: say so, so the hospital can tell the patient.
+        zh, en = (
+            "本人无个人账户（如居民医保），个人账户支付 0 元",
+            "No personal account (e.g. resident insurance): the account pays 0",
+        )
+        steps.append(Step("payment", "account", 0, None, None, zh, en))
+    family = 0
+    if use_account and mutual_aid is not None:
+        family = max(min(mutual_aid, personal - account), 0)
+        zh = f"家庭共济账户支付 {_yuan(family)} 元（授权账户可用 {_yuan(mutual_aid)} 元）"
+        en = f"Family mutual aid pays {_yuan(family)} ({_yuan(mutual_aid)} available in authorising accounts)"
+        steps.append(Step("payment", "mutual_aid", family, None, None, zh, en))
+    cash = personal - account - family
     zh, en = f"现金支付 {_yuan(cash)} 元", f"Cash: {_yuan(cash)}"
     steps.append(Step("payment", "cash", cash, None, None, zh, en))
 
@@ -406,6 +434,7 @@ def compute(
         over_cap_paid=over_cap,
         fund_paid=fund,
         account_paid=account,
+        account_mutual_aid_paid=family,
         cash_paid=cash,
         balance_after=None if balance is None else balance - account,
         steps=steps,

@@ -310,9 +310,30 @@ def test_resident_without_account_hits_the_outpatient_cap() -> None:
         ("share", "copay", 8_000, "outpatient.ratios.1", "0.5"),  # 16,000 × 0.5 = 8,000 fund
         ("share", "cap", 3_000, "outpatient.cap", "30000"),  # cap left 30,000 − 25,000 = 5,000
         ("share", "fund", 5_000, "outpatient.ratios.1", "0.5"),
-        ("payment", "cash", 11_000, None, None),  # no account step: no account to pay from
+        # Asked, but a resident has no account: an explicit 0 with the reason.
+        ("payment", "account", 0, None, None),
+        ("payment", "cash", 11_000, None, None),
     ]
     assert (split.account_paid, split.balance_after) == (0, None)
+    assert "无个人账户" in text(split, "account")[0]
+
+
+def test_resident_child_paid_by_a_parents_account_through_mutual_aid() -> None:
+    # Same bill as above; the parents' accounts hold 7,000 together. Personal 16,000 − 5,000 fund
+    # = 11,000: no own account, 7,000 mutual aid (all there is), 4,000 cash.
+    bill = Bill(med_type="11", level="1", items=[item("A", 16_000)])
+    ytd = YearToDate(outpatient_fund_paid=25_000)
+    split = compute(JINAN_RESIDENT, bill, ytd, balance=None, use_account=True, mutual_aid=7_000)
+    assert [r for r in rows(split) if r[0] == "payment"] == [
+        ("payment", "account", 0, None, None),
+        ("payment", "mutual_aid", 7_000, None, None),
+        ("payment", "cash", 4_000, None, None),
+    ]
+    assert (split.account_paid, split.account_mutual_aid_paid, split.cash_paid) == (0, 7_000, 4_000)
+    # Mutual aid without use_account draws nothing and says nothing.
+    plain = compute(JINAN_RESIDENT, bill, ytd, balance=None, use_account=False, mutual_aid=7_000)
+    assert (plain.account_mutual_aid_paid, plain.cash_paid) == (0, 11_000)
+    assert not any(s.rule in ("account", "mutual_aid") for s in plain.steps)
 
 
 @pytest.mark.parametrize(
@@ -447,6 +468,7 @@ RULE_FIELDS = {
     "cap": "over_cap_paid",
     "fund": "fund_paid",
     "account": "account_paid",
+    "mutual_aid": "account_mutual_aid_paid",
     "cash": "cash_paid",
 }
 
@@ -493,12 +515,12 @@ def cases(draw: Any) -> tuple[Policy, Bill, YearToDate, int | None, bool]:
     return policy, bill, ytd, draw(st.none() | money), draw(st.booleans())
 
 
-@given(cases())
+@given(cases(), st.none() | money)
 def test_steps_add_up_to_the_split_fen_for_fen(
-    case: tuple[Policy, Bill, YearToDate, int | None, bool],
+    case: tuple[Policy, Bill, YearToDate, int | None, bool], family: int | None
 ) -> None:
     policy, bill, ytd, balance, use_account = case
-    split = compute(policy, bill, ytd, balance=balance, use_account=use_account)
+    split = compute(policy, bill, ytd, balance=balance, use_account=use_account, mutual_aid=family)
     assert all(step.amount >= 0 for step in split.steps)
     assert all(getattr(split, name) >= 0 for name in RULE_FIELDS.values())
     assert split.total == sum(i.amount for i in bill.items)
@@ -508,11 +530,20 @@ def test_steps_add_up_to_the_split_fen_for_fen(
     shares = [s.amount for s in split.steps if s.part == "share"]
     payments = [s.amount for s in split.steps if s.part == "payment"]
     assert sum(shares) == split.total
-    assert sum(payments) == split.total - split.fund_paid == split.account_paid + split.cash_paid
+    person = split.account_paid + split.account_mutual_aid_paid + split.cash_paid
+    assert sum(payments) == split.total - split.fund_paid == person
     assert split.total == sum(
-        getattr(split, RULE_FIELDS[r]) for r in RULE_FIELDS if r not in ("account", "cash")
+        getattr(split, RULE_FIELDS[r])
+        for r in RULE_FIELDS
+        if r not in ("account", "mutual_aid", "cash")
     )
-    assert any(s.rule == "account" for s in split.steps) == (balance is not None)
+    assert any(s.rule == "account" for s in split.steps) == (balance is not None or use_account)
+    asked = use_account and family is not None
+    assert any(s.rule == "mutual_aid" for s in split.steps) == asked
+    # The family pays only what is left after the own account, and never more than it holds.
+    assert split.account_mutual_aid_paid <= (family or 0)
+    if split.cash_paid and asked:
+        assert split.account_mutual_aid_paid == family
 
 
 @given(cases())

@@ -8,7 +8,7 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import JSONBody, QueryParameter
 
-from ecert.deps import AnyRequest, DbSession
+from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.lookup import schemas, services
 from ecert.security.auth import person_guard, principal_of
 from ecert.settlement.schemas import Costs
@@ -49,13 +49,20 @@ class LookupController(Controller):
         self,
         request: AnyRequest,
         db_session: DbSession,
+        runtime: RuntimeDep,
         start: Annotated[dt.date | None, QueryParameter(name="from")] = None,
         end: Annotated[dt.date | None, QueryParameter(name="to")] = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> schemas.TransactionPage:
         return await services.transactions(
-            db_session, principal_of(request), start=start, end=end, limit=limit, offset=offset
+            db_session,
+            runtime,
+            principal_of(request),
+            start=start,
+            end=end,
+            limit=limit,
+            offset=offset,
         )
 
     @get("/benefits", summary="This year's policy for the person and what is used so far")
@@ -70,8 +77,13 @@ class LookupController(Controller):
 
     @get("/settlements", summary="The person's settlements with their explanations")
     async def settlements(
-        self, request: AnyRequest, db_session: DbSession, limit: Limit = 20, offset: Offset = 0
+        self,
+        request: AnyRequest,
+        db_session: DbSession,
+        runtime: RuntimeDep,
+        limit: Limit = 20,
+        offset: Offset = 0,
     ) -> schemas.SettlementPage:
         return await services.settlements(
-            db_session, principal_of(request), limit=limit, offset=offset
+            db_session, runtime, principal_of(request), limit=limit, offset=offset
         )

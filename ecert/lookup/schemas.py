@@ -33,6 +33,14 @@ class AccountView(msgspec.Struct):
     balance: int | None
 
 
+class FamilyParty(msgspec.Struct):
+    """The other side of a mutual aid movement (家庭共济), masked."""
+
+    name: str
+    id_number: str
+    relation: str
+
+
 class Transaction(msgspec.Struct):
     id: int
     at: dt.datetime
@@ -41,6 +49,21 @@ class Transaction(msgspec.Struct):
     balance_after: int
     settlement_id: str | None
     memo: str | None
+    #: Kind ``family``: the relative whose bill this account paid (or got back), masked.
+    relative: FamilyParty | None = None
+
+
+class MutualAidSource(msgspec.Struct):
+    """Who paid part of my bill from their account (mutual aid), masked, and how much."""
+
+    holder: FamilyParty
+    amount: int
+
+
+class MySettlement(SettlementView, kw_only=True):
+    """The person's own settlement; ``mutual_aid`` names the relatives' accounts that paid."""
+
+    mutual_aid: list[MutualAidSource] = []
 
 
 class Page(msgspec.Struct, Generic[T]):
@@ -82,9 +105,11 @@ class EstimateRequest(msgspec.Struct, forbid_unknown_fields=True):
     level: Literal["community", "1", "2", "3"]
     out_of_area: Literal["none", "referred", "unreferred"] = "none"
     use_account: bool = True
+    #: Count on relatives' accounts that authorised mutual aid (家庭共济) for the rest.
+    mutual_aid: bool = False
 
 
-SettlementPage = Page[SettlementView]
+SettlementPage = Page[MySettlement]
 TransactionPage = Page[Transaction]
 
 

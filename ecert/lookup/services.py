@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
+import msgspec
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
 from ecert.benefits import Bill, compute
 from ecert.clock import BUSINESS_TZ
-from ecert.db.models import Account, Contribution, Enrolment, LedgerEntry, Person, Settlement
+from ecert.db.models import (
+    Account,
+    Contribution,
+    Enrolment,
+    LedgerEntry,
+    MutualAidAuthorisation,
+    MutualAidDraw,
+    Person,
+    Settlement,
+)
 from ecert.errors import NotFound
+from ecert.identity import mask_id_number, mask_name
 from ecert.lookup import schemas
+from ecert.persons import person_id_number, person_name
+from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts
+from ecert.settlement import accounts, mutual_aid
 from ecert.settlement.context import person_policy
 from ecert.settlement.schemas import Costs
 from ecert.settlement.services import costs_of
@@ -71,8 +85,53 @@ def _day_bounds(start: dt.date | None, end: dt.date | None) -> list[Any]:
     return conditions
 
 
+async def _family_parties(
+    session: AsyncSession,
+    runtime: Runtime,
+    settlement_ids: set[uuid.UUID],
+    *,
+    holder_id: uuid.UUID,
+) -> dict[uuid.UUID, schemas.FamilyParty]:
+    """For the holder's family movements: the relative each settlement was for, masked."""
+    if not settlement_ids:
+        return {}
+    rows = (
+        await session.execute(
+            select(MutualAidDraw.settlement_id, MutualAidAuthorisation)
+            .join(
+                MutualAidAuthorisation,
+                MutualAidAuthorisation.id == MutualAidDraw.authorisation_id,
+            )
+            .where(
+                MutualAidDraw.settlement_id.in_(settlement_ids),
+                MutualAidDraw.holder_id == holder_id,
+            )
+        )
+    ).all()
+    people = {p.id: p for p in await _persons(session, {a.relative_id for _, a in rows})}
+    return {sid: _party(runtime, people[a.relative_id], a.relation) for sid, a in rows}
+
+
+async def _persons(session: AsyncSession, ids: set[uuid.UUID]) -> list[Person]:
+    if not ids:
+        return []
+    found = await session.scalars(
+        select(Person).where(Person.id.in_(ids)).options(raiseload(Person.enrolments))
+    )
+    return list(found.all())
+
+
+def _party(runtime: Runtime, person: Person, relation: str) -> schemas.FamilyParty:
+    return schemas.FamilyParty(
+        name=mask_name(person_name(runtime.cipher, person)),
+        id_number=mask_id_number(person_id_number(runtime.cipher, person)),
+        relation=relation,
+    )
+
+
 async def transactions(
     session: AsyncSession,
+    runtime: Runtime,
     principal: Principal,
     *,
     start: dt.date | None,
@@ -93,6 +152,8 @@ async def transactions(
             .offset(offset)
         )
     ).all()
+    family = {r.settlement_id for r in rows if r.kind == "family" and r.settlement_id}
+    relatives = await _family_parties(session, runtime, family, holder_id=person.id)
     items = [
         schemas.Transaction(
             r.id,
@@ -102,6 +163,7 @@ async def transactions(
             r.balance_after,
             str(r.settlement_id) if r.settlement_id else None,
             r.memo,
+            relatives.get(r.settlement_id) if r.settlement_id else None,
         )
         for r in rows
     ]
@@ -150,12 +212,15 @@ async def estimate(
     bill = Bill(
         med_type=data.med_type, items=data.items, level=data.level, out_of_area=data.out_of_area
     )
-    split = compute(policy, bill, used, balance=balance, use_account=data.use_account)
+    family = await mutual_aid.available(session, person.id) if data.mutual_aid else None
+    split = compute(
+        policy, bill, used, balance=balance, use_account=data.use_account, mutual_aid=family
+    )
     return Costs(**costs_of(split))
 
 
 async def settlements(
-    session: AsyncSession, principal: Principal, *, limit: int, offset: int
+    session: AsyncSession, runtime: Runtime, principal: Principal, *, limit: int, offset: int
 ) -> schemas.SettlementPage:
     person = await _me(session, principal, "lookup.settlements")
     where = [Settlement.person_id == person.id]
@@ -169,9 +234,29 @@ async def settlements(
             .offset(offset)
         )
     ).all()
-    return schemas.SettlementPage(
-        items=[settlement_view(s) for s in rows], limit=limit, offset=offset, total=total or 0
-    )
+    draws = (
+        await session.execute(
+            select(MutualAidDraw, MutualAidAuthorisation.relation)
+            .join(
+                MutualAidAuthorisation,
+                MutualAidAuthorisation.id == MutualAidDraw.authorisation_id,
+            )
+            .where(MutualAidDraw.settlement_id.in_([s.id for s in rows]))
+            .order_by(MutualAidDraw.seq)
+        )
+    ).all()
+    holders = {p.id: p for p in await _persons(session, {d.holder_id for d, _ in draws})}
+    sources: dict[uuid.UUID, list[schemas.MutualAidSource]] = {}
+    for d, relation in draws:
+        holder = _party(runtime, holders[d.holder_id], relation)
+        sources.setdefault(d.settlement_id, []).append(schemas.MutualAidSource(holder, d.amount))
+    items = [
+        schemas.MySettlement(
+            **msgspec.structs.asdict(settlement_view(s)), mutual_aid=sources.get(s.id, [])
+        )
+        for s in rows
+    ]
+    return schemas.SettlementPage(items=items, limit=limit, offset=offset, total=total or 0)
 
 
 async def contributions(

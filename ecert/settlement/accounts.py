@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import msgspec
@@ -153,12 +153,21 @@ async def _add_balances(
 
 
 async def lock_person(
-    session: AsyncSession, person_id: uuid.UUID, year: int, insurance: str
+    session: AsyncSession,
+    person_id: uuid.UUID,
+    year: int,
+    insurance: str,
+    *,
+    also: Collection[uuid.UUID] = (),
 ) -> tuple[YearToDate, int | None]:
     """Serialise a person's money writes and read what they change: (year-to-date usage, account
     balance or None without an account). Each statement takes its row lock (PostgreSQL) or the
     database write lock (SQLite) and returns the latest committed values, so two round trips
-    both lock and read."""
+    both lock and read.
+
+    ``also``: other people's accounts the caller will move (mutual aid). Every money write takes
+    its own usage row first and then accounts in person order, so two settlements drawing on
+    overlapping family accounts wait for each other and never deadlock."""
     statement = dialect_insert(session, BenefitUsage.__table__).values(
         id=uuid.uuid4(), person_id=person_id, year=year, insurance_type=insurance
     )
@@ -170,6 +179,13 @@ async def lock_person(
             ).returning(*(BenefitUsage.__table__.c[f] for f in USAGE_FIELDS))
         )
     ).one()
+    if also:
+        await session.execute(
+            select(Account.id)
+            .where(Account.person_id.in_({person_id, *also}))
+            .order_by(Account.person_id)
+            .with_for_update()
+        )
     balance = await session.scalar(
         update(Account)
         .where(Account.person_id == person_id)

@@ -45,6 +45,8 @@ class Basis(msgspec.Struct, frozen=True, kw_only=True):
     balance_before: int | None
     use_account: bool
     lines: list[BasisLine]
+    #: What the authorising relatives' accounts held just before it (None: no mutual aid asked).
+    mutual_aid_before: int | None = None
 
 
 def one_shot_lines(bill: Bill) -> list[BasisLine]:

@@ -137,3 +137,35 @@ class IdempotencyClaimLost(IdempotencyInProgress):
     rolled back and the retry's answer is the one stored (same code: ask again for it)."""
 
     title = "Another attempt with this Idempotency-Key took over; retry to get its answer"
+
+
+class MutualAidNotAllowed(Forbidden):
+    """Raised when the caller may not authorise mutual aid: only an employee or retired person
+    with a personal account may let it pay for relatives (a resident has no account)."""
+
+    code = "mutual_aid_not_allowed"
+    title = "Only an employee or retiree with a personal account may authorise mutual aid"
+
+
+class MutualAidSelf(EcertError):
+    """Raised when a person names themselves as the relative."""
+
+    status = 422
+    code = "mutual_aid_self"
+    title = "A person cannot authorise mutual aid for themselves"
+
+
+class RelativeNotMatched(EcertError):
+    """One answer for an unknown ID number and a wrong name: the route must not tell who is
+    insured."""
+
+    status = 422
+    code = "relative_not_matched"
+    title = "No insured person matches this ID number and name"
+
+
+class MutualAidNotFound(NotFound):
+    """Raised for an unknown authorisation, a revoked one, or one the caller does not hold."""
+
+    code = "mutual_aid_not_found"
+    title = "No such mutual aid authorisation for this person"

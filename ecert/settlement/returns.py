@@ -24,7 +24,7 @@ from ecert.db.models import FeeLine, Reversal, ReversalKind, Settlement
 from ecert.errors import ValidationFailed
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts
+from ecert.settlement import accounts, mutual_aid
 from ecert.settlement.basis import Basis
 from ecert.settlement.catalogue import Classified, Reason, fen, over_limit
 from ecert.settlement.exceptions import (
@@ -85,6 +85,7 @@ def reprice(basis: Basis, returned: Mapping[str, Decimal]) -> tuple[Remaining, S
             basis.usage_before,
             balance=basis.balance_before,
             use_account=basis.use_account,
+            mutual_aid=basis.mutual_aid_before,
         )
     else:
         split = _nothing(basis)
@@ -104,6 +105,7 @@ def _nothing(basis: Basis) -> Split:
         over_cap_paid=0,
         fund_paid=0,
         account_paid=0,
+        account_mutual_aid_paid=0,
         cash_paid=0,
         balance_after=basis.balance_before,
         steps=[],
@@ -157,12 +159,9 @@ async def route(
 
 
 async def refund_mutual_aid(session: AsyncSession, s: Settlement, amount: int, memo: str) -> None:
-    """Give mutual aid back to the authorising account(s) that paid it (ledger kind ``family``).
-
-    Mutual aid is built in parallel and nothing draws on it yet, so no refund reaches here; its
-    builder fills this in (which accounts paid how much is theirs to record).
-    """
-    raise NotImplementedError("mutual aid refunds: no settlement draws on mutual aid yet")
+    """Give mutual aid back to the authorising account(s) that paid it, the last drawn first
+    (ledger kind ``family``); the caller has locked them (``mutual_aid.holders_drawn``)."""
+    await mutual_aid.refund_mutual_aid(session, s, amount)
 
 
 async def return_lines(
@@ -188,7 +187,10 @@ async def return_lines(
         # Only an amount reversal leaves the record off what the returns so far leave.
         raise ReturnNotPossible("the settlement was partly reversed by amount; cancel the rest")
     refunds = {p: pools(was)[p] - pools(now)[p] for p in POOLS}
-    ytd, _ = await accounts.lock_person(session, s.person_id, s.year, s.insurance_type)
+    holders = await mutual_aid.holders_drawn(session, s.id)
+    ytd, _ = await accounts.lock_person(
+        session, s.person_id, s.year, s.insurance_type, also=holders
+    )
     await accounts.store_usage(
         session,
         s.person_id,

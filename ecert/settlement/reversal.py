@@ -6,10 +6,11 @@ gets back what it has not yet got back, usage fully back); ``lines`` is a return
 reversals and line returns of one settlement do not mix (each refuses after the other); a full
 cancel follows either.
 
-A partial reversal refunds the pools (fund, account, cash) in proportion to what each paid, on
-running totals: after reversals adding up to ``c`` fen, each pool has got back ``allocate(c)``, so
-many small reversals return exactly what one large one would, and the last one returns exactly
-what remains of each pool.
+A partial reversal refunds the pools (fund, account, mutual aid, cash) in proportion to what each
+paid, on running totals: after reversals adding up to ``c`` fen, each pool has got back
+``allocate(c)``, so many small reversals return exactly what one large one would, and the last one
+returns exactly what remains of each pool. Mutual aid goes back to the relatives' accounts, the
+last drawn first (``mutual_aid.refund_mutual_aid``).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ecert.errors import ValidationFailed
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, idempotency, returns
+from ecert.settlement import accounts, idempotency, mutual_aid, returns
 from ecert.settlement.context import designated_institution
 from ecert.settlement.exceptions import ReversalModeConflict, ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
@@ -43,6 +44,8 @@ POOLS = {
     "account": ("account_paid", "reversed_account"),
     "fund": ("fund_paid", "reversed_fund"),
 }
+#: The mutual aid pool (its amounts live in ``mutual_aid_draws``, not on the settlement row).
+MUTUAL_AID = "account_mutual_aid"
 
 
 def allocate(cumulative: int, paid: Mapping[str, int]) -> dict[str, int]:
@@ -117,23 +120,26 @@ async def _reverse(
         raise ReversalTooLarge(f"{remaining} fen are left to reverse")
     paid = {pool: getattr(s, column) for pool, (column, _) in POOLS.items()}
     already = {pool: getattr(s, column) for pool, (_, column) in POOLS.items()}
+    # Mutual aid (家庭共济) is a pool too; what it paid and got back are kept with its draws.
+    paid[MUTUAL_AID], already[MUTUAL_AID] = await mutual_aid.refunded_so_far(session, s.id)
     after = s.reversed_total + amount
     # On running totals: with reversals made this way, ``already`` is allocate(reversed_total),
     # so this is allocate(after) − allocate(before). A settlement partly reversed before running
     # totals may have given a pool more; its remainder is then split by what is left.
     shares = {p: fen - already[p] for p, fen in allocate(after, paid).items()}
     if min(shares.values()) < 0:
-        shares = allocate(amount, {p: paid[p] - already[p] for p in POOLS})
+        shares = allocate(amount, {p: paid[p] - already[p] for p in paid})
     final = amount == remaining
     kind = (ReversalKind.FULL if data.amount is None else ReversalKind.AMOUNT).value
     deductible_left = s.deductible_paid - s.reversed_deductible
     deductible = max(
         0, min(deductible_left, after * s.deductible_paid // s.total - s.reversed_deductible)
     )
-    ytd, _ = await accounts.lock_person(session, s.person_id, s.year, s.insurance_type)
-    # No settlement column holds mutual aid yet (built in parallel): its share is 0 here.
-    refunds = {**shares, "account_mutual_aid": 0}
-    refunds = {p: refunds[p] for p in returns.POOLS}
+    holders = await mutual_aid.holders_drawn(session, s.id)
+    ytd, _ = await accounts.lock_person(
+        session, s.person_id, s.year, s.insurance_type, also=holders
+    )
+    refunds = {p: shares.get(p, 0) for p in returns.POOLS}
     await returns.route(session, s, refunds, data.reason)
     care = "inpatient" if s.med_type in INPATIENT_TYPES else "outpatient"
     changes = {
@@ -155,6 +161,7 @@ async def _reverse(
         amount=amount,
         fund_refund=shares["fund"],
         account_refund=shares["account"],
+        account_mutual_aid_refund=shares[MUTUAL_AID],
         cash_refund=shares["cash"],
         reason=data.reason,
         kind=kind,
@@ -176,7 +183,7 @@ async def _reverse(
         amount=amount,
         fund_refund=shares["fund"],
         account_refund=shares["account"],
-        account_mutual_aid_refund=0,
+        account_mutual_aid_refund=shares[MUTUAL_AID],
         cash_refund=shares["cash"],
         refunds=refunds,
         remaining=s.total - s.reversed_total,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import msgspec
 
 from ecert.benefits import BillItem, Step
+from ecert.db.models import MutualAidRelation
 
 MedType = Annotated[str, msgspec.Meta(pattern=r"^(11|14|21|41|51|52)$")]
 
@@ -22,6 +23,9 @@ class SettlementRequest(msgspec.Struct, forbid_unknown_fields=True):
     use_account: bool = False
     #: For care outside the insured area: whether the person was referred (smaller reduction).
     referred: bool = False
+    #: With ``use_account``: what the own account does not cover comes from the accounts of
+    #: relatives who authorised mutual aid (家庭共济, spec §7), before cash.
+    mutual_aid: bool = False
 
 
 class Costs(msgspec.Struct, kw_only=True):
@@ -33,6 +37,8 @@ class Costs(msgspec.Struct, kw_only=True):
     deductible_paid: int
     fund_paid: int
     account_paid: int
+    #: Paid from relatives' accounts through mutual aid (家庭共济).
+    account_mutual_aid_paid: int = 0
     cash_paid: int
     balance_after: int | None
     steps: list[Step]
@@ -95,3 +101,27 @@ class SettlementView(Costs, kw_only=True):
 
 class PolicyUpsertResult(msgspec.Struct):
     upserted: int
+
+
+class MutualAidCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """The holder lets their personal account pay for a relative (家庭共济)."""
+
+    relative_id_number: Annotated[str, msgspec.Meta(min_length=1, max_length=32)]
+    relative_name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    relation: MutualAidRelation
+
+
+class MaskedPerson(msgspec.Struct):
+    name: str
+    id_number: str
+
+
+class MutualAidView(msgspec.Struct):
+    """One live authorisation as one side sees it; the other side is always masked."""
+
+    authorisation_id: uuid.UUID
+    #: ``holder``: my account pays for ``person``; ``relative``: ``person``'s account pays for me.
+    role: str
+    relation: str
+    person: MaskedPerson
+    authorised_at: dt.datetime

@@ -16,6 +16,7 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, idempotency
+from ecert.settlement import mutual_aid as aid
 from ecert.settlement.basis import Basis, BasisLine, one_shot_lines
 from ecert.settlement.context import PersonContext, pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
@@ -27,6 +28,8 @@ from ecert.settlement.schemas import (
 )
 
 COST_FIELDS = tuple(f.name for f in msgspec.structs.fields(Costs))
+#: Mutual aid is kept in ``settlements.detail`` (no column of its own).
+COLUMN_FIELDS = tuple(f for f in COST_FIELDS if f != "account_mutual_aid_paid")
 
 
 def costs_of(split: Split) -> dict[str, Any]:
@@ -42,12 +45,14 @@ async def preview(
     ctx.allow(data.med_type)
     ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
     balance = await accounts.balance(session, ctx.person.id)
+    family = await aid.available(session, ctx.person.id) if data.mutual_aid else None
     split = compute(
         ctx.policy,
         ctx.bill(data.med_type, data.items, data.referred),
         ytd,
         balance=balance,
         use_account=data.use_account,
+        mutual_aid=family,
     )
     await record_audit(session, principal, ctx.person.id, "settlement.preview", "ok")
     return SettlementResult(settlement_id=None, **costs_of(split))
@@ -84,6 +89,7 @@ async def _settle(
         ctx.bill(data.med_type, data.items, data.referred),
         use_account=data.use_account,
         ec_token=data.ec_token,
+        mutual_aid=data.mutual_aid,
     )
     result = SettlementResult(settlement_id=settlement.id, **costs_of(split))
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]
@@ -99,16 +105,34 @@ async def book(
     ec_token: str,
     visit_id: uuid.UUID | None = None,
     detail: Callable[[Split], dict[str, Any]] | None = None,
+    mutual_aid: bool = False,
     lines: list[BasisLine] | None = None,
 ) -> tuple[Settlement, Split]:
-    """Price and book a bill in the caller's transaction: lock the person's usage and account,
-    price, write the settlement, debit the account, store usage, audit. One-shot settlements
-    and visits both come here, so a bill is never priced or booked two ways. ``lines``: the
-    visit's lines as classified (default: the bill's items by position), kept with what the
-    bill was priced against so that returns can price what remains the same way."""
+    """Price and book a bill in the caller's transaction: lock the person's usage and account
+    (and the accounts of relatives who authorised mutual aid, when asked), price, write the
+    settlement, debit the accounts, store usage, audit. One-shot settlements and visits both
+    come here, so a bill is never priced or booked two ways. ``lines``: the visit's lines as
+    classified (default: the bill's items by position), kept with what the bill was priced
+    against so that returns can price what remains the same way."""
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
-    ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance)
-    split = compute(ctx.policy, bill, ytd, balance=balance, use_account=use_account)
+    family = use_account and mutual_aid
+    sources = await aid.sources(session, person_id) if family else []
+    holders = [a.holder_id for a in sources]
+    ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance, also=holders)
+    held = await aid.balances(session, holders)
+    available = sum(held.values()) if family else None
+    split = compute(
+        ctx.policy,
+        bill,
+        ytd,
+        balance=balance,
+        use_account=use_account,
+        mutual_aid=available,
+    )
+    draws = aid.plan(split.account_mutual_aid_paid, sources, held)
+    stored = {} if detail is None else detail(split)
+    if family:
+        stored |= aid.detail_of(draws)
     basis = Basis(
         policy=ctx.policy,
         insurance_type=insurance,
@@ -119,6 +143,7 @@ async def book(
         balance_before=balance,
         use_account=use_account,
         lines=one_shot_lines(bill) if lines is None else lines,
+        mutual_aid_before=available,
     )
     settlement = Settlement(
         institution_code=ctx.institution.code,
@@ -130,9 +155,12 @@ async def book(
         business_date=business_date(),
         items=msgspec.to_builtins(bill.items),
         visit_id=visit_id,
-        detail=None if detail is None else detail(split),
+        detail=stored or None,
         pricing=msgspec.to_builtins(basis),
-        **{**costs_of(split), "steps": msgspec.to_builtins(split.steps)},
+        **{
+            **{f: getattr(split, f) for f in COLUMN_FIELDS},
+            "steps": msgspec.to_builtins(split.steps),
+        },
     )
     session.add(settlement)
     await session.flush()
@@ -145,6 +173,7 @@ async def book(
             settlement_id=settlement.id,
             memo=ctx.institution.code,
         )
+    await aid.debit(session, settlement, draws, memo=ctx.institution.code)
     await accounts.store_usage(session, person_id, ctx.year, insurance, split.usage_after)
     await record_audit(
         session,
@@ -180,8 +209,13 @@ def view(settlement: Settlement) -> SettlementView:
         business_date=settlement.business_date,
         reversed_total=settlement.reversed_total,
         returned=settlement.returned or {},
+        account_mutual_aid_paid=mutual_aid_paid(settlement),
         **{
-            **{name: getattr(settlement, name) for name in COST_FIELDS},
+            **{name: getattr(settlement, name) for name in COLUMN_FIELDS},
             "steps": msgspec.convert(settlement.steps, list[Step]),
         },
     )
+
+
+def mutual_aid_paid(settlement: Settlement) -> int:
+    return int((settlement.detail or {}).get("account_mutual_aid_paid", 0))

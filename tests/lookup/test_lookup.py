@@ -157,3 +157,42 @@ async def test_every_read_is_audited_for_the_token_person(client: Client, runtim
         ).all()
     assert sorted(action for action, _ in rows) == sorted([*reads.values(), "lookup.estimate"])
     assert {person_id for _, person_id in rows} == {person.person_id}
+
+
+async def test_estimate_counts_on_mutual_aid_and_writes_nothing(
+    client: Client, runtime: Runtime
+) -> None:
+    await load_policies(runtime)
+    me = await holder(client, runtime, name="周八")
+    spouse = await holder(client, runtime, name="郑十")
+    await credit(runtime, me.person_id, 1_000)
+    await credit(runtime, spouse.person_id, 50_000)
+    authorised = await client.post(
+        "/v1/me/mutual-aid",
+        json={"relative_id_number": me.id_number, "relative_name": "周八", "relation": "spouse"},
+        headers=spouse.headers,
+    )
+    assert authorised.status_code == 201, authorised.text
+    bill = [{"code": "A2", "name": "复诊", "item_class": "A", "amount": 6_000}]
+    body: dict[str, Any] = {"med_type": "11", "items": bill, "level": "3", "use_account": True}
+    # Employee outpatient within the 100,000 deductible: all 6,000 is the person's. Own account
+    # 1,000; with mutual_aid the spouse's account 5,000; cash 0. Without it: cash 5,000.
+    plain = (await client.post("/v1/me/benefits/estimate", headers=me.headers, json=body)).json()
+    assert (plain["account_paid"], plain["account_mutual_aid_paid"], plain["cash_paid"]) == (
+        1_000,
+        0,
+        5_000,
+    )
+    family = await client.post(
+        "/v1/me/benefits/estimate", headers=me.headers, json={**body, "mutual_aid": True}
+    )
+    costs = family.json()
+    assert (costs["account_paid"], costs["account_mutual_aid_paid"], costs["cash_paid"]) == (
+        1_000,
+        5_000,
+        0,
+    )
+    after = (await client.get("/v1/me/account", headers=spouse.headers)).json()
+    assert after == {"balance": 50_000}  # an estimate moves nothing
+    page = (await client.get("/v1/me/account/transactions", headers=spouse.headers)).json()
+    assert [(t["kind"], t["relative"]) for t in page["items"]] == [("credit", None)]

@@ -21,6 +21,7 @@ from ecert.db.models.issuance import (
     SuspensionKind,
 )
 from ecert.db.models.lookup import Card, CardEvent, Contribution
+from ecert.db.models.mutual_aid import MutualAidAuthorisation, MutualAidDraw, MutualAidRelation
 from ecert.db.models.settlement import (
     Account,
     BenefitUsage,
@@ -56,6 +57,9 @@ __all__ = [
     "Institution",
     "KeyEvent",
     "LedgerEntry",
+    "MutualAidAuthorisation",
+    "MutualAidDraw",
+    "MutualAidRelation",
     "NumericCode",
     "Person",
     "PersonSuspension",

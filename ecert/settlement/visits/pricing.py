@@ -22,7 +22,7 @@ from ecert.db.models import FeeLine, Person, Settlement, Visit, VisitStatus
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, catalogue, idempotency
+from ecert.settlement import accounts, catalogue, idempotency, mutual_aid
 from ecert.settlement.basis import BasisLine
 from ecert.settlement.context import PersonContext, designated_institution, person_policy
 from ecert.settlement.services import book
@@ -165,7 +165,7 @@ def remaining(insurance: str, default_b: float, priced: Priced, split: Split) ->
         # Only the basic pooled fund (national fund type <insurance type>100) in this slice.
         fund_parts=[schemas.FundPart(f"{insurance}100", split.fund_paid)],
         account_paid=split.account_paid,
-        account_mutual_aid_paid=0,
+        account_mutual_aid_paid=split.account_mutual_aid_paid,
         cash_paid=split.cash_paid,
         person_paid=split.total - split.fund_paid,
         balance_after=split.balance_after,
@@ -210,7 +210,15 @@ async def preview(
     )
     ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
     balance = await accounts.balance(session, ctx.person.id)
-    split = compute(ctx.policy, priced.bill, ytd, balance=balance, use_account=data.use_account)
+    family = await mutual_aid.available(session, ctx.person.id) if data.mutual_aid else None
+    split = compute(
+        ctx.policy,
+        priced.bill,
+        ytd,
+        balance=balance,
+        use_account=data.use_account,
+        mutual_aid=family,
+    )
     await record_audit(
         session, principal, ctx.person.id, "visit.preview", "ok", {"visit_id": str(visit.id)}
     )
@@ -268,6 +276,7 @@ async def _settle(
         visit_id=visit.id,
         detail=detail,
         lines=basis_lines(priced),
+        mutual_aid=data.mutual_aid,
     )
     settled = msgspec.structs.replace(answer["result"], settlement_id=settlement.id)
     return msgspec.to_builtins(settled)  # type: ignore[no-any-return]

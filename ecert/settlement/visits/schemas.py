@@ -108,7 +108,8 @@ class FeeUploadResult(msgspec.Struct):
 
 class VisitSettleRequest(msgspec.Struct, forbid_unknown_fields=True):
     use_account: bool = False
-    #: Family mutual aid (家庭共济): accepted, not yet drawn on (account_mutual_aid_paid is 0).
+    #: Family mutual aid (家庭共济): with ``use_account``, relatives' authorised accounts pay
+    #: what the own account does not cover (``account_mutual_aid_paid``).
     mutual_aid: bool = False
     referred: bool = False
 

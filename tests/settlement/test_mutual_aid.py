@@ -470,3 +470,49 @@ def test_the_plan_takes_each_account_in_order_and_never_more_than_it_holds(
     if draws:
         last = auths.index(draws[-1].authorisation)
         assert all(taken.get(a.holder_id, 0) == balances[a.holder_id] for a in auths[:last])
+
+
+async def test_a_line_return_gives_mutual_aid_back_to_the_holder(
+    client: Client, runtime: Runtime
+) -> None:
+    """A return re-prices with what the relatives' accounts held when the bill was settled."""
+    await load_policies(runtime)
+    parent = await _person(client, runtime, "张三", balance=5_000)
+    child = await _child(client, runtime)
+    hospital = await institution(client, runtime)
+    await _authorised(client, parent, child)
+    body = _bill(await ec_token(client, runtime, child, hospital), 6_000)
+    body["items"].append({"code": "A002", "name": "布洛芬", "item_class": "A", "amount": 4_000})
+    # 10,000 resident outpatient at level 3: fund 3,000; the parent's 5,000; cash 2,000.
+    settled = (await _settle(client, hospital, body)).json()
+    assert (settled["fund_paid"], settled["account_mutual_aid_paid"], settled["cash_paid"]) == (
+        3_000,
+        5_000,
+        2_000,
+    )
+    sid = settled["settlement_id"]
+    # Return item 2 (4,000): 6,000 remain; fund 1,800; personal 4,200, all from the parent's
+    # 5,000 as it stood. So: fund 1,200, mutual aid 800 and cash 2,000 come back.
+    back = await client.post(
+        f"/v1/settlements/{sid}/reversal",
+        json={"reason": "returned", "lines": [{"line_no": "2", "quantity": "1"}]},
+        headers={**hospital, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert back.status_code == 201, back.text
+    assert back.json()["refunds"] == {
+        "fund": 1_200,
+        "account": 0,
+        "account_mutual_aid": 800,
+        "cash": 2_000,
+    }
+    assert back.json()["repriced"]["account_mutual_aid_paid"] == 4_200
+    assert await _balance(runtime, parent) == 800
+    # The full cancel gives the parent the rest.
+    cancel = await client.post(
+        f"/v1/settlements/{sid}/reversal",
+        json={"reason": "cancelled"},
+        headers={**hospital, "Idempotency-Key": str(uuid.uuid4())},
+    )
+    assert cancel.status_code == 201, cancel.text
+    assert cancel.json()["refunds"]["account_mutual_aid"] == 4_200
+    assert await _balance(runtime, parent) == 5_000

@@ -32,6 +32,7 @@ from ecert.issuance.controllers import (
     PublicKeysController,
 )
 from ecert.issuance.family_controllers import AgencyFamilyController, FamilyController
+from ecert.issuance.feed import FeedCache
 from ecert.lookup.controllers import LookupController
 from ecert.oauth.controllers import TokenController
 from ecert.oauth.status import ClientStatus
@@ -157,6 +158,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             {
                 "runtime": runtime,
                 "rate_limiter": RateLimiter(runtime),
+                "feed_cache": FeedCache(),
                 "drain": drain,
                 "schema_check": SchemaCheck(engine),
                 "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),

@@ -138,3 +138,18 @@ async def test_finding_09_forwarded_for_only_from_trusted_proxies(
             statuses.append(response.status_code)
     if int(time.time()) // 60 == minute:
         assert (429 in statuses) is limited, statuses
+
+
+async def test_finding_09_a_scanner_fleet_reads_the_feed_from_a_cache_without_a_limit(
+    make_app: AppFactory,
+) -> None:
+    """Scanners behind one address mostly ask for the same page: those answers come from the
+    worker's cache and are not counted; only pages that must be read from the database are."""
+    app = make_app(peer_rate_limit_per_minute=5)
+    async with open_client(app) as http:
+        for _ in range(30):  # a fleet asking for the newest page, over the address's budget
+            feed = await http.get("/v1/revocations?since=0")
+            assert feed.status_code == 200, feed.text
+        # Distinct pages cost database reads: those are bounded per address.
+        statuses = [(await http.get(f"/v1/revocations?since={n}")).status_code for n in range(1, 9)]
+        assert statuses.count(429) >= 1

@@ -16,6 +16,7 @@ from ecert.identity import parse_id_number
 from ecert.issuance import feed, schemas, services, suspensions
 from ecert.persons import find_person
 from ecert.security.auth import agency_guard, person_guard, principal_of
+from ecert.security.ratelimit import RateLimiter
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -200,10 +201,20 @@ class PublicKeysController(Controller):
         self,
         db_session: DbSession,
         runtime: RuntimeDep,
+        request: AnyRequest,
         since: Annotated[
             int, Parameter(ge=0, le=2**62, description="Last sequence number already held")
         ] = 0,
     ) -> Response[schemas.RevocationFeed]:
-        body = await feed.revocations(db_session, runtime, since)
+        cache: feed.FeedCache = request.app.state.feed_cache
+        state = await feed.feed_state(db_session)
+        body = cache.get(since, state)
+        if body is None:
+            # Only a page built afresh is counted (per address): a fleet's repeated asks for the
+            # newest page are served from memory and exhaust nothing.
+            limiter: RateLimiter = request.app.state.rate_limiter
+            await limiter.hit(*limiter.feed_bucket(request.scope))
+            body = await feed.revocations(db_session, runtime, since)
+            cache.put(since, state, body)
         headers = {"Cache-Control": "public, max-age=10", "Access-Control-Allow-Origin": "*"}
         return Response(body, headers=headers)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 import jwt
 import msgspec
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import RevocationEntry, SigningKey
+from ecert.db.models import KeyEvent, RevocationEntry, SigningKey
 from ecert.issuance.schemas import Jwks, RevocationFeed, RevocationItem
 from ecert.runtime import Runtime
 
@@ -28,6 +29,49 @@ def jwks(runtime: Runtime) -> tuple[Jwks, str]:
     body = Jwks(keys=keys)
     etag = hashlib.sha256(msgspec.json.encode(body)).hexdigest()[:32]
     return body, f'"{etag}"'
+
+
+#: How long a worker may serve a feed page from memory while nothing changed: its signed ``iat``
+#: ages meanwhile, and scanners judge the feed's age by it (``feed_stale``).
+CACHE_S = 30.0
+#: Pages kept at most (distinct ``since`` values); past it the cache starts afresh.
+CACHE_PAGES = 256
+
+
+class FeedCache:
+    """Signed feed pages in one worker, valid while the feed's head and the key table's version
+    are what they were when the page was signed: a new entry or a key change, whichever worker
+    or process made it, is a miss at once.
+
+    A scanner fleet mostly asks for the same page (``since`` = the newest sequence number held),
+    so a burst costs one index-only read of the head instead of the page's queries and an ES256
+    signature, and it is not counted against anyone's budget.
+    """
+
+    def __init__(self, ttl_s: float = CACHE_S, clock: Callable[[], float] = time.monotonic):
+        self._ttl = ttl_s
+        self._clock = clock
+        self._pages: dict[int, tuple[float, tuple[int, int], RevocationFeed]] = {}
+
+    def get(self, since: int, state: tuple[int, int]) -> RevocationFeed | None:
+        found = self._pages.get(since)
+        if found is None or found[0] < self._clock() or found[1] != state:
+            return None
+        return found[2]
+
+    def put(self, since: int, state: tuple[int, int], page: RevocationFeed) -> None:
+        if len(self._pages) >= CACHE_PAGES:
+            self._pages.clear()
+        self._pages[since] = (self._clock() + self._ttl, state, page)
+
+
+async def feed_state(session: AsyncSession) -> tuple[int, int]:
+    """(the feed's newest sequence number, the key table's version), in one index-only read:
+    what a cached page was signed for."""
+    head = select(func.max(RevocationEntry.id)).scalar_subquery()
+    keys = select(func.max(KeyEvent.id)).scalar_subquery()
+    row = (await session.execute(select(head, keys))).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 async def revocations(session: AsyncSession, runtime: Runtime, since: int) -> RevocationFeed:

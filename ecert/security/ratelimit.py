@@ -34,9 +34,11 @@ from ecert.store import MemoryStore, StoreUnavailable
 
 WINDOW_S = 60
 #: Probes, scrapers and the key set: cheap, cacheable, never counted.
-UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"})
-TOKEN_PATH = "/oauth/token"  # noqa: S105 - a route, not a password
 FEED_PATH = "/v1/revocations"
+#: Not counted here. The feed counts itself, only the pages it must read from the database
+#: (``feed_bucket``): the pages it serves from its cache cost nothing anyone could exhaust.
+UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", FEED_PATH})
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a route, not a password
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -123,9 +125,12 @@ class RateLimiter:
         address = client_address(scope, self.trusted)
         if scope["path"] == TOKEN_PATH:
             return f"token-ip:{address}", settings.peer_rate_limit_per_minute
-        if scope["path"] == FEED_PATH:
-            return f"feed-ip:{address}", settings.peer_rate_limit_per_minute
         return f"ip:{address}", settings.rate_limit_per_minute
+
+    def feed_bucket(self, scope: Scope) -> tuple[str, int]:
+        """Where a revocation-feed page read from the database is counted (per address)."""
+        address = client_address(scope, self.trusted)
+        return f"feed-ip:{address}", self._runtime.settings.peer_rate_limit_per_minute
 
 
 def rate_limit_middleware(app: ASGIApp) -> ASGIApp:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -111,16 +113,36 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
             f"the database does not answer ({type(exc).__name__}); check ECERT_DATABASE_URL "
             "and run `ecert db upgrade` on a new database"
         ) from exc
-    uvicorn.run(
-        "ecert.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    with _metrics_dir(workers):
+        uvicorn.run(
+            "ecert.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+        )
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers share their metrics through files in a fresh directory, removed after.
+
+    A worker process reads ``PROMETHEUS_MULTIPROC_DIR`` when it imports prometheus_client, so
+    the variable is set before uvicorn starts them; a single worker (this process, which has
+    imported it already) keeps its metrics in memory.
+    """
+    if workers <= 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ecert-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 async def _preflight(runtime: Runtime) -> None:
@@ -496,6 +518,7 @@ def audit_verify() -> None:
     """Walk the audit chain; exit 1 naming the first row deleted, changed or out of place."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from ecert.ops.metrics import record_audit_result
     from ecert.security import auditchain
 
     async def work(runtime: Runtime) -> tuple[int, auditchain.Break | None]:
@@ -508,6 +531,8 @@ def audit_verify() -> None:
                 found = await auditchain.verify(
                     session, auditchain.audit_key(runtime), lambda: bar.advance(task)
                 )
+        # For the ecert_audit_chain_* gauges every worker's /metrics reports.
+        await record_audit_result(runtime, found is None, total)
         return total, found
 
     total, found = run_with_runtime(work)

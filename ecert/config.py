@@ -125,6 +125,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_lock_timeout_ms: Millis = 5_000
     db_idle_in_transaction_timeout_ms: Millis = 15_000
     db_echo: bool = False
+    #: Bearer token a Prometheus scrape must present on ``/metrics``; empty: metrics are open
+    #: (keep the port private then).
+    metrics_token: str = ""
 
     @property
     def effective_database_url(self) -> str:

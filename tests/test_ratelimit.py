@@ -138,3 +138,21 @@ async def test_finding_09_forwarded_for_only_from_trusted_proxies(
             statuses.append(response.status_code)
     if int(time.time()) // 60 == minute:
         assert (429 in statuses) is limited, statuses
+
+
+async def test_ops_429_carries_the_request_id(make_app: AppFactory) -> None:
+    app = make_app(peer_rate_limit_per_minute=1)
+    async with open_client(app) as http:
+        responses = [
+            await http.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                headers={"X-Request-ID": f"req-{i}"},
+            )
+            for i in range(3)
+        ]
+    limited = [(i, r) for i, r in enumerate(responses) if r.status_code == 429]
+    assert limited
+    for i, response in limited:
+        assert response.headers["x-request-id"] == f"req-{i}"
+        assert response.json()["request_id"] == f"req-{i}"

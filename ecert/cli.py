@@ -542,6 +542,47 @@ def audit_verify() -> None:
     click.echo(json.dumps({"rows": total, "intact": True}))
 
 
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@click.option(
+    "--batch-size",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows deleted per transaction.",
+)
+def purge_command(dry_run: bool, batch_size: int) -> None:
+    """Delete single-use marks, tokens, codes and idempotency records past ECERT_RETENTION_*.
+
+    Safe from cron and alongside traffic: small batches, each its own transaction; a second run
+    finds nothing more to do. Prints the rows per table as JSON.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ecert.clock import utcnow
+    from ecert.ops.purge import count_expired, purge
+
+    async def work(runtime: Runtime) -> dict[str, int]:
+        now = utcnow()
+        expired = await count_expired(runtime.engine, runtime.settings, now)
+        if dry_run:
+            return expired
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+        ) as bar:
+            tasks = {name: bar.add_task(f"purging {name}", total=n) for name, n in expired.items()}
+            return await purge(
+                runtime.engine,
+                runtime.settings,
+                now=now,
+                batch=batch_size,
+                advance=lambda name, n: bar.advance(tasks[name], n),
+            )
+
+    counts = run_with_runtime(work)
+    click.echo(json.dumps({"dry_run": dry_run, "rows": counts}))
+
+
 @main.group("cards")
 def cards_group() -> None:
     """Physical social security cards."""

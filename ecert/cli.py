@@ -583,6 +583,44 @@ def purge_command(dry_run: bool, batch_size: int) -> None:
     click.echo(json.dumps({"dry_run": dry_run, "rows": counts}))
 
 
+@audit_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@click.option(
+    "--batch-size",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows deleted (and one anchor written) per transaction.",
+)
+def audit_purge(dry_run: bool, batch_size: int) -> None:
+    """Delete audit rows older than ECERT_RETENTION_AUDIT_DAYS, leaving a MACed anchor so that
+    `ecert audit verify` still verifies. PostgreSQL: run as the tables' owner role."""
+    import datetime as dt
+
+    from sqlalchemy.exc import DBAPIError
+
+    from ecert.clock import utcnow
+    from ecert.security import auditchain, auditpurge
+
+    async def work(runtime: Runtime) -> int:
+        cutoff = utcnow() - dt.timedelta(days=runtime.settings.retention_audit_days)
+        if dry_run:
+            async with runtime.sessions() as session:
+                return await auditpurge.count_purgeable(session, cutoff)
+        key = auditchain.audit_key(runtime)
+        return await auditpurge.purge_audit(runtime.sessions, key, cutoff, batch=batch_size)
+
+    try:
+        rows = run_with_runtime(work)
+    except DBAPIError as exc:  # the message may quote values; the SQLSTATE says enough
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        raise click.ClickException(
+            f"the audit purge was refused (SQLSTATE {sqlstate}): on PostgreSQL it must run as "
+            "the owner of audit_events (the role that runs `ecert db upgrade`)"
+        ) from exc
+    click.echo(json.dumps({"dry_run": dry_run, "rows": rows}))
+
+
 @main.group("cards")
 def cards_group() -> None:
     """Physical social security cards."""

@@ -141,6 +141,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     retention_ec_tokens_s: Retention = 7 * DAY_S
     retention_numeric_codes_s: Retention = DAY_S
     retention_idempotency_s: Retention = 30 * DAY_S
+    #: ``ecert audit purge``: audit rows older than this many days go, leaving an anchor.
+    retention_audit_days: Annotated[int, Meta(ge=30, le=36_500)] = 1825
 
     @property
     def effective_database_url(self) -> str:

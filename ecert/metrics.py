@@ -27,7 +27,9 @@ PROBLEMS = Counter(
 SETTLEMENTS = Counter(
     "ecert_settlements", "Settlements written (not replays), by med_type", ["med_type"]
 )
-REVERSALS = Counter("ecert_reversals", "Reversals (returns) written (not replays)")
+REVERSALS = Counter(
+    "ecert_reversals", "Reversals (returns) written (not replays), by med_type", ["med_type"]
+)
 STORE_FALLBACKS = Counter(
     "ecert_store_fallbacks",
     "Store (Redis) calls that failed or were skipped by the open breaker; callers fell back",

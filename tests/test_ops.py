@@ -306,7 +306,15 @@ async def test_ops_business_counters_move(client: Client, runtime: Runtime) -> N
     }
     key = {**hospital, "Idempotency-Key": str(uuid.uuid4())}
     for _ in range(2):  # the second is a replay: not a second settlement
-        assert (await client.post("/v1/settlements", json=bill, headers=key)).status_code == 201
+        settled = await client.post("/v1/settlements", json=bill, headers=key)
+        assert settled.status_code == 201
+    back = f"/v1/settlements/{settled.json()['settlement_id']}/reversal"
+    again = {**hospital, "Idempotency-Key": str(uuid.uuid4())}
+    for _ in range(2):  # likewise
+        returned = await client.post(
+            back, json={"reason": "returned", "amount": 100}, headers=again
+        )
+        assert returned.status_code == 201, returned.text
     after = (await client.get("/metrics")).text
 
     def grew(name: str, **labels: str) -> float:
@@ -316,6 +324,7 @@ async def test_ops_business_counters_move(client: Client, runtime: Runtime) -> N
     assert grew("ecert_verifications_total", result=replay_code) == 1
     assert grew("ecert_problems_total", status="409", code=replay_code) == 1
     assert grew("ecert_settlements_total", med_type="11") == 1
+    assert grew("ecert_reversals_total", med_type="11") == 1
     assert metric(after, "ecert_signing_key_age_seconds", purpose="qr") >= 0
     assert "ecert_db_pool_in_use" in after
     assert metric(after, "ecert_audit_chain_intact") == -1  # no `ecert audit verify` yet

@@ -12,7 +12,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody, QueryParameter
 
 from ecert.benefits import Policy
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
-from ecert.metrics import REVERSALS, SETTLEMENTS
+from ecert.metrics import SETTLEMENTS
 from ecert.security.auth import agency_guard, institution_guard, principal_of
 from ecert.settlement import accounts, reversal, schemas, services
 
@@ -80,8 +80,6 @@ class SettlementController(Controller):
         status, body, replayed = await reversal.reverse(
             db_session, runtime, principal_of(request), settlement_id, data, idempotency_key
         )
-        if not replayed:
-            REVERSALS.inc()
         return _replayable(status, body, replayed)
 
     @get("/v1/reconciliation", summary="Totals and details of the institution's business day")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hmac
 import json
@@ -86,6 +87,6 @@ class MetricsController(Controller):
             if not hmac.compare_digest(presented.encode(), f"Bearer {token}".encode()):
                 raise MetricsUnauthorized()
         await _refresh_scrape_gauges(runtime)
-        return Response(
-            generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST, status_code=200
-        )
+        # Multi-process mode reads every worker's files: off the event loop.
+        body = await asyncio.to_thread(lambda: generate_latest(_registry()))
+        return Response(body, media_type=CONTENT_TYPE_LATEST, status_code=200)

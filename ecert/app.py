@@ -19,7 +19,7 @@ from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusConfig
 
 from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
@@ -34,12 +34,14 @@ from ecert.issuance.controllers import (
 from ecert.issuance.family_controllers import AgencyFamilyController, FamilyController
 from ecert.issuance.feed import FeedCache
 from ecert.lookup.controllers import LookupController
+from ecert.metrics import watch_pool
 from ecert.oauth.controllers import TokenController
 from ecert.oauth.status import ClientStatus
-from ecert.observability import configure_logging, request_id_middleware
+from ecert.observability import configure_logging, log_startup, request_id_middleware
 from ecert.ops.controllers import HealthController
+from ecert.ops.metrics import MetricsController
 from ecert.ops.readiness import Drain, SchemaCheck
-from ecert.problems import exception_handlers
+from ecert.problems import exception_handlers, problems_middleware
 from ecert.runtime import build_runtime
 from ecert.security.auditchain import audit_key, session_info
 from ecert.security.auth import BearerAuthMiddleware, key_ring_middleware
@@ -92,11 +94,6 @@ def route_handlers(settings: Settings) -> list[Any]:
     ]
 
 
-class MetricsController(PrometheusController):
-    path = "/metrics"
-    include_in_schema = False
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings)
@@ -104,12 +101,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     runtime = build_runtime(settings)
     engine, cipher = runtime.engine, runtime.cipher
     drain = Drain(settings.drain_grace_s)
+    watch_pool(engine)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
         async with runtime.sessions.begin() as session:
             await ensure_active_keys(session, cipher)
         await runtime.refresh_keys()
+        log_startup(settings)
         drain.install(asyncio.get_running_loop())
         try:
             yield
@@ -126,7 +125,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         before_send_handler="autocommit",
     )
-    prometheus = PrometheusConfig(app_name="ecert", group_path=True)
+    prometheus = PrometheusConfig(app_name="ecert", prefix="ecert", group_path=True)
     return Litestar(
         route_handlers=[*route_handlers(settings), MetricsController],
         plugins=[SQLAlchemyPlugin(config=db_config)],
@@ -134,6 +133,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         middleware=[
             request_id_middleware,
             prometheus.middleware,
+            # Inside the two above: they log and count the problem a middleware's error became.
+            problems_middleware,
             key_ring_middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
             rate_limit_middleware,

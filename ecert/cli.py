@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -111,16 +113,36 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
             f"the database does not answer ({type(exc).__name__}); check ECERT_DATABASE_URL "
             "and run `ecert db upgrade` on a new database"
         ) from exc
-    uvicorn.run(
-        "ecert.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
-        proxy_headers=False,
-    )
+    with _metrics_dir(workers):
+        uvicorn.run(
+            "ecert.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
+            access_log=False,
+            proxy_headers=False,
+        )
+
+
+@contextlib.contextmanager
+def _metrics_dir(workers: int) -> Iterator[None]:
+    """Several workers share their metrics through files in a fresh directory, removed after.
+
+    A worker process reads ``PROMETHEUS_MULTIPROC_DIR`` when it imports prometheus_client, so
+    the variable is set before uvicorn starts them; a single worker (this process, which has
+    imported it already) keeps its metrics in memory.
+    """
+    if workers <= 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="ecert-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
 
 
 async def _preflight(runtime: Runtime) -> None:
@@ -498,6 +520,7 @@ def audit_verify() -> None:
     """Walk the audit chain; exit 1 naming the first row deleted, changed or out of place."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
+    from ecert.ops.metrics import record_audit_result
     from ecert.security import auditchain
 
     async def work(runtime: Runtime) -> tuple[int, auditchain.Break | None]:
@@ -510,6 +533,8 @@ def audit_verify() -> None:
                 found = await auditchain.verify(
                     session, auditchain.audit_key(runtime), lambda: bar.advance(task)
                 )
+        # For the ecert_audit_chain_* gauges every worker's /metrics reports.
+        await record_audit_result(runtime, found is None, total)
         return total, found
 
     total, found = run_with_runtime(work)
@@ -517,6 +542,85 @@ def audit_verify() -> None:
         click.echo(f"audit chain broken at {found}", err=True)
         sys.exit(1)
     click.echo(json.dumps({"rows": total, "intact": True}))
+
+
+@main.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@click.option(
+    "--batch-size",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows deleted per transaction.",
+)
+def purge_command(dry_run: bool, batch_size: int) -> None:
+    """Delete single-use marks, tokens, codes and idempotency records past ECERT_RETENTION_*.
+
+    Safe from cron and alongside traffic: small batches, each its own transaction; a second run
+    finds nothing more to do. Prints the rows per table as JSON.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from ecert.clock import utcnow
+    from ecert.ops.purge import count_expired, purge
+
+    async def work(runtime: Runtime) -> dict[str, int]:
+        now = utcnow()
+        expired = await count_expired(runtime.engine, runtime.settings, now)
+        if dry_run:
+            return expired
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), transient=True
+        ) as bar:
+            tasks = {name: bar.add_task(f"purging {name}", total=n) for name, n in expired.items()}
+            return await purge(
+                runtime.engine,
+                runtime.settings,
+                now=now,
+                batch=batch_size,
+                advance=lambda name, n: bar.advance(tasks[name], n),
+            )
+
+    counts = run_with_runtime(work)
+    click.echo(json.dumps({"dry_run": dry_run, "rows": counts}))
+
+
+@audit_group.command("purge")
+@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
+@click.option(
+    "--batch-size",
+    default=5_000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Rows deleted (and one anchor written) per transaction.",
+)
+def audit_purge(dry_run: bool, batch_size: int) -> None:
+    """Delete audit rows older than ECERT_RETENTION_AUDIT_DAYS, leaving a MACed anchor so that
+    `ecert audit verify` still verifies. PostgreSQL: run as the tables' owner role."""
+    import datetime as dt
+
+    from sqlalchemy.exc import DBAPIError
+
+    from ecert.clock import utcnow
+    from ecert.security import auditchain, auditpurge
+
+    async def work(runtime: Runtime) -> int:
+        cutoff = utcnow() - dt.timedelta(days=runtime.settings.retention_audit_days)
+        if dry_run:
+            async with runtime.sessions() as session:
+                return await auditpurge.count_purgeable(session, cutoff)
+        key = auditchain.audit_key(runtime)
+        return await auditpurge.purge_audit(runtime.sessions, key, cutoff, batch=batch_size)
+
+    try:
+        rows = run_with_runtime(work)
+    except DBAPIError as exc:  # the message may quote values; the SQLSTATE says enough
+        sqlstate = getattr(exc.orig, "sqlstate", None)
+        raise click.ClickException(
+            f"the audit purge was refused (SQLSTATE {sqlstate}): on PostgreSQL it must run as "
+            "the owner of audit_events (the role that runs `ecert db upgrade`)"
+        ) from exc
+    click.echo(json.dumps({"dry_run": dry_run, "rows": rows}))
 
 
 @main.group("cards")

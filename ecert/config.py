@@ -23,6 +23,11 @@ _NOT_SETTINGS = frozenset({"ECERT_TEST_BACKENDS"})
 Seconds = Annotated[int, Meta(ge=1, le=86_400)]
 Positive = Annotated[int, Meta(ge=1)]
 Millis = Annotated[int, Meta(ge=0, le=600_000)]
+#: A retention period of ``ecert purge``: a minute to ten years, in seconds.
+Retention = Annotated[int, Meta(ge=60, le=3650 * 86_400)]
+DAY_S = 86_400
+#: Added to every derived retention floor: clocks of nodes differ, requests are in flight.
+RETENTION_MARGIN_S = 300
 
 
 class ConfigurationError(Exception):
@@ -125,6 +130,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_lock_timeout_ms: Millis = 5_000
     db_idle_in_transaction_timeout_ms: Millis = 15_000
     db_echo: bool = False
+    #: Bearer token a Prometheus scrape must present on ``/metrics``; empty: metrics are open
+    #: (keep the port private then).
+    metrics_token: str = ""
+    #: ``ecert purge`` retention, in seconds: ``qr_uses`` rows after the verify, ``used_jtis``,
+    #: ``ec_tokens`` and ``numeric_codes`` rows after they expired, ``idempotency_records`` after
+    #: the first attempt (a key retried after its record is gone would run again).
+    retention_qr_uses_s: Retention = 7 * DAY_S
+    retention_used_jtis_s: Retention = DAY_S
+    retention_ec_tokens_s: Retention = 7 * DAY_S
+    retention_numeric_codes_s: Retention = DAY_S
+    retention_idempotency_s: Retention = 30 * DAY_S
+    #: ``ecert audit purge``: audit rows older than this many days go, leaving an anchor.
+    retention_audit_days: Annotated[int, Meta(ge=30, le=36_500)] = 1825
 
     @property
     def effective_database_url(self) -> str:
@@ -148,6 +166,33 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def embedded(self) -> bool:
         """The one mode in which ecert may generate its own PII and hash keys."""
         return self.env == "embedded" and self.is_sqlite
+
+
+def retention_floors(settings: Settings) -> dict[str, int]:
+    """The shortest retention of each purged table that cannot reopen a replay.
+
+    A ``qr_uses`` row is the authority on a code's single use: it must outlive the code, which a
+    verifier accepts until ``exp`` + leeway and whose ``iat`` may run ``leeway`` ahead of our clock.
+    The expiring rows are kept past their expiry by the leeway the checks allow. Idempotency
+    records are kept at least a day: clients retry for minutes, operators for hours.
+    """
+    expiring = settings.leeway_s + RETENTION_MARGIN_S
+    return {
+        "retention_qr_uses_s": settings.qr_ttl_s + 2 * settings.leeway_s + RETENTION_MARGIN_S,
+        "retention_used_jtis_s": expiring,
+        "retention_ec_tokens_s": expiring,
+        "retention_numeric_codes_s": expiring,
+        "retention_idempotency_s": DAY_S,
+    }
+
+
+def _check_retention(settings: Settings) -> None:
+    for field, floor in retention_floors(settings).items():
+        if getattr(settings, field) < floor:
+            raise ConfigurationError(
+                f"{_variable(field)}={getattr(settings, field)} is too short: at least {floor} "
+                "seconds, or a purged row could let a still-valid code or key be used again."
+            )
 
 
 def _variable(field: str) -> str:
@@ -216,6 +261,7 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -
         raise _plain(exc, raw) from None
     if settings.production:
         _demand_production(settings, set(raw))
+    _check_retention(settings)
     return settings
 
 

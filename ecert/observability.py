@@ -14,8 +14,10 @@ from typing import Any
 import structlog
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from sqlalchemy.exc import StatementError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, StatementError
 
+from ecert import __version__
 from ecert.config import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -133,9 +135,39 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
                 method=scope.get("method"),
                 path=scope.get("path"),
                 status=status,
+                request_id=request_id,
                 ms=round((time.perf_counter() - started) * 1000, 2),
                 client=getattr(user, "client_id", None),
             )
             structlog.contextvars.clear_contextvars()
 
     return middleware
+
+
+def _host(url: str) -> str:
+    """Host (and port) of a URL, or the SQLite file's name: never a user name or password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "unparsable"
+    if parsed.drivername.startswith("sqlite"):
+        return f"sqlite:{(parsed.database or '').rsplit('/', 1)[-1]}"
+    return f"{parsed.get_backend_name()}:{parsed.host}:{parsed.port or ''}".rstrip(":")
+
+
+def log_startup(settings: Settings) -> None:
+    """One line per worker start: what this process is and what it talks to, without secrets.
+
+    A warning so that it survives ``ECERT_LOG_LEVEL=WARNING``, like the store breaker's lines.
+    """
+    structlog.get_logger("ecert.startup").warning(
+        "startup",
+        version=__version__,
+        env=settings.env,
+        production=settings.production,
+        database=_host(settings.effective_database_url),
+        store=_host(settings.redis_url) if settings.redis_url else "memory",
+        issuer=settings.issuer_url,
+        issuer_area=settings.issuer_area,
+        metrics_token=bool(settings.metrics_token),
+    )

@@ -10,11 +10,14 @@ from typing import Any
 
 import structlog
 from litestar import MediaType, Request, Response
+from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import ASGIApp, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError
 
 from ecert.errors import EcertError
+from ecert.metrics import PROBLEMS
 from ecert.observability import ensure_request_id
 from ecert.security.audit import refusal_audit
 
@@ -63,6 +66,7 @@ def problem(
         body.update(extra)
     if fresh:
         headers = {**(headers or {}), "X-Request-ID": body["request_id"]}
+    PROBLEMS.labels(str(status), code).inc()
     return Response(
         body,
         status_code=status,
@@ -179,4 +183,44 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     Exception: handle_crash,
 }
 
-__all__ = ["PROBLEM_JSON", "MediaType", "exception_handlers", "problem"]
+
+def _handler(exc: Exception) -> Any:
+    for kind in type(exc).__mro__:
+        if kind in exception_handlers:
+            return exception_handlers[kind]
+    return handle_crash
+
+
+def problems_middleware(app: ASGIApp) -> ASGIApp:
+    """Turn an error raised by a middleware (401 from authentication, 429 from the rate limit)
+    into its problem response here, inside the request-id and metrics middleware.
+
+    Litestar renders such errors outside every middleware, where the request log, the metrics
+    and the ``X-Request-ID`` header never saw the response: they recorded a 500 (logs) and a 200
+    (metrics). Errors of route handlers are already rendered inside the route.
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await app(scope, receive, watch)
+        except Exception as exc:
+            if started:
+                raise
+            request: Request[Any, Any, Any] = scope["litestar_app"].request_class(scope, receive)
+            response = _handler(exc)(request, exc)
+            await response.to_asgi_response(app=None, request=request)(scope, receive, send)
+
+    return middleware
+
+
+__all__ = ["PROBLEM_JSON", "MediaType", "exception_handlers", "problem", "problems_middleware"]

@@ -15,6 +15,8 @@ import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
+from ecert.metrics import STORE_FALLBACKS
+
 _log = structlog.get_logger("ecert.store")
 
 
@@ -170,6 +172,7 @@ class RedisStore:
             close = getattr(awaitable, "close", None)
             if close is not None:
                 close()  # the coroutine is never awaited: no "never awaited" warning
+            STORE_FALLBACKS.labels("circuit_open").inc()
             raise StoreUnavailable("circuit open")
         # asyncio.timeout on top of socket timeouts: a SIGSTOPped Redis accepts the TCP
         # connection but never answers, and connection-pool waits are not socket reads.
@@ -178,6 +181,7 @@ class RedisStore:
                 result = await awaitable  # type: ignore[misc]
         except (RedisError, OSError, TimeoutError) as exc:
             self.breaker.failed(type(exc).__name__)
+            STORE_FALLBACKS.labels("error").inc()
             raise StoreUnavailable(type(exc).__name__) from exc
         self.breaker.succeeded()
         return result

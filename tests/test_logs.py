@@ -18,6 +18,7 @@ from tests.helpers import (
     add_client,
     add_person,
     bearer,
+    metric,
     person_assertion,
     person_token,
 )
@@ -85,3 +86,40 @@ async def test_finding_14_database_error_logs_no_query_values(
     assert "unhandled_error" in logged or clash.status_code < 500
     for value in (ecert.pseudonym, ecert.number, device["device_id"]):
         assert value not in logged, value
+
+
+async def test_ops_middleware_refusals_are_logged_and_counted_with_their_true_status(
+    make_app: AppFactory,
+) -> None:
+    """A 401 (authentication middleware) and a 429 (rate limit middleware): the request log and
+    the request counter saw the problem response, not a 500 and a 200."""
+    app = make_app(log_level="INFO", peer_rate_limit_per_minute=1)
+    async with open_client(app) as client:
+        before = (await client.get("/metrics")).text
+        with structlog.testing.capture_logs() as logs:
+            unauthorized = await client.get("/v1/me/ecert")
+            # Limit 1: of three requests in at most two windows at least one is refused.
+            tokens = [
+                await client.post("/oauth/token", data={"grant_type": "client_credentials"})
+                for _ in range(3)
+            ]
+        after = (await client.get("/metrics")).text
+    limited = [r for r in tokens if r.status_code == 429]
+    assert unauthorized.status_code == 401
+    assert limited
+    responses = [unauthorized, *tokens]
+    lines = [entry for entry in logs if entry.get("event") == "request"]
+    assert [(e["status"], e["request_id"]) for e in lines] == [
+        (r.status_code, r.headers["x-request-id"]) for r in responses
+    ]
+    for status, path in (("401", "/v1/me/ecert"), ("429", "/oauth/token")):
+        labels = {"status_code": status, "path": path}
+        grown = metric(after, "ecert_requests_total", **labels) - metric(
+            before, "ecert_requests_total", **labels
+        )
+        expected = sum(1 for r in responses if str(r.status_code) == status and r.url.path == path)
+        assert grown == expected, (status, grown)
+    ok = {"status_code": "200", "path": "/oauth/token"}
+    assert metric(after, "ecert_requests_total", **ok) == metric(
+        before, "ecert_requests_total", **ok
+    )

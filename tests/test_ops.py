@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,18 +21,19 @@ import httpx
 import pytest
 import structlog
 from click.testing import CliRunner
+from sqlalchemy.engine import make_url
 from structlog.testing import capture_logs
 
 from ecert.app import create_app
 from ecert.cli import main
 from ecert.config import Settings, get_settings, settings_from_env
 from ecert.db.migrate import schema_state, upgrade
-from ecert.runtime import build_runtime
+from ecert.runtime import Runtime, build_runtime
 from ecert.store import RedisStore, StoreUnavailable
 from tests import servers
 from tests.conftest import AppFactory, open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
-from tests.helpers import Client
+from tests.helpers import Client, metric, run_cli
 from tests.servers import _wait_port, free_port
 
 
@@ -268,3 +271,106 @@ def test_ops_schema_ahead_of_this_release_stays_ready() -> None:
     assert schema_state(set(), {"0003"}, known) == "behind"
     # A newer release migrated first (rolling deployment): this node keeps serving.
     assert schema_state({"0004"}, {"0003"}, known) == "ahead"
+
+
+async def test_ops_metrics_need_the_token_when_one_is_set(make_app: AppFactory) -> None:
+    token = secrets.token_urlsafe(24)
+    app = make_app(metrics_token=token)
+    async with open_client(app) as client:
+        missing = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        right = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    for refused in (missing, wrong):
+        assert refused.status_code == 401
+        assert refused.json()["code"] == "metrics_token_required"
+    assert right.status_code == 200
+    assert "ecert_requests_total" in right.text
+
+
+async def test_ops_business_counters_move(client: Client, runtime: Runtime) -> None:
+    await load_policies(runtime)
+    person = await holder(client, runtime)
+    await credit(runtime, person.person_id, 50_000)
+    hospital = await institution(client, runtime)
+    before = (await client.get("/metrics")).text
+    code = await person.qr(client)
+    verified = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
+    replayed = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
+    assert verified.status_code == 200
+    replay_code = replayed.json()["code"]
+    bill = {
+        "med_type": "11",
+        "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 10_000}],
+        "use_account": True,
+        "ec_token": verified.json()["ec_token"],
+    }
+    key = {**hospital, "Idempotency-Key": str(uuid.uuid4())}
+    for _ in range(2):  # the second is a replay: not a second settlement
+        settled = await client.post("/v1/settlements", json=bill, headers=key)
+        assert settled.status_code == 201
+    back = f"/v1/settlements/{settled.json()['settlement_id']}/reversal"
+    again = {**hospital, "Idempotency-Key": str(uuid.uuid4())}
+    for _ in range(2):  # likewise
+        returned = await client.post(
+            back, json={"reason": "returned", "amount": 100}, headers=again
+        )
+        assert returned.status_code == 201, returned.text
+    after = (await client.get("/metrics")).text
+
+    def grew(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    assert grew("ecert_verifications_total", result="ok") == 1
+    assert grew("ecert_verifications_total", result=replay_code) == 1
+    assert grew("ecert_problems_total", status="409", code=replay_code) == 1
+    assert grew("ecert_settlements_total", med_type="11") == 1
+    assert grew("ecert_reversals_total", med_type="11") == 1
+    assert metric(after, "ecert_signing_key_age_seconds", purpose="qr") >= 0
+    assert "ecert_db_pool_in_use" in after
+    assert metric(after, "ecert_audit_chain_intact") == -1  # no `ecert audit verify` yet
+
+
+async def test_ops_store_fallbacks_are_counted(make_app: AppFactory) -> None:
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    async with open_client(app) as client:
+        before = (await client.get("/metrics")).text
+        for _ in range(3):  # the rate limit asks the store first, then counts locally
+            await client.post("/oauth/token", data={"grant_type": "client_credentials"})
+        after = (await client.get("/metrics")).text
+    assert (
+        metric(after, "ecert_store_fallbacks_total") - metric(before, "ecert_store_fallbacks_total")
+        >= 3
+    )
+
+
+async def test_ops_audit_verify_result_reaches_metrics(client: Client, settings: Settings) -> None:
+    await run_cli(settings, "audit", "verify")
+    scraped = (await client.get("/metrics")).text
+    # The command's result travels through the shared store; the in-process one is not shared.
+    assert metric(scraped, "ecert_audit_chain_intact") == (1 if settings.redis_url else -1)
+    if settings.redis_url:
+        assert metric(scraped, "ecert_audit_chain_verified_timestamp_seconds") > time.time() - 60
+
+
+async def test_ops_startup_line_is_json_without_secrets(
+    make_app: AppFactory, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = make_app(log_json=True, log_level="INFO")
+    async with open_client(app):
+        pass
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "startup" in line]
+    assert len(lines) == 1
+    line = lines[0]
+    assert line["event"] == "startup"
+    assert line["issuer"] == settings.issuer_url
+    assert {"version", "database", "store", "issuer_area", "timestamp"} <= set(line)
+    text = json.dumps(line)
+    url = make_url(settings.effective_database_url)
+    secrets_ = [settings.pii_keys, settings.hash_key, settings.effective_database_url]
+    for secret in [*secrets_, url.password, url.username]:
+        if secret:
+            assert secret not in text
+    if settings.redis_url:
+        assert line["store"].startswith("redis:")
+    else:
+        assert line["store"] == "memory"

@@ -153,3 +153,21 @@ async def test_finding_09_a_scanner_fleet_reads_the_feed_from_a_cache_without_a_
         # Distinct pages cost database reads: those are bounded per address.
         statuses = [(await http.get(f"/v1/revocations?since={n}")).status_code for n in range(1, 9)]
         assert statuses.count(429) >= 1
+
+
+async def test_ops_429_carries_the_request_id(make_app: AppFactory) -> None:
+    app = make_app(peer_rate_limit_per_minute=1)
+    async with open_client(app) as http:
+        responses = [
+            await http.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                headers={"X-Request-ID": f"req-{i}"},
+            )
+            for i in range(3)
+        ]
+    limited = [(i, r) for i, r in enumerate(responses) if r.status_code == 429]
+    assert limited
+    for i, response in limited:
+        assert response.headers["x-request-id"] == f"req-{i}"
+        assert response.json()["request_id"] == f"req-{i}"

@@ -24,7 +24,7 @@ from ecert.runtime import Runtime, build_runtime
 from ecert.security import keys
 from tests import servers
 from tests.factories import holder, institution
-from tests.helpers import run_cli
+from tests.helpers import metric, run_cli
 from tests.servers import _wait_port, free_port
 
 
@@ -125,3 +125,16 @@ async def test_finding_05_revocation_reaches_every_worker_at_once(tmp_path: Path
             assert refused.json()["code"] == "qr_unknown_key", refused.text
             fresh = await person.qr(client)
             assert qrtoken.read_header(fresh).kid != kid
+
+
+async def test_ops_every_scrape_sees_both_workers_counts(tmp_path: Path) -> None:
+    async with two_workers(tmp_path) as (client, _):
+        # A connection each: the kernel spreads new connections over the two workers.
+        fresh = {"Connection": "close"}
+        requests = 40
+        for _ in range(requests):
+            assert (await client.get("/healthz", headers=fresh)).status_code == 200
+        for _ in range(6):  # scrapes land on both workers; each must report the sum
+            scraped = (await client.get("/metrics", headers=fresh)).text
+            seen = metric(scraped, "ecert_requests_total", path="/healthz", status_code="200")
+            assert seen == requests

@@ -5,6 +5,9 @@ breaks the chain at the next one, and ``ecert audit verify`` names it.
 the one-row ``audit_chain_head`` table: the flush that adds audit rows first locks it with an
 ``UPDATE … RETURNING`` (the one extra statement; on SQLite that UPDATE takes the single write
 lock), and a trigger moves the head to each inserted row. The lock is held to the commit.
+
+The oldest rows may be purged only together with an anchor (``ecert.security.auditpurge``): the
+walk then starts after the newest anchor, whose own MAC chain shows a forged or dropped anchor.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session, UOWTransaction
 
 from ecert.clock import utcnow
 from ecert.config import Settings
-from ecert.db.models import AuditChainHead, AuditEvent
+from ecert.db.models import AuditAnchor, AuditChainHead, AuditEvent
 from ecert.security.pii import PiiCipher
 
 #: ``prev_hash`` of the first chained row.
@@ -166,11 +169,53 @@ class Break:
         return f"{where}: {self.reason}"
 
 
+def anchor_mac(key: bytes, anchor: AuditAnchor) -> str:
+    """The MAC of an anchor: its fields and the previous anchor's MAC (``GENESIS`` at first)."""
+    at = anchor.at if anchor.at.tzinfo else anchor.at.replace(tzinfo=dt.UTC)
+    fields = [
+        "anchor",
+        1,
+        anchor.through_id,
+        anchor.through_hash,
+        anchor.rows,
+        (at - _EPOCH) // dt.timedelta(microseconds=1),
+    ]
+    canonical = msgspec.json.encode(fields)
+    return hmac.new(key, canonical + anchor.prev_mac.encode(), hashlib.sha256).hexdigest()
+
+
+async def anchors(session: AsyncSession) -> list[AuditAnchor]:
+    return list((await session.scalars(select(AuditAnchor).order_by(AuditAnchor.id))).all())
+
+
+def check_anchors(key: bytes, found: list[AuditAnchor]) -> Break | None:
+    """Every anchor follows the previous one (MAC link, rising ``through_id``) and is intact."""
+    prev_mac, through = GENESIS, 0
+    for anchor in found:
+        if anchor.prev_mac != prev_mac or anchor.through_id <= through:
+            return Break(anchor.through_id, "an audit anchor before it was deleted or reordered")
+        if not hmac.compare_digest(anchor_mac(key, anchor), anchor.mac):
+            return Break(anchor.through_id, "its audit anchor does not match its MAC (forged)")
+        prev_mac, through = anchor.mac, anchor.through_id
+    return None
+
+
 async def count(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(AuditEvent)) or 0)
 
 
 async def verify(
+    session: AsyncSession, key: bytes, on_row: Callable[[], None] | None = None
+) -> Break | None:
+    """:func:`walk`, once more if a purge added an anchor meanwhile (its rows vanished mid-walk)."""
+    before = len(await anchors(session))
+    found = await walk(session, key, on_row)
+    if found is not None and len(await anchors(session)) != before:
+        found = await walk(session, key, on_row)
+    return found
+
+
+async def walk(
     session: AsyncSession, key: bytes, on_row: Callable[[], None] | None = None
 ) -> Break | None:
     """Walk the chain in id order; ``None`` when every link and MAC holds and the head agrees.
@@ -186,6 +231,15 @@ async def verify(
         walk = walk.where(AuditEvent.id <= end_id)
     prev: str | None = None
     last_id: int | None = None
+    found = await anchors(session)
+    broken = check_anchors(key, found)
+    if broken is not None:
+        return broken
+    if found:  # the rows up to the newest anchor were purged: the walk starts after it
+        newest = found[-1]
+        walk = walk.where(AuditEvent.id > newest.through_id)
+        prev = None if newest.through_hash == GENESIS else newest.through_hash
+        last_id = newest.through_id
     async for row in await session.stream_scalars(walk):
         if on_row is not None:
             on_row()

@@ -22,6 +22,7 @@ from ecert.benefits import Bill, Split, YearToDate, compute
 from ecert.clock import business_date
 from ecert.db.models import FeeLine, Reversal, ReversalKind, Settlement
 from ecert.errors import ValidationFailed
+from ecert.metrics import REVERSALS
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import accounts, mutual_aid
@@ -222,6 +223,7 @@ async def return_lines(
     )
     session.add(reversal)
     await session.flush()
+    REVERSALS.labels(s.med_type).inc()  # a written return, never a replay
     await record_audit(
         session,
         principal,

@@ -28,6 +28,7 @@ from ecert.benefits import INPATIENT_TYPES, YearToDate
 from ecert.clock import business_date
 from ecert.db.models import Reversal, ReversalKind, Settlement
 from ecert.errors import ValidationFailed
+from ecert.metrics import REVERSALS
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -176,6 +177,7 @@ async def _reverse(
         "ok",
         {"settlement_id": str(s.id), "amount": amount},
     )
+    REVERSALS.labels(s.med_type).inc()  # here, not in a replay: only a written reversal counts
     result = ReversalResult(
         reversal_id=reversal.id,
         settlement_id=s.id,

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert.benefits import Bill, Split, Step, compute
 from ecert.clock import business_date
 from ecert.db.models import Settlement
+from ecert.metrics import SETTLEMENTS
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -164,6 +165,8 @@ async def book(
     )
     session.add(settlement)
     await session.flush()
+    # Here, once a settlement is written (one-shot or visit), never on an idempotent replay.
+    SETTLEMENTS.labels(bill.med_type).inc()
     if split.account_paid:
         await accounts.move(
             session,

@@ -6,6 +6,8 @@ from litestar import Controller, post
 from litestar.params import JSONBody
 
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.errors import EcertError
+from ecert.metrics import VERIFICATIONS
 from ecert.security.auth import institution_guard, principal_of
 from ecert.verify import schemas, services
 
@@ -28,6 +30,12 @@ class VerifyController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.VerifyResponse:
-        return await services.verify(
-            db_session, runtime, principal_of(request), data.qr, data.business_type
-        )
+        try:
+            result = await services.verify(
+                db_session, runtime, principal_of(request), data.qr, data.business_type
+            )
+        except EcertError as exc:
+            VERIFICATIONS.labels(exc.code).inc()
+            raise
+        VERIFICATIONS.labels("ok").inc()
+        return result

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
+import json
 import os
 from pathlib import Path
 
@@ -13,10 +15,11 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from ecert.cli import main
+from ecert.clock import utcnow
 from ecert.config import Settings, get_settings
-from ecert.db.models import AuditEvent
+from ecert.db.models import AuditAnchor, AuditEvent
 from ecert.runtime import Runtime, build_runtime
-from ecert.security import auditchain
+from ecert.security import auditchain, auditpurge
 from tests.conftest import Backend, _clean
 from tests.factories import holder, institution, set_enrolment
 from tests.helpers import (
@@ -25,6 +28,7 @@ from tests.helpers import (
     add_client,
     add_person,
     person_assertion,
+    run_cli,
     settings_env,
 )
 
@@ -183,3 +187,81 @@ async def test_finding_12_concurrent_appends_do_not_fork_the_chain(runtime: Runt
     assert len({r.prev_hash for r in rows}) == 20  # no two rows claim the same predecessor
     async with runtime.sessions() as session:
         assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
+
+
+async def _add_audit_rows(runtime: Runtime, at: dt.datetime | None, n: int) -> None:
+    async with runtime.sessions.begin() as session:
+        for i in range(n):
+            session.add(
+                AuditEvent(actor=f"c{i}", actor_kind="agency", action="a", outcome="ok", at=at)
+            )
+
+
+async def _verify(runtime: Runtime) -> auditchain.Break | None:
+    async with runtime.sessions() as session:
+        return await auditchain.verify(session, auditchain.audit_key(runtime))
+
+
+async def test_ops_audit_purge_leaves_an_anchor_the_chain_verifies_from(runtime: Runtime) -> None:
+    now = utcnow()
+    await _add_audit_rows(runtime, now - dt.timedelta(days=100), 6)
+    await _add_audit_rows(runtime, None, 3)
+    kept = [row.id for row in (await _rows(runtime))[6:]]
+    key = auditchain.audit_key(runtime)
+    cutoff = now - dt.timedelta(days=30)
+    async with runtime.sessions() as session:
+        assert await auditpurge.count_purgeable(session, cutoff) == 6
+    assert await auditpurge.purge_audit(runtime.sessions, key, cutoff, batch=4) == 6
+    assert [row.id for row in await _rows(runtime)] == kept
+    assert await _verify(runtime) is None
+    async with runtime.sessions() as session:
+        written = await auditchain.anchors(session)
+    assert [a.rows for a in written] == [4, 2]
+    # Twice is once: nothing older than the cutoff is left, and no anchor is added.
+    assert await auditpurge.purge_audit(runtime.sessions, key, cutoff) == 0
+    async with runtime.sessions() as session:
+        assert len(await auditchain.anchors(session)) == 2
+    await _add_audit_rows(runtime, None, 1)  # appends go on after a purge
+    assert await _verify(runtime) is None
+
+
+async def test_ops_audit_rows_deleted_past_the_anchor_or_a_dropped_anchor_still_break(
+    runtime: Runtime,
+) -> None:
+    now = utcnow()
+    await _add_audit_rows(runtime, now - dt.timedelta(days=100), 2)
+    await _add_audit_rows(runtime, None, 3)
+    key = auditchain.audit_key(runtime)
+    await auditpurge.purge_audit(runtime.sessions, key, now - dt.timedelta(days=30))
+    first_kept = (await _rows(runtime))[0].id
+    async with runtime.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # the owner switching the triggers off
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(delete(AuditEvent).where(AuditEvent.id == first_kept))
+    broken = await _verify(runtime)
+    assert broken is not None
+    assert broken.row_id == first_kept + 1
+    async with runtime.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(delete(AuditAnchor))
+    assert await _verify(runtime) is not None
+
+
+async def test_ops_audit_purge_command_and_anchors_are_append_only(
+    runtime: Runtime, settings: Settings
+) -> None:
+    await _add_audit_rows(
+        runtime, utcnow() - dt.timedelta(days=settings.retention_audit_days + 1), 2
+    )
+    await _add_audit_rows(runtime, None, 1)
+    dry = json.loads(await run_cli(settings, "audit", "purge", "--dry-run"))
+    assert dry == {"dry_run": True, "rows": 2}
+    assert json.loads(await run_cli(settings, "audit", "purge"))["rows"] == 2
+    assert json.loads(await run_cli(settings, "audit", "purge"))["rows"] == 0
+    await run_cli(settings, "audit", "verify")
+    if runtime.settings.is_sqlite:
+        return
+    with pytest.raises(DBAPIError, match="append-only"):
+        async with runtime.sessions.begin() as session:
+            await session.execute(delete(AuditAnchor))

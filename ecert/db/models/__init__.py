@@ -1,6 +1,6 @@
 """All ORM models. Domains import from here; this package imports no domain."""
 
-from ecert.db.models.audit import AuditChainHead
+from ecert.db.models.audit import AuditAnchor, AuditChainHead
 from ecert.db.models.base import Base, BigIntBase, UUIDBase, utcnow
 from ecert.db.models.core import (
     AuditEvent,
@@ -38,6 +38,7 @@ from ecert.db.models.visits import CatalogueEntry, FeeLine, Visit, VisitStatus
 
 __all__ = [
     "Account",
+    "AuditAnchor",
     "AuditChainHead",
     "AuditEvent",
     "Base",

@@ -32,7 +32,8 @@ class QrUse(BigIntBase):
     sub: Mapped[str] = mapped_column(String(24))
     jti: Mapped[str] = mapped_column(String(16))
     institution_code: Mapped[str] = mapped_column(String(20))
-    at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    #: Indexed for ``ecert purge``.
+    at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow, index=True)
 
     __table_args__ = (UniqueConstraint("iss", "sub", "jti", name="uq_qr_use"),)
 
@@ -47,7 +48,7 @@ class EcToken(BigIntBase):
     ecert_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("ecerts.id", ondelete="CASCADE"))
     institution_code: Mapped[str] = mapped_column(String(20))
     business_type: Mapped[str | None] = mapped_column(String(8))
-    expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True))
+    expires_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), index=True)
     #: The e-cert's version at verify: a rebind, unbind or suspension since then kills the token.
     ecert_version: Mapped[int] = mapped_column(Integer)
     #: Set by the one settlement (or visit) the token opens; a guarded update makes it once.
@@ -205,7 +206,9 @@ class IdempotencyRecord(BigIntBase):
     status: Mapped[str] = mapped_column(String(16), default="in_progress")
     response_status: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
-    started_at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(
+        DateTimeUTC(timezone=True), default=utcnow, index=True
+    )
     #: Random per claim and replaced by a takeover: only the current holder may complete or
     #: release the key (the first holder of a stale claim may still be running).
     fence_token: Mapped[str | None] = mapped_column(String(32))

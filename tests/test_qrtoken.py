@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from typing import Any
 
@@ -178,12 +179,20 @@ def test_garbage_is_always_a_qr_error(text: str) -> None:
         qrtoken.decode(text, KEY.public_key(), now=NOW, leeway_s=5)
 
 
+@functools.cache
+def _one_jws() -> str:
+    """One token for every example: a fresh one each time (random ECDSA nonce and jti) made
+    Hypothesis see data generation change between a test case and its replay (flaky)."""
+    return qrtoken.to_compact_jws(_mint())
+
+
 @settings(max_examples=200)
 @given(st.data())
 def test_any_tampering_is_refused(data: st.DataObject) -> None:
-    jws = qrtoken.to_compact_jws(_mint())
+    jws = _one_jws()
     position = data.draw(st.integers(0, len(jws) - 1))
-    replacement = data.draw(st.sampled_from(qrtoken.ALPHABET).filter(lambda c: c != jws[position]))
+    others = [c for c in qrtoken.ALPHABET if c != jws[position]]
+    replacement = data.draw(st.sampled_from(others))
     tampered = jws[:position] + replacement + jws[position + 1 :]
     with pytest.raises(QrError):
         qrtoken.decode(

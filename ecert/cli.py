@@ -9,13 +9,14 @@ import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from cryptography.exceptions import InvalidTag
 
 from ecert.config import ConfigurationError, get_settings
 from ecert.runtime import Runtime, build_runtime
+from ecert.security.pii import PiiKeyMissing
 
 T = TypeVar("T")
 
@@ -35,6 +36,11 @@ class EcertGroup(click.Group):
             return super().invoke(ctx)
         except ConfigurationError as exc:
             message = str(exc)
+        except PiiKeyMissing as exc:
+            message = (
+                f"this database holds rows sealed with PII key {exc.kid!r}, which this process "
+                "does not have: add it to ECERT_PII_KEYS (or the key file)."
+            )
         except InvalidTag:
             message = (
                 "the PII keys do not decrypt this database's signing keys: ECERT_PII_KEYS "
@@ -128,9 +134,23 @@ async def _preflight(runtime: Runtime) -> None:
     from ecert.security.keys import ensure_active_keys
 
     calendar(runtime.settings.workday_file)  # a missing or malformed ECERT_WORKDAY_FILE
+    await _check_pii_keys(runtime)
     async with runtime.sessions.begin() as session:
         await ensure_active_keys(session, runtime.cipher)
     await runtime.refresh_keys()
+
+
+async def _check_pii_keys(runtime: Runtime) -> None:
+    from ecert.security.piimaint import missing_kids
+
+    async with runtime.sessions() as session:
+        missing = await missing_kids(session, runtime.cipher)
+    if missing:
+        raise ConfigurationError(
+            f"rows of this database are sealed with PII key(s) {', '.join(sorted(missing))} "
+            "that this process does not hold: add them to ECERT_PII_KEYS (or the key file); "
+            "keys and database go together (restore both from the same backup)."
+        )
 
 
 @main.group()
@@ -391,6 +411,130 @@ def keys_revoke(kid: str) -> None:
             err=True,
         )
     click.echo(json.dumps({"revoked": kid, "workers_told": done is True and shared}))
+
+
+@main.group("pii")
+def pii_group() -> None:
+    """PII keys: check, re-encrypt, re-hash (docs/operations.md, *Rotate the PII keys*)."""
+
+
+@pii_group.command("check")
+def pii_check() -> None:
+    """Exit 2 naming any PII key id that recent rows or the signing keys use and this lacks."""
+
+    async def work(runtime: Runtime) -> None:
+        await _check_pii_keys(runtime)
+        async with runtime.sessions() as session:
+            from ecert.security.keys import ensure_active_keys
+
+            await ensure_active_keys(session, runtime.cipher)  # decrypts: a wrong key shows
+
+    run_with_runtime(work)
+    click.echo(json.dumps({"pii_keys": "ok"}))
+
+
+_BATCH = click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rows per transaction.",
+)
+
+
+def _walk(
+    label: str, total: int, step: Callable[[object], Awaitable[tuple[int, int, object]]]
+) -> Awaitable[int]:
+    """Run ``step`` from the first primary key to the last under a progress bar; rows changed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    async def run() -> int:
+        changed, after = 0, None
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
+            task = bar.add_task(label, total=total)
+            while True:
+                seen, done, after = await step(after)
+                changed += done
+                bar.advance(task, seen)
+                if not seen:
+                    return changed
+
+    return run()
+
+
+@pii_group.command("reencrypt")
+@_BATCH
+def pii_reencrypt(batch_size: int) -> None:
+    """Seal every encrypted column with the active PII key (ECERT_PII_ACTIVE_KEY).
+
+    One transaction a batch, in primary-key order; interrupted, run it again: rows already under
+    the active key are skipped. Afterwards the other keys can be dropped.
+    """
+    from ecert.security import piimaint
+
+    async def work(runtime: Runtime) -> tuple[str, dict[str, int]]:
+        result: dict[str, int] = {}
+        for model, column, context in piimaint.CIPHER_COLUMNS:
+            async with runtime.sessions() as session:
+                total = await piimaint.count(session, model)
+
+            async def step(
+                after: object, model: Any = model, column: str = column, context: str = context
+            ) -> tuple[int, int, object]:
+                async with runtime.sessions.begin() as session:
+                    batch = await piimaint.reencrypt_batch(
+                        session, runtime.cipher, model, column, context, after, batch_size
+                    )
+                return batch.seen, batch.changed, batch.last
+
+            name = f"{model.__tablename__}.{column}"
+            result[name] = await _walk(f"re-encrypting {name}", total, step)
+        return runtime.cipher.active_kid, result
+
+    active, changed = run_with_runtime(work)
+    click.echo(json.dumps({"active": active, "changed": changed}))
+
+
+@pii_group.command("rehash")
+@_BATCH
+def pii_rehash(batch_size: int) -> None:
+    """Give every person the active hash key's lookup hash (ECERT_HASH_ACTIVE_KEY).
+
+    Needs the active and the old hash keys in ECERT_HASH_KEY (``hid:key,hid:key``) so the service
+    finds people by either while it runs. Batched and resumable like ``reencrypt``. Client
+    secrets cannot be re-hashed (only their hash is stored): each moves to the active key on the
+    client's next token request; one that has not moved when the old key is dropped needs
+    ``ecert clients rotate-secret``.
+    """
+    from ecert.db.models import Person
+    from ecert.security import piimaint
+
+    async def work(runtime: Runtime) -> int:
+        async with runtime.sessions() as session:
+            total = await piimaint.count(session, Person)
+
+        async def step(after: object) -> tuple[int, int, object]:
+            async with runtime.sessions.begin() as session:
+                batch = await piimaint.rehash_batch(session, runtime.cipher, after, batch_size)
+            return batch.seen, batch.changed, batch.last
+
+        return await _walk("re-hashing persons.id_hash", total, step)
+
+    click.echo(json.dumps({"changed": {"persons.id_hash": run_with_runtime(work)}}))
+
+
+@pii_group.command("audit-key")
+def pii_audit_key() -> None:
+    """Print the audit key in use (base64url), to pin as ECERT_AUDIT_KEY before a hash key
+    rotation: unpinned, it is derived from the hash key and would change with it."""
+    import base64
+
+    from ecert.security.auditchain import derive_key
+    from ecert.security.pii import load_cipher
+
+    settings = get_settings()
+    key = derive_key(settings, load_cipher(settings))
+    click.echo(base64.urlsafe_b64encode(key).rstrip(b"=").decode())
 
 
 @main.command("import")

@@ -45,10 +45,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = "ecert-data"
     #: JSON key file (PII keys, hash key); generated in ``data_dir`` on first run when unset.
     key_file: str = ""
-    #: ``kid:base64url-32-bytes`` pairs, comma-separated; the first encrypts. Overrides key_file.
+    #: ``kid:base64url-32-bytes`` pairs, comma-separated. Overrides key_file.
     pii_keys: str = ""
-    #: base64url secret for the keyed hash of ID numbers. Overrides key_file.
+    #: The PII key id that encrypts; required when there are several keys (the others decrypt
+    #: only: a new key is deployed that way everywhere before it is made active).
+    pii_active_key: str = ""
+    #: base64url secret for the keyed hash of ID numbers, or ``hid:base64url`` pairs during a
+    #: hash key rotation. Overrides key_file.
     hash_key: str = ""
+    #: The hash key id that hashes new rows; required when there are several (the others are
+    #: still looked up until ``ecert pii rehash`` moved every row).
+    hash_active_key: str = ""
     #: base64url secret (≥ 32 bytes) that MACs the audit chain. Default: derived from the hash key.
     audit_key: str = ""
     #: This service's issuer URL: ``iss`` of access tokens, ``aud`` of client assertions.

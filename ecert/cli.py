@@ -323,6 +323,62 @@ def clients_enable(client_id: str) -> None:
     _set_active(client_id, True)
 
 
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--grace",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 7 * 86_400),
+    help="Seconds the old secret keeps working beside the new one (0: it stops at once).",
+)
+def clients_rotate_secret(client_id: str, grace: int) -> None:
+    """Give a client a new secret, printed once as {client_id, client_secret, old_secret_until}.
+
+    The old secret stops working at once, or after --grace seconds so the client can switch
+    without an outage. Access tokens already issued stay valid until they expire (use
+    `clients disable` to stop those too).
+    """
+    import datetime as dt
+
+    from ecert.errors import EcertError
+    from ecert.oauth.services import rotate_secret
+    from ecert.security.audit import record_audit
+    from ecert.security.tokens import Principal
+
+    async def work(runtime: Runtime) -> str | None:
+        async with runtime.sessions.begin() as session:
+            secret = await rotate_secret(session, runtime.cipher, client_id, grace)
+            if secret is not None:
+                operator = Principal(f"cli:{_login()}"[:64], "operator")
+                await record_audit(
+                    session,
+                    operator,
+                    None,
+                    "client.rotate_secret",
+                    "ok",
+                    {"client_id": client_id, "grace_s": grace},
+                )
+            return secret
+
+    try:
+        secret = run_with_runtime(work)
+    except EcertError as exc:
+        raise click.ClickException(exc.detail) from exc
+    if secret is None:
+        raise click.ClickException(f"no client with id {client_id!r}")
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace) if grace else None
+    click.echo(
+        json.dumps(
+            {
+                "client_id": client_id,
+                "client_secret": secret,
+                "old_secret_until": until.isoformat(timespec="seconds") if until else None,
+            }
+        )
+    )
+
+
 @main.group("keys")
 def keys_group() -> None:
     """Signing keys: list, rotate, revoke."""

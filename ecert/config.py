@@ -131,6 +131,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_statement_timeout_ms: Millis = 15_000
     db_lock_timeout_ms: Millis = 5_000
     db_idle_in_transaction_timeout_ms: Millis = 15_000
+    #: asyncpg's client-side ``command_timeout`` (seconds; 0: none): a statement the server does
+    #: not answer at all (a partition, a hung primary) fails with a retryable 503 after this,
+    #: where ``statement_timeout`` needs a server that still runs.
+    db_command_timeout_s: Annotated[float, Meta(ge=0, le=600)] = 30.0
+    #: Behind PgBouncer in transaction mode: no named prepared statements cached per connection
+    #: (another client may get the server connection next) and no start-up session settings (set
+    #: the ECERT_DB_*_TIMEOUT_MS values on the database role instead; docs/operations.md).
+    db_pgbouncer: bool = False
     db_echo: bool = False
 
     @property

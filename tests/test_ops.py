@@ -268,3 +268,100 @@ def test_ops_schema_ahead_of_this_release_stays_ready() -> None:
     assert schema_state(set(), {"0003"}, known) == "behind"
     # A newer release migrated first (rolling deployment): this node keeps serving.
     assert schema_state({"0004"}, {"0003"}, known) == "ahead"
+
+
+def _settlement_body(token: str) -> dict[str, object]:
+    return {
+        "ec_token": token,
+        "med_type": "41",
+        "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
+        "use_account": True,
+    }
+
+
+async def test_ops_read_only_old_primary_is_a_retryable_503_and_writes_nothing(
+    make_app: AppFactory,
+) -> None:
+    """After a failover the old primary refuses writes (SQLSTATE 25006): a retryable 503."""
+    from sqlalchemy import func, select, text
+
+    from ecert.db.models import Settlement
+
+    writer = make_app()
+    runtime = writer.state.runtime
+    if runtime.settings.is_sqlite:
+        pytest.skip("PostgreSQL read-only transactions")
+    async with open_client(writer) as client:
+        await load_policies(runtime)
+        person = await holder(client, runtime)
+        await credit(runtime, person.person_id, 50_000)
+        hospital = await institution(client, runtime)
+        body = _settlement_body(await ec_token(client, runtime, person, hospital))
+    headers = {**hospital, "Idempotency-Key": "failover-1"}
+    async with runtime.engine.connect() as connection:
+        await connection.execute(
+            text("ALTER ROLE CURRENT_USER SET default_transaction_read_only = on")
+        )
+        await connection.commit()
+    try:
+        old_primary = make_app()  # its connections open after the change: read-only sessions
+        async with open_client(old_primary) as client:
+            refused = await client.post("/v1/settlements", json=body, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (503, "unavailable"), refused.text
+        assert refused.headers["Retry-After"] == "1"
+    finally:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SET default_transaction_read_only = off"))
+            await connection.execute(
+                text("ALTER ROLE CURRENT_USER RESET default_transaction_read_only")
+            )
+            await connection.commit()
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 0
+    async with open_client(writer) as client:  # the retry reaches the (new) primary
+        retry = await client.post("/v1/settlements", json=body, headers=headers)
+    assert retry.status_code == 201, retry.text
+
+
+async def test_ops_command_timeout_is_a_retryable_503(make_app: AppFactory) -> None:
+    """A database that does not answer (no server-side timeout can fire) ends after
+    ECERT_DB_COMMAND_TIMEOUT_S with a retryable 503, not a 500; the retry settles."""
+    from sqlalchemy import select
+
+    from ecert.db.models import Account
+
+    app = make_app(db_lock_timeout_ms=0, db_statement_timeout_ms=0, db_command_timeout_s=0.5)
+    runtime = app.state.runtime
+    if runtime.settings.is_sqlite:
+        pytest.skip("asyncpg's command_timeout")
+    async with open_client(app) as client:
+        await load_policies(runtime)
+        person = await holder(client, runtime)
+        await credit(runtime, person.person_id, 50_000)
+        hospital = await institution(client, runtime)
+        body = _settlement_body(await ec_token(client, runtime, person, hospital))
+        headers = {**hospital, "Idempotency-Key": "hung-1"}
+        async with runtime.sessions.begin() as other:  # the answer never comes in time
+            await other.execute(select(Account.id).with_for_update())
+            stuck = await client.post("/v1/settlements", json=body, headers=headers)
+        assert (stuck.status_code, stuck.json()["code"]) == (503, "unavailable"), stuck.text
+        retry = await client.post("/v1/settlements", json=body, headers=headers)
+        assert retry.status_code == 201, retry.text
+
+
+async def test_ops_pgbouncer_mode_sends_no_startup_settings_and_caches_no_statements(
+    make_app: AppFactory,
+) -> None:
+    from sqlalchemy import text
+
+    app = make_app(db_pgbouncer=True)
+    runtime = app.state.runtime
+    if runtime.settings.is_sqlite:
+        pytest.skip("asyncpg only")
+    async with open_client(app) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        async with runtime.engine.connect() as connection:
+            # Timeouts come from the role behind a pooler, not from start-up parameters.
+            assert await connection.scalar(text("SHOW statement_timeout")) == "0"
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection._stmt_cache.get_max_size() == 0

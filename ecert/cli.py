@@ -169,12 +169,7 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database upgraded to {revision}")
 
 
-@db.command("check")
-def db_check() -> None:
-    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``).
-
-    ``ahead`` (a newer release migrated first) exits 0: this release still runs on it.
-    """
+def _schema() -> dict[str, object]:
     from ecert.db.migrate import database_heads, schema_state, script_heads, script_revisions
 
     async def work(runtime: Runtime) -> set[str]:
@@ -182,10 +177,46 @@ def db_check() -> None:
 
     found, expected = run_with_runtime(work), script_heads()
     state = schema_state(found, expected, script_revisions())
-    click.echo(
-        json.dumps({"database": sorted(found), "packaged": sorted(expected), "state": state})
-    )
-    if state == "behind":
+    return {"database": sorted(found), "packaged": sorted(expected), "state": state}
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the revision(s) the database is at, the packaged head(s) and the state; exit 0."""
+    click.echo(json.dumps(_schema()))
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.option(
+    "--yes", is_flag=True, help="Do not ask: the downgrade drops what later migrations added."
+)
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Undo migrations down to REVISION (e.g. 0006; see `ecert db current`).
+
+    Destructive: columns and tables added after REVISION are dropped with their data. Run it
+    only with the release that matches REVISION stopped or compatible (docs/upgrading.md).
+    """
+    from ecert.db.migrate import downgrade
+
+    if not yes:
+        click.confirm(
+            f"downgrade the database to {revision}, dropping what later migrations added?",
+            abort=True,
+        )
+    downgrade(get_settings().effective_database_url, revision)
+    click.echo(json.dumps({"downgraded_to": revision, **_schema()}))
+
+
+@db.command("check")
+def db_check() -> None:
+    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``).
+
+    ``ahead`` (a newer release migrated first) exits 0: this release still runs on it.
+    """
+    schema = _schema()
+    click.echo(json.dumps(schema))
+    if schema["state"] == "behind":
         sys.exit(1)
 
 

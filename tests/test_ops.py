@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 import structlog
 from click.testing import CliRunner
@@ -365,3 +366,99 @@ async def test_ops_pgbouncer_mode_sends_no_startup_settings_and_caches_no_statem
             assert await connection.scalar(text("SHOW statement_timeout")) == "0"
             raw = await connection.get_raw_connection()
             assert raw.driver_connection._stmt_cache.get_max_size() == 0
+
+
+def _fresh_database(settings: Settings, name: str, tmp_path: Path) -> str:
+    """A new empty database beside the test one (a file on SQLite); its URL."""
+    if settings.is_sqlite:
+        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def create() -> None:
+        engine = create_async_engine(settings.effective_database_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(create())
+    return settings.effective_database_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_ops_two_concurrent_upgrades_both_succeed_and_migrate_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Two deployment jobs run ``ecert db upgrade`` at once (two processes: alembic's context is
+    process-global): the advisory lock makes the second wait, then find nothing to do."""
+    from ecert.db.migrate import script_heads
+    from tests.helpers import settings_env
+
+    if settings.is_sqlite:
+        pytest.skip("the advisory lock is PostgreSQL's; the embedded database migrates in serve")
+    url = _fresh_database(settings, "ecert_upgrade_race", tmp_path)
+    env = {**os.environ, **settings_env(settings), "ECERT_DATABASE_URL": url}
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ecert.cli", "db", "upgrade"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for job in jobs:
+        _, err = job.communicate(timeout=120)
+        assert job.returncode == 0, err.decode()  # neither met "relation already exists"
+    runtime = build_runtime(msgspec.structs.replace(settings, database_url=url))
+
+    async def heads() -> set[str]:
+        from ecert.db.migrate import database_heads
+
+        try:
+            return await database_heads(runtime.engine)
+        finally:
+            await runtime.engine.dispose()
+
+    assert asyncio.run(heads()) == script_heads()
+
+
+def _cli(settings: Settings, url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    from tests.helpers import settings_env
+
+    env = {**os.environ, **settings_env(settings), "ECERT_DATABASE_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "ecert.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_ops_db_current_and_downgrade_with_confirmation(settings: Settings, tmp_path: Path) -> None:
+    import json
+
+    from ecert.db.migrate import script_heads
+
+    url = _fresh_database(settings, "ecert_downgrade", tmp_path)
+    assert _cli(settings, url, "db", "upgrade")[0] == 0
+    status, out, _ = _cli(settings, url, "db", "current")
+    assert status == 0
+    assert json.loads(out)["database"] == sorted(script_heads())
+    assert json.loads(out)["state"] == "current"
+    # Without --yes it asks; "no" (or no terminal) changes nothing.
+    status, _, err = _cli(settings, url, "db", "downgrade", "0001", stdin="n\n")
+    assert status == 1
+    assert "Aborted" in err
+    assert json.loads(_cli(settings, url, "db", "current")[1])["state"] == "current"
+    status, out, err = _cli(settings, url, "db", "downgrade", "0001", "--yes")
+    assert status == 0, err
+    assert json.loads(out.splitlines()[-1])["database"] == ["0001"]
+    assert json.loads(_cli(settings, url, "db", "current")[1])["state"] == "behind"
+    assert _cli(settings, url, "db", "check")[0] == 1
+    assert _cli(settings, url, "db", "upgrade")[0] == 0  # and up again: the downgrades are sound
+    assert json.loads(_cli(settings, url, "db", "current")[1])["state"] == "current"

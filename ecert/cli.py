@@ -93,12 +93,48 @@ def main() -> None:
     default=None,
     help="Apply migrations first (default: only on the embedded SQLite database).",
 )
-def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
+@click.option(
+    "--timeout-keep-alive",
+    type=click.IntRange(1, 3600),
+    help="Idle keep-alive seconds; above the balancer's idle timeout "
+    "(default: ECERT_SERVE_KEEP_ALIVE_S, 75).",
+)
+@click.option(
+    "--timeout-graceful-shutdown",
+    type=click.IntRange(1, 600),
+    help="Seconds in-flight requests may take after the drain grace "
+    "(default: ECERT_SERVE_GRACEFUL_SHUTDOWN_S, 20).",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    help="CIDR networks of the proxies whose X-Forwarded-For is believed "
+    "(sets ECERT_TRUSTED_PROXIES for the workers).",
+)
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    migrate: bool | None,
+    timeout_keep_alive: int | None,
+    timeout_graceful_shutdown: int | None,
+    forwarded_allow_ips: str | None,
+) -> None:
     """Run the HTTP API under uvicorn."""
     import uvicorn
 
     from ecert.db.migrate import upgrade
 
+    if forwarded_allow_ips is not None:
+        from ecert.security.ratelimit import parse_networks
+
+        try:
+            parse_networks(forwarded_allow_ips)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--forwarded-allow-ips") from exc
+        # ecert resolves X-Forwarded-For itself (rate limits, logs); uvicorn's proxy headers stay
+        # off so the peer address is not rewritten twice. Workers read it from the environment.
+        os.environ["ECERT_TRUSTED_PROXIES"] = forwarded_allow_ips
+        get_settings.cache_clear()
     settings = get_settings()
     if workers > 1 and not settings.redis_url:
         raise click.UsageError(
@@ -126,6 +162,8 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
         log_level="warning",
         access_log=False,
         proxy_headers=False,
+        timeout_keep_alive=timeout_keep_alive or settings.serve_keep_alive_s,
+        timeout_graceful_shutdown=timeout_graceful_shutdown or settings.serve_graceful_shutdown_s,
     )
 
 
@@ -890,7 +928,16 @@ def demo(host: str, port: int, people: int, start: bool) -> None:
     if start:
         sys.stdout.flush()
         ctx = click.get_current_context()
-        ctx.invoke(serve, host=host, port=port, workers=1, migrate=False)
+        ctx.invoke(
+            serve,
+            host=host,
+            port=port,
+            workers=1,
+            migrate=False,
+            timeout_keep_alive=None,
+            timeout_graceful_shutdown=None,
+            forwarded_allow_ips=None,
+        )
 
 
 @main.command("demo-assertion")

@@ -111,6 +111,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: CIDR networks of the load balancers/proxies whose ``X-Forwarded-For`` is believed
     #: (comma-separated); empty: the header is ignored and the peer address counts.
     trusted_proxies: str = ""
+    #: ``ecert serve``: idle keep-alive of a client connection (uvicorn ``timeout_keep_alive``).
+    #: Above the load balancer's idle timeout (60 s on most), so the balancer, not ecert, closes
+    #: idle connections: otherwise it may send a request on a connection ecert is closing (502).
+    serve_keep_alive_s: Annotated[int, Meta(ge=1, le=3600)] = 75
+    #: ``ecert serve``: after the drain grace, how long in-flight requests may still take
+    #: (uvicorn ``timeout_graceful_shutdown``). The orchestrator's termination grace must exceed
+    #: ECERT_DRAIN_GRACE_S plus this.
+    serve_graceful_shutdown_s: Annotated[int, Meta(ge=1, le=600)] = 20
     #: Demo only: mount ``POST /v1/demo/person-token`` (set by ``ecert demo``; never in production).
     demo_signin: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"

@@ -645,7 +645,11 @@ def pii_rehash(batch_size: int) -> None:
 
         return await _walk("re-hashing persons.id_hash", total, step)
 
-    click.echo(json.dumps({"changed": {"persons.id_hash": run_with_runtime(work)}}))
+    try:
+        changed = run_with_runtime(work)
+    except piimaint.DuplicatePerson as exc:  # the batches before it are committed
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"changed": {"persons.id_hash": changed}}))
 
 
 @pii_group.command("audit-key")

@@ -226,3 +226,53 @@ async def test_ops_pii_check_names_a_key_this_process_lacks(
     assert process.returncode == 2
     assert "n9" in err.decode()
     assert "Traceback" not in err.decode()
+
+
+async def test_ops_rehash_names_two_rows_of_one_person_instead_of_failing(
+    make_app: AppFactory, settings: Settings
+) -> None:
+    runtime = make_app().state.runtime
+    person, number = await add_person(runtime)
+    new_hash = _b64(secrets.token_bytes(32))
+    # A one-phase hash key change: a pod with only the new key registered the person again.
+    one_phase = make_app(hash_key=new_hash).state.runtime
+    twin, _ = await add_person(one_phase, id_number=number)
+    assert twin.id != person.id
+    rotating = msgspec.structs.replace(
+        settings,
+        hash_key=f"h0:{settings.hash_key},h1:{new_hash}",
+        hash_active_key="h1",
+        audit_key=_b64(derive_key(settings, runtime.cipher)),
+    )
+    env = {**os.environ, **settings_env(rotating)}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ecert.cli", "pii", "rehash", env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await process.communicate()
+    assert process.returncode == 1
+    assert str(person.id) in err.decode()
+    assert "merge them" in err.decode()
+    assert number not in err.decode()
+    assert "Traceback" not in err.decode()
+
+
+def test_ops_key_file_carries_a_hash_key_rotation(tmp_path: Path) -> None:
+    old, new = secrets.token_bytes(32), secrets.token_bytes(32)
+    path = tmp_path / "keys.json"
+    path.write_text(
+        json.dumps(
+            {
+                "pii_keys": {"k1": _b64(secrets.token_bytes(32))},
+                "active": "k1",
+                "hash_keys": {"h0": _b64(old), "h1": _b64(new)},
+                "hash_active": "h1",
+            }
+        )
+    )
+    settings = settings_from_env(
+        {}, data_dir=str(tmp_path), key_file=str(path), audit_key=_b64(secrets.token_bytes(32))
+    )
+    cipher = load_cipher(settings)
+    assert (cipher.hash_key, cipher.other_hash_keys) == (new, (old,))
+    assert len(cipher.lookup_hashes("x")) == 2

@@ -25,6 +25,18 @@ CIPHER_COLUMNS: tuple[tuple[Any, str, str], ...] = (
 )
 
 
+class DuplicatePerson(Exception):
+    """Two rows hold one ID number under different hash keys (written during a one-phase hash
+    key change); they must be merged by hand before the rehash can go on."""
+
+    def __init__(self, person_id: object, twin_id: object) -> None:
+        super().__init__(
+            f"persons {person_id} and {twin_id} hold the same ID number under different hash "
+            "keys: merge them (keep one, move its enrolments, accounts and e-certs), then run "
+            "`ecert pii rehash` again"
+        )
+
+
 @dataclass
 class Batch:
     """One step of a walk: rows looked at, rows changed, and where the next step starts."""
@@ -76,6 +88,9 @@ async def rehash_batch(session: AsyncSession, cipher: PiiCipher, after: Any, siz
         new = cipher.lookup_hash(cipher.decrypt(blob, context="person.id"))
         if new == old:
             continue
+        twin = await session.scalar(select(Person.id).where(Person.id_hash == new))
+        if twin is not None:
+            raise DuplicatePerson(pk, twin)
         result = await session.execute(
             update(Person).where(Person.id == pk, Person.id_hash == old).values(id_hash=new)
         )

@@ -11,13 +11,14 @@ import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 from cryptography.exceptions import InvalidTag
 
 from ecert.config import ConfigurationError, get_settings
 from ecert.runtime import Runtime, build_runtime
+from ecert.security.pii import PiiKeyMissing
 
 T = TypeVar("T")
 
@@ -37,6 +38,11 @@ class EcertGroup(click.Group):
             return super().invoke(ctx)
         except ConfigurationError as exc:
             message = str(exc)
+        except PiiKeyMissing as exc:
+            message = (
+                f"this database holds rows sealed with PII key {exc.kid!r}, which this process "
+                "does not have: add it to ECERT_PII_KEYS (or the key file)."
+            )
         except InvalidTag:
             message = (
                 "the PII keys do not decrypt this database's signing keys: ECERT_PII_KEYS "
@@ -89,12 +95,48 @@ def main() -> None:
     default=None,
     help="Apply migrations first (default: only on the embedded SQLite database).",
 )
-def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
+@click.option(
+    "--timeout-keep-alive",
+    type=click.IntRange(1, 3600),
+    help="Idle keep-alive seconds; above the balancer's idle timeout "
+    "(default: ECERT_SERVE_KEEP_ALIVE_S, 75).",
+)
+@click.option(
+    "--timeout-graceful-shutdown",
+    type=click.IntRange(1, 600),
+    help="Seconds in-flight requests may take after the drain grace "
+    "(default: ECERT_SERVE_GRACEFUL_SHUTDOWN_S, 20).",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    help="CIDR networks of the proxies whose X-Forwarded-For is believed "
+    "(sets ECERT_TRUSTED_PROXIES for the workers).",
+)
+def serve(
+    host: str,
+    port: int,
+    workers: int,
+    migrate: bool | None,
+    timeout_keep_alive: int | None,
+    timeout_graceful_shutdown: int | None,
+    forwarded_allow_ips: str | None,
+) -> None:
     """Run the HTTP API under uvicorn."""
     import uvicorn
 
     from ecert.db.migrate import upgrade
 
+    if forwarded_allow_ips is not None:
+        from ecert.security.ratelimit import parse_networks
+
+        try:
+            parse_networks(forwarded_allow_ips)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--forwarded-allow-ips") from exc
+        # ecert resolves X-Forwarded-For itself (rate limits, logs); uvicorn's proxy headers stay
+        # off so the peer address is not rewritten twice. Workers read it from the environment.
+        os.environ["ECERT_TRUSTED_PROXIES"] = forwarded_allow_ips
+        get_settings.cache_clear()
     settings = get_settings()
     if workers > 1 and not settings.redis_url:
         raise click.UsageError(
@@ -123,6 +165,9 @@ def serve(host: str, port: int, workers: int, migrate: bool | None) -> None:
             log_level="warning",
             access_log=False,
             proxy_headers=False,
+            timeout_keep_alive=timeout_keep_alive or settings.serve_keep_alive_s,
+            timeout_graceful_shutdown=timeout_graceful_shutdown
+            or settings.serve_graceful_shutdown_s,
         )
 
 
@@ -150,9 +195,23 @@ async def _preflight(runtime: Runtime) -> None:
     from ecert.security.keys import ensure_active_keys
 
     calendar(runtime.settings.workday_file)  # a missing or malformed ECERT_WORKDAY_FILE
+    await _check_pii_keys(runtime)
     async with runtime.sessions.begin() as session:
         await ensure_active_keys(session, runtime.cipher)
     await runtime.refresh_keys()
+
+
+async def _check_pii_keys(runtime: Runtime) -> None:
+    from ecert.security.piimaint import missing_kids
+
+    async with runtime.sessions() as session:
+        missing = await missing_kids(session, runtime.cipher)
+    if missing:
+        raise ConfigurationError(
+            f"rows of this database are sealed with PII key(s) {', '.join(sorted(missing))} "
+            "that this process does not hold: add them to ECERT_PII_KEYS (or the key file); "
+            "keys and database go together (restore both from the same backup)."
+        )
 
 
 @main.group()
@@ -171,12 +230,7 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database upgraded to {revision}")
 
 
-@db.command("check")
-def db_check() -> None:
-    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``).
-
-    ``ahead`` (a newer release migrated first) exits 0: this release still runs on it.
-    """
+def _schema() -> dict[str, object]:
     from ecert.db.migrate import database_heads, schema_state, script_heads, script_revisions
 
     async def work(runtime: Runtime) -> set[str]:
@@ -184,10 +238,46 @@ def db_check() -> None:
 
     found, expected = run_with_runtime(work), script_heads()
     state = schema_state(found, expected, script_revisions())
-    click.echo(
-        json.dumps({"database": sorted(found), "packaged": sorted(expected), "state": state})
-    )
-    if state == "behind":
+    return {"database": sorted(found), "packaged": sorted(expected), "state": state}
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the revision(s) the database is at, the packaged head(s) and the state; exit 0."""
+    click.echo(json.dumps(_schema()))
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@click.option(
+    "--yes", is_flag=True, help="Do not ask: the downgrade drops what later migrations added."
+)
+def db_downgrade(revision: str, yes: bool) -> None:
+    """Undo migrations down to REVISION (e.g. 0006; see `ecert db current`).
+
+    Destructive: columns and tables added after REVISION are dropped with their data. Run it
+    only with the release that matches REVISION stopped or compatible (docs/upgrading.md).
+    """
+    from ecert.db.migrate import downgrade
+
+    if not yes:
+        click.confirm(
+            f"downgrade the database to {revision}, dropping what later migrations added?",
+            abort=True,
+        )
+    downgrade(get_settings().effective_database_url, revision)
+    click.echo(json.dumps({"downgraded_to": revision, **_schema()}))
+
+
+@db.command("check")
+def db_check() -> None:
+    """Exit 1 when the database is behind the packaged migrations (run ``ecert db upgrade``).
+
+    ``ahead`` (a newer release migrated first) exits 0: this release still runs on it.
+    """
+    schema = _schema()
+    click.echo(json.dumps(schema))
+    if schema["state"] == "behind":
         sys.exit(1)
 
 
@@ -325,6 +415,62 @@ def clients_enable(client_id: str) -> None:
     _set_active(client_id, True)
 
 
+@clients.command("rotate-secret")
+@click.argument("client_id")
+@click.option(
+    "--grace",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 7 * 86_400),
+    help="Seconds the old secret keeps working beside the new one (0: it stops at once).",
+)
+def clients_rotate_secret(client_id: str, grace: int) -> None:
+    """Give a client a new secret, printed once as {client_id, client_secret, old_secret_until}.
+
+    The old secret stops working at once, or after --grace seconds so the client can switch
+    without an outage. Access tokens already issued stay valid until they expire (use
+    `clients disable` to stop those too).
+    """
+    import datetime as dt
+
+    from ecert.errors import EcertError
+    from ecert.oauth.services import rotate_secret
+    from ecert.security.audit import record_audit
+    from ecert.security.tokens import Principal
+
+    async def work(runtime: Runtime) -> str | None:
+        async with runtime.sessions.begin() as session:
+            secret = await rotate_secret(session, runtime.cipher, client_id, grace)
+            if secret is not None:
+                operator = Principal(f"cli:{_login()}"[:64], "operator")
+                await record_audit(
+                    session,
+                    operator,
+                    None,
+                    "client.rotate_secret",
+                    "ok",
+                    {"client_id": client_id, "grace_s": grace},
+                )
+            return secret
+
+    try:
+        secret = run_with_runtime(work)
+    except EcertError as exc:
+        raise click.ClickException(exc.detail) from exc
+    if secret is None:
+        raise click.ClickException(f"no client with id {client_id!r}")
+    until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace) if grace else None
+    click.echo(
+        json.dumps(
+            {
+                "client_id": client_id,
+                "client_secret": secret,
+                "old_secret_until": until.isoformat(timespec="seconds") if until else None,
+            }
+        )
+    )
+
+
 @main.group("keys")
 def keys_group() -> None:
     """Signing keys: list, rotate, revoke."""
@@ -413,6 +559,134 @@ def keys_revoke(kid: str) -> None:
             err=True,
         )
     click.echo(json.dumps({"revoked": kid, "workers_told": done is True and shared}))
+
+
+@main.group("pii")
+def pii_group() -> None:
+    """PII keys: check, re-encrypt, re-hash (docs/operations.md, *Rotate the PII keys*)."""
+
+
+@pii_group.command("check")
+def pii_check() -> None:
+    """Exit 2 naming any PII key id that recent rows or the signing keys use and this lacks."""
+
+    async def work(runtime: Runtime) -> None:
+        await _check_pii_keys(runtime)
+        async with runtime.sessions() as session:
+            from ecert.security.keys import ensure_active_keys
+
+            await ensure_active_keys(session, runtime.cipher)  # decrypts: a wrong key shows
+
+    run_with_runtime(work)
+    click.echo(json.dumps({"pii_keys": "ok"}))
+
+
+_BATCH = click.option(
+    "--batch-size",
+    default=500,
+    show_default=True,
+    type=click.IntRange(1, 10_000),
+    help="Rows per transaction.",
+)
+
+
+def _walk(
+    label: str, total: int, step: Callable[[object], Awaitable[tuple[int, int, object]]]
+) -> Awaitable[int]:
+    """Run ``step`` from the first primary key to the last under a progress bar; rows changed."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    async def run() -> int:
+        changed, after = 0, None
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()) as bar:
+            task = bar.add_task(label, total=total)
+            while True:
+                seen, done, after = await step(after)
+                changed += done
+                bar.advance(task, seen)
+                if not seen:
+                    return changed
+
+    return run()
+
+
+@pii_group.command("reencrypt")
+@_BATCH
+def pii_reencrypt(batch_size: int) -> None:
+    """Seal every encrypted column with the active PII key (ECERT_PII_ACTIVE_KEY).
+
+    One transaction a batch, in primary-key order; interrupted, run it again: rows already under
+    the active key are skipped. Afterwards the other keys can be dropped.
+    """
+    from ecert.security import piimaint
+
+    async def work(runtime: Runtime) -> tuple[str, dict[str, int]]:
+        result: dict[str, int] = {}
+        for model, column, context in piimaint.CIPHER_COLUMNS:
+            async with runtime.sessions() as session:
+                total = await piimaint.count(session, model)
+
+            async def step(
+                after: object, model: Any = model, column: str = column, context: str = context
+            ) -> tuple[int, int, object]:
+                async with runtime.sessions.begin() as session:
+                    batch = await piimaint.reencrypt_batch(
+                        session, runtime.cipher, model, column, context, after, batch_size
+                    )
+                return batch.seen, batch.changed, batch.last
+
+            name = f"{model.__tablename__}.{column}"
+            result[name] = await _walk(f"re-encrypting {name}", total, step)
+        return runtime.cipher.active_kid, result
+
+    active, changed = run_with_runtime(work)
+    click.echo(json.dumps({"active": active, "changed": changed}))
+
+
+@pii_group.command("rehash")
+@_BATCH
+def pii_rehash(batch_size: int) -> None:
+    """Give every person the active hash key's lookup hash (ECERT_HASH_ACTIVE_KEY).
+
+    Needs the active and the old hash keys in ECERT_HASH_KEY (``hid:key,hid:key``) so the service
+    finds people by either while it runs. Batched and resumable like ``reencrypt``. Client
+    secrets cannot be re-hashed (only their hash is stored): each moves to the active key on the
+    client's next token request; one that has not moved when the old key is dropped needs
+    ``ecert clients rotate-secret``.
+    """
+    from ecert.db.models import Person
+    from ecert.security import piimaint
+
+    async def work(runtime: Runtime) -> int:
+        async with runtime.sessions() as session:
+            total = await piimaint.count(session, Person)
+
+        async def step(after: object) -> tuple[int, int, object]:
+            async with runtime.sessions.begin() as session:
+                batch = await piimaint.rehash_batch(session, runtime.cipher, after, batch_size)
+            return batch.seen, batch.changed, batch.last
+
+        return await _walk("re-hashing persons.id_hash", total, step)
+
+    try:
+        changed = run_with_runtime(work)
+    except piimaint.DuplicatePerson as exc:  # the batches before it are committed
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"changed": {"persons.id_hash": changed}}))
+
+
+@pii_group.command("audit-key")
+def pii_audit_key() -> None:
+    """Print the audit key in use (base64url), to pin as ECERT_AUDIT_KEY before a hash key
+    rotation: unpinned, it is derived from the hash key and would change with it."""
+    import base64
+
+    from ecert.security.auditchain import derive_key
+    from ecert.security.pii import load_cipher
+
+    settings = get_settings()
+    key = derive_key(settings, load_cipher(settings))
+    click.echo(base64.urlsafe_b64encode(key).rstrip(b"=").decode())
 
 
 @main.command("import")
@@ -765,7 +1039,16 @@ def demo(host: str, port: int, people: int, start: bool) -> None:
     if start:
         sys.stdout.flush()
         ctx = click.get_current_context()
-        ctx.invoke(serve, host=host, port=port, workers=1, migrate=False)
+        ctx.invoke(
+            serve,
+            host=host,
+            port=port,
+            workers=1,
+            migrate=False,
+            timeout_keep_alive=None,
+            timeout_graceful_shutdown=None,
+            forwarded_allow_ips=None,
+        )
 
 
 @main.command("demo-assertion")

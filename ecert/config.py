@@ -50,10 +50,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     data_dir: str = "ecert-data"
     #: JSON key file (PII keys, hash key); generated in ``data_dir`` on first run when unset.
     key_file: str = ""
-    #: ``kid:base64url-32-bytes`` pairs, comma-separated; the first encrypts. Overrides key_file.
+    #: ``kid:base64url-32-bytes`` pairs, comma-separated. Overrides key_file.
     pii_keys: str = ""
-    #: base64url secret for the keyed hash of ID numbers. Overrides key_file.
+    #: The PII key id that encrypts; required when there are several keys (the others decrypt
+    #: only: a new key is deployed that way everywhere before it is made active).
+    pii_active_key: str = ""
+    #: base64url secret for the keyed hash of ID numbers, or ``hid:base64url`` pairs during a
+    #: hash key rotation. Overrides key_file.
     hash_key: str = ""
+    #: The hash key id that hashes new rows; required when there are several (the others are
+    #: still looked up until ``ecert pii rehash`` moved every row).
+    hash_active_key: str = ""
     #: base64url secret (≥ 32 bytes) that MACs the audit chain. Default: derived from the hash key.
     audit_key: str = ""
     #: This service's issuer URL: ``iss`` of access tokens, ``aud`` of client assertions.
@@ -109,6 +116,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: CIDR networks of the load balancers/proxies whose ``X-Forwarded-For`` is believed
     #: (comma-separated); empty: the header is ignored and the peer address counts.
     trusted_proxies: str = ""
+    #: ``ecert serve``: idle keep-alive of a client connection (uvicorn ``timeout_keep_alive``).
+    #: Above the load balancer's idle timeout (60 s on most), so the balancer, not ecert, closes
+    #: idle connections: otherwise it may send a request on a connection ecert is closing (502).
+    serve_keep_alive_s: Annotated[int, Meta(ge=1, le=3600)] = 75
+    #: ``ecert serve``: after the drain grace, how long in-flight requests may still take
+    #: (uvicorn ``timeout_graceful_shutdown``). The orchestrator's termination grace must exceed
+    #: ECERT_DRAIN_GRACE_S plus this.
+    serve_graceful_shutdown_s: Annotated[int, Meta(ge=1, le=600)] = 20
     #: Demo only: mount ``POST /v1/demo/person-token`` (set by ``ecert demo``; never in production).
     demo_signin: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
@@ -129,6 +144,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     db_statement_timeout_ms: Millis = 15_000
     db_lock_timeout_ms: Millis = 5_000
     db_idle_in_transaction_timeout_ms: Millis = 15_000
+    #: asyncpg's client-side ``command_timeout`` (seconds; 0: none): a statement the server does
+    #: not answer at all (a partition, a hung primary) fails with a retryable 503 after this,
+    #: where ``statement_timeout`` needs a server that still runs.
+    db_command_timeout_s: Annotated[float, Meta(ge=0, le=600)] = 30.0
+    #: Behind PgBouncer in transaction mode: no named prepared statements cached per connection
+    #: (another client may get the server connection next) and no start-up session settings (set
+    #: the ECERT_DB_*_TIMEOUT_MS values on the database role instead; docs/operations.md).
+    db_pgbouncer: bool = False
     db_echo: bool = False
     #: Bearer token a Prometheus scrape must present on ``/metrics``; empty: metrics are open
     #: (keep the port private then).

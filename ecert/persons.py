@@ -19,7 +19,7 @@ CATEGORIES = ("employee", "retired", "resident")
 
 async def find_person(session: AsyncSession, cipher: PiiCipher, number: IdNumber) -> Person | None:
     person: Person | None = await session.scalar(
-        select(Person).where(Person.id_hash == cipher.lookup_hash(number.value))
+        select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))
     )
     return person
 

@@ -132,11 +132,19 @@ def handle_database_gone(request: Request[Any, Any, Any], exc: DBAPIError) -> Re
     Connections are not pinged before use (see ``Settings.db_pre_ping``): the request that meets a
     dead one fails here, and SQLAlchemy has already discarded the pool's other old connections.
     """
-    timed_out = getattr(exc.orig, "sqlstate", None) in _TIMEOUT_SQLSTATES
-    if not (exc.connection_invalidated or timed_out):
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    timed_out = sqlstate in _TIMEOUT_SQLSTATES
+    # 25006: a read-only transaction, i.e. the old primary after a failover (or a standby):
+    # nothing was written, and a retry reaches the new primary once connections move over.
+    read_only = sqlstate == "25006"
+    if not (exc.connection_invalidated or timed_out or read_only):
         return handle_crash(request, exc)
     _log.warning(
-        "database_timeout" if timed_out else "database_connection_lost",
+        "database_read_only"
+        if read_only
+        else "database_timeout"
+        if timed_out
+        else "database_connection_lost",
         error_type=type(exc.orig).__name__,
     )
     return problem(
@@ -153,6 +161,19 @@ def handle_database_gone(request: Request[Any, Any, Any], exc: DBAPIError) -> Re
 #: PostgreSQL's statement timeout (57014, also a cancel), lock timeout (55P03) and idle-in-
 #: transaction timeout (25P03): the ECERT_DB_*_TIMEOUT_MS limits; the transaction rolled back.
 _TIMEOUT_SQLSTATES = frozenset({"57014", "55P03", "25P03"})
+
+
+def handle_no_answer(request: Request[Any, Any, Any], exc: TimeoutError) -> Response[Any]:
+    """asyncpg's ``command_timeout`` (ECERT_DB_COMMAND_TIMEOUT_S): the database did not answer."""
+    _log.warning("database_no_answer", error_type=type(exc).__name__)
+    return problem(
+        request,
+        status=503,
+        code="unavailable",
+        title="Service temporarily unavailable",
+        detail="The database did not answer in time; retry (with the same Idempotency-Key).",
+        headers={"Retry-After": "1"},
+    )
 
 
 def handle_crash(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -180,6 +201,7 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     HTTPException: handle_http_exception,
     RecursionError: handle_too_deep,
     DBAPIError: handle_database_gone,
+    TimeoutError: handle_no_answer,
     Exception: handle_crash,
 }
 

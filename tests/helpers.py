@@ -134,6 +134,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ECERT_DATA_DIR": settings.data_dir,
         "ECERT_PII_KEYS": settings.pii_keys,
         "ECERT_HASH_KEY": settings.hash_key,
+        "ECERT_PII_ACTIVE_KEY": settings.pii_active_key,
+        "ECERT_HASH_ACTIVE_KEY": settings.hash_active_key,
+        "ECERT_AUDIT_KEY": settings.audit_key,
         "ECERT_ISSUER_URL": settings.issuer_url,
         "ECERT_ISSUER_AREA": settings.issuer_area,
     }

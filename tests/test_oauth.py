@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
+import os
+import sys
 import time
 
 import argon2
@@ -12,6 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 
+from ecert.config import Settings
 from ecert.db.models import AuditEvent
 from ecert.db.models import Client as ClientRow
 from ecert.oauth.services import set_client_active
@@ -24,6 +29,8 @@ from tests.helpers import (
     add_person,
     client_token,
     person_assertion,
+    run_cli,
+    settings_env,
 )
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
@@ -446,3 +453,55 @@ async def test_ops_disabled_client_tokens_stop_working_within_the_refresh(
             auth=(client_id, secret or ""),
         )
         assert refused.status_code == 401
+
+
+async def _token_status(http: Client, client_id: str, secret: str) -> int:
+    response = await http.post(
+        "/oauth/token", data={"grant_type": "client_credentials"}, auth=(client_id, secret)
+    )
+    return response.status_code
+
+
+async def test_ops_rotate_secret_stops_the_old_secret_at_once_or_after_the_grace(
+    client: Client, runtime: Runtime, settings: Settings
+) -> None:
+    client_id, old = await add_client(runtime, "institution")
+    assert old is not None
+    out = json.loads(await run_cli(settings, "clients", "rotate-secret", client_id))
+    assert out["client_id"] == client_id
+    assert out["old_secret_until"] is None
+    assert await _token_status(client, client_id, old) == 401
+    assert await _token_status(client, client_id, out["client_secret"]) == 200
+    # With a grace both work until it ends; then only the new one.
+    graced = json.loads(
+        await run_cli(settings, "clients", "rotate-secret", client_id, "--grace", "600")
+    )
+    assert graced["old_secret_until"] is not None
+    assert await _token_status(client, client_id, out["client_secret"]) == 200
+    assert await _token_status(client, client_id, graced["client_secret"]) == 200
+    async with runtime.sessions.begin() as session:
+        row = await session.scalar(select(ClientRow).where(ClientRow.client_id == client_id))
+        assert row is not None
+        row.previous_secret_until = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+    assert await _token_status(client, client_id, out["client_secret"]) == 401
+    assert await _token_status(client, client_id, graced["client_secret"]) == 200
+    async with runtime.sessions() as session:
+        actions = list(await session.scalars(select(AuditEvent.action)))
+    assert actions.count("client.rotate_secret") == 2
+
+
+async def test_ops_rotate_secret_refuses_unknown_and_public_key_clients(
+    runtime: Runtime, settings: Settings
+) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    keyed, _ = await add_client(runtime, "institution", public_key_pem=_pem(key))
+    env = {**os.environ, **settings_env(settings)}
+    for client_id, message in ((keyed, "public key"), ("nobody", "no client")):
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ecert.cli", "clients", "rotate-secret", client_id,
+            env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await process.communicate()
+        assert process.returncode == 1
+        assert message in err.decode()
+        assert not out

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import msgspec
 import pytest
 import structlog
 from click.testing import CliRunner
@@ -374,3 +375,196 @@ async def test_ops_startup_line_is_json_without_secrets(
         assert line["store"].startswith("redis:")
     else:
         assert line["store"] == "memory"
+
+
+def _settlement_body(token: str) -> dict[str, object]:
+    return {
+        "ec_token": token,
+        "med_type": "41",
+        "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
+        "use_account": True,
+    }
+
+
+async def test_ops_read_only_old_primary_is_a_retryable_503_and_writes_nothing(
+    make_app: AppFactory,
+) -> None:
+    """After a failover the old primary refuses writes (SQLSTATE 25006): a retryable 503."""
+    from sqlalchemy import func, select, text
+
+    from ecert.db.models import Settlement
+
+    writer = make_app()
+    runtime = writer.state.runtime
+    if runtime.settings.is_sqlite:
+        pytest.skip("PostgreSQL read-only transactions")
+    async with open_client(writer) as client:
+        await load_policies(runtime)
+        person = await holder(client, runtime)
+        await credit(runtime, person.person_id, 50_000)
+        hospital = await institution(client, runtime)
+        body = _settlement_body(await ec_token(client, runtime, person, hospital))
+    headers = {**hospital, "Idempotency-Key": "failover-1"}
+    async with runtime.engine.connect() as connection:
+        await connection.execute(
+            text("ALTER ROLE CURRENT_USER SET default_transaction_read_only = on")
+        )
+        await connection.commit()
+    try:
+        old_primary = make_app()  # its connections open after the change: read-only sessions
+        async with open_client(old_primary) as client:
+            refused = await client.post("/v1/settlements", json=body, headers=headers)
+        assert (refused.status_code, refused.json()["code"]) == (503, "unavailable"), refused.text
+        assert refused.headers["Retry-After"] == "1"
+    finally:
+        async with runtime.engine.connect() as connection:
+            await connection.execute(text("SET default_transaction_read_only = off"))
+            await connection.execute(
+                text("ALTER ROLE CURRENT_USER RESET default_transaction_read_only")
+            )
+            await connection.commit()
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 0
+    async with open_client(writer) as client:  # the retry reaches the (new) primary
+        retry = await client.post("/v1/settlements", json=body, headers=headers)
+    assert retry.status_code == 201, retry.text
+
+
+async def test_ops_command_timeout_is_a_retryable_503(make_app: AppFactory) -> None:
+    """A database that does not answer (no server-side timeout can fire) ends after
+    ECERT_DB_COMMAND_TIMEOUT_S with a retryable 503, not a 500; the retry settles."""
+    from sqlalchemy import select
+
+    from ecert.db.models import Account
+
+    app = make_app(db_lock_timeout_ms=0, db_statement_timeout_ms=0, db_command_timeout_s=0.5)
+    runtime = app.state.runtime
+    if runtime.settings.is_sqlite:
+        pytest.skip("asyncpg's command_timeout")
+    async with open_client(app) as client:
+        await load_policies(runtime)
+        person = await holder(client, runtime)
+        await credit(runtime, person.person_id, 50_000)
+        hospital = await institution(client, runtime)
+        body = _settlement_body(await ec_token(client, runtime, person, hospital))
+        headers = {**hospital, "Idempotency-Key": "hung-1"}
+        async with runtime.sessions.begin() as other:  # the answer never comes in time
+            await other.execute(select(Account.id).with_for_update())
+            stuck = await client.post("/v1/settlements", json=body, headers=headers)
+        assert (stuck.status_code, stuck.json()["code"]) == (503, "unavailable"), stuck.text
+        retry = await client.post("/v1/settlements", json=body, headers=headers)
+        assert retry.status_code == 201, retry.text
+
+
+async def test_ops_pgbouncer_mode_sends_no_startup_settings_and_caches_no_statements(
+    make_app: AppFactory,
+) -> None:
+    from sqlalchemy import text
+
+    app = make_app(db_pgbouncer=True)
+    runtime = app.state.runtime
+    if runtime.settings.is_sqlite:
+        pytest.skip("asyncpg only")
+    async with open_client(app) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        async with runtime.engine.connect() as connection:
+            # Timeouts come from the role behind a pooler, not from start-up parameters.
+            assert await connection.scalar(text("SHOW statement_timeout")) == "0"
+            raw = await connection.get_raw_connection()
+            assert raw.driver_connection._stmt_cache.get_max_size() == 0
+
+
+def _fresh_database(settings: Settings, name: str, tmp_path: Path) -> str:
+    """A new empty database beside the test one (a file on SQLite); its URL."""
+    if settings.is_sqlite:
+        return f"sqlite+aiosqlite:///{tmp_path / name}.db"
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def create() -> None:
+        engine = create_async_engine(settings.effective_database_url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await engine.dispose()
+
+    asyncio.run(create())
+    return settings.effective_database_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+def test_ops_two_concurrent_upgrades_both_succeed_and_migrate_once(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Two deployment jobs run ``ecert db upgrade`` at once (two processes: alembic's context is
+    process-global): the advisory lock makes the second wait, then find nothing to do."""
+    from ecert.db.migrate import script_heads
+    from tests.helpers import settings_env
+
+    if settings.is_sqlite:
+        pytest.skip("the advisory lock is PostgreSQL's; the embedded database migrates in serve")
+    url = _fresh_database(settings, "ecert_upgrade_race", tmp_path)
+    env = {**os.environ, **settings_env(settings), "ECERT_DATABASE_URL": url}
+    jobs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "ecert.cli", "db", "upgrade"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for job in jobs:
+        _, err = job.communicate(timeout=120)
+        assert job.returncode == 0, err.decode()  # neither met "relation already exists"
+    runtime = build_runtime(msgspec.structs.replace(settings, database_url=url))
+
+    async def heads() -> set[str]:
+        from ecert.db.migrate import database_heads
+
+        try:
+            return await database_heads(runtime.engine)
+        finally:
+            await runtime.engine.dispose()
+
+    assert asyncio.run(heads()) == script_heads()
+
+
+def _cli(settings: Settings, url: str, *args: str, stdin: str = "") -> tuple[int, str, str]:
+    from tests.helpers import settings_env
+
+    env = {**os.environ, **settings_env(settings), "ECERT_DATABASE_URL": url}
+    done = subprocess.run(
+        [sys.executable, "-m", "ecert.cli", *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def test_ops_db_current_and_downgrade_with_confirmation(settings: Settings, tmp_path: Path) -> None:
+    import json
+
+    from ecert.db.migrate import script_heads
+
+    url = _fresh_database(settings, "ecert_downgrade", tmp_path)
+    assert _cli(settings, url, "db", "upgrade")[0] == 0
+    status, out, _ = _cli(settings, url, "db", "current")
+    assert status == 0
+    assert json.loads(out)["database"] == sorted(script_heads())
+    assert json.loads(out)["state"] == "current"
+    # Without --yes it asks; "no" (or no terminal) changes nothing.
+    status, _, err = _cli(settings, url, "db", "downgrade", "0001", stdin="n\n")
+    assert status == 1
+    assert "Aborted" in err
+    assert json.loads(_cli(settings, url, "db", "current")[1])["state"] == "current"
+    status, out, err = _cli(settings, url, "db", "downgrade", "0001", "--yes")
+    assert status == 0, err
+    assert json.loads(out.splitlines()[-1])["database"] == ["0001"]
+    assert json.loads(_cli(settings, url, "db", "current")[1])["state"] == "behind"
+    assert _cli(settings, url, "db", "check")[0] == 1
+    assert _cli(settings, url, "db", "upgrade")[0] == 0  # and up again: the downgrades are sound
+    assert json.loads(_cli(settings, url, "db", "current")[1])["state"] == "current"

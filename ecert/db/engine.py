@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +50,22 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=settings.db_pre_ping,
         pool_recycle=settings.db_pool_recycle_s,
         pool_timeout=10,
-        connect_args={"server_settings": _timeouts(settings)},
+        connect_args=_connect_args(settings),
     )
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    args: dict[str, Any] = {"command_timeout": settings.db_command_timeout_s or None}
+    if settings.db_pgbouncer:
+        # A transaction-mode pooler hands the server connection to another client between
+        # transactions: asyncpg's per-connection statement caches would name statements that
+        # connection never prepared, and start-up parameters are not passed through.
+        args["statement_cache_size"] = 0
+        args["prepared_statement_cache_size"] = 0
+        args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
+    else:
+        args["server_settings"] = _timeouts(settings)
+    return args
 
 
 def _timeouts(settings: Settings) -> dict[str, str]:

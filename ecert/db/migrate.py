@@ -30,6 +30,11 @@ def upgrade(url: str, revision: str = "heads") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Downgrade to ``revision`` (blocking). Contract steps drop data: see docs/upgrading.md."""
+    command.downgrade(alembic_config(url), revision)
+
+
 async def upgrade_engine(engine: AsyncEngine, revision: str = "heads") -> None:
     """Upgrade through an existing async engine (inside a running event loop)."""
 

@@ -25,6 +25,7 @@ from ecert.identity import normalise_name, parse_id_number
 from ecert.imports import schemas
 from ecert.imports.readers import Row
 from ecert.runtime import Runtime
+from ecert.security.pii import PiiCipher
 from ecert.settlement import accounts, catalogue
 
 BATCH = 1000
@@ -81,7 +82,7 @@ def validate(
 async def _person_ids(
     session: AsyncSession, runtime: Runtime, numbers: Iterable[str]
 ) -> dict[str, uuid.UUID]:
-    by_hash = {runtime.cipher.lookup_hash(n): n for n in numbers}
+    by_hash = {h: n for n in numbers for h in runtime.cipher.lookup_hashes(n)}
     found = await session.execute(
         select(Person.id_hash, Person.id).where(Person.id_hash.in_(list(by_hash)))
     )
@@ -111,6 +112,8 @@ async def _persons(
                 "updated_at": now,
             }
         )
+    if cipher.other_hash_keys:
+        await _move_hashes(session, cipher, [r.id_number for _, r in batch])
     await bulk_upsert(
         session,
         Person.__table__,
@@ -119,6 +122,14 @@ async def _persons(
         update=("name_cipher", "area", "category", "updated_at"),
     )
     return []
+
+
+async def _move_hashes(session: AsyncSession, cipher: PiiCipher, numbers: list[str]) -> None:
+    """During a hash key rotation, re-hash these people first: the upsert below matches on the
+    active key's hash and would otherwise add a second row for a person still under an old one."""
+    for number in set(numbers):
+        active, *old = cipher.lookup_hashes(number)
+        await session.execute(update(Person).where(Person.id_hash.in_(old)).values(id_hash=active))
 
 
 def _last_wins(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert.clock import utcnow
 from ecert.db.models import Client, Institution, Person, UsedJti
 from ecert.db.upsert import insert_ignore
 from ecert.errors import EcertError, InvalidClient, InvalidGrant, ValidationFailed
@@ -223,11 +224,50 @@ async def authenticate_client(
             raise InvalidClient()
         client.secret_hash = client_secrets.hash_secret(key, secret)
     # Unknown clients are checked against a dummy hash too: the same (tiny) cost either way.
-    elif not client_secrets.keyed_match(key, stored, secret):
+    elif not client_secrets.keyed_match(key, stored, secret) and (
+        client is None or not _other_secret_matches(runtime, client, secret)
+    ):
         raise InvalidClient()
     if client is None:
         raise InvalidClient()
     return client, secret
+
+
+def _other_secret_matches(runtime: Runtime, client: Client, secret: str) -> bool:
+    """The secret replaced by ``rotate-secret --grace`` while its grace lasts, or a secret hashed
+    under a hash key being rotated out (moved to the active key on this first use)."""
+    key = secret_key(runtime.cipher)
+    until = client.previous_secret_until
+    in_grace = until is not None and utcnow() < until
+    if in_grace and client_secrets.keyed_match(key, client.previous_secret_hash, secret):
+        return True
+    for old in runtime.cipher.other_hash_keys:
+        if client_secrets.keyed_match(client_secrets.derive_key(old), client.secret_hash, secret):
+            client.secret_hash = client_secrets.hash_secret(key, secret)
+            return True
+    return False
+
+
+async def rotate_secret(
+    session: AsyncSession, cipher: PiiCipher, client_id: str, grace_s: int
+) -> str | None:
+    """Give a secret client a new secret; the old one stops at once, or after ``grace_s``.
+
+    None when there is no such client; :class:`ValidationFailed` for a private_key_jwt client.
+    """
+    client: Client | None = await session.scalar(
+        select(Client).where(Client.client_id == client_id).with_for_update()
+    )
+    if client is None:
+        return None
+    if client.secret_hash is None:
+        raise ValidationFailed("this client authenticates with a public key: it has no secret")
+    secret = secrets.token_urlsafe(32)
+    keep = grace_s > 0 and not client_secrets.is_legacy(client.secret_hash)
+    client.previous_secret_hash = client.secret_hash if keep else None
+    client.previous_secret_until = utcnow() + dt.timedelta(seconds=grace_s) if keep else None
+    client.secret_hash = client_secrets.hash_secret(secret_key(cipher), secret)
+    return secret
 
 
 def secret_key(cipher: PiiCipher) -> bytes:
@@ -309,7 +349,7 @@ async def _asserted_person(
     number = parse_id_number(str(claims["sub"]))
     cipher = runtime.cipher
     person = await session.scalar(
-        select(Person).where(Person.id_hash == cipher.lookup_hash(number.value))
+        select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))
     )
     if person is not None:
         concerning(person.id)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime as dt
 import json
+import secrets
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
@@ -15,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecert.cli import main
-from ecert.config import get_settings
+from ecert.config import Settings, get_settings
 from ecert.db.migrate import upgrade
 from ecert.db.models import (
     Account,
@@ -31,7 +33,9 @@ from ecert.imports.readers import rows
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
 from ecert.runtime import Runtime
+from ecert.security.auditchain import derive_key
 from ecert.settlement import catalogue
+from tests.conftest import AppFactory
 from tests.helpers import Client, add_client, bearer, client_token, new_id_number
 
 A, B = new_id_number(), new_id_number("110105", dt.date(1960, 1, 2))
@@ -529,3 +533,21 @@ def test_cli_imports_the_illustrative_catalogue(
         assert [r["line"] for r in rejects] == [12]
     finally:
         get_settings.cache_clear()
+
+
+async def test_ops_reimport_during_a_hash_key_rotation_adds_no_second_person(
+    make_app: AppFactory, settings: Settings
+) -> None:
+    runtime = make_app().state.runtime
+    await _import(runtime, "persons", PERSONS_CSV, "csv")
+    new_hash = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+    pinned = base64.urlsafe_b64encode(derive_key(settings, runtime.cipher)).decode()
+    rotating = make_app(
+        hash_key=f"h0:{settings.hash_key},h1:{new_hash}", hash_active_key="h1", audit_key=pinned
+    ).state.runtime
+    accepted, _ = await _import(rotating, "persons", PERSONS_CSV, "csv")
+    assert accepted == 2
+    assert await _count(rotating, Person) == 2
+    async with rotating.sessions() as session:
+        hashes = set(await session.scalars(select(Person.id_hash)))
+    assert hashes == {rotating.cipher.lookup_hash(A), rotating.cipher.lookup_hash(B)}

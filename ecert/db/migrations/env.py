@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
-from sqlalchemy import Connection, pool
+from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecert.db.models import Base
 
 target_metadata = Base.metadata
+#: Advisory lock id held by every migration run on PostgreSQL ("ecert" in ASCII).
+MIGRATION_LOCK = 0x6563657274
 
 
 def _run(connection: Connection) -> None:
@@ -22,6 +24,10 @@ def _run(connection: Connection) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Two deployments upgrading at once: the second waits here, then reads the version
+            # the first committed and has nothing left to do (no "relation already exists").
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         context.run_migrations()
 
 

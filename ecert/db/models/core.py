@@ -98,6 +98,10 @@ class Client(UUIDBase):
     name: Mapped[str] = mapped_column(String(200))
     #: ``hmac-sha256$…`` keyed hash (older rows: Argon2, upgraded on use); NULL for private_key_jwt.
     secret_hash: Mapped[str | None] = mapped_column(String(200))
+    #: After ``ecert clients rotate-secret --grace``: the old secret's hash, accepted until
+    #: ``previous_secret_until`` so the client can switch without an outage.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(200))
+    previous_secret_until: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     #: PEM public key for private_key_jwt and for signing person assertions.
     public_key_pem: Mapped[str | None] = mapped_column(Text)
     scopes: Mapped[str] = mapped_column(String(500), default="")

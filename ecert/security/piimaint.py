@@ -1,0 +1,111 @@
+"""PII key maintenance: re-seal cipher columns with the active key, re-hash lookup hashes.
+
+Both walk a table in primary-key order, one batch per call, so the CLI commits each batch and a
+run that stops half-way simply starts again: rows already under the active key are skipped
+without decryption. Each row is written only if it still holds what was read (compare-and-set),
+so a concurrent change by the service is never overwritten with an older value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ecert.db.models import Person, SigningKey
+from ecert.security.pii import PiiCipher, sealed_kid
+
+#: (model, cipher column, associated-data context) of every encrypted column.
+CIPHER_COLUMNS: tuple[tuple[Any, str, str], ...] = (
+    (Person, "id_cipher", "person.id"),
+    (Person, "name_cipher", "person.name"),
+    (SigningKey, "private_cipher", "signing-key"),
+)
+
+
+class DuplicatePerson(Exception):
+    """Two rows hold one ID number under different hash keys (written during a one-phase hash
+    key change); they must be merged by hand before the rehash can go on."""
+
+    def __init__(self, person_id: object, twin_id: object) -> None:
+        super().__init__(
+            f"persons {person_id} and {twin_id} hold the same ID number under different hash "
+            "keys: merge them (keep one, move its enrolments, accounts and e-certs), then run "
+            "`ecert pii rehash` again"
+        )
+
+
+@dataclass
+class Batch:
+    """One step of a walk: rows looked at, rows changed, and where the next step starts."""
+
+    seen: int
+    changed: int
+    last: Any
+
+
+async def count(session: AsyncSession, model: Any) -> int:
+    return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def reencrypt_batch(
+    session: AsyncSession,
+    cipher: PiiCipher,
+    model: Any,
+    column: str,
+    context: str,
+    after: Any,
+    size: int,
+) -> Batch:
+    """Seal the next ``size`` rows after ``after`` (a primary key, or None) with the active key."""
+    col = getattr(model, column)
+    query = select(model.id, col).order_by(model.id).limit(size)
+    if after is not None:
+        query = query.where(model.id > after)
+    rows = (await session.execute(query)).all()
+    changed = 0
+    for pk, blob in rows:
+        if sealed_kid(blob) == cipher.active_kid:
+            continue
+        fresh = cipher.encrypt(cipher.decrypt(blob, context=context), context=context)
+        result = await session.execute(
+            update(model).where(model.id == pk, col == blob).values({column: fresh})
+        )
+        changed += result.rowcount  # type: ignore[attr-defined]
+    return Batch(len(rows), changed, rows[-1][0] if rows else None)
+
+
+async def rehash_batch(session: AsyncSession, cipher: PiiCipher, after: Any, size: int) -> Batch:
+    """Give the next ``size`` people the active hash key's lookup hash."""
+    query = select(Person.id, Person.id_hash, Person.id_cipher).order_by(Person.id).limit(size)
+    if after is not None:
+        query = query.where(Person.id > after)
+    rows = (await session.execute(query)).all()
+    changed = 0
+    for pk, old, blob in rows:
+        new = cipher.lookup_hash(cipher.decrypt(blob, context="person.id"))
+        if new == old:
+            continue
+        twin = await session.scalar(select(Person.id).where(Person.id_hash == new))
+        if twin is not None:
+            raise DuplicatePerson(pk, twin)
+        result = await session.execute(
+            update(Person).where(Person.id == pk, Person.id_hash == old).values(id_hash=new)
+        )
+        changed += result.rowcount  # type: ignore[attr-defined]
+    return Batch(len(rows), changed, rows[-1][0] if rows else None)
+
+
+async def missing_kids(session: AsyncSession, cipher: PiiCipher, sample: int = 200) -> set[str]:
+    """Key ids named by recent rows (and every signing key) that this process does not hold.
+
+    A start-up check: the newest rows show a key made active elsewhere before it was deployed
+    here; the signing keys are few and all read.
+    """
+    blobs = list(await session.scalars(select(SigningKey.private_cipher)))
+    recent = select(Person.id_cipher, Person.name_cipher).order_by(Person.updated_at.desc())
+    for id_blob, name_blob in (await session.execute(recent.limit(sample))).all():
+        blobs += [id_blob, name_blob]
+    return {kid for kid in map(sealed_kid, blobs) if kid not in cipher.keys}

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ecert import ledger
 from ecert.cli import main
 from ecert.config import get_settings
 from ecert.db.migrate import upgrade
@@ -31,7 +32,6 @@ from ecert.imports.readers import rows
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
 from ecert.runtime import Runtime
-from ecert.settlement import catalogue
 from tests.helpers import Client, add_client, bearer, client_token, new_id_number
 
 A, B = new_id_number(), new_id_number("110105", dt.date(1960, 1, 2))
@@ -471,7 +471,7 @@ async def test_catalogue_csv_with_rejects_and_idempotent_reimport(runtime: Runti
     assert "valid_to" in rejects[1].reason
     assert (await _import(runtime, "catalogue", CATALOGUE_CSV, "csv"))[0] == 3
     async with runtime.sessions() as session:
-        found = await catalogue.entries_for(session, ["XB1", "NOPE"])
+        found = await ledger.catalogue_entries(session, ["XB1", "NOPE"])
     assert found is not None
     assert found["NOPE"] == []
     first, later = sorted(found["XB1"], key=lambda e: e.valid_from)
@@ -486,7 +486,7 @@ async def test_catalogue_csv_with_rejects_and_idempotent_reimport(runtime: Runti
 
 async def test_illustrative_catalogue_loads_whole(runtime: Runtime) -> None:
     async with runtime.sessions() as session:
-        assert await catalogue.entries_for(session, ["XB1"]) is None  # nothing loaded yet
+        assert await ledger.catalogue_entries(session, ["XB1"]) is None  # nothing loaded yet
     text = (files("ecert.data") / "catalogue-illustrative.csv").read_text("utf-8")
     accepted, rejects = await _import(runtime, "catalogue", text, "csv")
     assert rejects == []

@@ -1,5 +1,6 @@
-"""The read model of a settlement: the split's public fields (``Costs``) and a stored
-settlement as settlement, lookups and reconciliation show it (``SettlementView``)."""
+"""The read model of a settlement: the split's public fields (``Costs``: previews, settlements,
+estimates) and a stored settlement as the institution's route and the person's lookups show it
+(``SettlementView``)."""
 
 from __future__ import annotations
 

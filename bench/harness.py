@@ -19,6 +19,7 @@ import httpx
 from rich.progress import Progress
 from sqlalchemy import func, select
 
+from ecert import ledger
 from ecert.clock import business_date
 from ecert.config import settings_from_env
 from ecert.data import illustrative_policies
@@ -27,7 +28,6 @@ from ecert.demo import demo_person
 from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
 from ecert.runtime import build_runtime
-from ecert.settlement import accounts
 from tests import servers
 from tests.helpers import person_assertion
 
@@ -98,7 +98,7 @@ async def seed(env: dict[str, str], people: int) -> Seeded:
     runtime = build_runtime(settings_from_env(env))
     try:
         async with runtime.sessions.begin() as session:
-            await accounts.upsert_policies(session, illustrative_policies(business_date().year))
+            await ledger.upsert_policies(session, illustrative_policies(business_date().year))
             channel, channel_secret = await register_client(
                 session, cipher=runtime.cipher, kind="channel", name="bench"
             )
@@ -131,7 +131,7 @@ async def seed(env: dict[str, str], people: int) -> Seeded:
                         start_date=business_date(),
                     )
                 )
-                await accounts.credit(session, person.id, INITIAL_BALANCE, "bench")
+                await ledger.credit(session, person.id, INITIAL_BALANCE, "bench")
                 persons.append((data["id_number"], data["name"]))
         assert channel_secret is not None  # secret-authenticated clients, not private_key_jwt
         assert hospital_secret is not None

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from ecert import qrtoken
+from ecert import ledger, qrtoken
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import ECert, Enrolment
 from ecert.runtime import Runtime
-from ecert.settlement import accounts
 from tests.helpers import Client, add_client, add_person, bearer, client_token, person_token
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
@@ -89,12 +88,12 @@ def now() -> int:
 async def load_policies(runtime: Runtime) -> None:
     """The packaged illustrative policies, for the current business year."""
     async with runtime.sessions.begin() as session:
-        await accounts.upsert_policies(session, illustrative_policies(business_date().year))
+        await ledger.upsert_policies(session, illustrative_policies(business_date().year))
 
 
 async def credit(runtime: Runtime, person_id: object, amount: int) -> None:
     async with runtime.sessions.begin() as session:
-        await accounts.credit(session, person_id, amount, "test credit")  # type: ignore[arg-type]
+        await ledger.credit(session, person_id, amount, "test credit")  # type: ignore[arg-type]
 
 
 async def ec_token(

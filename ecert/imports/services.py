@@ -17,6 +17,7 @@ import msgspec
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert import ledger
 from ecert.benefits import Policy
 from ecert.db.models import Contribution, Enrolment, Institution, Person, utcnow
 from ecert.db.upsert import bulk_upsert, upsert
@@ -26,7 +27,6 @@ from ecert.imports import schemas
 from ecert.imports.readers import Row
 from ecert.runtime import Runtime
 from ecert.security.pii import PiiCipher
-from ecert.settlement import accounts, catalogue
 
 BATCH = 1000
 KINDS: dict[str, type[msgspec.Struct]] = {
@@ -220,7 +220,7 @@ async def _contributions(
     by_person: dict[uuid.UUID, list[tuple[int, str]]] = {}
     for person_id, month, amount in sorted(claimed, key=lambda c: (str(c[0]), c[1])):
         by_person.setdefault(person_id, []).append((amount, f"contribution {month}"))
-    await accounts.credit_many(session, by_person)
+    await ledger.credit_many(session, by_person)
     return rejects
 
 
@@ -245,14 +245,14 @@ async def _institutions(
 async def _policies(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
-    await accounts.upsert_policies(session, [msgspec.to_builtins(r) for _, r in batch])
+    await ledger.upsert_policies(session, [msgspec.to_builtins(r) for _, r in batch])
     return []
 
 
 async def _catalogue(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
-    await catalogue.upsert_entries(session, [msgspec.structs.asdict(r) for _, r in batch])
+    await ledger.upsert_catalogue(session, [msgspec.structs.asdict(r) for _, r in batch])
     return []
 
 

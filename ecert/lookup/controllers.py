@@ -8,10 +8,10 @@ from typing import Annotated
 from litestar import Controller, get, post
 from litestar.params import JSONBody, QueryParameter
 
+from ecert import ledger
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.lookup import schemas, services
 from ecert.security.auth import person_guard, principal_of
-from ecert.settlement.schemas import Costs
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
 Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000, description="Items to skip")]
@@ -72,7 +72,7 @@ class LookupController(Controller):
     @post("/benefits/estimate", status_code=200, summary="What a bill would cost the person now")
     async def estimate(
         self, request: AnyRequest, data: JSONBody[schemas.EstimateRequest], db_session: DbSession
-    ) -> Costs:
+    ) -> ledger.Costs:
         return await services.estimate(db_session, principal_of(request), data)
 
     @get("/settlements", summary="The person's settlements with their explanations")

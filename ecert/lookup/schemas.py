@@ -8,7 +8,7 @@ from typing import Annotated, Generic, Literal, TypeVar
 import msgspec
 
 from ecert.benefits import BillItem
-from ecert.settlement.schemas import SettlementView
+from ecert.ledger import SettlementView
 
 T = TypeVar("T")
 

@@ -11,6 +11,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
+from ecert import ledger
 from ecert.benefits import Bill, compute
 from ecert.clock import BUSINESS_TZ
 from ecert.db.models import (
@@ -30,11 +31,6 @@ from ecert.persons import person_id_number, person_name
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, mutual_aid
-from ecert.settlement.context import person_policy
-from ecert.settlement.schemas import Costs
-from ecert.settlement.services import costs_of
-from ecert.settlement.services import view as settlement_view
 
 
 async def _me(
@@ -72,7 +68,7 @@ async def enrolment(session: AsyncSession, principal: Principal) -> schemas.Enro
 
 async def account(session: AsyncSession, principal: Principal) -> schemas.AccountView:
     person = await _me(session, principal, "lookup.account")
-    return schemas.AccountView(balance=await accounts.balance(session, person.id))
+    return schemas.AccountView(balance=await ledger.balance(session, person.id))
 
 
 def _day_bounds(start: dt.date | None, end: dt.date | None) -> list[Any]:
@@ -172,8 +168,8 @@ async def transactions(
 
 async def benefits(session: AsyncSession, principal: Principal) -> schemas.BenefitsView:
     person = await _me(session, principal, "lookup.benefits", enrolments=True)
-    enrolled, policy, year = await person_policy(session, person)
-    used = await accounts.usage(session, person.id, year, enrolled.insurance_type)
+    enrolled, policy, year = await ledger.person_policy(session, person)
+    used = await ledger.usage(session, person.id, year, enrolled.insurance_type)
 
     def care(kind: str) -> schemas.CareView:
         rules = getattr(policy, kind)
@@ -203,20 +199,20 @@ async def benefits(session: AsyncSession, principal: Principal) -> schemas.Benef
 
 async def estimate(
     session: AsyncSession, principal: Principal, data: schemas.EstimateRequest
-) -> Costs:
+) -> ledger.Costs:
     """The settlement engine on the person's own policy, usage and balance; nothing is written."""
     person = await _me(session, principal, "lookup.estimate", enrolments=True)
-    enrolled, policy, year = await person_policy(session, person)
-    used = await accounts.usage(session, person.id, year, enrolled.insurance_type)
-    balance = await accounts.balance(session, person.id)
+    enrolled, policy, year = await ledger.person_policy(session, person)
+    used = await ledger.usage(session, person.id, year, enrolled.insurance_type)
+    balance = await ledger.balance(session, person.id)
     bill = Bill(
         med_type=data.med_type, items=data.items, level=data.level, out_of_area=data.out_of_area
     )
-    family = await mutual_aid.available(session, person.id) if data.mutual_aid else None
+    family = await ledger.mutual_aid_available(session, person.id) if data.mutual_aid else None
     split = compute(
         policy, bill, used, balance=balance, use_account=data.use_account, mutual_aid=family
     )
-    return Costs(**costs_of(split))
+    return ledger.Costs(**ledger.costs_of(split))
 
 
 async def settlements(
@@ -252,7 +248,7 @@ async def settlements(
         sources.setdefault(d.settlement_id, []).append(schemas.MutualAidSource(holder, d.amount))
     items = [
         schemas.MySettlement(
-            **msgspec.structs.asdict(settlement_view(s)), mutual_aid=sources.get(s.id, [])
+            **msgspec.structs.asdict(ledger.settlement_view(s)), mutual_aid=sources.get(s.id, [])
         )
         for s in rows
     ]

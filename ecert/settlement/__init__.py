@@ -1,1 +1,2 @@
-"""Settlement: preview, settle, reverse and reconcile bills; personal accounts and their ledger."""
+"""Settlement: preview, settle, reverse and reconcile bills; visits; mutual aid routes (the shared
+accounts, usage, policies and read model are in ``ecert.ledger``)."""

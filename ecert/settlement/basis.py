@@ -13,7 +13,7 @@ from typing import Literal
 import msgspec
 
 from ecert.benefits import Bill, Level, OutOfAreaKind, Policy, YearToDate
-from ecert.settlement.catalogue import Reason
+from ecert.ledger import Reason
 
 
 class BasisLine(msgspec.Struct, frozen=True, kw_only=True):

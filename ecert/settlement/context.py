@@ -10,23 +10,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
 from ecert.benefits import INPATIENT_TYPES, Bill, BillItem, Level, Policy
-from ecert.clock import business_date
 from ecert.db.models import ECert, EcToken, Enrolment, Institution, Person, utcnow
-from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
+from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated
+from ecert.ledger import person_policy
 from ecert.security.tokens import Principal
-from ecert.settlement.accounts import find_policy
 from ecert.settlement.exceptions import (
     EcTokenExpired,
     EcTokenInvalid,
     EcTokenSpent,
     EcTokenWrongInstitution,
     MedTypeNotAllowed,
-    NoPolicy,
 )
 from ecert.suspension import in_force, refuse_if
 
-#: Basic schemes first: a settlement is priced under the person's basic medical insurance.
-BASIC_TYPES = ("310", "390")
 MATERNITY_TYPES = frozenset({"51", "52"})
 
 
@@ -137,21 +133,3 @@ async def spend(session: AsyncSession, token: EcToken) -> None:
     )
     if spent.rowcount != 1:  # type: ignore[attr-defined]
         raise EcTokenSpent()
-
-
-async def person_policy(session: AsyncSession, person: Person) -> tuple[Enrolment, Policy, int]:
-    """The basic enrolment and the policy that prices this person's bills this business year."""
-    basic = sorted(
-        (e for e in person.enrolments if e.status == "active" and e.insurance_type in BASIC_TYPES),
-        key=lambda e: BASIC_TYPES.index(e.insurance_type),
-    )
-    if not basic:
-        raise NotEnrolled()
-    enrolment = basic[0]
-    year = business_date().year
-    policy = await find_policy(
-        session, enrolment.area, enrolment.insurance_type, year, person.category
-    )
-    if policy is None:
-        raise NoPolicy()
-    return enrolment, policy, year

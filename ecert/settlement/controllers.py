@@ -9,10 +9,11 @@ import msgspec
 from litestar import Controller, Response, get, post
 from litestar.params import FromPath, HeaderParameter, JSONBody
 
+from ecert import ledger
 from ecert.benefits import Policy
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.auth import agency_guard, institution_guard, principal_of
-from ecert.settlement import accounts, reversal, schemas, services
+from ecert.settlement import reversal, schemas, services
 
 IdempotencyKey = Annotated[
     str | None,
@@ -56,8 +57,10 @@ class SettlementController(Controller):
     @get("/v1/settlements/{settlement_id:uuid}", summary="One settlement of this institution")
     async def show(
         self, request: AnyRequest, settlement_id: FromPath[uuid.UUID], db_session: DbSession
-    ) -> schemas.SettlementView:
-        return services.view(await services.owned(db_session, principal_of(request), settlement_id))
+    ) -> ledger.SettlementView:
+        return ledger.settlement_view(
+            await services.owned(db_session, principal_of(request), settlement_id)
+        )
 
     @post(
         "/v1/settlements/{settlement_id:uuid}/reversal",
@@ -89,4 +92,4 @@ class AgencyPolicyController(Controller):
         self, data: JSONBody[list[Policy]], db_session: DbSession
     ) -> schemas.PolicyUpsertResult:
         policies = [msgspec.to_builtins(policy) for policy in data]
-        return schemas.PolicyUpsertResult(await accounts.upsert_policies(db_session, policies))
+        return schemas.PolicyUpsertResult(await ledger.upsert_policies(db_session, policies))

@@ -35,28 +35,12 @@ class EcTokenWrongInstitution(Forbidden):
     title = "This settlement token belongs to another institution"
 
 
-class NoPolicy(EcertError):
-    """Raised when no benefit policy covers the person this year."""
-
-    status = 422
-    code = "no_policy"
-    title = "No benefit policy applies to this person this year"
-
-
 class MedTypeNotAllowed(EcertError):
     """Raised when the medical type does not fit the institution or the person."""
 
     status = 422
     code = "med_type_not_allowed"
     title = "This medical type is not allowed here or for this person"
-
-
-class InsufficientBalance(EcertError):
-    """Raised when a guarded debit finds less than it needs (a concurrent debit won)."""
-
-    status = 409
-    code = "insufficient_balance"
-    title = "The personal account balance is insufficient"
 
 
 class SettlementNotFound(NotFound):

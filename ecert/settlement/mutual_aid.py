@@ -4,7 +4,7 @@ for a spouse, parent or child.
 Authorising, listing and revoking are the holder's person-scoped calls. Paying happens inside the
 one booking path (``services.book``): after the relative's own account, the authorising accounts
 pay, oldest authorisation first, each with a guarded debit (ledger kind ``family``) on rows that
-``accounts.lock_person(also=…)`` has locked in person order. Reversals give the money back to the
+``ledger.lock_person(also=…)`` has locked in person order. Reversals give the money back to the
 holders in reverse drawing order (``refund_mutual_aid``).
 """
 
@@ -18,8 +18,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert import ledger
 from ecert.db.models import (
-    Account,
     MutualAidAuthorisation,
     MutualAidDraw,
     MutualAidRelation,
@@ -29,20 +29,17 @@ from ecert.db.models import (
 )
 from ecert.errors import NotFound
 from ecert.identity import names_match, parse_id_number
+from ecert.ledger import HOLDER_CATEGORIES
 from ecert.persons import find_person, person_name
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts
 from ecert.settlement.exceptions import (
     MutualAidNotAllowed,
     MutualAidNotFound,
     MutualAidSelf,
     RelativeNotMatched,
 )
-
-#: Categories whose scheme has a personal account that may pay for relatives.
-HOLDER_CATEGORIES = ("employee", "retired")
 
 
 def _me(principal: Principal) -> uuid.UUID:
@@ -63,10 +60,7 @@ async def authorise(
     holder = await session.get(Person, _me(principal))
     if holder is None:
         raise NotFound("the person is no longer registered")
-    if (
-        holder.category not in HOLDER_CATEGORIES
-        or await accounts.balance(session, holder.id) is None
-    ):
+    if holder.category not in HOLDER_CATEGORIES or await ledger.balance(session, holder.id) is None:
         raise MutualAidNotAllowed()
     relative = await find_person(session, runtime.cipher, parse_id_number(id_number))
     # Unknown and wrong name get the same answer (as the token endpoint does).
@@ -171,42 +165,6 @@ async def revoke(session: AsyncSession, principal: Principal, authorisation_id: 
 # --- paying -----------------------------------------------------------------------------------
 
 
-async def sources(session: AsyncSession, relative_id: uuid.UUID) -> list[MutualAidAuthorisation]:
-    """The live authorisations that may pay for the relative, in drawing order (oldest first);
-    a holder who is no longer an employee or retiree is skipped."""
-    return list(
-        (
-            await session.scalars(
-                select(MutualAidAuthorisation)
-                .join(Person, Person.id == MutualAidAuthorisation.holder_id)
-                .where(
-                    MutualAidAuthorisation.relative_id == relative_id,
-                    MutualAidAuthorisation.revoked_at.is_(None),
-                    Person.category.in_(HOLDER_CATEGORIES),
-                )
-                .order_by(MutualAidAuthorisation.created_at, MutualAidAuthorisation.id)
-            )
-        ).all()
-    )
-
-
-async def balances(session: AsyncSession, holders: Iterable[uuid.UUID]) -> dict[uuid.UUID, int]:
-    """The holders' balances as committed now (after ``lock_person(also=…)``: locked)."""
-    wanted = set(holders)
-    if not wanted:
-        return {}
-    rows = await session.execute(
-        select(Account.person_id, Account.balance).where(Account.person_id.in_(wanted))
-    )
-    return {person_id: int(balance) for person_id, balance in rows}
-
-
-async def available(session: AsyncSession, relative_id: uuid.UUID) -> int:
-    """What the authorising accounts hold together (previews and estimates: nothing locked)."""
-    found = await balances(session, (a.holder_id for a in await sources(session, relative_id)))
-    return sum(found.values())
-
-
 @dataclass(frozen=True)
 class Draw:
     authorisation: MutualAidAuthorisation
@@ -249,7 +207,7 @@ async def debit(
     """Debit each holder (guarded: never below 0) and record the draw, in the caller's
     transaction; the holders' rows must already be locked (``lock_person(also=…)``)."""
     for seq, d in enumerate(draws):
-        await accounts.move(
+        await ledger.move(
             session,
             d.authorisation.holder_id,
             -d.amount,
@@ -296,7 +254,7 @@ async def refunded_so_far(session: AsyncSession, settlement_id: uuid.UUID) -> tu
 async def refund_mutual_aid(session: AsyncSession, settlement: Settlement, amount: int) -> int:
     """Give ``amount`` fen of a settlement's mutual aid back to the holders' accounts, the last
     drawn first (ledger kind ``family``, positive), in the caller's transaction. Lock first with
-    ``accounts.lock_person(settlement.person_id, …, also=holders_drawn(…))``. Returns the new
+    ``ledger.lock_person(settlement.person_id, …, also=holders_drawn(…))``. Returns the new
     total given back; ValueError if more than what is left was asked."""
     if amount < 0:
         raise ValueError("a refund is not negative")
@@ -305,7 +263,7 @@ async def refund_mutual_aid(session: AsyncSession, settlement: Settlement, amoun
     for d in reversed(draws):
         give = min(left, d.amount - d.refunded)
         if give:
-            await accounts.move(
+            await ledger.move(
                 session,
                 d.holder_id,
                 give,

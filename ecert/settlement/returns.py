@@ -18,16 +18,17 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert import ledger
 from ecert.benefits import Bill, Split, YearToDate, compute
 from ecert.clock import business_date
 from ecert.db.models import FeeLine, Reversal, ReversalKind, Settlement
 from ecert.errors import ValidationFailed
+from ecert.ledger import Classified, Reason, fen, over_limit
 from ecert.metrics import REVERSALS
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, mutual_aid
+from ecert.settlement import mutual_aid
 from ecert.settlement.basis import Basis
-from ecert.settlement.catalogue import Classified, Reason, fen, over_limit
 from ecert.settlement.exceptions import (
     ReturnExceedsLine,
     ReturnLineNotFound,
@@ -152,7 +153,7 @@ async def route(
     """Give each pool its refund: the fund by the settlement's record (and usage, by the
     caller), the account by a ``reversal`` ledger row, mutual aid to whoever paid it."""
     if refunds["account"]:
-        await accounts.move(
+        await ledger.move(
             session, s.person_id, refunds["account"], kind="reversal", settlement_id=s.id, memo=memo
         )
     if refunds["account_mutual_aid"]:
@@ -189,10 +190,8 @@ async def return_lines(
         raise ReturnNotPossible("the settlement was partly reversed by amount; cancel the rest")
     refunds = {p: pools(was)[p] - pools(now)[p] for p in POOLS}
     holders = await mutual_aid.holders_drawn(session, s.id)
-    ytd, _ = await accounts.lock_person(
-        session, s.person_id, s.year, s.insurance_type, also=holders
-    )
-    await accounts.store_usage(
+    ytd, _ = await ledger.lock_person(session, s.person_id, s.year, s.insurance_type, also=holders)
+    await ledger.store_usage(
         session,
         s.person_id,
         s.year,

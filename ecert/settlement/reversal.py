@@ -24,6 +24,7 @@ import msgspec
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert import ledger
 from ecert.benefits import INPATIENT_TYPES, YearToDate
 from ecert.clock import business_date
 from ecert.db.models import Reversal, ReversalKind, Settlement
@@ -32,7 +33,7 @@ from ecert.metrics import REVERSALS
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, idempotency, mutual_aid, returns
+from ecert.settlement import idempotency, mutual_aid, returns
 from ecert.settlement.context import designated_institution
 from ecert.settlement.exceptions import ReversalModeConflict, ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
@@ -137,9 +138,7 @@ async def _reverse(
         0, min(deductible_left, after * s.deductible_paid // s.total - s.reversed_deductible)
     )
     holders = await mutual_aid.holders_drawn(session, s.id)
-    ytd, _ = await accounts.lock_person(
-        session, s.person_id, s.year, s.insurance_type, also=holders
-    )
+    ytd, _ = await ledger.lock_person(session, s.person_id, s.year, s.insurance_type, also=holders)
     refunds = {p: shares.get(p, 0) for p in returns.POOLS}
     await returns.route(session, s, refunds, data.reason)
     care = "inpatient" if s.med_type in INPATIENT_TYPES else "outpatient"
@@ -150,7 +149,7 @@ async def _reverse(
     if final and care == "inpatient":
         changes["inpatient_admissions"] = max(ytd.inpatient_admissions - 1, 0)
     new_usage: YearToDate = msgspec.structs.replace(ytd, **changes)
-    await accounts.store_usage(session, s.person_id, s.year, s.insurance_type, new_usage)
+    await ledger.store_usage(session, s.person_id, s.year, s.insurance_type, new_usage)
     s.reversed_total += amount
     for pool, (_, column) in POOLS.items():
         setattr(s, column, already[pool] + shares[pool])

@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import msgspec
 
-from ecert.benefits import BillItem, Step
+from ecert.benefits import BillItem
 from ecert.db.models import MutualAidRelation
+from ecert.ledger import Costs  # the read model is the ledger's (SettlementView too)
 
 MedType = Annotated[str, msgspec.Meta(pattern=r"^(11|14|21|41|51|52)$")]
 
@@ -26,22 +27,6 @@ class SettlementRequest(msgspec.Struct, forbid_unknown_fields=True):
     #: With ``use_account``: what the own account does not cover comes from the accounts of
     #: relatives who authorised mutual aid (家庭共济, spec §7), before cash.
     mutual_aid: bool = False
-
-
-class Costs(msgspec.Struct, kw_only=True):
-    """The split; ``steps`` explain every fen (shares add up to total, payments to total − fund)."""
-
-    total: int
-    fully_self_paid: int
-    first_self_paid: int
-    deductible_paid: int
-    fund_paid: int
-    account_paid: int
-    #: Paid from relatives' accounts through mutual aid (家庭共济).
-    account_mutual_aid_paid: int = 0
-    cash_paid: int
-    balance_after: int | None
-    steps: list[Step]
 
 
 class SettlementResult(Costs, kw_only=True):
@@ -84,19 +69,6 @@ class ReversalResult(msgspec.Struct, kw_only=True):
     #: (``visits.schemas.Remaining``).
     lines: list[ReturnLine] | None = None
     repriced: dict[str, Any] | None = None
-
-
-class SettlementView(Costs, kw_only=True):
-    """A stored settlement with the explanation computed when it was settled."""
-
-    settlement_id: uuid.UUID
-    status: str
-    med_type: str
-    settled_at: dt.datetime
-    business_date: dt.date
-    reversed_total: int
-    #: Quantities returned so far by line number (decimal strings); empty: none.
-    returned: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class PolicyUpsertResult(msgspec.Struct):

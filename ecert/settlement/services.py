@@ -1,4 +1,4 @@
-"""Preview and settle bills, read a settlement."""
+"""Preview and settle bills (the one booking path), find an institution's settlement."""
 
 from __future__ import annotations
 
@@ -9,33 +9,21 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.benefits import Bill, Split, Step, compute
+from ecert import ledger
+from ecert.benefits import Bill, Split, compute
 from ecert.clock import business_date
 from ecert.db.models import Settlement
+from ecert.ledger import COLUMN_FIELDS, costs_of
 from ecert.metrics import SETTLEMENTS
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, idempotency
+from ecert.settlement import idempotency
 from ecert.settlement import mutual_aid as aid
 from ecert.settlement.basis import Basis, BasisLine, one_shot_lines
 from ecert.settlement.context import PersonContext, pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
-from ecert.settlement.schemas import (
-    Costs,
-    SettlementRequest,
-    SettlementResult,
-    SettlementView,
-)
-
-COST_FIELDS = tuple(f.name for f in msgspec.structs.fields(Costs))
-#: Mutual aid is kept in ``settlements.detail`` (no column of its own).
-COLUMN_FIELDS = tuple(f for f in COST_FIELDS if f != "account_mutual_aid_paid")
-
-
-def costs_of(split: Split) -> dict[str, Any]:
-    """The split's public fields (what previews, settlements and estimates return)."""
-    return {name: getattr(split, name) for name in COST_FIELDS}
+from ecert.settlement.schemas import SettlementRequest, SettlementResult
 
 
 async def preview(
@@ -44,9 +32,9 @@ async def preview(
     """Price the bill exactly as settling would now; nothing is written but the audit row."""
     ctx = await pricing_context(session, principal, data.ec_token)
     ctx.allow(data.med_type)
-    ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
-    balance = await accounts.balance(session, ctx.person.id)
-    family = await aid.available(session, ctx.person.id) if data.mutual_aid else None
+    ytd = await ledger.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
+    balance = await ledger.balance(session, ctx.person.id)
+    family = await ledger.mutual_aid_available(session, ctx.person.id) if data.mutual_aid else None
     split = compute(
         ctx.policy,
         ctx.bill(data.med_type, data.items, data.referred),
@@ -117,10 +105,10 @@ async def book(
     against so that returns can price what remains the same way."""
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
     family = use_account and mutual_aid
-    sources = await aid.sources(session, person_id) if family else []
+    sources = await ledger.mutual_aid_sources(session, person_id) if family else []
     holders = [a.holder_id for a in sources]
-    ytd, balance = await accounts.lock_person(session, person_id, ctx.year, insurance, also=holders)
-    held = await aid.balances(session, holders)
+    ytd, balance = await ledger.lock_person(session, person_id, ctx.year, insurance, also=holders)
+    held = await ledger.holder_balances(session, holders)
     available = sum(held.values()) if family else None
     split = compute(
         ctx.policy,
@@ -168,7 +156,7 @@ async def book(
     # Here, once a settlement is written (one-shot or visit), never on an idempotent replay.
     SETTLEMENTS.labels(bill.med_type).inc()
     if split.account_paid:
-        await accounts.move(
+        await ledger.move(
             session,
             person_id,
             -split.account_paid,
@@ -177,7 +165,7 @@ async def book(
             memo=ctx.institution.code,
         )
     await aid.debit(session, settlement, draws, memo=ctx.institution.code)
-    await accounts.store_usage(session, person_id, ctx.year, insurance, split.usage_after)
+    await ledger.store_usage(session, person_id, ctx.year, insurance, split.usage_after)
     await record_audit(
         session,
         principal,
@@ -196,29 +184,3 @@ async def owned(
     if settlement is None or settlement.institution_code != principal.institution_code:
         raise SettlementNotFound()
     return settlement
-
-
-def view(settlement: Settlement) -> SettlementView:
-    status = "settled"
-    if settlement.reversed_total:
-        status = (
-            "reversed" if settlement.reversed_total == settlement.total else "partially_reversed"
-        )
-    return SettlementView(
-        settlement_id=settlement.id,
-        status=status,
-        med_type=settlement.med_type,
-        settled_at=settlement.created_at,
-        business_date=settlement.business_date,
-        reversed_total=settlement.reversed_total,
-        returned=settlement.returned or {},
-        account_mutual_aid_paid=mutual_aid_paid(settlement),
-        **{
-            **{name: getattr(settlement, name) for name in COLUMN_FIELDS},
-            "steps": msgspec.convert(settlement.steps, list[Step]),
-        },
-    )
-
-
-def mutual_aid_paid(settlement: Settlement) -> int:
-    return int((settlement.detail or {}).get("account_mutual_aid_paid", 0))

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ecert import ledger
 from ecert.cli import main
 from ecert.config import Settings, get_settings
 from ecert.db.migrate import upgrade
@@ -34,7 +35,6 @@ from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
 from ecert.runtime import Runtime
 from ecert.security.auditchain import derive_key
-from ecert.settlement import catalogue
 from tests.conftest import AppFactory
 from tests.helpers import Client, add_client, bearer, client_token, new_id_number
 
@@ -475,7 +475,7 @@ async def test_catalogue_csv_with_rejects_and_idempotent_reimport(runtime: Runti
     assert "valid_to" in rejects[1].reason
     assert (await _import(runtime, "catalogue", CATALOGUE_CSV, "csv"))[0] == 3
     async with runtime.sessions() as session:
-        found = await catalogue.entries_for(session, ["XB1", "NOPE"])
+        found = await ledger.catalogue_entries(session, ["XB1", "NOPE"])
     assert found is not None
     assert found["NOPE"] == []
     first, later = sorted(found["XB1"], key=lambda e: e.valid_from)
@@ -490,7 +490,7 @@ async def test_catalogue_csv_with_rejects_and_idempotent_reimport(runtime: Runti
 
 async def test_illustrative_catalogue_loads_whole(runtime: Runtime) -> None:
     async with runtime.sessions() as session:
-        assert await catalogue.entries_for(session, ["XB1"]) is None  # nothing loaded yet
+        assert await ledger.catalogue_entries(session, ["XB1"]) is None  # nothing loaded yet
     text = (files("ecert.data") / "catalogue-illustrative.csv").read_text("utf-8")
     accepted, rejects = await _import(runtime, "catalogue", text, "csv")
     assert rejects == []

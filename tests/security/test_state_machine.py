@@ -21,6 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 from sqlalchemy import func, pool, select, update
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 
+from ecert import ledger
 from ecert.benefits import BillItem
 from ecert.clock import business_date
 from ecert.config import settings_from_env
@@ -43,7 +44,7 @@ from ecert.runtime import Runtime, build_runtime
 from ecert.security.auditchain import audit_key, session_info
 from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, idempotency, reversal, services
+from ecert.settlement import idempotency, reversal, services
 from ecert.settlement.exceptions import IdempotencyInProgress, ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, SettlementRequest
 
@@ -78,7 +79,7 @@ class Money(RuleBasedStateMachine):
     async def _seed(self) -> None:
         async with self.runtime.sessions.begin() as session:
             await ensure_active_keys(session, self.runtime.cipher)
-            await accounts.upsert_policies(session, illustrative_policies(business_date().year))
+            await ledger.upsert_policies(session, illustrative_policies(business_date().year))
             person = await upsert_person(
                 session,
                 self.runtime.cipher,
@@ -109,7 +110,7 @@ class Money(RuleBasedStateMachine):
             session.add(ecert)
             await session.flush()
             self.person_id, self.ecert_id = person.id, ecert.id
-            await accounts.credit(session, person.id, START, "start")
+            await ledger.credit(session, person.id, START, "start")
         self.principal = Principal(
             client.client_id, "institution", frozenset(), None, "P37010200003"
         )

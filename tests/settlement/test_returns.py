@@ -17,9 +17,9 @@ from sqlalchemy import select
 from ecert.benefits import Bill, BillItem, Policy, YearToDate, compute
 from ecert.data import illustrative_policies
 from ecert.db.models import Account, BenefitUsage, LedgerEntry, Reversal, Settlement
+from ecert.ledger import fen, over_limit
 from ecert.runtime import Runtime
 from ecert.settlement.basis import Basis, BasisLine
-from ecert.settlement.catalogue import fen, over_limit
 from ecert.settlement.returns import POOLS, pools, reprice
 from tests.factories import ec_token, holder
 from tests.helpers import Client

@@ -10,11 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
+from ecert import ledger
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import Account, Institution, Settlement
 from ecert.runtime import Runtime
-from ecert.settlement import accounts, reversal
+from ecert.settlement import reversal
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 
@@ -143,7 +144,7 @@ async def test_stored_explanation_survives_a_policy_change(
     for policy in changed:
         policy["outpatient"]["ratios"]["3"] = 0.9
     async with runtime.sessions.begin() as session:
-        await accounts.upsert_policies(session, changed)
+        await ledger.upsert_policies(session, changed)
     shown = (
         await client.get(f"/v1/settlements/{settled['settlement_id']}", headers=hospital)
     ).json()

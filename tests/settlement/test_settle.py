@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select, update
 
+from ecert import ledger
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import (
@@ -23,7 +24,6 @@ from ecert.db.models import (
     utcnow,
 )
 from ecert.runtime import Runtime
-from ecert.settlement import accounts
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 from tests.settlement.visit_steps import id_number
@@ -369,7 +369,7 @@ async def test_the_policy_in_force_across_a_year_change(
     # This year: deductible 100,000, then 50,000 × 0.5 = 25,000 from the fund.
     assert (await settle_now())["deductible_paid"] == 100_000
     monkeypatch.setattr(
-        "ecert.settlement.context.business_date", lambda at=None: dt.date(year + 1, 1, 2)
+        "ecert.ledger.policies.business_date", lambda at=None: dt.date(year + 1, 1, 2)
     )
     # 2 January, next year's policies not imported yet: this year's still prices, and the
     # yearly deductible starts again.
@@ -384,7 +384,7 @@ async def test_the_policy_in_force_across_a_year_change(
     for policy in later:
         policy["outpatient"]["ratios"]["3"] = 0.9
     async with runtime.sessions.begin() as session:
-        await accounts.upsert_policies(session, nxt + later)
+        await ledger.upsert_policies(session, nxt + later)
     second = await settle_now()
     assert (second["deductible_paid"], second["fund_paid"]) == (0, 75_000)
     async with runtime.sessions() as session:

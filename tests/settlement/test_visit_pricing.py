@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from ecert.benefits import Bill, Policy, YearToDate, compute
 from ecert.db.models import FeeLine
-from ecert.settlement.catalogue import Classified, Reason
+from ecert.ledger import Classified, Reason
 from ecert.settlement.visits.pricing import Priced, assemble, result
 from tests.test_benefits import cases
 

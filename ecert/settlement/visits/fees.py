@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import FeeLine
 from ecert.errors import ValidationFailed
+from ecert.ledger import fen
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement.catalogue import fen
 from ecert.settlement.visits import schemas
 from ecert.settlement.visits.exceptions import (
     FeeAmountMismatch,

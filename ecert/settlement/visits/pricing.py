@@ -16,15 +16,16 @@ from typing import Any
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert import ledger
 from ecert.benefits import Bill, BillItem, Split, YearToDate, compute
 from ecert.clock import business_date
 from ecert.db.models import FeeLine, Person, Settlement, Visit, VisitStatus
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement import accounts, catalogue, idempotency, mutual_aid
+from ecert.settlement import idempotency
 from ecert.settlement.basis import BasisLine
-from ecert.settlement.context import PersonContext, designated_institution, person_policy
+from ecert.settlement.context import PersonContext, designated_institution
 from ecert.settlement.services import book
 from ecert.settlement.visits import schemas
 from ecert.settlement.visits.exceptions import VisitNotOpen
@@ -44,7 +45,7 @@ class Priced:
 
     bill: Bill
     lines: list[FeeLine]
-    classes: list[catalogue.Classified]
+    classes: list[ledger.Classified]
     #: Per line: (index of its item in the bill, index of its over-limit item or None).
     where: list[tuple[int, int | None]]
 
@@ -53,17 +54,17 @@ async def visit_context(session: AsyncSession, principal: Principal, visit: Visi
     institution = await designated_institution(session, principal)
     person = await session.get(Person, visit.person_id, populate_existing=True)
     assert person is not None  # the visit's foreign key
-    enrolment, policy, year = await person_policy(session, person)
+    enrolment, policy, year = await ledger.person_policy(session, person)
     return PersonContext(person, institution, enrolment, policy, year)
 
 
 async def price_input(
     session: AsyncSession, ctx: PersonContext, visit: Visit, lines: list[FeeLine], referred: bool
 ) -> Priced:
-    found = await catalogue.entries_for(session, [line.list_code for line in lines])
+    found = await ledger.catalogue_entries(session, [line.list_code for line in lines])
     opened = business_date(visit.created_at)
     classes = [
-        catalogue.classify(
+        ledger.classify(
             None if found is None else found[line.list_code],
             gender=ctx.person.gender,
             birth_date=ctx.person.birth_date,
@@ -82,7 +83,7 @@ async def price_input(
 
 
 def assemble(
-    lines: list[FeeLine], classes: list[catalogue.Classified]
+    lines: list[FeeLine], classes: list[ledger.Classified]
 ) -> tuple[list[BillItem], list[tuple[int, int | None]]]:
     """Bill items of classified lines: the part within the price cap with the line's class, the
     part above it as class C; and where each line's items are."""
@@ -208,9 +209,9 @@ async def preview(
     priced = await price_input(
         session, ctx, visit, await lines_of(session, visit.id), data.referred
     )
-    ytd = await accounts.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
-    balance = await accounts.balance(session, ctx.person.id)
-    family = await mutual_aid.available(session, ctx.person.id) if data.mutual_aid else None
+    ytd = await ledger.usage(session, ctx.person.id, ctx.year, ctx.enrolment.insurance_type)
+    balance = await ledger.balance(session, ctx.person.id)
+    family = await ledger.mutual_aid_available(session, ctx.person.id) if data.mutual_aid else None
     split = compute(
         ctx.policy,
         priced.bill,

@@ -14,6 +14,7 @@ from ecert.clock import business_date
 from ecert.db.models import FeeLine, Person, Settlement, Visit, VisitStatus, utcnow
 from ecert.errors import ValidationFailed
 from ecert.identity import age_on, mask_id_number, mask_name
+from ecert.ledger import person_policy
 from ecert.persons import person_id_number, person_name
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
@@ -22,7 +23,6 @@ from ecert.settlement import idempotency
 from ecert.settlement.context import (
     allow_med_type,
     designated_institution,
-    person_policy,
     pricing_context,
     spend,
 )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ecert.settlement.catalogue import Classified, Entry, Reason, classify, fen
+from ecert.ledger import Classified, Entry, Reason, classify, fen
 
 DAY = dt.date(2026, 6, 1)
 B = Entry("XB1", "B", dt.date(2020, 1, 1), first_self_pay_ratio=0.2, price_cap=1_000)

@@ -3,24 +3,20 @@
 :func:`classify` is pure: catalogue entry (or none) + person + med_type + date + the line →
 class, first self-pay share, the amount above the price cap, and why. When a catalogue is
 loaded it is authoritative: an unknown or restricted code is class C (fully self-paid). Without
-one (the demo) the hospital's declared class stands.
+one (the demo) the hospital's declared class stands. The catalogue's queries are in
+``repositories.py`` (``catalogue_entries``, ``upsert_catalogue``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Literal
+from typing import Literal
 
 import msgspec
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import CatalogueEntry, utcnow
-from ecert.db.upsert import upsert
 from ecert.identity import age_on
 
 ItemClass = Literal["A", "B", "C"]
@@ -119,54 +115,3 @@ def over_limit(quantity: Decimal, unit_price: int, price_cap: int | None) -> int
     if price_cap is None or unit_price <= price_cap:
         return 0
     return fen(quantity, unit_price) - fen(quantity, price_cap)
-
-
-def _entry(row: CatalogueEntry) -> Entry:
-    return Entry(
-        list_code=row.list_code,
-        item_class=row.item_class,  # type: ignore[arg-type]  # the table's CHECK
-        valid_from=row.valid_from,
-        first_self_pay_ratio=row.first_self_pay_ratio,
-        price_cap=row.price_cap,
-        valid_to=row.valid_to,
-        gender=row.gender,  # type: ignore[arg-type]
-        min_age=row.min_age,
-        max_age=row.max_age,
-        med_types=frozenset(row.med_types.split(",")) if row.med_types else None,
-    )
-
-
-async def entries_for(session: AsyncSession, codes: Iterable[str]) -> dict[str, list[Entry]] | None:
-    """Each code's entries ({} for a code not in the catalogue); None: no catalogue loaded."""
-    wanted = sorted(set(codes))
-    rows = (
-        await session.scalars(select(CatalogueEntry).where(CatalogueEntry.list_code.in_(wanted)))
-    ).all()
-    if not rows and await session.scalar(select(CatalogueEntry.id).limit(1)) is None:
-        return None
-    found: dict[str, list[Entry]] = {code: [] for code in wanted}
-    for row in rows:
-        found[row.list_code].append(_entry(row))
-    return found
-
-
-async def upsert_entries(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> None:
-    """Store catalogue rows (import format), replacing the same code and start date."""
-    now = utcnow()
-    values = {
-        (r["list_code"], r["valid_from"]): {
-            "id": uuid.uuid4(),
-            **r,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for r in rows
-    }
-    columns = [c for c in next(iter(values.values()), {}) if c not in ("id", "created_at")]
-    await upsert(
-        session,
-        CatalogueEntry.__table__,
-        list(values.values()),
-        keys=("list_code", "valid_from"),
-        update=[c for c in columns if c not in ("list_code", "valid_from")],
-    )

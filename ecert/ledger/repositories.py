@@ -1,4 +1,7 @@
-"""Personal accounts (guarded movements with ledger rows), year-to-date usage, and policies."""
+"""The ledger's queries: personal accounts (guarded movements with ledger rows, locks),
+year-to-date usage, policies, the catalogue, and what mutual aid may draw on.
+
+Plain async functions taking the caller's session; none commits."""
 
 from __future__ import annotations
 
@@ -11,9 +14,22 @@ from sqlalchemy import BigInteger, Uuid, column, select, update, values
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Policy, YearToDate
-from ecert.db.models import Account, BenefitUsage, LedgerEntry, PolicyRow, utcnow
+from ecert.db.models import (
+    Account,
+    BenefitUsage,
+    CatalogueEntry,
+    LedgerEntry,
+    MutualAidAuthorisation,
+    Person,
+    PolicyRow,
+    utcnow,
+)
 from ecert.db.upsert import bulk_insert, dialect_insert, insert_ignore, upsert
-from ecert.settlement.exceptions import InsufficientBalance
+from ecert.ledger.catalogue import Entry
+from ecert.ledger.exceptions import InsufficientBalance
+
+#: Categories whose scheme has a personal account that may pay for relatives (mutual aid).
+HOLDER_CATEGORIES = ("employee", "retired")
 
 USAGE_FIELDS = tuple(f.name for f in msgspec.structs.fields(YearToDate))
 
@@ -279,3 +295,103 @@ async def find_policy(
         .limit(1)
     )
     return None if body is None else msgspec.convert(body, Policy)
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+
+def _entry(row: CatalogueEntry) -> Entry:
+    return Entry(
+        list_code=row.list_code,
+        item_class=row.item_class,  # type: ignore[arg-type]  # the table's CHECK
+        valid_from=row.valid_from,
+        first_self_pay_ratio=row.first_self_pay_ratio,
+        price_cap=row.price_cap,
+        valid_to=row.valid_to,
+        gender=row.gender,  # type: ignore[arg-type]
+        min_age=row.min_age,
+        max_age=row.max_age,
+        med_types=frozenset(row.med_types.split(",")) if row.med_types else None,
+    )
+
+
+async def catalogue_entries(
+    session: AsyncSession, codes: Iterable[str]
+) -> dict[str, list[Entry]] | None:
+    """Each code's entries ({} for a code not in the catalogue); None: no catalogue loaded."""
+    wanted = sorted(set(codes))
+    rows = (
+        await session.scalars(select(CatalogueEntry).where(CatalogueEntry.list_code.in_(wanted)))
+    ).all()
+    if not rows and await session.scalar(select(CatalogueEntry.id).limit(1)) is None:
+        return None
+    found: dict[str, list[Entry]] = {code: [] for code in wanted}
+    for row in rows:
+        found[row.list_code].append(_entry(row))
+    return found
+
+
+async def upsert_catalogue(session: AsyncSession, rows: Iterable[dict[str, Any]]) -> None:
+    """Store catalogue rows (import format), replacing the same code and start date."""
+    now = utcnow()
+    values = {
+        (r["list_code"], r["valid_from"]): {
+            "id": uuid.uuid4(),
+            **r,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for r in rows
+    }
+    columns = [c for c in next(iter(values.values()), {}) if c not in ("id", "created_at")]
+    await upsert(
+        session,
+        CatalogueEntry.__table__,
+        list(values.values()),
+        keys=("list_code", "valid_from"),
+        update=[c for c in columns if c not in ("list_code", "valid_from")],
+    )
+
+
+# --- what mutual aid may draw on ---------------------------------------------------------------
+
+
+async def mutual_aid_sources(
+    session: AsyncSession, relative_id: uuid.UUID
+) -> list[MutualAidAuthorisation]:
+    """The live authorisations that may pay for the relative, in drawing order (oldest first);
+    a holder who is no longer an employee or retiree is skipped."""
+    return list(
+        (
+            await session.scalars(
+                select(MutualAidAuthorisation)
+                .join(Person, Person.id == MutualAidAuthorisation.holder_id)
+                .where(
+                    MutualAidAuthorisation.relative_id == relative_id,
+                    MutualAidAuthorisation.revoked_at.is_(None),
+                    Person.category.in_(HOLDER_CATEGORIES),
+                )
+                .order_by(MutualAidAuthorisation.created_at, MutualAidAuthorisation.id)
+            )
+        ).all()
+    )
+
+
+async def holder_balances(
+    session: AsyncSession, holders: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, int]:
+    """The holders' balances as committed now (after ``lock_person(also=…)``: locked)."""
+    wanted = set(holders)
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(Account.person_id, Account.balance).where(Account.person_id.in_(wanted))
+    )
+    return {person_id: int(balance) for person_id, balance in rows}
+
+
+async def mutual_aid_available(session: AsyncSession, relative_id: uuid.UUID) -> int:
+    """What the authorising accounts hold together (previews and estimates: nothing locked)."""
+    sources = await mutual_aid_sources(session, relative_id)
+    found = await holder_balances(session, (a.holder_id for a in sources))
+    return sum(found.values())

@@ -163,7 +163,8 @@ def log_startup(settings: Settings) -> None:
     structlog.get_logger("ecert.startup").warning(
         "startup",
         version=__version__,
-        env=settings.env,
+        # The mode in force: a PostgreSQL URL makes the default "embedded" mean production.
+        env="production" if settings.production else settings.env,
         production=settings.production,
         database=_host(settings.effective_database_url),
         store=_host(settings.redis_url) if settings.redis_url else "memory",

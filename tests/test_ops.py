@@ -380,7 +380,7 @@ async def test_ops_startup_line_is_json_without_secrets(
 def _settlement_body(token: str) -> dict[str, object]:
     return {
         "ec_token": token,
-        "med_type": "41",
+        "med_type": "11",
         "items": [{"code": "A001", "name": "阿莫西林", "item_class": "A", "amount": 3_000}],
         "use_account": True,
     }

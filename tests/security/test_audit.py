@@ -322,3 +322,29 @@ async def test_ops_audit_purge_command_and_anchors_are_append_only(
     with pytest.raises(DBAPIError, match="append-only"):
         async with runtime.sessions.begin() as session:
             await session.execute(delete(AuditAnchor))
+
+
+async def test_ops_audit_purge_anchors_every_chain_it_cuts(runtime: Runtime) -> None:
+    if runtime.settings.is_sqlite:
+        pytest.skip("SQLite has one writer: its appends all go on chain 1")
+    old = utcnow() - dt.timedelta(days=100)
+    await _add_audit_rows(runtime, old, 1)  # also seeds the wiped heads
+    async with runtime.sessions.begin() as one, runtime.sessions.begin() as two:
+        for session in (one, two):  # both hold a chain at once: two chains
+            session.add(
+                AuditEvent(actor="c", actor_kind="agency", action="a", outcome="ok", at=old)
+            )
+            await session.flush()
+    await _add_audit_rows(runtime, None, 2)
+    rows = await _rows(runtime)
+    assert rows[1].chain != rows[2].chain
+    key = auditchain.audit_key(runtime)
+    assert await auditpurge.purge_audit(runtime.sessions, key, old + dt.timedelta(days=1)) == 3
+    async with runtime.sessions() as session:
+        written = await auditchain.anchors(session)
+    assert {a.chain for a in written} == {row.chain for row in rows[:3]}
+    assert sum(a.rows for a in written) == 3
+    assert [a.through_id for a in written] == sorted(a.through_id for a in written)
+    assert await _verify(runtime) is None
+    await _add_audit_rows(runtime, None, 1)  # appends go on, on any chain
+    assert await _verify(runtime) is None

@@ -348,3 +348,15 @@ async def test_ops_audit_purge_anchors_every_chain_it_cuts(runtime: Runtime) -> 
     assert await _verify(runtime) is None
     await _add_audit_rows(runtime, None, 1)  # appends go on, on any chain
     assert await _verify(runtime) is None
+
+
+async def test_a_transaction_keeps_its_chain_across_flushes(runtime: Runtime) -> None:
+    async with runtime.sessions.begin() as session:
+        for n in range(3):
+            session.add(AuditEvent(actor=f"c{n}", actor_kind="agency", action="a", outcome="ok"))
+            await session.flush()  # each flush chains on the chain the first one took
+    rows = await _rows(runtime)
+    assert len({row.chain for row in rows}) == 1
+    for before, after in itertools.pairwise(rows):
+        assert after.prev_hash == before.row_hash
+    assert await _verify(runtime) is None

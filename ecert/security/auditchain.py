@@ -1,13 +1,16 @@
-"""The audit chain: every audit row carries the previous row's MAC, so a deleted or changed row
-breaks the chain at the next one, and ``ecert audit verify`` names it.
+"""The audit chains: every audit row carries the previous row's MAC on its chain, so a deleted or
+changed row breaks its chain at the next one, and ``ecert audit verify`` names it.
 
-``row_hash = HMAC-SHA256(audit key, canonical row bytes + prev_hash)``. Appends are serialised by
-the one-row ``audit_chain_head`` table: the flush that adds audit rows first locks it with an
-``UPDATE … RETURNING`` (the one extra statement; on SQLite that UPDATE takes the single write
-lock), and a trigger moves the head to each inserted row. The lock is held to the commit.
+``row_hash = HMAC-SHA256(audit key, canonical row bytes (with the chain number) + prev_hash)``.
+There are ``CHAINS`` (16) chains, one ``audit_chain_head`` row each: the flush that adds audit rows
+first locks one head with an ``UPDATE … RETURNING`` (the one extra statement; on PostgreSQL a free
+one, ``SKIP LOCKED``, so concurrent transactions append side by side instead of one after another;
+on SQLite, one writer anyway, always chain 1), and a trigger moves that head to each inserted row
+of its chain. The lock is held to the commit, so no chain forks.
 
-The oldest rows may be purged only together with an anchor (``ecert.security.auditpurge``): the
-walk then starts after the newest anchor, whose own MAC chain shows a forged or dropped anchor.
+The oldest rows may be purged only together with anchors (``ecert.security.auditpurge``, one per
+chain): the walk of a chain then starts after its newest anchor, and the anchors' own MAC chain
+shows a forged or dropped anchor.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import base64
 import datetime as dt
 import hashlib
 import hmac
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +41,8 @@ GENESIS = "0" * 64
 #: ``Session.info`` key of the audit key; sessions without it refuse to write audit rows.
 AUDIT_KEY = "ecert.audit_key"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+#: How many chains appends are spread over (``audit_chain_head`` rows 1..CHAINS, migration 0005).
+CHAINS = 16
 
 
 def derive_key(settings: Settings, cipher: PiiCipher) -> bytes:
@@ -71,6 +77,7 @@ def install() -> None:
     event.listen(Session, "before_flush", _chain)
     event.listen(Session, "before_commit", _write_pending)
     event.listen(Session, "after_soft_rollback", _drop_pending)
+    event.listen(Session, "after_transaction_end", _release_chain)
 
 
 def row_mac(key: bytes, row: AuditEvent, prev_hash: str) -> str:
@@ -78,6 +85,7 @@ def row_mac(key: bytes, row: AuditEvent, prev_hash: str) -> str:
     at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
     fields = [
         1,
+        row.chain,
         (at - _EPOCH) // dt.timedelta(microseconds=1),
         row.actor,
         row.actor_kind,
@@ -93,6 +101,8 @@ def row_mac(key: bytes, row: AuditEvent, prev_hash: str) -> str:
 
 #: ``Session.info`` key of the audit rows waiting for the commit.
 _PENDING = "ecert.audit_pending"
+#: ``Session.info`` key of the chain the session's transaction holds (locked to its end).
+_HELD = "ecert.audit_chain"
 
 
 def defer(session: Session, row: AuditEvent) -> None:
@@ -120,6 +130,11 @@ def _drop_pending(session: Session, _: Any) -> None:
         session.info.pop(_PENDING, None)
 
 
+def _release_chain(session: Session, transaction: Any) -> None:
+    if transaction.parent is None:  # the outermost transaction ended: its locks are gone
+        session.info.pop(_HELD, None)
+
+
 def _chain(session: Session, _: UOWTransaction, __: Any) -> None:
     rows = [obj for obj in session.new if isinstance(obj, AuditEvent)]
     if not rows:
@@ -129,37 +144,68 @@ def _chain(session: Session, _: UOWTransaction, __: Any) -> None:
         raise RuntimeError("this session has no audit key: audit rows would not be chained")
     if session.connection().get_execution_options().get("isolation_level") == "AUTOCOMMIT":
         raise RuntimeError("audit rows need a transaction: the chain lock must last to commit")
-    prev = _lock_head(session)
+    chain, prev = _lock_head(session)
     # The unit of work inserts in the order the rows were added; chain them in that order.
     for row in sorted(rows, key=lambda r: inspect(r).insert_order or 0):
         row.at = row.at or utcnow()
+        row.chain = chain
         row.prev_hash = prev
         row.row_hash = prev = row_mac(key, row, prev)
 
 
-def _lock_head(session: Session) -> str:
-    lock = (
+def _lock(chain: int) -> Any:
+    return (
         update(AuditChainHead)
-        .where(AuditChainHead.id == 1)
+        .where(AuditChainHead.id == chain)
         # A no-op change: the point is the row lock, held to commit, and the last link.
         .values(last_hash=AuditChainHead.last_hash)
         .returning(AuditChainHead.last_hash)
     )
-    last = session.execute(lock).scalar()
-    if last is not None:
-        return str(last)
-    # No head yet (a wiped test database): start one. Concurrent starters: one wins, both lock.
-    values = {"id": 1, "last_id": None, "last_hash": GENESIS}
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(pg_insert(AuditChainHead).values(values).on_conflict_do_nothing())
-    else:
-        session.execute(sqlite_insert(AuditChainHead).values(values).on_conflict_do_nothing())
-    return str(session.execute(lock).scalar_one())
+
+
+def _lock_head(session: Session) -> tuple[int, str]:
+    """Lock a chain's head to the commit: ``(chain, its last link)``.
+
+    A transaction that holds one already (an earlier flush) keeps it: holding two could deadlock.
+    On PostgreSQL, a head no other transaction holds (``SKIP LOCKED``), else wait for a random one;
+    on SQLite (one writer at a time anyway) chain 1.
+    """
+    held = session.info.get(_HELD)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if held is None and postgres:
+        free = (
+            select(AuditChainHead.id)
+            .order_by(func.random())
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        lock = (
+            update(AuditChainHead)
+            .where(AuditChainHead.id == free)
+            .values(last_hash=AuditChainHead.last_hash)
+            .returning(AuditChainHead.id, AuditChainHead.last_hash)
+        )
+        got = session.execute(lock).first()
+        if got is not None:
+            session.info[_HELD] = int(got[0])
+            return int(got[0]), str(got[1])
+    # Every head busy (or SQLite, or held): wait for one.
+    chain = held if held is not None else random.randint(1, CHAINS) if postgres else 1  # noqa: S311
+    last = session.execute(_lock(chain)).scalar()
+    if last is None:
+        # No heads yet (a wiped test database): seed them. Concurrent seeders: one wins.
+        values = [{"id": c, "last_id": None, "last_hash": GENESIS} for c in range(1, CHAINS + 1)]
+        insert = pg_insert if postgres else sqlite_insert
+        session.execute(insert(AuditChainHead).values(values).on_conflict_do_nothing())
+        last = session.execute(_lock(chain)).scalar_one()
+    session.info[_HELD] = chain
+    return chain, str(last)
 
 
 @dataclass(frozen=True)
 class Break:
-    """Where the chain breaks: the first row that does not check out, and why."""
+    """Where a chain breaks: the first row that does not check out, and why."""
 
     row_id: int | None
     reason: str
@@ -175,6 +221,7 @@ def anchor_mac(key: bytes, anchor: AuditAnchor) -> str:
     fields = [
         "anchor",
         1,
+        anchor.chain,
         anchor.through_id,
         anchor.through_hash,
         anchor.rows,
@@ -218,43 +265,80 @@ async def verify(
 async def walk(
     session: AsyncSession, key: bytes, on_row: Callable[[], None] | None = None
 ) -> Break | None:
-    """Walk the chain in id order; ``None`` when every link and MAC holds and the head agrees.
+    """Walk every chain; ``None`` when every link and MAC holds and each head's row is on it.
 
-    The head is read first and the walk ends at its row: rows appended meanwhile are left for the
-    next run. Rows written before the chain existed (no ``row_hash``) may only precede the first
-    chained row.
+    One pass in id order, following each chain from ``GENESIS`` or its newest anchor. The heads
+    are read first, and each chain's walk must pass its head's row (rows appended meanwhile are
+    further links; a head whose row is missing means rows were cut off the chain's end). Rows
+    written before the chains existed (no chain, no ``row_hash``) may only precede every chained
+    row. Of several breaks, the lowest row id is named.
     """
-    head = await session.get(AuditChainHead, 1)
-    end_id, end_hash = (head.last_id, head.last_hash) if head is not None else (None, GENESIS)
-    walk = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
-    if end_id is not None:
-        walk = walk.where(AuditEvent.id <= end_id)
-    prev: str | None = None
-    last_id: int | None = None
+    heads = {head.id: head for head in (await session.scalars(select(AuditChainHead))).all()}
     found = await anchors(session)
     broken = check_anchors(key, found)
     if broken is not None:
         return broken
-    if found:  # the rows up to the newest anchor were purged: the walk starts after it
-        newest = found[-1]
-        walk = walk.where(AuditEvent.id > newest.through_id)
-        prev = None if newest.through_hash == GENESIS else newest.through_hash
-        last_id = newest.through_id
-    async for row in await session.stream_scalars(walk):
+    newest = {anchor.chain: anchor for anchor in found if anchor.chain is not None}
+    walks: dict[int, _Walk] = {}
+    for chain in set(range(1, CHAINS + 1)) | set(heads):
+        anchor, head = newest.get(chain), heads.get(chain)
+        start = (None, GENESIS) if anchor is None else (anchor.through_id, anchor.through_hash)
+        end = (None, GENESIS) if head is None else (head.last_id, head.last_hash)
+        walks[chain] = _Walk(start, end)
+    chained = False
+    rows = select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=1000)
+    async for row in await session.stream_scalars(rows):
         if on_row is not None:
             on_row()
-        if row.row_hash is None:
-            if prev is not None:
-                return Break(row.id, "not chained, after chained rows (changed)")
-            continue
-        expected = GENESIS if prev is None else prev
-        if row.prev_hash != expected:
-            after = f"row {last_id}" if last_id is not None else "the chain's start"
-            return Break(row.id, f"does not follow {after}: a row before it was deleted")
-        if not hmac.compare_digest(row_mac(key, row, expected), row.row_hash):
-            return Break(row.id, "its fields do not match its MAC (changed)")
-        prev, last_id = row.row_hash, row.id
+        broken = _check(key, row, walks, chained=chained)
+        if broken is not None:
+            break
+        chained = chained or row.chain is not None
         session.expunge(row)
-    if (prev or GENESIS) != end_hash or last_id != end_id:
-        return Break(end_id, "the log ends before the head: rows at its end were deleted")
+    ends = [
+        Break(w.end[0], "the log ends before the head: rows at its end were deleted")
+        for w in walks.values()
+        # Complete (every row up to its head's id was read) but its head's row was not met.
+        if not w.reached
+        and (broken is None or (w.end[0] is not None and w.end[0] < (broken.row_id or 0)))
+    ]
+    if broken is not None:
+        ends.append(broken)
+    if not ends:
+        return None
+    return min(ends, key=lambda b: (b.row_id is None, b.row_id or 0))
+
+
+class _Walk:
+    """One chain's walk: where it is (last row id, its MAC) and whether it met its head's row."""
+
+    def __init__(self, start: tuple[int | None, str], end: tuple[int | None, str]) -> None:
+        self.at, self.end = start, end
+        self.reached = start == end
+
+    def step(self, row_id: int, row_hash: str) -> None:
+        self.at = (row_id, row_hash)
+        self.reached = self.reached or self.at == self.end
+
+
+def _check(key: bytes, row: AuditEvent, walks: dict[int, _Walk], *, chained: bool) -> Break | None:
+    """Check ``row`` against its chain's walk so far (moved on when it holds)."""
+    if row.chain is None:
+        if row.row_hash is not None:
+            return Break(row.id, "chained but on no chain (changed)")
+        if chained:
+            return Break(row.id, "not chained, after chained rows (changed)")
+        return None
+    walk = walks.get(row.chain)
+    if walk is None:
+        return Break(row.id, f"on chain {row.chain}, which does not exist (changed)")
+    last_id, prev = walk.at
+    if last_id is not None and row.id <= last_id:
+        return None  # at or before the chain's anchor: purged meanwhile
+    if row.prev_hash != prev:
+        after = f"row {last_id}" if last_id is not None else "the chain's start"
+        return Break(row.id, f"does not follow {after} on chain {row.chain}: a row was deleted")
+    if row.row_hash is None or not hmac.compare_digest(row_mac(key, row, prev), row.row_hash):
+        return Break(row.id, "its fields do not match its MAC (changed)")
+    walk.step(row.id, row.row_hash)
     return None

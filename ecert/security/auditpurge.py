@@ -1,15 +1,17 @@
 """Purge the oldest audit rows past ``ECERT_RETENTION_AUDIT_DAYS`` and leave an anchor.
 
-Each batch, in one transaction: the rows ``id <= through`` are deleted and an
-:class:`~ecert.db.models.AuditAnchor` records ``through``, that row's MAC, the number of rows and
-the time, MACed under the audit key and chained to the previous anchor. ``ecert audit verify``
-then walks from the newest anchor. Without the audit key no valid anchor can be written, so a
+Each batch, in one transaction: the rows ``id <= through`` (of every chain) are deleted and, for
+each chain that lost rows, an :class:`~ecert.db.models.AuditAnchor` records the chain, its last
+deleted row's id and MAC, the number of its rows and the time, MACed under the audit key and
+chained to the previous anchor. ``ecert audit verify`` then walks each chain from its newest
+anchor. Without the audit key no valid anchor can be written, so a
 deletion outside this path still breaks the chain, as before.
 
 On PostgreSQL the append-only trigger refuses every DELETE: the batch switches it off inside its
 own transaction (``ALTER TABLE … DISABLE TRIGGER``, transactional, and only the table's owner may:
-run this as the role that runs ``ecert db upgrade``). That ALTER locks the table against audit
-appends until the batch commits, so batches stay small.
+run this as the role that runs ``ecert db upgrade``). The batch locks the table against audit
+appends from its start until it commits (the lock that ALTER takes, taken first so the appends in
+flight on every chain have committed before the batch reads the log), so batches stay small.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ _TRIGGER = "audit_events_append_only"
 
 async def purge_through(session: AsyncSession, cutoff: dt.datetime) -> int | None:
     """The last id of the log's prefix whose rows are all older than ``cutoff`` (never past the
-    head: rows being appended are left alone); None when there is nothing to purge."""
-    head = await session.get(AuditChainHead, 1)
-    if head is None or head.last_id is None:
+    newest head: rows being appended are left alone); None when there is nothing to purge.
+
+    A chain's rows rise in id in the order they commit (its head is locked from the row's insert
+    to the commit), so a row still being appended to a chain is newer than every row of that
+    chain the prefix takes: the anchor stays its predecessor."""
+    newest = await session.scalar(select(func.max(AuditChainHead.last_id)))
+    if newest is None:
         return None
     young = await session.scalar(select(func.min(AuditEvent.id)).where(AuditEvent.at >= cutoff))
-    bound = head.last_id if young is None else min(head.last_id, young - 1)
+    bound = newest if young is None else min(newest, young - 1)
     last = await session.scalar(select(func.max(AuditEvent.id)).where(AuditEvent.id <= bound))
     return None if last is None else int(last)
 
@@ -48,6 +54,12 @@ async def count_purgeable(session: AsyncSession, cutoff: dt.datetime) -> int:
 
 
 async def _batch(session: AsyncSession, key: bytes, cutoff: dt.datetime, size: int) -> int:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        # First wait for the appends in flight and hold new ones off (the lock the ALTER below
+        # takes anyway): a row still being appended to one chain may have an id below another
+        # chain's newest, and must not be deleted behind its chain's anchor.
+        await session.execute(text("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE"))
     through = await purge_through(session, cutoff)
     if through is None:
         return 0
@@ -55,29 +67,45 @@ async def _batch(session: AsyncSession, key: bytes, cutoff: dt.datetime, size: i
     last = await session.scalar(select(func.max(ids.limit(size).subquery().c.id)))
     if last is None:
         return 0
-    row = await session.get(AuditEvent, last)
-    assert row is not None
+    purged = AuditEvent.id <= last
+    per_chain = (
+        await session.execute(
+            select(AuditEvent.chain, func.max(AuditEvent.id), func.count())
+            .where(purged)
+            .group_by(AuditEvent.chain)
+        )
+    ).all()
     earlier = await anchors(session)
-    anchor = AuditAnchor(
-        through_id=last,
-        through_hash=row.row_hash or GENESIS,
-        rows=0,
-        at=utcnow(),
-        prev_mac=earlier[-1].mac if earlier else GENESIS,
-        mac="",
-    )
-    postgres = session.get_bind().dialect.name == "postgresql"
+    prev_mac = earlier[-1].mac if earlier else GENESIS
+    now = utcnow()
+    written: list[AuditAnchor] = []
+    # In rising through_id: the anchors' chain checks that.
+    for chain, through, rows in sorted(per_chain, key=lambda r: int(r[1])):
+        through_hash = GENESIS  # rows written before the chains: no MAC
+        if chain is not None:
+            row = await session.get(AuditEvent, through)
+            assert row is not None
+            through_hash = row.row_hash or GENESIS
+        anchor = AuditAnchor(
+            chain=chain,
+            through_id=int(through),
+            through_hash=through_hash,
+            rows=int(rows),
+            at=now,
+            prev_mac=prev_mac,
+            mac="",
+        )
+        anchor.mac = prev_mac = anchor_mac(key, anchor)
+        written.append(anchor)
     if postgres:
         await session.execute(text(f"ALTER TABLE audit_events DISABLE TRIGGER {_TRIGGER}"))
     result = await session.execute(
-        delete(AuditEvent).where(AuditEvent.id <= last).execution_options(synchronize_session=False)
+        delete(AuditEvent).where(purged).execution_options(synchronize_session=False)
     )
     if postgres:
         await session.execute(text(f"ALTER TABLE audit_events ENABLE TRIGGER {_TRIGGER}"))
-    anchor.rows = int(getattr(result, "rowcount", 0) or 0)
-    anchor.mac = anchor_mac(key, anchor)
-    session.add(anchor)
-    return anchor.rows
+    session.add_all(written)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def purge_audit(

@@ -69,9 +69,12 @@ async def test_finding_12_every_row_is_chained(client: Client, runtime: Runtime)
         await client.post("/v1/verify", json={"qr": await person.qr(client)}, headers=hospital)
     rows = await _rows(runtime)
     assert len(rows) >= 4
-    assert rows[0].prev_hash == auditchain.GENESIS
-    for before, after in itertools.pairwise(rows):
-        assert after.prev_hash == before.row_hash
+    assert all(row.chain is not None and 1 <= row.chain <= auditchain.CHAINS for row in rows)
+    for chain in {row.chain for row in rows}:
+        on_chain = [row for row in rows if row.chain == chain]
+        assert on_chain[0].prev_hash == auditchain.GENESIS
+        for before, after in itertools.pairwise(on_chain):
+            assert after.prev_hash == before.row_hash
     async with runtime.sessions() as session:
         assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
 
@@ -184,9 +187,60 @@ async def test_finding_12_concurrent_appends_do_not_fork_the_chain(runtime: Runt
     await asyncio.gather(*(append(n) for n in range(20)))
     rows = await _rows(runtime)
     assert len(rows) == 20
-    assert len({r.prev_hash for r in rows}) == 20  # no two rows claim the same predecessor
+    # No two rows claim the same predecessor on their chain (each chain starts at GENESIS once).
+    assert len({(r.chain, r.prev_hash) for r in rows}) == 20
     async with runtime.sessions() as session:
         assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
+
+
+async def test_concurrent_appends_spread_over_chains(runtime: Runtime) -> None:
+    if runtime.settings.is_sqlite:
+        pytest.skip("SQLite has one writer: its appends all go on chain 1")
+    # The heads, as migration 0005 leaves them (the test database was wiped: the first append
+    # seeds them).
+    await _add_audit_rows(runtime, None, 1)
+
+    async def append(n: int) -> None:
+        async with runtime.sessions.begin() as session:
+            session.add(AuditEvent(actor=f"c{n}", actor_kind="agency", action="a", outcome="ok"))
+            await session.flush()  # the chain is locked from here to the commit
+            await asyncio.sleep(0.05)  # held while the others take theirs
+
+    await asyncio.gather(*(append(n) for n in range(20)))
+    rows = (await _rows(runtime))[1:]
+    assert len(rows) == 20
+    assert len({row.chain for row in rows}) > 1
+    assert len({(r.chain, r.prev_hash) for r in await _rows(runtime)}) == 21  # no fork
+    assert await _verify(runtime) is None
+
+
+async def test_a_row_moved_to_another_chain_is_detected(runtime: Runtime) -> None:
+    await _add_audit_rows(runtime, None, 3)
+    rows = await _rows(runtime)
+    assert len({row.chain for row in rows}) == 1  # one transaction: one chain
+    moved = rows[1]
+    assert moved.chain is not None
+    other = moved.chain % auditchain.CHAINS + 1
+    async with runtime.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":  # the owner switching the triggers off
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(
+            update(AuditEvent).where(AuditEvent.id == moved.id).values(chain=other)
+        )
+    broken = await _verify(runtime)
+    assert broken is not None
+    assert broken.row_id == moved.id
+    # Its MAC covers the chain: even re-linked on the other chain's start it does not check out.
+    async with runtime.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("SET LOCAL session_replication_role = replica"))
+        await connection.execute(
+            update(AuditEvent).where(AuditEvent.id == moved.id).values(prev_hash=auditchain.GENESIS)
+        )
+    broken = await _verify(runtime)
+    assert broken is not None
+    assert broken.row_id == moved.id
+    assert "MAC" in broken.reason
 
 
 async def _add_audit_rows(runtime: Runtime, at: dt.datetime | None, n: int) -> None:
@@ -216,7 +270,10 @@ async def test_ops_audit_purge_leaves_an_anchor_the_chain_verifies_from(runtime:
     assert await _verify(runtime) is None
     async with runtime.sessions() as session:
         written = await auditchain.anchors(session)
+    # The six old rows were one transaction, so one chain: one anchor per batch, on that chain.
     assert [a.rows for a in written] == [4, 2]
+    assert len({a.chain for a in written}) == 1
+    assert written[0].chain is not None
     # Twice is once: nothing older than the cutoff is left, and no anchor is added.
     assert await auditpurge.purge_audit(runtime.sessions, key, cutoff) == 0
     async with runtime.sessions() as session:
@@ -265,3 +322,41 @@ async def test_ops_audit_purge_command_and_anchors_are_append_only(
     with pytest.raises(DBAPIError, match="append-only"):
         async with runtime.sessions.begin() as session:
             await session.execute(delete(AuditAnchor))
+
+
+async def test_ops_audit_purge_anchors_every_chain_it_cuts(runtime: Runtime) -> None:
+    if runtime.settings.is_sqlite:
+        pytest.skip("SQLite has one writer: its appends all go on chain 1")
+    old = utcnow() - dt.timedelta(days=100)
+    await _add_audit_rows(runtime, old, 1)  # also seeds the wiped heads
+    async with runtime.sessions.begin() as one, runtime.sessions.begin() as two:
+        for session in (one, two):  # both hold a chain at once: two chains
+            session.add(
+                AuditEvent(actor="c", actor_kind="agency", action="a", outcome="ok", at=old)
+            )
+            await session.flush()
+    await _add_audit_rows(runtime, None, 2)
+    rows = await _rows(runtime)
+    assert rows[1].chain != rows[2].chain
+    key = auditchain.audit_key(runtime)
+    assert await auditpurge.purge_audit(runtime.sessions, key, old + dt.timedelta(days=1)) == 3
+    async with runtime.sessions() as session:
+        written = await auditchain.anchors(session)
+    assert {a.chain for a in written} == {row.chain for row in rows[:3]}
+    assert sum(a.rows for a in written) == 3
+    assert [a.through_id for a in written] == sorted(a.through_id for a in written)
+    assert await _verify(runtime) is None
+    await _add_audit_rows(runtime, None, 1)  # appends go on, on any chain
+    assert await _verify(runtime) is None
+
+
+async def test_a_transaction_keeps_its_chain_across_flushes(runtime: Runtime) -> None:
+    async with runtime.sessions.begin() as session:
+        for n in range(3):
+            session.add(AuditEvent(actor=f"c{n}", actor_kind="agency", action="a", outcome="ok"))
+            await session.flush()  # each flush chains on the chain the first one took
+    rows = await _rows(runtime)
+    assert len({row.chain for row in rows}) == 1
+    for before, after in itertools.pairwise(rows):
+        assert after.prev_hash == before.row_hash
+    assert await _verify(runtime) is None

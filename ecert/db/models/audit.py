@@ -1,5 +1,5 @@
-"""The head of the audit chain (one row: the lock that serialises appends and the last link),
-and the anchors that let the chain's oldest rows be purged."""
+"""The heads of the audit chains (one row per stripe: the lock that serialises appends to that
+chain and its last link), and the anchors that let the chains' oldest rows be purged."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import datetime as dt
 
 from advanced_alchemy.base import AdvancedDeclarativeBase, BigIntBase
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, CheckConstraint, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, Integer, SmallInteger, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 
 class AuditChainHead(AdvancedDeclarativeBase):
-    """Row 1 only. Appenders lock it (one UPDATE … RETURNING); a trigger moves it to each new
-    audit row, so ``ecert audit verify`` also sees rows cut off the end of the log."""
+    """Rows 1..16, one per chain (``CHAINS``). An appending transaction locks one of them (one
+    UPDATE … RETURNING, a free one if any); a trigger moves it to each new audit row of its chain,
+    so ``ecert audit verify`` also sees rows cut off the end of a chain."""
 
     __tablename__ = "audit_chain_head"
 
@@ -21,16 +22,20 @@ class AuditChainHead(AdvancedDeclarativeBase):
     last_id: Mapped[int | None] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (CheckConstraint("id = 1", name="audit_chain_head_one_row"),)
+    __table_args__ = (CheckConstraint("id BETWEEN 1 AND 16", name="audit_chain_head_stripes"),)
 
 
 class AuditAnchor(BigIntBase):
-    """One per purge batch of the oldest audit rows: the last purged row's id and MAC, so the
-    chain verifies from here. MACed under the audit key and chained to the previous anchor, so
-    an anchor cannot be forged or dropped to hide a deletion (ecert/security/auditpurge.py)."""
+    """One per chain and purge batch of the oldest audit rows: the chain's last purged row's id
+    and MAC, so that chain verifies from here. MACed under the audit key and chained to the
+    previous anchor (of any chain), so an anchor cannot be forged or dropped to hide a deletion
+    (ecert/security/auditpurge.py)."""
 
     __tablename__ = "audit_anchors"
 
+    #: The chain whose rows up to ``through_id`` were purged; NULL for rows written before the
+    #: chains existed.
+    chain: Mapped[int | None] = mapped_column(SmallInteger)
     through_id: Mapped[int] = mapped_column(BigInteger)
     through_hash: Mapped[str] = mapped_column(String(64))
     rows: Mapped[int] = mapped_column(BigInteger)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -187,8 +188,11 @@ class AuditEvent(BigIntBase):
     outcome: Mapped[str] = mapped_column(String(32))
     request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
-    #: The previous row's ``row_hash`` (the chain; ecert/security/auditchain.py). NULL only on
-    #: rows written before the chain existed.
+    #: Which of the audit chains (1..16, ecert/security/auditchain.py) the row is on. NULL only
+    #: on rows written before the chains existed.
+    chain: Mapped[int | None] = mapped_column(SmallInteger)
+    #: The previous row's ``row_hash`` on its chain. NULL only on rows written before the chains
+    #: existed.
     prev_hash: Mapped[str | None] = mapped_column(String(64))
     #: HMAC-SHA256 under the audit key over this row's fields and ``prev_hash``.
     row_hash: Mapped[str | None] = mapped_column(String(64))

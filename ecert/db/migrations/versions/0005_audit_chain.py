@@ -1,10 +1,10 @@
-"""audit chain: prev_hash/row_hash on audit_events, the chain head, append-only on PostgreSQL
+"""audit chains: chain/prev_hash/row_hash on audit_events, the 16 chain heads, append-only on PostgreSQL
 
 Revision ID: 0005
 Revises: 0004
 
 Rows already in audit_events stay unchained (NULL hashes; the MAC key is not available here):
-the chain starts with the first row written after this migration (docs/security.md).
+the chains start with the first rows written after this migration (docs/security.md).
 """
 
 from collections.abc import Sequence
@@ -18,12 +18,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 GENESIS = "0" * 64
+#: Appends contend on one of this many chains (ecert.security.auditchain.CHAINS).
+CHAINS = 16
 
-# Each inserted audit row becomes the head: verify then also sees rows cut off the log's end.
+# Each inserted audit row becomes its chain's head: verify then also sees rows cut off a chain's
+# end. Rows without a chain (none are written after this migration) move no head.
 _PG_ADVANCE = """
 CREATE FUNCTION audit_chain_advance() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    UPDATE audit_chain_head SET last_id = NEW.id, last_hash = NEW.row_hash WHERE id = 1;
+    UPDATE audit_chain_head SET last_id = NEW.id, last_hash = NEW.row_hash WHERE id = NEW.chain;
     RETURN NULL;
 END $$
 """
@@ -38,13 +41,14 @@ END $$
 _SQLITE_ADVANCE = """
 CREATE TRIGGER audit_events_advance AFTER INSERT ON audit_events
 BEGIN
-    UPDATE audit_chain_head SET last_id = NEW.id, last_hash = NEW.row_hash WHERE id = 1;
+    UPDATE audit_chain_head SET last_id = NEW.id, last_hash = NEW.row_hash WHERE id = NEW.chain;
 END
 """
 
 
 def upgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("chain", sa.SmallInteger(), nullable=True))
         batch_op.add_column(sa.Column("prev_hash", sa.String(length=64), nullable=True))
         batch_op.add_column(sa.Column("row_hash", sa.String(length=64), nullable=True))
     head = op.create_table(
@@ -52,10 +56,15 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("last_id", sa.BigInteger(), nullable=True),
         sa.Column("last_hash", sa.String(length=64), nullable=False),
-        sa.CheckConstraint("id = 1", name=op.f("ck_audit_chain_head_audit_chain_head_one_row")),
+        sa.CheckConstraint(
+            f"id BETWEEN 1 AND {CHAINS}", name=op.f("ck_audit_chain_head_audit_chain_head_stripes")
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_chain_head")),
     )
-    op.bulk_insert(head, [{"id": 1, "last_id": None, "last_hash": GENESIS}])
+    op.bulk_insert(
+        head,
+        [{"id": c, "last_id": None, "last_hash": GENESIS} for c in range(1, CHAINS + 1)],
+    )
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_PG_ADVANCE)
         op.execute(_PG_REFUSE)
@@ -88,3 +97,4 @@ def downgrade() -> None:
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_column("row_hash")
         batch_op.drop_column("prev_hash")
+        batch_op.drop_column("chain")

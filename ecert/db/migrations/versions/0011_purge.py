@@ -44,6 +44,7 @@ def upgrade() -> None:
     op.create_table(
         "audit_anchors",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("chain", sa.SmallInteger(), nullable=True),
         sa.Column("through_id", sa.BigInteger(), nullable=False),
         sa.Column("through_hash", sa.String(length=64), nullable=False),
         sa.Column("rows", sa.BigInteger(), nullable=False),

@@ -1,8 +1,10 @@
 """Test fixtures: every database test runs twice, on the embedded set-up and on real servers.
 
 ``embedded``: SQLite file + in-process store. ``real``: throwaway PostgreSQL 15 and Redis on
-loopback, started here. With ``CI=true`` a missing server fails the run instead of skipping.
-``ECERT_TEST_BACKENDS=embedded`` (or ``real``) narrows a local run.
+loopback, started here. A test about PostgreSQL itself is marked ``postgres`` and is not
+collected for the embedded backend (deselected, never skipped). With ``CI=true`` any skip is a
+failure: a missing server or browser fails the run. ``ECERT_TEST_BACKENDS=embedded`` (or
+``real``) narrows a local run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import contextlib
 import os
 import secrets
 import subprocess
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -68,7 +70,7 @@ def backend(
                 database_url = stack.enter_context(servers.postgres())
                 redis_url, process = stack.enter_context(servers.redis())
             except servers.ServerMissing as exc:
-                if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+                if _in_ci():
                     pytest.fail(f"real backend needed in CI: {exc}")
                 pytest.skip(f"real backend unavailable ({exc}); CI=true makes this a failure")
             # A PostgreSQL URL means production mode: the issuer must be explicit too.
@@ -82,6 +84,36 @@ def backend(
             )
         upgrade(settings.effective_database_url)
         yield Backend(request.param, settings, process)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test marked ``postgres`` is about PostgreSQL itself: it is not collected for the
+    embedded backend at all (deselected, not skipped), so a skip always means something missing."""
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_embedded = callspec is not None and callspec.params.get("backend") == "embedded"
+        (drop if on_embedded and item.get_closest_marker("postgres") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI a skipped test is a failed one: every test must run there (servers, browser)."""
+    report: pytest.TestReport = yield
+    if _in_ci() and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which must run every test: {report.longrepr}"
+    return report
 
 
 async def _clean(runtime: Runtime, redis_url: str) -> None:

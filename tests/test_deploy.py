@@ -42,11 +42,10 @@ def _option(args: list[str], name: str, value: str) -> list[str]:
     return [*args[: index + 1], value, *args[index + 2 :]]
 
 
+@pytest.mark.postgres  # the image runs in production mode: PostgreSQL and Redis
 def test_ops_image_entry_point_serves_ready_on_a_read_only_data_dir(
     settings: Settings, tmp_path: Path
 ) -> None:
-    if settings.is_sqlite:
-        pytest.skip("the image runs in production mode: PostgreSQL and Redis")
     image_env, command = _image()
     assert command[:2] == ["ecert", "serve"]
     assert "--no-migrate" in command

@@ -386,6 +386,7 @@ def _settlement_body(token: str) -> dict[str, object]:
     }
 
 
+@pytest.mark.postgres  # PostgreSQL read-only transactions
 async def test_ops_read_only_old_primary_is_a_retryable_503_and_writes_nothing(
     make_app: AppFactory,
 ) -> None:
@@ -396,8 +397,6 @@ async def test_ops_read_only_old_primary_is_a_retryable_503_and_writes_nothing(
 
     writer = make_app()
     runtime = writer.state.runtime
-    if runtime.settings.is_sqlite:
-        pytest.skip("PostgreSQL read-only transactions")
     async with open_client(writer) as client:
         await load_policies(runtime)
         person = await holder(client, runtime)
@@ -430,6 +429,7 @@ async def test_ops_read_only_old_primary_is_a_retryable_503_and_writes_nothing(
     assert retry.status_code == 201, retry.text
 
 
+@pytest.mark.postgres  # asyncpg's command_timeout
 async def test_ops_command_timeout_is_a_retryable_503(make_app: AppFactory) -> None:
     """A database that does not answer (no server-side timeout can fire) ends after
     ECERT_DB_COMMAND_TIMEOUT_S with a retryable 503, not a 500; the retry settles."""
@@ -439,8 +439,6 @@ async def test_ops_command_timeout_is_a_retryable_503(make_app: AppFactory) -> N
 
     app = make_app(db_lock_timeout_ms=0, db_statement_timeout_ms=0, db_command_timeout_s=0.5)
     runtime = app.state.runtime
-    if runtime.settings.is_sqlite:
-        pytest.skip("asyncpg's command_timeout")
     async with open_client(app) as client:
         await load_policies(runtime)
         person = await holder(client, runtime)
@@ -456,6 +454,7 @@ async def test_ops_command_timeout_is_a_retryable_503(make_app: AppFactory) -> N
         assert retry.status_code == 201, retry.text
 
 
+@pytest.mark.postgres  # asyncpg only
 async def test_ops_pgbouncer_mode_sends_no_startup_settings_and_caches_no_statements(
     make_app: AppFactory,
 ) -> None:
@@ -463,8 +462,6 @@ async def test_ops_pgbouncer_mode_sends_no_startup_settings_and_caches_no_statem
 
     app = make_app(db_pgbouncer=True)
     runtime = app.state.runtime
-    if runtime.settings.is_sqlite:
-        pytest.skip("asyncpg only")
     async with open_client(app) as client:
         assert (await client.get("/readyz")).status_code == 200
         async with runtime.engine.connect() as connection:
@@ -492,6 +489,7 @@ def _fresh_database(settings: Settings, name: str, tmp_path: Path) -> str:
     return settings.effective_database_url.rsplit("/", 1)[0] + f"/{name}"
 
 
+@pytest.mark.postgres  # the advisory lock is PostgreSQL's; the embedded database migrates in serve
 def test_ops_two_concurrent_upgrades_both_succeed_and_migrate_once(
     settings: Settings, tmp_path: Path
 ) -> None:
@@ -500,8 +498,6 @@ def test_ops_two_concurrent_upgrades_both_succeed_and_migrate_once(
     from ecert.db.migrate import script_heads
     from tests.helpers import settings_env
 
-    if settings.is_sqlite:
-        pytest.skip("the advisory lock is PostgreSQL's; the embedded database migrates in serve")
     url = _fresh_database(settings, "ecert_upgrade_race", tmp_path)
     env = {**os.environ, **settings_env(settings), "ECERT_DATABASE_URL": url}
     jobs = [

@@ -79,11 +79,10 @@ async def test_finding_12_every_row_is_chained(client: Client, runtime: Runtime)
         assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
 
 
+@pytest.mark.postgres  # SQLite has no roles or triggers here: audit verify detects changes there
 async def test_finding_12_audit_rows_cannot_be_changed_on_postgresql(
     client: Client, runtime: Runtime
 ) -> None:
-    if runtime.settings.is_sqlite:
-        pytest.skip("SQLite has no roles or triggers here: audit verify detects changes there")
     await holder(client, runtime)
     first = (await _rows(runtime))[0]
     for statement in (
@@ -193,9 +192,8 @@ async def test_finding_12_concurrent_appends_do_not_fork_the_chain(runtime: Runt
         assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
 
 
+@pytest.mark.postgres  # SQLite has one writer: its appends all go on chain 1
 async def test_concurrent_appends_spread_over_chains(runtime: Runtime) -> None:
-    if runtime.settings.is_sqlite:
-        pytest.skip("SQLite has one writer: its appends all go on chain 1")
     # The heads, as migration 0005 leaves them (the test database was wiped: the first append
     # seeds them).
     await _add_audit_rows(runtime, None, 1)
@@ -324,9 +322,8 @@ async def test_ops_audit_purge_command_and_anchors_are_append_only(
             await session.execute(delete(AuditAnchor))
 
 
+@pytest.mark.postgres  # SQLite has one writer: its appends all go on chain 1
 async def test_ops_audit_purge_anchors_every_chain_it_cuts(runtime: Runtime) -> None:
-    if runtime.settings.is_sqlite:
-        pytest.skip("SQLite has one writer: its appends all go on chain 1")
     old = utcnow() - dt.timedelta(days=100)
     await _add_audit_rows(runtime, old, 1)  # also seeds the wiped heads
     async with runtime.sessions.begin() as one, runtime.sessions.begin() as two:

@@ -95,13 +95,12 @@ async def test_finding_08_stale_claim_taken_over_while_running_settles_once(
     assert again.headers["idempotent-replayed"] == "true"
 
 
+@pytest.mark.postgres  # PostgreSQL session settings; SQLite serialises writers instead
 async def test_finding_08_statement_and_lock_timeouts_below_the_takeover_age(
     runtime: Runtime,
 ) -> None:
     """Every PostgreSQL connection of the engine runs with statement, lock and idle-in-transaction
     timeouts shorter than the age at which a claim is taken over."""
-    if runtime.settings.is_sqlite:
-        pytest.skip("PostgreSQL session settings; SQLite serialises writers instead")
     names = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
     async with runtime.sessions() as session:
         assert await session.scalar(text("SHOW statement_timeout")) not in (None, "0")
@@ -120,6 +119,7 @@ async def test_finding_08_statement_and_lock_timeouts_below_the_takeover_age(
     assert found["lock_timeout"][0] == runtime.settings.db_lock_timeout_ms
 
 
+@pytest.mark.postgres  # PostgreSQL lock_timeout; SQLite serialises writers instead
 async def test_finding_08_a_lock_wait_past_lock_timeout_is_a_retryable_503(
     make_app: AppFactory,
 ) -> None:
@@ -127,8 +127,6 @@ async def test_finding_08_a_lock_wait_past_lock_timeout_is_a_retryable_503(
     503 (not a 500), writes nothing and gives its key back, so the retry settles."""
     app = make_app(db_lock_timeout_ms=300)
     runtime: Runtime = app.state.runtime
-    if runtime.settings.is_sqlite:
-        pytest.skip("PostgreSQL lock_timeout; SQLite serialises writers instead")
     async with open_client(app) as client:
         await load_policies(runtime)
         person = await holder(client, runtime)
@@ -150,14 +148,13 @@ async def test_finding_08_a_lock_wait_past_lock_timeout_is_a_retryable_503(
         assert "idempotent-replayed" not in retry.headers
 
 
+@pytest.mark.postgres  # SQLite's single writer lock keeps the takeover out until the first commits
 async def test_finding_08_first_holder_that_already_wrote_cannot_complete(
     client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """PostgreSQL, truly concurrent: the first request has written its settlement and stalls
     before storing its answer; a retry takes the stale key over and waits on the person's locks.
     The first one's complete fails and it rolls back; the retry then settles: one settlement."""
-    if runtime.settings.is_sqlite:
-        pytest.skip("SQLite's single writer lock keeps the takeover out until the first commits")
     await load_policies(runtime)
     person = await holder(client, runtime)
     await credit(runtime, person.person_id, 50_000)

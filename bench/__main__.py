@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import logging
-import os
-import secrets
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -35,6 +32,7 @@ from bench import lookup, micro
 from bench.harness import (
     INITIAL_BALANCE,
     Seeded,
+    bench_env,
     ecert_serve,
     ledger_check,
     seed,
@@ -296,30 +294,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     console = Console()
-    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
     with (
         tempfile.TemporaryDirectory() as data,
         servers.postgres() as db_url,
         servers.redis() as (redis_url, _),
     ):
-        env = {
-            **os.environ,
-            "ECERT_DATABASE_URL": db_url,
-            "ECERT_REDIS_URL": redis_url,
-            "ECERT_DATA_DIR": data,
-            "ECERT_PII_KEYS": f"b1:{key}",
-            "ECERT_HASH_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
-            "ECERT_QR_TTL_S": "120",  # the spec's upper bound, now enforced
-            "ECERT_RATE_LIMIT_PER_MINUTE": "1000000000",
-            "ECERT_CLIENT_RATE_LIMIT_PER_MINUTE": "1000000000",
-            "ECERT_PEER_RATE_LIMIT_PER_MINUTE": "1000000000",
-            "ECERT_LOG_LEVEL": "WARNING",
-            "ECERT_ISSUER_URL": "http://bench.local",
-            "ECERT_ISSUER_AREA": "370102",
-            "ECERT_DB_POOL_SIZE": "20",
-            # The bills' ec_tokens are made before the figures run; they must outlive them.
-            "ECERT_EC_TOKEN_TTL_S": "3600",
-        }
+        env = bench_env(db_url, redis_url, data)
         upgrade(db_url)
         with console.status(f"seeding {args.people} insured people"):
             seeded = asyncio.run(seed(env, args.people))

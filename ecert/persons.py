@@ -59,8 +59,17 @@ async def upsert_person(
 
 
 def person_id_number(cipher: PiiCipher, person: Person) -> str:
-    return cipher.decrypt(person.id_cipher, context="person.id")
+    return open_id_number(cipher, person.id_cipher)
 
 
 def person_name(cipher: PiiCipher, person: Person) -> str:
-    return cipher.decrypt(person.name_cipher, context="person.name")
+    return open_name(cipher, person.name_cipher)
+
+
+def open_id_number(cipher: PiiCipher, sealed: bytes) -> str:
+    """The ID number from its ciphertext column (for paths that read columns, not rows)."""
+    return cipher.decrypt(sealed, context="person.id")
+
+
+def open_name(cipher: PiiCipher, sealed: bytes) -> str:
+    return cipher.decrypt(sealed, context="person.name")

@@ -12,6 +12,7 @@ from ecert.db.engine import make_engine
 from ecert.security.auditchain import derive_key, session_info
 from ecert.security.keys import KeyRing
 from ecert.security.pii import PiiCipher, load_cipher
+from ecert.security.tokens import VerifiedTokens
 from ecert.store import Store, make_store
 
 
@@ -26,6 +27,8 @@ class Runtime:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: Access tokens this worker has checked (ecert.security.tokens.VerifiedTokens).
+    access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
 
     async def refresh_keys(self) -> None:
         async with self.sessions() as session:

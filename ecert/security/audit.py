@@ -80,16 +80,27 @@ async def record_audit(
     only if the transaction commits (``ecert.security.auditchain``)."""
     defer(
         session.sync_session,
-        AuditEvent(
-            actor=principal.client_id,
-            actor_kind=principal.kind,
-            person_id=person_id,
-            action=action,
-            outcome=outcome,
-            request_id=_request_id(),
-            detail=detail,
-        ),
+        AuditEvent(**audit_values(principal, person_id, action, outcome, detail)),
     )
+
+
+def audit_values(
+    principal: Principal,
+    person_id: uuid.UUID | None,
+    action: str,
+    outcome: str,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An audit row's values (for a hot path that writes it itself: ``auditchain.link``)."""
+    return {
+        "actor": principal.client_id,
+        "actor_kind": principal.kind,
+        "person_id": person_id,
+        "action": action,
+        "outcome": outcome,
+        "request_id": _request_id(),
+        "detail": detail,
+    }
 
 
 def refusal_audit(request: Request[Any, Any, Any], status: int, code: str) -> BackgroundTask | None:

@@ -20,16 +20,17 @@ import datetime as dt
 import hashlib
 import hmac
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import event, func, inspect, select, update
+from sqlalchemy import CTE, event, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
+from sqlalchemy.sql.dml import ReturningUpdate
 
 from ecert.clock import utcnow
 from ecert.config import Settings
@@ -82,21 +83,80 @@ def install() -> None:
 
 def row_mac(key: bytes, row: AuditEvent, prev_hash: str) -> str:
     """The MAC of a row: its fields in a fixed order (JSON, sorted keys) and the previous MAC."""
-    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=dt.UTC)
+    names = ("at", "chain", "actor", "actor_kind", "person_id", "action", "outcome")
+    fields = {name: getattr(row, name) for name in (*names, "request_id", "detail")}
+    return _mac(key, fields, prev_hash)
+
+
+def _mac(key: bytes, row: Mapping[str, Any], prev_hash: str) -> str:
+    at = row["at"] if row["at"].tzinfo else row["at"].replace(tzinfo=dt.UTC)
+    person_id = row.get("person_id")
     fields = [
         1,
-        row.chain,
+        row["chain"],
         (at - _EPOCH) // dt.timedelta(microseconds=1),
-        row.actor,
-        row.actor_kind,
-        str(row.person_id) if row.person_id else None,
-        row.action,
-        row.outcome,
-        row.request_id,
-        row.detail,
+        row["actor"],
+        row["actor_kind"],
+        str(person_id) if person_id else None,
+        row["action"],
+        row["outcome"],
+        row.get("request_id"),
+        row.get("detail"),
     ]
     canonical = msgspec.json.encode(fields, order="sorted")
     return hmac.new(key, canonical + prev_hash.encode(), hashlib.sha256).hexdigest()
+
+
+def free_head_cte() -> CTE:
+    """PostgreSQL, for a hot path's first statement: lock a free chain head in the same round
+    trip as the path's own read (``audit_head.chain``, ``audit_head.prev``; no row when every
+    head is busy, then :func:`take_link` waits for one). Data-modifying CTEs run whether or not
+    the outer query reads them; the lock lasts to the transaction's end as with :func:`defer`.
+
+    Taking the chain first is safe from deadlocks: a transaction that waits for a chain holds no
+    other lock yet, and a path that takes its chain first waits afterwards only for rows (single-
+    use marks) that no chain-holder waiting on it can hold.
+    """
+    return _lock_free().cte("audit_head")
+
+
+def _lock_free() -> ReturningUpdate[tuple[int, str]]:
+    """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``."""
+    free = (
+        select(AuditChainHead.id)
+        .order_by(func.random())
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(AuditChainHead)
+        .where(AuditChainHead.id == free)
+        .values(last_hash=AuditChainHead.last_hash)
+        .returning(AuditChainHead.id.label("chain"), AuditChainHead.last_hash.label("prev"))
+    )
+
+
+async def take_link(session: AsyncSession, chain: int | None, prev: str | None) -> tuple[int, str]:
+    """The chain a :func:`free_head_cte` locked (kept for the rest of the transaction), or, when it
+    found none free, one waited for as :func:`defer` would."""
+    if chain is not None and prev is not None:
+        session.info[_HELD] = chain
+        return chain, prev
+    return await session.run_sync(_lock_head)
+
+
+def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (an ``audit_events`` insert's values) chained after ``prev``: for a hot path that
+    inserts its audit row in its own statement instead of through :func:`defer`. Only one row a
+    transaction this way: the next link needs this row to be written (the trigger moves the
+    head), which :func:`defer` then reads as usual."""
+    key = session.info.get(AUDIT_KEY)
+    if key is None:
+        raise RuntimeError("this session has no audit key: audit rows would not be chained")
+    row = {**row, "at": row.get("at") or utcnow(), "chain": chain, "prev_hash": prev}
+    row["row_hash"] = _mac(key, row, prev)
+    return row
 
 
 #: ``Session.info`` key of the audit rows waiting for the commit.
@@ -173,20 +233,7 @@ def _lock_head(session: Session) -> tuple[int, str]:
     held = session.info.get(_HELD)
     postgres = session.get_bind().dialect.name == "postgresql"
     if held is None and postgres:
-        free = (
-            select(AuditChainHead.id)
-            .order_by(func.random())
-            .limit(1)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        lock = (
-            update(AuditChainHead)
-            .where(AuditChainHead.id == free)
-            .values(last_hash=AuditChainHead.last_hash)
-            .returning(AuditChainHead.id, AuditChainHead.last_hash)
-        )
-        got = session.execute(lock).first()
+        got = session.execute(_lock_free()).first()
         if got is not None:
             session.info[_HELD] = int(got[0])
             return int(got[0]), str(got[1])

@@ -13,7 +13,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from ecert.errors import Forbidden, Unauthorized
 from ecert.oauth.status import ClientStatus
 from ecert.runtime import Runtime
-from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid, verify_access_token
+from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
 
@@ -52,7 +52,7 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         # key_ring_middleware has already reloaded a ring that a revocation made stale.
         if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
             await runtime.refresh_keys()
-        principal = verify_access_token(runtime.keys, runtime.settings, token.strip())
+        principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
         status: ClientStatus = connection.app.state.client_status
         if not await status.is_active(principal.client_id):
             raise Unauthorized("this client is disabled")

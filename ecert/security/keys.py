@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import ScalarSelect, func, select, update
+from sqlalchemy import BindParameter, ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecert.db.models import KeyEvent, SigningKey, utcnow
@@ -397,7 +397,7 @@ async def _refill(session: AsyncSession, cipher: PiiCipher, purpose: str) -> Non
         session.add(new_key_row(cipher, purpose, "next"))
 
 
-def state_of(purpose: str, kid: str) -> ScalarSelect[str]:
+def state_of(purpose: str, kid: str | BindParameter[str]) -> ScalarSelect[str]:
     """A key's state as a scalar subquery, for a hot path to read with its other rows."""
     return (
         select(SigningKey.state)

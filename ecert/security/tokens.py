@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import time
 import uuid
@@ -92,6 +93,13 @@ def read_kid(token: str, expected_typ: str) -> str:
 
 def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Principal:
     """Check signature, type, issuer, audience, expiry; return the principal."""
+    return _check_access_token(ring, settings, token)[0]
+
+
+def _check_access_token(
+    ring: KeyRing, settings: Settings, token: str
+) -> tuple[Principal, str, int]:
+    """The principal, the key id and the expiry of a token that checks out."""
     kid = read_kid(token, ACCESS_TOKEN_TYPE)
     key = ring.verifier("access", kid)
     if key is None:
@@ -112,7 +120,7 @@ def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Princi
         raise Unauthorized("the access token is not valid") from exc
     person = claims.get("psn")
     quota = claims.get("rlm")
-    return Principal(
+    principal = Principal(
         client_id=str(claims["sub"]),
         kind=str(claims["knd"]),
         scopes=frozenset(str(claims.get("scope", "")).split()),
@@ -120,3 +128,38 @@ def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Princi
         institution_code=claims.get("ins") if isinstance(claims.get("ins"), str) else None,
         rate_limit=quota if isinstance(quota, int) and quota > 0 else None,
     )
+    return principal, kid, int(claims["exp"])
+
+
+class VerifiedTokens:
+    """A worker's memory of access tokens whose signature and claims it has already checked.
+
+    A channel or hospital sends the same token on every request for its lifetime (minutes): its
+    ES256 verify was the largest piece of CPU in a mint. A hit needs the identical token text
+    (the whole signed string is the key, so nothing unverified is ever trusted), is refused once
+    the token expires (the same leeway as ``jwt.decode``), and once its signing key is no longer
+    in the ring (a revoked key: the ring reloads within ``keys.VERSION_CHECK_S``). Client
+    disablement is checked per request after this, as before. Bounded: the oldest entries go
+    first when full (a token flood costs memory up to the bound, and each entry was a valid
+    token). docs/security.md ("Verified access tokens are remembered").
+    """
+
+    def __init__(self, size: int = 20_000) -> None:
+        self._size = size
+        self._entries: dict[str, tuple[Principal, str, int]] = {}
+
+    def verify(self, ring: KeyRing, settings: Settings, token: str) -> Principal:
+        found = self._entries.get(token)
+        now = int(time.time())
+        if found is not None:
+            principal, kid, exp = found
+            if now <= exp + settings.leeway_s and ring.verifier("access", kid) is not None:
+                return principal
+            del self._entries[token]
+        principal, kid, exp = _check_access_token(ring, settings, token)
+        if len(self._entries) >= self._size:
+            # dicts keep insertion order: drop the oldest tenth at once, not one per insert
+            for stale in list(itertools.islice(self._entries, self._size // 10 or 1)):
+                del self._entries[stale]
+        self._entries[token] = (principal, kid, exp)
+        return principal

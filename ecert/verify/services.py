@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 import string
 import time
-from collections.abc import Sequence
+import uuid
+from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, literal, select, update
+from sqlalchemy import Select, String, bindparam, func, insert, select, true, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager
 
 from ecert import qrtoken
 from ecert.db.models import (
+    AuditEvent,
     ECert,
     EcToken,
     Enrolment,
@@ -27,10 +31,10 @@ from ecert.db.models import (
 from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
-from ecert.persons import person_id_number, person_name
+from ecert.persons import open_id_number, open_name
 from ecert.runtime import Runtime
-from ecert.security import keys
-from ecert.security.audit import concerning, record_audit
+from ecert.security import auditchain, keys
+from ecert.security.audit import audit_values, concerning, record_audit
 from ecert.security.tokens import Principal
 from ecert.store import StoreUnavailable
 from ecert.suspension import in_force, refuse_if
@@ -41,9 +45,27 @@ FULL_IDENTITY_SCOPE = "identity:full"
 _TOKEN_CHARS = string.ascii_lowercase + string.digits
 
 
+@dataclass(frozen=True, slots=True)
+class Holder:
+    """What a verify needs of the e-cert, its person and enrolments: plain columns, no ORM."""
+
+    ecert_id: uuid.UUID
+    person_id: uuid.UUID
+    version: int
+    area: str
+    gender: str | None
+    birth_date: dt.date | None
+    id_cipher: bytes
+    name_cipher: bytes
+    enrolments: list[tuple[str, str]]
+    #: The audit chain the load locked (PostgreSQL), ``None`` when it found none free.
+    chain: int | None = None
+    prev: str | None = None
+
+
 async def _ecert_from_qr(
     session: AsyncSession, runtime: Runtime, principal: Principal, text: str
-) -> ECert:
+) -> tuple[Holder, qrtoken.QrClaims]:
     jws, header = qrtoken.open_code(text)
     key = runtime.keys.verifier("qr", header.kid)
     if key is None and runtime.keys.may_refresh_for_unknown():
@@ -61,8 +83,8 @@ async def _ecert_from_qr(
     )
     # The database is the authority on revoked keys, whether or not the store could tell us:
     # the holder's load also reads the key's state (no extra round trip).
-    ecert = await _load_holder(
-        session, principal, ECert.pseudonym == claims.sub, claims.ver, qr_kid=header.kid
+    holder = await _load_holder(
+        session, principal, version=claims.ver, sub=claims.sub, qr_kid=header.kid
     )
     # Early reject in the store; the unique key in the database is the authority.
     try:
@@ -73,79 +95,118 @@ async def _ecert_from_qr(
         first = True
     if not first:
         raise qrtoken.QrReplayed()
-    # The unique key decides: of concurrent scans of one code exactly one inserts a row.
-    used = await insert_ignore(
-        session,
-        QrUse.__table__,
-        {
-            "iss": claims.iss,
-            "sub": claims.sub,
-            "jti": claims.jti,
-            "at": utcnow(),
-            "institution_code": principal.institution_code or principal.client_id,
-        },
-        returning=QrUse.__table__.c.id,
+    return holder, claims
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+@functools.cache
+def _holder_statement(by_pseudonym: bool, postgres: bool) -> Select[Any]:
+    """Built once a process (binds, not values): building a statement costs more Python than
+    running it, and a compiled statement is reused from SQLAlchemy's cache."""
+    designated = (
+        select(Institution.designated)
+        .where(Institution.code == bindparam("institution"))
+        .scalar_subquery()
     )
-    if used is None:
-        raise qrtoken.QrReplayed()
-    return ecert
+    columns: list[Any] = [
+        ECert.id,
+        ECert.person_id,
+        ECert.status,
+        ECert.version,
+        Person.area,
+        Person.gender,
+        Person.birth_date,
+        Person.id_cipher,
+        Person.name_cipher,
+        designated,
+        in_force(ECert.person_id),
+        keys.state_of("qr", bindparam("kid", type_=String())),
+        Enrolment.insurance_type,
+        Enrolment.status,
+    ]
+    where = (
+        ECert.pseudonym == bindparam("sub") if by_pseudonym else ECert.id == bindparam("ecert_id")
+    )
+    statement = (
+        select(*columns)
+        .join(Person, Person.id == ECert.person_id)
+        .outerjoin(Enrolment, Enrolment.person_id == Person.id)
+        .where(where)
+    )
+    if postgres:
+        head = auditchain.free_head_cte()
+        statement = statement.add_columns(head.c.chain, head.c.prev).outerjoin(head, true())
+    return statement
 
 
 async def _load_holder(
     session: AsyncSession,
     principal: Principal,
-    where: ColumnElement[bool],
-    version: int,
     *,
+    version: int,
+    sub: str | None = None,
+    ecert_id: uuid.UUID | None = None,
     qr_kid: str | None = None,
-) -> ECert:
-    """The e-cert, its person and enrolments in one round trip (the hot path), checked.
+) -> Holder:
+    """The e-cert (by QR pseudonym ``sub`` or by ``ecert_id``), its person and enrolments in one
+    round trip (the hot path), checked.
 
     The same statement says whether the QR key still verifies (``qr_kid``), whether the caller's
     institution is designated and whether the person is suspended, so that every refusal comes
-    before the code is spent.
+    before the code is spent; on PostgreSQL it also locks an audit chain (the audit row is then
+    written with the path's other rows, not in two statements of its own at the commit).
     """
-    designated = (
-        select(Institution.designated)
-        .where(Institution.code == principal.institution_code)
-        .scalar_subquery()
-    )
-    key_state = keys.state_of("qr", qr_kid) if qr_kid is not None else literal(None)
-    statement = (
-        select(ECert, Person, designated, in_force(ECert.person_id), key_state)
-        .join(Person, Person.id == ECert.person_id)
-        .outerjoin(Person.enrolments)
-        .options(contains_eager(Person.enrolments))
-        .where(where)
-    )
-    rows = (await session.execute(statement)).unique().all()  # all: one row per enrolment
+    statement = _holder_statement(sub is not None, _postgres(session))
+    values: dict[str, Any] = {"institution": principal.institution_code, "kid": qr_kid or ""}
+    values |= {"sub": sub} if sub is not None else {"ecert_id": ecert_id}
+    rows = (await session.execute(statement, values)).all()  # all: one row per enrolment
     if not rows:
         if qr_kid is not None and not await keys.verifies(session, "qr", qr_kid):
             raise qrtoken.QrUnknownKey()
-        if not await session.scalar(select(designated)):
+        designated = select(Institution.designated).where(
+            Institution.code == principal.institution_code
+        )
+        if not await session.scalar(designated):
             raise NotDesignated()
         raise ECertRevoked("no e-cert has this pseudonym")
-    ecert, _, is_designated, suspended, state = rows[0]
+    first = rows[0]
+    ecert_id, person_id, status, current_version = first[0], first[1], first[2], first[3]
+    is_designated, suspended, state = first[9], first[10], first[11]
     if qr_kid is not None and state not in keys.VERIFYING_STATES:
         raise qrtoken.QrUnknownKey()
-    concerning(ecert.person_id)  # a refusal from here on is audited against the person
+    concerning(person_id)  # a refusal from here on is audited against the person
     if not is_designated:
         raise NotDesignated()
     refuse_if(suspended)
-    if ecert.status == "suspended":
+    if status == "suspended":
         raise ECertSuspended()
-    if ecert.status != "active" or version != ecert.version:
+    if status != "active" or version != current_version:
         raise ECertRevoked()
-    return ecert  # type: ignore[no-any-return]
+    return Holder(
+        ecert_id=ecert_id,
+        person_id=person_id,
+        version=current_version,
+        area=first[4],
+        gender=first[5],
+        birth_date=first[6],
+        id_cipher=first[7],
+        name_cipher=first[8],
+        enrolments=[(row[12], row[13]) for row in rows if row[12] is not None],
+        chain=first[14] if len(first) > 14 else None,
+        prev=first[15] if len(first) > 14 else None,
+    )
 
 
-async def _ecert_from_numeric(session: AsyncSession, principal: Principal, code: str) -> ECert:
+async def _ecert_from_numeric(session: AsyncSession, principal: Principal, code: str) -> Holder:
     row = await session.scalar(select(NumericCode).where(NumericCode.code == code))
     if row is None:
         raise qrtoken.QrMalformed("unknown numeric code")
     if row.expires_at < utcnow():
         raise qrtoken.QrExpired()
-    ecert = await _load_holder(session, principal, ECert.id == row.ecert_id, row.version)
+    holder = await _load_holder(session, principal, version=row.version, ecert_id=row.ecert_id)
     # Guarded update: of concurrent scans of one code exactly one sees a row change.
     used = await session.execute(
         update(NumericCode)
@@ -154,7 +215,101 @@ async def _ecert_from_numeric(session: AsyncSession, principal: Principal, code:
     )
     if used.rowcount != 1:  # type: ignore[attr-defined]
         raise qrtoken.QrReplayed()
-    return ecert
+    return holder
+
+
+async def _spend_qr(
+    session: AsyncSession,
+    claims: qrtoken.QrClaims,
+    institution: str,
+    token: dict[str, Any],
+    audit: dict[str, Any],
+    holder: Holder,
+) -> None:
+    """Mark the code used, store the ec_token and the audit row; :class:`QrReplayed` if another
+    scan used the code first (the unique key decides: of concurrent scans exactly one inserts).
+
+    On PostgreSQL one statement (data-modifying CTEs: the token and the audit row are inserted
+    only if the use was); on SQLite (one writer, no DML in CTEs) the same rows one by one.
+    """
+    use = {
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "jti": claims.jti,
+        "at": utcnow(),
+        "institution_code": institution,
+    }
+    if not _postgres(session):
+        used = await insert_ignore(session, QrUse.__table__, use, returning=QrUse.__table__.c.id)
+        if used is None:
+            raise qrtoken.QrReplayed()
+        await session.execute(insert(EcToken), [token])
+        auditchain.defer(session.sync_session, AuditEvent(**audit))
+        return
+    chain, prev = await auditchain.take_link(session, holder.chain, holder.prev)
+    audit = auditchain.link(session, chain, prev, audit)
+    values = {f"u_{k}": v for k, v in use.items()}
+    values |= {f"t_{k}": v for k, v in token.items()}
+    values |= {f"a_{k}": v for k, v in audit.items()}
+    if (await session.execute(_spend_statement(), values)).one()[0] != 1:
+        raise qrtoken.QrReplayed()
+
+
+#: The columns :func:`_spend_statement` writes (``verify`` passes exactly these).
+_USE = ("iss", "sub", "jti", "at", "institution_code")
+_TOKEN = (
+    "token",
+    "person_id",
+    "ecert_id",
+    "institution_code",
+    "business_type",
+    "expires_at",
+    "ecert_version",
+)
+_AUDIT = (
+    "actor",
+    "actor_kind",
+    "person_id",
+    "action",
+    "outcome",
+    "request_id",
+    "detail",
+    "at",
+    "chain",
+    "prev_hash",
+    "row_hash",
+)
+
+
+@functools.cache
+def _spend_statement() -> Select[Any]:
+    """PostgreSQL: the use, the token and the audit row in one statement, built once."""
+    table = QrUse.__table__
+    used = (
+        pg_insert(QrUse)
+        .values({c: bindparam(f"u_{c}", type_=table.c[c].type) for c in _USE})
+        .on_conflict_do_nothing()
+        .returning(table.c.id)
+        .cte("qr_use")
+    )
+    token = _insert_after(EcToken, "t_", _TOKEN, used, "ec_token")
+    audit = _insert_after(AuditEvent, "a_", _AUDIT, used, "audit_row")
+    return select(
+        select(func.count()).select_from(token).scalar_subquery(),
+        select(func.count()).select_from(audit).scalar_subquery(),
+    )
+
+
+def _insert_after(model: Any, prefix: str, names: tuple[str, ...], after: Any, name: str) -> Any:
+    """``INSERT … SELECT <binds> FROM after RETURNING id``: a row only if ``after`` has one."""
+    table = model.__table__
+    row = select(*(bindparam(prefix + n, type_=table.c[n].type) for n in names))
+    return (
+        insert(table)
+        .from_select(list(names), row.select_from(after))
+        .returning(table.c.id)
+        .cte(name)
+    )
 
 
 def new_ec_token(area: str) -> str:
@@ -170,50 +325,53 @@ async def verify(
     business_type: str | None,
 ) -> VerifyResponse:
     code = text.strip()
+    claims = None
     if NUMERIC_CODE.match(code):
-        ecert = await _ecert_from_numeric(session, principal, code)
+        holder = await _ecert_from_numeric(session, principal, code)
     else:
-        ecert = await _ecert_from_qr(session, runtime, principal, code)
-    person = await session.get(Person, ecert.person_id)  # loaded with the e-cert: no query
-    assert person is not None
-    enrolments: Sequence[Enrolment] = person.enrolments
-    if not any(e.status == "active" for e in enrolments):
+        holder, claims = await _ecert_from_qr(session, runtime, principal, code)
+    if not any(status == "active" for _, status in holder.enrolments):
         raise NotEnrolled()
     expires = utcnow() + dt.timedelta(seconds=runtime.settings.ec_token_ttl_s)
-    token = new_ec_token(person.area)
-    session.add(
-        EcToken(
-            token=token,
-            person_id=person.id,
-            ecert_id=ecert.id,
-            institution_code=principal.institution_code or principal.client_id,
-            business_type=business_type,
-            expires_at=expires,
-            ecert_version=ecert.version,
-        )
-    )
+    institution = principal.institution_code or principal.client_id
+    ec_token = new_ec_token(holder.area)
+    token: dict[str, Any] = {
+        "token": ec_token,
+        "person_id": holder.person_id,
+        "ecert_id": holder.ecert_id,
+        "institution_code": institution,
+        "business_type": business_type,
+        "expires_at": expires,
+        "ecert_version": holder.version,
+    }
     full = FULL_IDENTITY_SCOPE in principal.scopes
-    name = person_name(runtime.cipher, person)
-    number = person_id_number(runtime.cipher, person)
-    await record_audit(
-        session,
+    audit = audit_values(
         principal,
-        person.id,
+        holder.person_id,
         "verify",
         "ok",
         {"business_type": business_type, "full_identity": full},
     )
+    if claims is not None:
+        await _spend_qr(session, claims, institution, token, audit, holder)
+    else:
+        await session.execute(insert(EcToken), [token])
+        if holder.chain is not None:
+            await auditchain.take_link(session, holder.chain, holder.prev)
+        await record_audit(session, principal, holder.person_id, "verify", "ok", audit["detail"])
+    name = open_name(runtime.cipher, holder.name_cipher)
+    number = open_id_number(runtime.cipher, holder.id_cipher)
     return VerifyResponse(
-        ec_token=token,
+        ec_token=ec_token,
         expires_at=expires,
         person=VerifiedPerson(
             name=name if full else mask_name(name),
             id_number=number if full else mask_id_number(number),
-            gender=person.gender,
-            age=age_on(person.birth_date, dt.date.today()) if person.birth_date else None,
-            insured_area=person.area,
+            gender=holder.gender,
+            age=age_on(holder.birth_date, dt.date.today()) if holder.birth_date else None,
+            insured_area=holder.area,
         ),
         insurances=[
-            Insurance(insurance_type=e.insurance_type, status=e.status) for e in enrolments
+            Insurance(insurance_type=kind, status=status) for kind, status in holder.enrolments
         ],
     )

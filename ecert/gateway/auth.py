@@ -23,6 +23,7 @@ from ecert.gateway.exceptions import SignatureExpired, SignatureInvalid, Signatu
 from ecert.runtime import Runtime
 from ecert.security import gateway_keys
 from ecert.security.auth import bearer_principal
+from ecert.security.ratelimit import RateLimiter
 from ecert.security.tokens import Principal
 from ecert.store import StoreUnavailable
 
@@ -40,6 +41,9 @@ async def authenticate(connection: ASGIConnection) -> Principal:  # type: ignore
         principal = await bearer_principal(connection)
     if principal.kind != "institution" or principal.person_id is not None:
         raise Forbidden("the national interface is for institution clients")
+    # The rate limiter counted only the address so far (this route authenticates itself).
+    limiter: RateLimiter = connection.app.state.rate_limiter
+    await limiter.count_client(principal.client_id, principal.rate_limit)
     return principal
 
 

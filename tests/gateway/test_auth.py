@@ -76,3 +76,18 @@ async def test_only_institutions_call_the_gateway(client: Client, runtime: Runti
     h = await hospital(runtime, client, "H37010200033")
     response = await call(client, {**h.headers, "Content-Type": "application/json"}, body)
     assert response.json()["infcode"] == 0
+
+
+async def test_gateway_calls_count_against_the_clients_own_quota(
+    client: Client, runtime: Runtime
+) -> None:
+    """Counted per client once known (not at the anonymous per-address rate), signed or not."""
+    h = await hospital(runtime, client, "H37010200034", rate_limit=4)  # the token took one
+    body = envelope("9001", h.code, SIGN_IN)
+    # Bearer and signed calls alike; ten calls cross the quota even if a minute turns over.
+    answers = [await call(client, h.signed() if i % 2 else h.headers, body) for i in range(10)]
+    statuses = [a.status_code for a in answers]
+    assert statuses[:3] == [200, 200, 200] or 429 in statuses[3:], statuses
+    limited = next(a for a in answers if a.status_code == 429)
+    assert limited.json()["err_code"] == "rate_limited"
+    assert int(limited.headers["Retry-After"]) > 0

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from sqlalchemy import select
@@ -91,3 +92,14 @@ async def test_gateway_calls_count_against_the_clients_own_quota(
     limited = next(a for a in answers if a.status_code == 429)
     assert limited.json()["err_code"] == "rate_limited"
     assert int(limited.headers["Retry-After"]) > 0
+
+
+async def test_one_signature_sent_at_once_by_ten_passes_once(
+    client: Client, runtime: Runtime
+) -> None:
+    h = await hospital(runtime, client, "H37010200035")
+    signed = h.signed()
+    bodies = [envelope("9001", h.code, SIGN_IN) for _ in range(10)]
+    answers = await asyncio.gather(*(call(client, signed, body) for body in bodies))
+    assert sorted(a.status_code for a in answers) == [200] + [401] * 9
+    assert {a.json()["err_code"] for a in answers if a.status_code == 401} == {"signature_replayed"}

@@ -3,12 +3,13 @@ writing transaction once; 1101 by ID number is for designated institutions, and 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
 from sqlalchemy import func, select
 
-from ecert.db.models import AuditEvent, Visit
+from ecert.db.models import AuditEvent, Settlement, Visit
 from ecert.runtime import Runtime
 from tests.factories import credit, ec_token, holder, load_policies
 from tests.gateway.national import URL, call, envelope, hospital, ok, refused
@@ -181,3 +182,27 @@ async def test_1101_by_id_number_is_audited_and_only_for_designated_institutions
     # The wrong name's refusal names the person it was about; the unknown number names no one.
     about = [r.person_id for r in rows if r.outcome == "person_not_found"]
     assert about == [someone.person_id, None]
+
+
+async def test_one_msgid_sent_at_once_settles_once(client: Client, runtime: Runtime) -> None:
+    """Five concurrent 2207 with one msgid: one settlement; the others replay it or are told
+    it is in progress (and may retry)."""
+    await load_policies(runtime)
+    h = await hospital(runtime, client, "H37010200046")
+    someone = await holder(client, runtime, id_number=id_number("M"))
+    await credit(runtime, someone.person_id, 10_000)
+    token = await ec_token(client, runtime, someone, h.headers)
+    mdtrt_id = await register(client, h, token, "11")
+    line = {**national_line("1", mdtrt_id, AMOXICILLIN, "4", "12.50", "50.00"), "chrgitm_lv": "01"}
+    await ok(client, h.headers, envelope("2204", h.code, {"feedetail": [line]}))
+    data = {"data": {"mdtrt_id": mdtrt_id, "acct_used_flag": "1", "medfee_sumamt": "50.00"}}
+    body = envelope("2207", h.code, data, msgid="H370102000462026120109000001")
+    answers = await asyncio.gather(*(call(client, h.headers, body) for _ in range(5)))
+    replies = [a.json() for a in answers]
+    settled = [r["output"]["setlinfo"]["setl_id"] for r in replies if r["infcode"] == 0]
+    assert len(set(settled)) == 1
+    assert {r["err_code"] for r in replies if r["infcode"] == -1} <= {"idempotency_in_progress"}
+    async with runtime.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Settlement)) == 1
+    again = await call(client, h.headers, body)
+    assert again.json()["output"]["setlinfo"]["setl_id"] == settled[0]

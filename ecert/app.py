@@ -25,6 +25,8 @@ from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
+from ecert.gateway.controllers import PATH as GATEWAY_PATH
+from ecert.gateway.controllers import GatewayController
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
     AgencyECertController,
@@ -91,6 +93,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         AgencyCardController,
         CardCheckController,
         AgencyPolicyController,
+        GatewayController,
     ]
 
 
@@ -136,7 +139,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # Inside the two above: they log and count the problem a middleware's error became.
             problems_middleware,
             key_ring_middleware,
-            DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
+            # The national gateway authenticates itself (Bearer or signed _api_* headers).
+            DefineMiddleware(BearerAuthMiddleware, exclude=[*PUBLIC_PATHS, f"^{GATEWAY_PATH}$"]),
             rate_limit_middleware,
         ],
         exception_handlers=exception_handlers,

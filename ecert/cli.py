@@ -315,12 +315,14 @@ def clients_add(
     scopes: str | None,
     rate_limit: int | None,
 ) -> None:
-    """Register a client; prints {client_id, client_secret} once (no secret with a public key)."""
+    """Register a client; prints {client_id, client_secret} once (no secret with a public key);
+    institutions also get their national gateway signing key (gateway_key), shown once."""
     import msgspec
 
     from ecert.errors import EcertError
     from ecert.oauth.schemas import ClientCreated
     from ecert.oauth.services import register_client
+    from ecert.security import gateway_keys
 
     pem = public_key_file.read_text() if public_key_file else None
 
@@ -338,7 +340,11 @@ def clients_add(
                 scopes=scopes,
                 rate_limit=rate_limit,
             )
-            return ClientCreated(client_id=client.client_id, client_secret=secret)
+            await session.flush()
+            signing = await gateway_keys.issue(session, runtime.cipher, client.client_id)
+            return ClientCreated(
+                client_id=client.client_id, client_secret=secret, gateway_key=signing
+            )
 
     try:
         created = run_with_runtime(work)
@@ -469,6 +475,31 @@ def clients_rotate_secret(client_id: str, grace: int) -> None:
             }
         )
     )
+
+
+@clients.command("gateway-key")
+@click.argument("client_id")
+def clients_gateway_key(client_id: str) -> None:
+    """Issue (or replace) an institution's national gateway signing key, printed once as
+    {client_id, gateway_key}; the old key stops at once. Bearer tokens are unaffected."""
+    from ecert.security import gateway_keys
+    from ecert.security.audit import record_audit
+    from ecert.security.tokens import Principal
+
+    async def work(runtime: Runtime) -> str | None:
+        async with runtime.sessions.begin() as session:
+            key = await gateway_keys.issue(session, runtime.cipher, client_id)
+            if key is not None:
+                operator = Principal(f"cli:{_login()}"[:64], "operator")
+                await record_audit(
+                    session, operator, None, "client.gateway_key", "ok", {"client_id": client_id}
+                )
+            return key
+
+    key = run_with_runtime(work)
+    if key is None:
+        raise click.ClickException(f"no institution client with id {client_id!r}")
+    click.echo(json.dumps({"client_id": client_id, "gateway_key": key}))
 
 
 @main.group("keys")

@@ -29,6 +29,8 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/v1/scanner/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/cards/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/agency/", frozenset({"agency"})),
+    # Institutions by Bearer token or signed _api_* headers; refusals are -1 envelopes.
+    (r"^/fsi/api/rsfComIfsService/callService$", frozenset({"hospital", "pharmacy"})),
 ]
 CALLERS = ("anonymous", "channel", "person", "hospital", "pharmacy", "agency")
 

@@ -60,8 +60,23 @@ def test_clients_add_prints_id_and_secret_once(cli_env: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
-    assert set(printed) == {"client_id", "client_secret"}
+    # Institutions also get their national gateway signing key, shown once.
+    assert set(printed) == {"client_id", "client_secret", "gateway_key"}
     assert len(printed["client_secret"]) >= 32
+    assert len(printed["gateway_key"]) >= 32
+    assert printed["gateway_key"] != printed["client_secret"]
+    # An existing client gets a new one (the old one stops); a channel has none to get.
+    again = runner.invoke(main, ["clients", "gateway-key", printed["client_id"]])
+    assert again.exit_code == 0, again.output
+    issued = json.loads(again.output)
+    assert issued["client_id"] == printed["client_id"]
+    assert issued["gateway_key"] != printed["gateway_key"]
+    with sqlite3.connect(cli_env / "data" / "ecert.db") as db:
+        (sealed,) = db.execute(
+            "SELECT gateway_key_cipher FROM clients WHERE client_id = ?", (printed["client_id"],)
+        ).fetchone()
+    assert issued["gateway_key"].encode() not in sealed  # sealed, not in clear
+    assert runner.invoke(main, ["clients", "gateway-key", "cha_unknown"]).exit_code != 0
 
 
 def test_clients_add_with_public_key_prints_no_secret(cli_env: Path) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from ecert.config import Settings, settings_from_env
 from ecert.runtime import Runtime
+from ecert.security import gateway_keys
 from ecert.security.auditchain import derive_key
 from ecert.security.pii import KeyMaterialError, PiiCipher, PiiKeyMissing, load_cipher, sealed_kid
 from tests.conftest import AppFactory, open_client
@@ -154,6 +155,11 @@ async def test_ops_reencrypt_and_rehash_move_every_row_then_old_keys_go(
     runtime = old.state.runtime
     channel = await add_client(runtime, "channel")
     numbers = [(await add_person(runtime))[1] for _ in range(5)]
+    # A national gateway key is sealed too (a second institution has none: NULL is skipped).
+    hospital, _ = await add_client(runtime, "institution")
+    await add_client(runtime, "institution")
+    async with runtime.sessions.begin() as session:
+        gateway_key = await gateway_keys.issue(session, runtime.cipher, hospital)
     await runtime.refresh_keys()  # signing keys exist, sealed with t1
     async with open_client(old):
         pass
@@ -177,6 +183,7 @@ async def test_ops_reencrypt_and_rehash_move_every_row_then_old_keys_go(
     assert (await _person_token_status(mid, channel, numbers[0])).status_code == 200
     out = await run_cli(rotating, "pii", "reencrypt", "--batch-size", "2")
     assert json.loads(out.splitlines()[-1])["changed"]["persons.id_cipher"] == 5
+    assert json.loads(out.splitlines()[-1])["changed"]["clients.gateway_key_cipher"] == 1
     out = await run_cli(rotating, "pii", "rehash", "--batch-size", "2")
     assert json.loads(out.splitlines()[-1])["changed"]["persons.id_hash"] == 5
     again = await run_cli(rotating, "pii", "rehash")  # resumable: a second run has nothing to do
@@ -184,13 +191,19 @@ async def test_ops_reencrypt_and_rehash_move_every_row_then_old_keys_go(
     async with runtime.engine.connect() as connection:
         blobs = (await connection.execute(text("SELECT id_cipher, name_cipher FROM persons"))).all()
         signing = (await connection.execute(text("SELECT private_cipher FROM signing_keys"))).all()
-    assert {sealed_kid(bytes(b)) for row in [*blobs, *signing] for b in row} == {"n2"}
+        gateway = (
+            await connection.execute(
+                text("SELECT gateway_key_cipher FROM clients WHERE gateway_key_cipher IS NOT NULL")
+            )
+        ).all()
+    assert {sealed_kid(bytes(b)) for row in [*blobs, *signing, *gateway] for b in row} == {"n2"}
     # The old keys are dropped: only n2 and h1 remain, and everything still works.
     final = make_app(
         pii_keys=f"n2:{new_pii}", pii_active_key="", hash_key=new_hash, audit_key=pinned
     )
     for number in numbers:
         assert (await _person_token_status(final, channel, number)).status_code == 200
+    assert gateway_keys.unseal(final.state.runtime.cipher, bytes(gateway[0][0])) == gateway_key
     assert "ok" in await run_cli(
         msgspec.structs.replace(
             rotating,

@@ -36,3 +36,5 @@ class ClientCreated(msgspec.Struct, kw_only=True, omit_defaults=True):
 
     client_id: str
     client_secret: str | None = None
+    #: Institutions: the key that signs the national gateway's ``_api_*`` headers (shown once).
+    gateway_key: str | None = None

@@ -43,20 +43,25 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     """Turns ``Authorization: Bearer <jwt>`` into ``request.user`` (a :class:`Principal`)."""
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
-        header = connection.headers.get("authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise Unauthorized("send an access token as 'Authorization: Bearer …'")
-        runtime: Runtime = connection.app.state.runtime
-        kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
-        # key_ring_middleware has already reloaded a ring that a revocation made stale.
-        if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
-            await runtime.refresh_keys()
-        principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
-        status: ClientStatus = connection.app.state.client_status
-        if not await status.is_active(principal.client_id):
-            raise Unauthorized("this client is disabled")
-        return AuthenticationResult(user=principal, auth=None)
+        return AuthenticationResult(user=await bearer_principal(connection), auth=None)
+
+
+async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
+    """The principal of ``Authorization: Bearer <jwt>`` (also for routes that accept others)."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send an access token as 'Authorization: Bearer …'")
+    runtime: Runtime = connection.app.state.runtime
+    kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
+    # key_ring_middleware has already reloaded a ring that a revocation made stale.
+    if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
+        await runtime.refresh_keys()
+    principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
+    status: ClientStatus = connection.app.state.client_status
+    if not await status.is_active(principal.client_id):
+        raise Unauthorized("this client is disabled")
+    return principal
 
 
 def principal_of(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import Person, SigningKey
+from ecert.db.models import Client, Person, SigningKey
 from ecert.security.pii import PiiCipher, sealed_kid
 
 #: (model, cipher column, associated-data context) of every encrypted column.
@@ -22,6 +22,7 @@ CIPHER_COLUMNS: tuple[tuple[Any, str, str], ...] = (
     (Person, "id_cipher", "person.id"),
     (Person, "name_cipher", "person.name"),
     (SigningKey, "private_cipher", "signing-key"),
+    (Client, "gateway_key_cipher", "client.gateway-key"),
 )
 
 
@@ -61,7 +62,8 @@ async def reencrypt_batch(
 ) -> Batch:
     """Seal the next ``size`` rows after ``after`` (a primary key, or None) with the active key."""
     col = getattr(model, column)
-    query = select(model.id, col).order_by(model.id).limit(size)
+    # Nullable columns (a client without a gateway key) have nothing to seal.
+    query = select(model.id, col).where(col.is_not(None)).order_by(model.id).limit(size)
     if after is not None:
         query = query.where(model.id > after)
     rows = (await session.execute(query)).all()

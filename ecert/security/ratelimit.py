@@ -4,10 +4,11 @@ Buckets (fixed one-minute windows):
 
 - a client token: ``c:{client_id}``, the client's own quota (the ``rlm`` claim, set at
   registration) or ``ECERT_CLIENT_RATE_LIMIT_PER_MINUTE``; the token endpoint counts each
-  authenticated client here too (``count_client``);
+  authenticated client here too (``count_client``), and so does the national gateway;
 - a person-scoped token: ``c:{client_id}:{person_id}``, ``ECERT_RATE_LIMIT_PER_MINUTE``;
-- ``POST /oauth/token`` before authentication, and the revocation feed (it reads the database):
-  the address, each in a bucket of its own, only as a coarse outer bound
+- ``POST /oauth/token`` and the national gateway before authentication, and the revocation
+  feed (it reads the database): the address, each in a bucket of its own, only as a coarse
+  outer bound
   (``ECERT_PEER_RATE_LIMIT_PER_MINUTE``);
 - any other anonymous request: the address, ``ECERT_RATE_LIMIT_PER_MINUTE``.
 
@@ -39,6 +40,9 @@ FEED_PATH = "/v1/revocations"
 #: (``feed_bucket``): the pages it serves from its cache cost nothing anyone could exhaust.
 UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", FEED_PATH})
 TOKEN_PATH = "/oauth/token"  # noqa: S105 - a route, not a password
+#: Routes that authenticate their callers themselves, then count them with ``count_client``: the
+#: token endpoint and the national gateway (signed headers). Before that, the address only.
+SELF_AUTHENTICATING = frozenset({TOKEN_PATH, "/fsi/api/rsfComIfsService/callService"})
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -123,8 +127,9 @@ class RateLimiter:
                 return f"c:{user.client_id}:{user.person_id}", settings.rate_limit_per_minute
             return f"c:{user.client_id}", user.rate_limit or settings.client_rate_limit_per_minute
         address = client_address(scope, self.trusted)
-        if scope["path"] == TOKEN_PATH:
-            return f"token-ip:{address}", settings.peer_rate_limit_per_minute
+        if scope["path"] in SELF_AUTHENTICATING:
+            kind = "token" if scope["path"] == TOKEN_PATH else "gateway"
+            return f"{kind}-ip:{address}", settings.peer_rate_limit_per_minute
         return f"ip:{address}", settings.rate_limit_per_minute
 
     def feed_bucket(self, scope: Scope) -> tuple[str, int]:

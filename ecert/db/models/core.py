@@ -110,6 +110,10 @@ class Client(UUIDBase):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     #: Requests a minute (``--rate-limit``); NULL: ``ECERT_CLIENT_RATE_LIMIT_PER_MINUTE``.
     rate_limit: Mapped[int | None] = mapped_column(Integer)
+    #: The national gateway's signing key (HmacSHA1 of the ``_api_*`` headers), sealed with the
+    #: PII cipher: unlike a client secret it must be read back to check a signature. NULL: the
+    #: client signs no headers (Bearer only). ``ecert clients gateway-key`` issues one.
+    gateway_key_cipher: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     institution: Mapped[Institution | None] = relationship(lazy="selectin")
 

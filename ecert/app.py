@@ -35,7 +35,7 @@ from ecert.issuance.family_controllers import AgencyFamilyController, FamilyCont
 from ecert.issuance.feed import FeedCache
 from ecert.lookup.controllers import LookupController
 from ecert.metrics import watch_pool
-from ecert.oauth.controllers import TokenController
+from ecert.oauth.controllers import ServerMetadataController, TokenController
 from ecert.oauth.status import ClientStatus
 from ecert.observability import configure_logging, log_startup, request_id_middleware
 from ecert.ops.controllers import HealthController
@@ -75,6 +75,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         ScannerController,
         HealthController,
         TokenController,
+        ServerMetadataController,
         MyECertController,
         AgencyECertController,
         PublicKeysController,

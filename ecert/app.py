@@ -25,6 +25,7 @@ from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
+from ecert.fhir.controllers import FhirController
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
     AgencyECertController,
@@ -61,6 +62,7 @@ PUBLIC_PATHS = [
     "^/readyz$",
     "^/metrics$",
     "^/.well-known/",
+    "^/fhir/metadata$",
     "^/v1/revocations$",
     "^/(app|scanner|web)(/|$)",
 ]
@@ -92,6 +94,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         AgencyCardController,
         CardCheckController,
         AgencyPolicyController,
+        FhirController,
     ]
 
 

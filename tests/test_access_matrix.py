@@ -29,6 +29,9 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/v1/scanner/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/cards/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/agency/", frozenset({"agency"})),
+    (r"^/fhir/metadata$", frozenset({PUBLIC})),
+    (r"^/fhir/CoverageEligibilityRequest/", frozenset({"hospital", "pharmacy", "person"})),
+    (r"^/fhir/Claim/", frozenset({"hospital", "pharmacy"})),
 ]
 CALLERS = ("anonymous", "channel", "person", "hospital", "pharmacy", "agency")
 

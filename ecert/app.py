@@ -26,6 +26,7 @@ from ecert.cards.controllers import AgencyCardController, CardCheckController, M
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
 from ecert.fhir.controllers import FhirController
+from ecert.fhir.outcome import as_outcome
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
     AgencyECertController,
@@ -167,6 +168,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "drain": drain,
                 "schema_check": SchemaCheck(engine),
                 "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),
+                # Refusals raised by middleware (401, 429) on a face's paths, in its shape.
+                "problem_shapes": {"/fhir/": as_outcome},
             }
         ),
         debug=False,

@@ -11,7 +11,9 @@ from fhir.resources.R4B.resource import Resource
 from litestar import Controller, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from pydantic import ValidationError
 
+from ecert import problems
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import EcertError, ValidationFailed
 from ecert.fhir import eligibility, outcome, services
@@ -66,7 +68,11 @@ class UnsupportedMedia(EcertError):
 class FhirController(Controller):
     path = "/fhir"
     tags = ["FHIR R4B"]
-    exception_handlers: Any = {Exception: outcome.handle}
+    # Every kind the app maps (a handler here for Exception alone would lose to the app's more
+    # specific ones), and fhir.resources' validation errors.
+    exception_handlers: Any = {
+        kind: outcome.handle for kind in [*problems.exception_handlers, ValidationError]
+    }
 
     @get("/metadata", exclude_from_auth=True, summary="CapabilityStatement", media_type=FHIR_JSON)
     async def metadata(self, runtime: RuntimeDep) -> Response[bytes]:

@@ -17,6 +17,7 @@ from ecert.fhir.codes import (
     ADJUDICATION,
     BALANCE_AFTER,
     CURRENCY,
+    HIS_VISIT_NO,
     HL7_ADJUDICATION,
     SETTLEMENT,
     VISIT,
@@ -92,8 +93,9 @@ def claim_response(
         ]
         or None,
     }
-    if claim.identifier:
-        answer["request"] = {"identifier": claim.identifier[0].model_dump(exclude_none=True)}
+    own = [i for i in claim.identifier or [] if i.system != HIS_VISIT_NO]
+    if own:  # the Claim's own identifier, not the visit number it carries
+        answer["request"] = {"identifier": own[0].model_dump(exclude_none=True)}
     if result.get("balance_after") is not None:
         answer["extension"] = [
             {"url": BALANCE_AFTER, "valueMoney": _money(result["balance_after"])}

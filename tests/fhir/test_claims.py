@@ -96,6 +96,7 @@ async def test_a_visit_through_fhir_splits_as_the_native_api(
     assert response.status_code == 200, response.text
     answer = ClaimResponse.model_validate_json(response.content)
     assert answer.outcome == "complete"
+    assert answer.request.identifier.value == "CLM-1"  # type: ignore[union-attr]
     settled = response.json()
 
     totals = by_code(settled["total"])

@@ -66,6 +66,15 @@ def _item(sequence: int, line: dict[str, Any]) -> dict[str, Any]:
     return {"itemSequence": sequence, "adjudication": adjudication}
 
 
+def _sequence(sequences: dict[str, int], line_no: str) -> int | None:
+    """The Claim item of a visit line; a line an earlier Claim sent keeps its number as its
+    sequence. A line uploaded natively under a non-numeric number has no item (it is still in
+    ``total``)."""
+    if line_no in sequences:
+        return sequences[line_no]
+    return int(line_no) if line_no.isdigit() and 0 < int(line_no) < 2**31 else None
+
+
 def claim_response(
     claim: Claim, result: dict[str, Any], sequences: dict[str, int]
 ) -> ClaimResponse:
@@ -85,7 +94,12 @@ def claim_response(
         "insurer": {"display": "ecert"},
         "outcome": "complete",
         "disposition": "settled" if settled else "priced; nothing settled",
-        "item": [_item(sequences[line["line_no"]], line) for line in result["lines"]],
+        "item": [
+            _item(sequence, line)
+            for line in result["lines"]
+            if (sequence := _sequence(sequences, line["line_no"])) is not None
+        ]
+        or None,
         "total": [{"category": _category(f), "amount": _money(result[f])} for f in TOTALS],
         "processNote": [
             {"number": n, "type": "display", "text": step["text_zh"]}

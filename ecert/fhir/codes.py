@@ -52,6 +52,6 @@ def fen(value: Decimal | None, currency: str | None, what: str) -> int:
     if currency not in (None, CURRENCY):
         raise ValidationFailed(f"{what} must be in {CURRENCY}")
     cents = value * 100
-    if cents != cents.to_integral_value() or cents < 0:
+    if not cents.is_finite() or cents != cents.to_integral_value() or cents < 0:
         raise ValidationFailed(f"{what} must be non-negative yuan with at most two places")
     return int(cents)

@@ -5,9 +5,22 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from tests.settlement.visit_steps import line
+from ecert.runtime import Runtime
+from tests.factories import Holder, ec_token
+from tests.helpers import Client
+from tests.settlement.visit_steps import line, setup
 
 FHIR = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
+
+
+async def scanned(
+    client: Client, runtime: Runtime, **hospital: Any
+) -> tuple[Holder, dict[str, str], str, dict[str, str]]:
+    """A person (account 500 yuan) whose code a hospital scanned: (person, the hospital's
+    headers, the ec_token, the hospital's FHIR headers)."""
+    person, headers = await setup(client, runtime, balance=50_000, **hospital)
+    token = await ec_token(client, runtime, person, headers)
+    return person, headers, token, {**headers, **FHIR}
 
 
 def patient(token: str, system: str = "urn:ecert:ec-token") -> dict[str, Any]:
@@ -122,4 +135,4 @@ def by_code(entries: list[dict[str, Any]]) -> dict[str, int]:
     return out
 
 
-__all__ = ["FHIR", "by_code", "claim", "eligibility", "fen", "item", "line", "patient"]
+__all__ = ["FHIR", "by_code", "claim", "eligibility", "fen", "item", "line", "patient", "scanned"]

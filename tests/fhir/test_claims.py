@@ -10,8 +10,7 @@ from fhir.resources.R4B.claimresponse import ClaimResponse
 
 from ecert.fhir.adjudication import LINE_SHARES, TOTALS
 from ecert.runtime import Runtime
-from tests.factories import ec_token
-from tests.fhir.builders import FHIR, by_code, claim
+from tests.fhir.builders import by_code, claim, scanned
 from tests.helpers import Client
 from tests.settlement.visit_steps import (
     AMOXICILLIN,
@@ -80,9 +79,7 @@ async def test_a_visit_through_fhir_splits_as_the_native_api(
     med_type, fees = VISITS[kind]
     native = await _native(client, runtime, med_type, fees)
 
-    person, hospital = await setup(client, runtime, balance=50_000, code="H37010200002")
-    token = await ec_token(client, runtime, person, hospital)
-    headers = {**hospital, **FHIR}
+    _, hospital, token, headers = await scanned(client, runtime, code="H37010200002")
     # Pre-settle (2206): opens the visit, uploads the lines, prices; nothing settled.
     body = claim(token, fees, use="predetermination", med_type=med_type)
     preview = await client.post("/fhir/Claim/$submit", json=body, headers=headers)
@@ -123,3 +120,20 @@ async def test_a_visit_through_fhir_splits_as_the_native_api(
     assert again.status_code == 200, again.text
     assert again.headers.get("idempotent-replayed") == "true"
     assert again.json() == settled
+
+
+async def test_lines_an_earlier_claim_sent_stay_on_the_visit(
+    client: Client, runtime: Runtime
+) -> None:
+    _, _, token, headers = await scanned(client, runtime)
+    fees = [line("1", AMOXICILLIN, "2", 1_250), line("2", COSMETIC, "1", 8_000)]
+    body = claim(token, fees, use="predetermination")
+    assert (await client.post("/fhir/Claim/$submit", json=body, headers=headers)).is_success
+    # The claim names only line 1: line 2 (held since the pre-settlement) is settled too.
+    response = await client.post(
+        "/fhir/Claim/$submit", json=claim(token, fees[:1], identifier="L-1"), headers=headers
+    )
+    assert response.status_code == 200, response.text
+    settled = response.json()
+    assert [i["itemSequence"] for i in settled["item"]] == [1, 2]
+    assert by_code(settled["total"])["total"] == 2_500 + 8_000

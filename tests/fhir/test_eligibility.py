@@ -9,8 +9,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from ecert.db.models import Person
 from ecert.runtime import Runtime
-from tests.factories import ec_token
-from tests.fhir.builders import FHIR, claim, eligibility, fen
+from tests.fhir.builders import FHIR, claim, eligibility, fen, scanned
 from tests.helpers import Client
 from tests.settlement.visit_steps import AMOXICILLIN, COSMETIC, line, setup
 
@@ -45,9 +44,7 @@ async def _native(client: Client, headers: dict[str, str]) -> dict[str, int]:
 async def test_an_institution_asks_by_ec_token_before_and_after_settling(
     client: Client, runtime: Runtime
 ) -> None:
-    person, hospital = await setup(client, runtime, balance=50_000)
-    token = await ec_token(client, runtime, person, hospital)
-    headers = {**hospital, **FHIR}
+    person, _, token, headers = await scanned(client, runtime)
     url = "/fhir/CoverageEligibilityRequest/$submit"
     before = await client.post(url, json=eligibility(token), headers=headers)
     assert before.status_code == 200, before.text

@@ -37,11 +37,26 @@ async def test_no_token_and_the_wrong_caller(client: Client, runtime: Runtime) -
     assert (refused.status_code, _code(refused)) == (403, "forbidden")
 
 
-@pytest.mark.parametrize("case", ["media_type", "not_fhir", "wrong_resource", "money_places"])
+#: Item changes a hospital system might get wrong, each refused before anything is written.
+ITEM_CHANGES: dict[str, tuple[str, Any]] = {
+    "money_places": ("unitPrice", {"value": 12.505, "currency": "CNY"}),
+    "negative_money": ("unitPrice", {"value": -1, "currency": "CNY"}),
+    "huge_money": ("unitPrice", {"value": 1e300, "currency": "CNY"}),
+    "other_currency": ("unitPrice", {"value": 12.5, "currency": "USD"}),
+    "no_price": ("unitPrice", None),
+    "quantity_places": ("quantity", {"value": 1e-9}),
+    "no_product_code": ("productOrService", {"text": "something"}),
+}
+
+
+@pytest.mark.parametrize(
+    "case", ["media_type", "not_json", "not_fhir", "wrong_resource", "infinity", *ITEM_CHANGES]
+)
 async def test_malformed_requests(client: Client, runtime: Runtime, case: str) -> None:
-    _, hospital = await setup(client, runtime)
+    person, hospital = await setup(client, runtime)
+    token = await ec_token(client, runtime, person, hospital)
     headers: dict[str, str] = {**hospital, **FHIR}
-    body: Any = claim(UNKNOWN_TOKEN, FEES, identifier="M-1")
+    body: Any = claim(token, FEES, identifier="M-1")
     expected = (400, "validation_failed")
     if case == "media_type":
         headers["Content-Type"] = "text/plain"
@@ -50,14 +65,21 @@ async def test_malformed_requests(client: Client, runtime: Runtime, case: str) -
         body = {"resourceType": "Claim", "use": "claim"}
     elif case == "wrong_resource":
         body = {"resourceType": "Patient"}
-    else:
-        body["item"][0]["unitPrice"]["value"] = 12.505
-    response = await client.post(
-        "/fhir/Claim/$submit",
-        content=httpx.Request("POST", "/", json=body).content,
-        headers=headers,
-    )
+    elif case in ITEM_CHANGES:
+        field, value = ITEM_CHANGES[case]
+        body["item"][0][field] = value
+        if case == "quantity_places":  # the native fee check's refusal
+            expected = (422, "fee_quantity_invalid")
+    raw = httpx.Request("POST", "/", json=body).content
+    if case == "not_json":
+        raw = b"{"
+    elif case == "infinity":
+        raw = raw.replace(b'"value":12.5', b'"value":Infinity')
+    response = await client.post("/fhir/Claim/$submit", content=raw, headers=headers)
     assert (response.status_code, _code(response)) == expected
+    # Nothing was opened: the token still opens a visit natively.
+    opened = await open_visit(client, hospital, visit_body(token))
+    assert opened.status_code == 201, opened.text
 
 
 async def test_business_refusals_carry_the_native_status_and_code(

@@ -9,6 +9,7 @@ fee line (``sequence`` its line number, ``productOrService`` the list code, ``qu
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +154,9 @@ def _visit(claim: Claim, ec_token: str) -> dict[str, Any]:
 def _claim_id(claim: Claim) -> str | None:
     for identifier in claim.identifier or []:
         if identifier.system != HIS_VISIT_NO and identifier.value:
-            return f"{identifier.system or ''}|{identifier.value}"
+            key = f"{identifier.system or ''}|{identifier.value}"
+            # Idempotency keys are at most 255 characters; a longer identifier is hashed.
+            return key if len(key) <= 255 else hashlib.sha256(key.encode()).hexdigest()
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from typing import Any, TypeVar
 
 from fhir.resources.R4B.claim import Claim
@@ -23,8 +24,13 @@ from ecert.security.auth import institution_guard, principal_of
 from ecert.settlement.controllers import IdempotencyKey
 
 R = TypeVar("R", bound=Resource)
-_STARTED = dt.datetime.now(dt.UTC).replace(microsecond=0)
 _ACCEPTED = ("application/fhir+json", "application/json")
+
+
+@functools.cache
+def _published() -> dt.datetime:
+    """The CapabilityStatement's date: when this worker first described itself."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
 async def institution_or_person(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
@@ -76,7 +82,7 @@ class FhirController(Controller):
 
     @get("/metadata", exclude_from_auth=True, summary="CapabilityStatement", media_type=FHIR_JSON)
     async def metadata(self, runtime: RuntimeDep) -> Response[bytes]:
-        return fhir(capability_statement(runtime.settings.issuer_url, _STARTED))
+        return fhir(capability_statement(runtime.settings.issuer_url, _published()))
 
     @post(
         "/CoverageEligibilityRequest/$submit",

@@ -36,7 +36,8 @@ async def _visit(
         session, principal.institution_code, request.visit.ec_token
     )
     if visit is None:
-        # Inside the caller's transaction: a claim that fails later leaves no visit behind.
+        # The work of POST /v1/visits without its own key: the claim's one key (see submit)
+        # covers open, fees and settle, and a claim that fails later leaves no visit behind.
         opened = await services._open(session, runtime, principal, request.visit)
         return await services.owned(session, principal, uuid.UUID(opened["visit_id"]))
     if visit.med_type != request.visit.med_type:
@@ -53,6 +54,7 @@ async def _price(
         preview = await pricing.preview(session, principal, visit.id, request.settle)
         body: dict[str, Any] = msgspec.to_builtins(preview)
         return body
+    # The settle work without its own key, for the same reason as the open above.
     return await pricing._settle(session, principal, visit.id, request.settle)
 
 

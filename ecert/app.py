@@ -25,6 +25,8 @@ from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
+from ecert.fhir.controllers import FhirController
+from ecert.fhir.outcome import as_outcome
 from ecert.gateway.controllers import PATH as GATEWAY_PATH
 from ecert.gateway.controllers import GatewayController
 from ecert.imports.controllers import ImportController
@@ -37,7 +39,7 @@ from ecert.issuance.family_controllers import AgencyFamilyController, FamilyCont
 from ecert.issuance.feed import FeedCache
 from ecert.lookup.controllers import LookupController
 from ecert.metrics import watch_pool
-from ecert.oauth.controllers import TokenController
+from ecert.oauth.controllers import ServerMetadataController, TokenController
 from ecert.oauth.status import ClientStatus
 from ecert.observability import configure_logging, log_startup, request_id_middleware
 from ecert.ops.controllers import HealthController
@@ -63,6 +65,7 @@ PUBLIC_PATHS = [
     "^/readyz$",
     "^/metrics$",
     "^/.well-known/",
+    "^/fhir/metadata$",
     "^/v1/revocations$",
     "^/(app|scanner|web)(/|$)",
 ]
@@ -77,6 +80,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         ScannerController,
         HealthController,
         TokenController,
+        ServerMetadataController,
         MyECertController,
         AgencyECertController,
         PublicKeysController,
@@ -94,6 +98,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         CardCheckController,
         AgencyPolicyController,
         GatewayController,
+        FhirController,
     ]
 
 
@@ -167,6 +172,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "drain": drain,
                 "schema_check": SchemaCheck(engine),
                 "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),
+                # Refusals raised by middleware (401, 429) on a face's paths, in its shape.
+                "problem_shapes": {"/fhir/": as_outcome},
             }
         ),
         debug=False,

@@ -71,8 +71,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     person_token_ttl_s: Annotated[int, Meta(ge=60, le=86_400)] = 300
     #: Accepted clock difference for every JWT check, in seconds (RFC 8725 asks for small).
     leeway_s: Annotated[int, Meta(ge=0, le=60)] = 5
-    #: Maximum lifetime a client may give its own assertion.
+    #: Maximum lifetime (exp − iat) of a person assertion (JWT-bearer grant; spec §5: 5 min).
     max_assertion_ttl_s: Annotated[int, Meta(ge=10, le=3600)] = 300
+    #: Maximum lifetime of a private_key_jwt client assertion: OAuth libraries sign them for an
+    #: hour by default (authlib); each jti still works once, recorded until its exp.
+    max_client_assertion_ttl_s: Annotated[int, Meta(ge=10, le=3600)] = 3600
     #: QR token lifetime (spec: 60–120 s).
     qr_ttl_s: Annotated[int, Meta(ge=60, le=120)] = 60
     #: Issuing area of this deployment (``iss`` of QR codes).

@@ -37,20 +37,34 @@ class Unauthorized(EcertError):
     title = "Authentication required"
 
 
-class InvalidClient(EcertError):
+class OAuthError(EcertError):
+    """Base of the token endpoint's refusals: the problem also carries RFC 6749 §5.2's ``error``
+    and ``error_description``, which OAuth client libraries show to their users."""
+
+    oauth_error: ClassVar[str] = "invalid_request"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail, **extra)
+        self.extra.setdefault("error", self.oauth_error)
+        self.extra.setdefault("error_description", self.detail)
+
+
+class InvalidClient(OAuthError):
     """Raised by the token endpoint when client authentication fails (RFC 6749 §5.2)."""
 
     status = 401
     code = "invalid_client"
     title = "Client authentication failed"
+    oauth_error = "invalid_client"
 
 
-class InvalidGrant(EcertError):
+class InvalidGrant(OAuthError):
     """Raised by the token endpoint when a grant or assertion is invalid (RFC 6749 §5.2)."""
 
     status = 400
     code = "invalid_grant"
     title = "The grant is invalid"
+    oauth_error = "invalid_grant"
 
 
 class Forbidden(EcertError):

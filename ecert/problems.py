@@ -238,8 +238,13 @@ def problems_middleware(app: ASGIApp) -> ASGIApp:
         except Exception as exc:
             if started:
                 raise
-            request: Request[Any, Any, Any] = scope["litestar_app"].request_class(scope, receive)
+            app_ = scope["litestar_app"]
+            request: Request[Any, Any, Any] = app_.request_class(scope, receive)
             response = _handler(exc)(request, exc)
+            # A face that speaks another language (FHIR) reshapes the refusal under its prefix.
+            for prefix, reshape in app_.state.get("problem_shapes", {}).items():
+                if scope["path"].startswith(prefix):
+                    response = reshape(response)
             await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
     return middleware

@@ -31,6 +31,9 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/v1/agency/", frozenset({"agency"})),
     # Institutions by Bearer token or signed _api_* headers; refusals are -1 envelopes.
     (r"^/fsi/api/rsfComIfsService/callService$", frozenset({"hospital", "pharmacy"})),
+    (r"^/fhir/metadata$", frozenset({PUBLIC})),
+    (r"^/fhir/CoverageEligibilityRequest/", frozenset({"hospital", "pharmacy", "person"})),
+    (r"^/fhir/Claim/", frozenset({"hospital", "pharmacy"})),
 ]
 CALLERS = ("anonymous", "channel", "person", "hospital", "pharmacy", "agency")
 

@@ -147,7 +147,7 @@ async def test_bad_client_assertions(client: Client, runtime: Runtime, change: s
     elif change == "wrong_key":
         assertion = _client_assertion(client_id, ec.generate_private_key(ec.SECP256R1()), aud)
     elif change == "too_long":
-        assertion = _client_assertion(client_id, key, aud, exp=now + 3600)
+        assertion = _client_assertion(client_id, key, aud, exp=now + 7200)
     elif change == "no_jti":
         claims = {"iss": client_id, "sub": client_id, "aud": aud, "iat": now, "exp": now + 60}
         assertion = jwt.encode(claims, key, algorithm="ES256")

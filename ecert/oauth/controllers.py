@@ -1,16 +1,16 @@
-"""``POST /oauth/token``."""
+"""``POST /oauth/token`` and its RFC 8414 metadata."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, post
+from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, HeaderParameter
 
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
-from ecert.oauth.schemas import TokenRequest, TokenResponse
-from ecert.oauth.services import issue_token
+from ecert.oauth.schemas import ServerMetadata, TokenRequest, TokenResponse
+from ecert.oauth.services import issue_token, server_metadata
 
 
 class TokenController(Controller):
@@ -39,3 +39,16 @@ class TokenController(Controller):
     ) -> TokenResponse:
         limiter = request.app.state.rate_limiter
         return await issue_token(db_session, runtime, data, authorization, limiter)
+
+
+class ServerMetadataController(Controller):
+    path = "/.well-known/oauth-authorization-server"
+    tags = ["OAuth2"]
+
+    @get(
+        "/",
+        exclude_from_auth=True,
+        summary="OAuth authorization server metadata (RFC 8414)",
+    )
+    async def metadata(self, runtime: RuntimeDep) -> ServerMetadata:
+        return server_metadata(runtime)

@@ -38,3 +38,17 @@ class ClientCreated(msgspec.Struct, kw_only=True, omit_defaults=True):
     client_secret: str | None = None
     #: Institutions: the key that signs the national gateway's ``_api_*`` headers (shown once).
     gateway_key: str | None = None
+
+
+class ServerMetadata(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """RFC 8414 authorization server metadata (only what this token endpoint offers)."""
+
+    issuer: str
+    token_endpoint: str
+    grant_types_supported: list[str]
+    token_endpoint_auth_methods_supported: list[str]
+    token_endpoint_auth_signing_alg_values_supported: list[str]
+    scopes_supported: list[str]
+    #: No authorization endpoint: no response type (RFC 8414 lists the field as required).
+    response_types_supported: list[str]
+    service_documentation: str | None = None

@@ -5,12 +5,10 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import secrets
-import time
 from typing import Any
 from urllib.parse import unquote
 
 import jwt
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,12 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert.clock import utcnow
 from ecert.db.models import Client, Institution, Person, UsedJti
 from ecert.db.upsert import insert_ignore
-from ecert.errors import EcertError, InvalidClient, InvalidGrant, ValidationFailed
+from ecert.errors import InvalidClient, InvalidGrant, OAuthError, ValidationFailed
 from ecert.identity import names_match, parse_id_number
+from ecert.oauth import assertions
+from ecert.oauth.assertions import AssertionRefused, algorithms_for
 from ecert.oauth.schemas import (
     ASSERTION_TYPE_JWT,
     GRANT_CLIENT_CREDENTIALS,
     GRANT_JWT_BEARER,
+    ServerMetadata,
     TokenRequest,
     TokenResponse,
 )
@@ -38,12 +39,13 @@ from ecert.security.tokens import Principal, mint_access_token
 DEFAULT_SCOPES = {"channel": "person", "institution": "verify settle", "agency": "agency"}
 
 
-class UnsupportedGrant(EcertError):
+class UnsupportedGrant(OAuthError):
     """Raised for a grant type the token endpoint does not offer."""
 
     status = 400
     code = "unsupported_grant_type"
     title = "Unsupported grant type"
+    oauth_error = "unsupported_grant_type"
 
 
 class IdentityMismatch(InvalidGrant):
@@ -57,24 +59,13 @@ class IdentityMismatch(InvalidGrant):
     title = "The asserted identity does not match the register"
 
 
-def _algorithms_for(key: Any) -> list[str]:
-    # Pin the algorithm to the registered key's type: a header cannot pick a weaker one.
-    if isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1):
-        return ["ES256"]
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size >= 2048:
-        return ["PS256", "RS256"]
-    if isinstance(key, ed25519.Ed25519PublicKey):
-        return ["EdDSA"]
-    raise ValidationFailed("public keys must be P-256, RSA ≥ 2048 or Ed25519")
-
-
 def check_public_key(pem: str) -> None:
     """Refuse a public key ecert could not verify assertions with."""
     try:
         key = load_pem_public_key(pem.encode())
     except ValueError as exc:
         raise ValidationFailed("the public key is not a PEM public key") from exc
-    _algorithms_for(key)
+    algorithms_for(key)
 
 
 async def register_client(
@@ -143,45 +134,13 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
-async def _consume_jti(session: AsyncSession, issuer: str, jti: Any, exp: int) -> bool:
-    """Record a single-use assertion id; False when it was already used."""
-    if not isinstance(jti, str) or not 8 <= len(jti) <= 128:
-        return False
-    row = {"issuer": issuer, "jti": jti, "expires_at": dt.datetime.fromtimestamp(exp, dt.UTC)}
+async def _consume_jti(session: AsyncSession, issuer: str, claims: dict[str, Any]) -> None:
+    """Record a single-use assertion id until the assertion's ``exp`` (purged only after it)."""
+    expires = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
+    row = {"issuer": issuer, "jti": claims["jti"], "expires_at": expires}
     used = await insert_ignore(session, UsedJti.__table__, row, returning=UsedJti.__table__.c.id)
-    return used is not None
-
-
-def _decode_assertion(
-    runtime: Runtime, client: Client, token: str, *, secret: str | None, subject: str | None
-) -> dict[str, Any]:
-    settings = runtime.settings
-    if client.public_key_pem:
-        key: Any = load_pem_public_key(client.public_key_pem.encode())
-        algorithms = _algorithms_for(key)
-    elif secret is not None:
-        key, algorithms = secret, ["HS256"]
-    else:
-        raise jwt.InvalidTokenError("no key to verify the assertion")
-    header = jwt.get_unverified_header(token)
-    if {"jku", "x5u", "jwk", "x5c", "crit"} & header.keys():
-        raise jwt.InvalidTokenError("forbidden header parameters")
-    claims = jwt.decode(
-        token,
-        key,
-        algorithms=algorithms,
-        audience=[settings.issuer_url, settings.issuer_url.rstrip("/") + "/oauth/token"],
-        issuer=client.client_id,
-        leeway=settings.leeway_s,
-        options={"require": ["iss", "sub", "aud", "exp", "iat", "jti"]},
-    )
-    if claims["exp"] - claims["iat"] > settings.max_assertion_ttl_s:
-        raise jwt.InvalidTokenError("assertion lifetime too long")
-    if claims["iat"] > time.time() + settings.leeway_s:
-        raise jwt.ImmatureSignatureError("assertion issued in the future")
-    if subject is not None and claims["sub"] != subject:
-        raise jwt.InvalidTokenError("sub must equal the client id")
-    return claims
+    if used is None:
+        raise AssertionRefused("replayed_jti", "this jti was already used")
 
 
 async def authenticate_client(
@@ -200,18 +159,29 @@ async def authenticate_client(
         try:
             unverified = jwt.decode(form.client_assertion, options={"verify_signature": False})
         except jwt.PyJWTError as exc:
-            raise InvalidClient("the client assertion is malformed") from exc
+            raise InvalidClient(
+                "client assertion refused (malformed): not a well-formed JWT", rule="malformed"
+            ) from exc
         client = await _active_client(session, str(unverified.get("iss", "")))
         if client is None or not client.public_key_pem:
-            raise InvalidClient()
-        try:
-            claims = _decode_assertion(
-                runtime, client, form.client_assertion, secret=None, subject=client.client_id
+            # One answer for unknown and secret clients: no probing which ids exist.
+            raise InvalidClient(
+                "client assertion refused (issuer): iss names no client registered with a "
+                "public key",
+                rule="issuer",
             )
-        except jwt.PyJWTError as exc:
-            raise InvalidClient("the client assertion is not valid") from exc
-        if not await _consume_jti(session, client.client_id, claims["jti"], claims["exp"]):
-            raise InvalidClient("the client assertion was already used")
+        try:
+            claims = assertions.decode(
+                runtime,
+                client,
+                form.client_assertion,
+                secret=None,
+                subject=client.client_id,
+                max_ttl_s=runtime.settings.max_client_assertion_ttl_s,
+            )
+            await _consume_jti(session, client.client_id, claims)
+        except AssertionRefused as exc:
+            raise InvalidClient(f"client {exc}", rule=exc.rule) from exc
         return client, None
     client_id, secret = basic if basic is not None else (form.client_id or "", form.client_secret)
     assert secret is not None
@@ -334,18 +304,25 @@ async def _asserted_person(
     if not token:
         raise InvalidGrant("the jwt-bearer grant needs an 'assertion'")
     try:
-        claims = _decode_assertion(runtime, client, token, secret=secret, subject=None)
-    except jwt.ExpiredSignatureError as exc:
-        raise InvalidGrant("the person assertion has expired") from exc
-    except jwt.PyJWTError as exc:
-        raise InvalidGrant("the person assertion is not valid") from exc
+        claims = assertions.decode(
+            runtime,
+            client,
+            token,
+            secret=secret,
+            subject=None,
+            max_ttl_s=runtime.settings.max_assertion_ttl_s,
+        )
+    except AssertionRefused as exc:
+        raise InvalidGrant(f"person {exc}", rule=exc.rule) from exc
     amr = claims.get("amr")
     if not isinstance(amr, list) or not amr or not all(isinstance(m, str) for m in amr):
         raise InvalidGrant("the person assertion must say how the person was verified (amr)")
     if not isinstance(claims.get("name"), str):
         raise InvalidGrant("the person assertion must carry the person's name")
-    if not await _consume_jti(session, client.client_id, claims["jti"], claims["exp"]):
-        raise InvalidGrant("the person assertion was already used")
+    try:
+        await _consume_jti(session, client.client_id, claims)
+    except AssertionRefused as exc:
+        raise InvalidGrant(f"person {exc}", rule=exc.rule) from exc
     number = parse_id_number(str(claims["sub"]))
     cipher = runtime.cipher
     person = await session.scalar(
@@ -375,3 +352,22 @@ async def set_client_active(session: AsyncSession, client_id: str, active: bool)
     if client is not None:
         client.active = active
     return client
+
+
+def server_metadata(runtime: Runtime) -> ServerMetadata:
+    """RFC 8414 metadata. No ``jwks_uri``: access tokens are checked by ecert itself, and the
+    published JWKS holds QR keys, which must not be mistaken for token keys."""
+    issuer = runtime.settings.issuer_url
+    return ServerMetadata(
+        issuer=issuer,
+        token_endpoint=assertions.token_endpoint(issuer),
+        grant_types_supported=[GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER],
+        token_endpoint_auth_methods_supported=[
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+        ],
+        token_endpoint_auth_signing_alg_values_supported=list(assertions.PUBLIC_KEY_ALGORITHMS),
+        scopes_supported=sorted({s for v in DEFAULT_SCOPES.values() for s in v.split()}),
+        response_types_supported=[],
+    )

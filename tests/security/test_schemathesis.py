@@ -94,7 +94,9 @@ def _schema(tmp_path: Path) -> Any:
 def _token_for(path: str) -> str | None:
     if path.startswith("/v1/me"):
         return TOKENS["person"]
-    if path.startswith(("/v1/verify", "/v1/settlements", "/v1/reconciliation", "/v1/scanner")):
+    if path.startswith(
+        ("/v1/verify", "/v1/settlements", "/v1/reconciliation", "/v1/scanner", "/fhir/")
+    ):
         return TOKENS["institution"]
     if path.startswith("/v1/agency"):
         return TOKENS["agency"]

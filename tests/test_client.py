@@ -144,6 +144,11 @@ async def test_a_whole_visit_through_the_sdk(
         assert stored.reversed_total == returned.amount
         day = await ecert.reconciliation(business_date())
         assert (day.settlements.count, day.reversals.count) == (1, 1)
+        details = await ecert.reconciliation_details(business_date())
+        assert [(d.kind, d.settlement_id) for d in details] == [
+            ("settlement", settled.settlement_id),
+            ("reversal", settled.settlement_id),
+        ]
         check = await ecert.reconcile(
             ReconciliationCheck(
                 date=business_date(),

@@ -14,6 +14,7 @@ from ecert.client.errors import EcertClientError, ProblemError
 from ecert.client.institution import InstitutionClient
 from ecert.ledger import SettlementView
 from ecert.settlement.reconciliation.schemas import (
+    DetailLine,
     Reconciliation,
     ReconciliationCheck,
     ReconciliationResult,
@@ -38,6 +39,7 @@ from ecert.settlement.visits.schemas import (
 from ecert.verify.schemas import VerifyResponse
 
 __all__ = [
+    "DetailLine",
     "Diagnosis",
     "EcertClientError",
     "FeeLineIn",

@@ -21,6 +21,7 @@ from ecert.client.auth import PrivateKeyJwt
 from ecert.client.errors import ProblemError
 from ecert.ledger import SettlementView
 from ecert.settlement.reconciliation.schemas import (
+    DetailLine,
     Reconciliation,
     ReconciliationCheck,
     ReconciliationResult,
@@ -43,6 +44,7 @@ T = TypeVar("T")
 
 #: Worth another try with the same Idempotency-Key: the answer may have been lost, not refused.
 RETRY_STATUSES = frozenset({500, 502, 503, 504})
+_DETAIL_LINES = msgspec.json.Decoder(DetailLine)
 #: The request never reached ecert: every request may be sent again.
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 
@@ -158,6 +160,14 @@ class InstitutionClient:
         """ecert's totals and lines of the institution's business day."""
         params = {"date": date.isoformat()}
         return await self._call("GET", "/v1/reconciliation", Reconciliation, params=params)
+
+    async def reconciliation_details(self, date: dt.date) -> list[DetailLine]:
+        """Every settlement and reversal of the day (3202), for a line-by-line check."""
+        params = {"date": date.isoformat()}
+        response = await self._exchange(
+            "GET", "/v1/reconciliation/details", None, None, safe=True, params=params
+        )
+        return _DETAIL_LINES.decode_lines(response.content)
 
     async def reconcile(self, figures: ReconciliationCheck) -> ReconciliationResult:
         """Check the institution's own figures for a day (3201): match or the differences."""

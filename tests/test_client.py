@@ -3,6 +3,7 @@ visit as a hospital runs it, typed refusals, retries with the same Idempotency-K
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 
@@ -43,12 +44,32 @@ class Wire(httpx.AsyncBaseTransport):
         self.inner = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
         self.hook = hook
         self.sent: list[httpx.Request] = []
+        self.refused: list[tuple[httpx.Request, int, str]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.sent.append(request)
         if self.hook is not None and (answer := self.hook(request)) is not None:
             return answer
-        return await self.inner.handle_async_request(request)
+        response = await self.inner.handle_async_request(request)
+        if response.status_code >= 400:
+            await response.aread()
+            self.refused.append((request, response.status_code, response.json()["code"]))
+        return response
+
+
+async def assert_documented(client: Client, refused: list[tuple[httpx.Request, int, str]]) -> None:
+    """Every refusal the SDK met is one the OpenAPI schema lists for its route and status."""
+    schema = (await client.get("/schema/openapi.json")).json()
+    for request, status, code in refused:
+        for path, item in schema["paths"].items():
+            pattern = "^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"
+            if re.match(pattern, request.url.path) and request.method.lower() in item:
+                response = item[request.method.lower()]["responses"][str(status)]
+                problem = response["content"]["application/problem+json"]["schema"]
+                assert code in problem["properties"]["code"]["enum"], (path, status, code)
+                break
+        else:
+            raise AssertionError(f"no documented route for {request.method} {request.url.path}")
 
 
 async def _hospital(
@@ -161,11 +182,13 @@ async def test_a_whole_visit_through_the_sdk(
         assert check.result == "match"
     tokens = [r for r in wire.sent if r.url.path == "/oauth/token"]
     assert len(tokens) == 1  # one token, cached for every call
+    assert wire.refused == []
 
 
 async def test_refusals_are_typed_problems(app: Litestar, client: Client, runtime: Runtime) -> None:
     person = await _person(client, runtime)
-    ecert, http = await _hospital(app, runtime, Wire(app))
+    wire = Wire(app)
+    ecert, http = await _hospital(app, runtime, wire)
     async with http, ecert:
         with pytest.raises(ProblemError) as malformed:
             await ecert.verify("not a code")
@@ -179,6 +202,8 @@ async def test_refusals_are_typed_problems(app: Litestar, client: Client, runtim
         with pytest.raises(ProblemError) as unknown:
             await ecert.get_visit(uuid.uuid4())
         assert unknown.value.code == "visit_not_found"
+    assert len(wire.refused) == 3
+    await assert_documented(client, wire.refused)
 
 
 async def test_a_lost_answer_is_retried_with_the_same_key(

@@ -6,10 +6,20 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import msgspec
+from litestar import Litestar, get, post
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
 from openapi_spec_validator import validate
 
+from ecert.apischema.document import document
 from ecert.apischema.operation_ids import OPERATION_IDS
+from ecert.apischema.raises import codes_raised
 from ecert.errorcodes import CODES
+from ecert.errors import ValidationFailed
+from ecert.security.auth import institution_guard
+from ecert.settlement.controllers import SettlementController
 from tests.helpers import Client
 
 MONEY = {
@@ -119,3 +129,38 @@ async def test_money_bodies_are_typed(client: Client) -> None:
         check(body, name, set())
     reversal = operations["reverseSettlement"]["responses"]["201"]["content"]
     assert reversal["application/json"]["schema"]["$ref"].endswith("ReversalReply")
+
+
+def test_a_route_keeps_the_error_responses_it_declares() -> None:
+    """A face with its own error format (FHIR's OperationOutcome) declares it; the rest of its
+    errors (authentication, rate limit) are still problem+json."""
+
+    class Outcome(msgspec.Struct):
+        issue: list[str]
+
+    @post("/own", responses={422: ResponseSpec(Outcome, description="OperationOutcome")})
+    async def own(data: JSONBody[dict[str, str]]) -> None:
+        raise ValidationFailed
+
+    @get("/plain", guards=[institution_guard])
+    async def plain() -> None:
+        return None
+
+    app = Litestar([own, plain], openapi_config=OpenAPIConfig(title="t", version="1"))
+    schema = app.openapi_schema.to_schema()
+    document(app, schema, public_paths=["^/own"])
+    own_errors = schema["paths"]["/own"]["post"]["responses"]
+    assert own_errors["422"]["description"] == "OperationOutcome"
+    assert "validation_failed" in str(own_errors["400"])
+    assert "401" not in own_errors  # public
+    plain_errors = schema["paths"]["/plain"]["get"]["responses"]
+    assert "forbidden" in str(plain_errors["403"])
+    assert "unauthorized" in str(plain_errors["401"])
+    validate(schema)
+
+
+def test_the_walk_follows_helpers_objects_and_guards() -> None:
+    settle = codes_raised(SettlementController.settle.fn)
+    assert {"med_type_not_allowed", "ec_token_spent", "idempotency_conflict"} <= settle
+    assert "fee_line_conflict" not in settle
+    assert codes_raised(institution_guard) >= {"forbidden"}

@@ -5,7 +5,8 @@ problem+json (:mod:`ecert.problems`). When the schema is first served, every 4xx
 every operation is replaced by ``application/problem+json`` responses, one per status, whose
 ``code`` enum lists what that route can answer: the codes its handler and guards raise (read
 from the code, :mod:`ecert.apischema.raises`), plus those of the layers around every route
-(authentication, rate limit, validation, the database).
+(authentication, rate limit, validation, the database). An error status the route declares
+itself with ``responses=`` is left as declared.
 """
 
 from __future__ import annotations
@@ -141,7 +142,10 @@ def document(app: Litestar, schema: dict[str, Any], public_paths: Iterable[str])
             )
             responses = operation.setdefault("responses", {})
             has_input = "400" in responses or "requestBody" in operation
-            for status in [s for s in responses if s[0] in "45"]:
+            # An error response the route declares itself (``responses=``) stays: a face with
+            # its own error format (FHIR's OperationOutcome) says so there.
+            declared = {str(status) for status in handler.responses or {}}
+            for status in [s for s in responses if s[0] in "45" and s not in declared]:
                 del responses[status]
             codes = route_codes(
                 handler,
@@ -150,7 +154,8 @@ def document(app: Litestar, schema: dict[str, Any], public_paths: Iterable[str])
                 has_input=has_input,
                 has_body="requestBody" in operation,
             )
-            responses.update(problem_responses(codes))
+            documented = problem_responses(codes)
+            responses.update({s: r for s, r in documented.items() if s not in declared})
             if is_public:
                 operation["security"] = []
     schema["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA

@@ -15,6 +15,7 @@ from litestar import Litestar
 from sqlalchemy import func, select
 
 from ecert.client import (
+    BillItem,
     Diagnosis,
     FeeLineIn,
     InstitutionClient,
@@ -23,6 +24,7 @@ from ecert.client import (
     ReconciliationCheck,
     ReturnLine,
     ReversalRequest,
+    SettlementRequest,
     VisitCreate,
     VisitSettleRequest,
 )
@@ -183,6 +185,26 @@ async def test_a_whole_visit_through_the_sdk(
     tokens = [r for r in wire.sent if r.url.path == "/oauth/token"]
     assert len(tokens) == 1  # one token, cached for every call
     assert wire.refused == []
+
+
+async def test_a_one_shot_bill_and_its_cancel(
+    app: Litestar, client: Client, runtime: Runtime
+) -> None:
+    person = await _person(client, runtime)
+    ecert, http = await _hospital(app, runtime, Wire(app))
+    async with http, ecert:
+        verified = await ecert.verify(await person.qr(client))
+        items = [BillItem(code="X1", name="阿莫西林", item_class="A", amount=8000)]
+        bill = SettlementRequest(ec_token=verified.ec_token, med_type="11", items=items)
+        preview = await ecert.preview(bill)
+        settled = await ecert.settle(bill)
+        assert settled.settlement_id is not None
+        assert (settled.total, settled.fund_paid) == (preview.total, preview.fund_paid)
+        cancelled = await ecert.reverse(settled.settlement_id, ReversalRequest(reason="撤销"))
+        assert (cancelled.kind, cancelled.amount, cancelled.remaining) == ("full", 8000, 0)
+        assert cancelled.repriced is None
+        stored = await ecert.get_settlement(settled.settlement_id)
+        assert stored.status == "reversed"
 
 
 async def test_refusals_are_typed_problems(app: Litestar, client: Client, runtime: Runtime) -> None:

@@ -96,6 +96,7 @@ async def test_every_error_is_problem_json_with_registered_codes(client: Client)
     assert {"qr_expired", "qr_signature_invalid", "not_enrolled"} <= set(
         verify["schema"]["properties"]["code"]["enum"]
     )
+    assert "Retry-After" in settle["503"]["headers"]
     assert "unauthorized" not in str(operations["getJwks"]["responses"])
     assert operations["getJwks"]["security"] == []
 

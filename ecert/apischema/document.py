@@ -62,6 +62,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
     },
 }
 
+RETRY_AFTER = {
+    "description": "Seconds to wait before retrying (with the same Idempotency-Key)",
+    "schema": {"type": "integer"},
+}
+
 #: Refusals the walk cannot see: raised behind an object's method (key ring, store, trust list).
 EXTRA_CODES: dict[str, tuple[str, ...]] = {
     "VerifyController.verify": (
@@ -118,6 +123,8 @@ def problem_responses(codes: Iterable[str]) -> dict[str, Any]:
             "description": described,
             "content": {PROBLEM_JSON: {"schema": schema}},
         }
+        if status in (429, 503):
+            responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER}
     return responses
 
 

@@ -9,6 +9,7 @@ Requests and results are the msgspec structs of the API schema itself (re-export
 
 from __future__ import annotations
 
+from ecert.benefits import BillItem
 from ecert.client.auth import PrivateKeyJwt
 from ecert.client.errors import EcertClientError, ProblemError
 from ecert.client.institution import InstitutionClient
@@ -39,6 +40,7 @@ from ecert.settlement.visits.schemas import (
 from ecert.verify.schemas import VerifyResponse
 
 __all__ = [
+    "BillItem",
     "DetailLine",
     "Diagnosis",
     "EcertClientError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from ecert.benefits import BillItem
 from ecert.client.auth import PrivateKeyJwt
+from ecert.client.blocking import BlockingInstitutionClient
 from ecert.client.errors import EcertClientError, ProblemError
 from ecert.client.institution import InstitutionClient
 from ecert.ledger import SettlementView
@@ -41,6 +42,7 @@ from ecert.verify.schemas import VerifyResponse
 
 __all__ = [
     "BillItem",
+    "BlockingInstitutionClient",
     "DetailLine",
     "Diagnosis",
     "EcertClientError",

@@ -17,11 +17,12 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
 from ecert import __version__
+from ecert.apischema.document import render_plugins
+from ecert.apischema.operation_ids import operation_id
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
@@ -156,7 +157,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version=__version__,
             description="Electronic medical insurance certificates: issue, verify, settle, look up",
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=render_plugins(PUBLIC_PATHS),
+            operation_id_creator=operation_id,
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")

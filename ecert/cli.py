@@ -1101,5 +1101,22 @@ def demo_assertion(person: int) -> None:
     click.echo(make_assertion(json.loads(path.read_text()), person, settings.issuer_url))
 
 
+@main.command("errors-doc")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the file (e.g. docs/errors.md) instead of printing it.",
+)
+def errors_doc(output: Path | None) -> None:
+    """Print docs/errors.md: every problem code with its status, title and meaning."""
+    from ecert.errorcodes import render_markdown
+
+    if output is None:
+        click.echo(render_markdown(), nl=False)
+    else:
+        output.write_text(render_markdown(), encoding="utf-8")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

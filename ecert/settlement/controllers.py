@@ -13,7 +13,7 @@ from ecert import ledger
 from ecert.benefits import Policy
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.auth import agency_guard, institution_guard, principal_of
-from ecert.settlement import reversal, schemas, services
+from ecert.settlement import replies, reversal, schemas, services
 
 IdempotencyKey = Annotated[
     str | None,
@@ -40,6 +40,7 @@ class SettlementController(Controller):
         "/v1/settlements",
         status_code=201,
         summary="Settle a bill (send an Idempotency-Key)",
+        responses=replies.SETTLED,
     )
     async def settle(
         self,
@@ -66,6 +67,7 @@ class SettlementController(Controller):
         "/v1/settlements/{settlement_id:uuid}/reversal",
         status_code=201,
         summary="Reverse all or part (send an Idempotency-Key)",
+        responses=replies.REVERSED,
     )
     async def reverse(
         self,

@@ -6,6 +6,7 @@ import datetime as dt
 from typing import Annotated
 
 from litestar import Controller, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
@@ -55,6 +56,13 @@ class ReconciliationController(Controller):
         "/v1/reconciliation/details",
         media_type="application/jsonl",
         summary="Every settlement and reversal of the day as JSON Lines (national 3202), streamed",
+        responses={
+            200: ResponseSpec(
+                schemas.DetailLine,
+                description="One DetailLine object per line",
+                media_type="application/jsonl",
+            )
+        },
     )
     async def details(
         self,

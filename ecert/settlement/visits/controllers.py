@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.auth import institution_guard, principal_of
+from ecert.settlement import replies
 from ecert.settlement.controllers import IdempotencyKey, replayable
 from ecert.settlement.visits import fees, pricing, schemas, services
 
@@ -19,7 +20,12 @@ class VisitController(Controller):
     tags = ["Visits"]
     guards = [institution_guard]
 
-    @post("/", status_code=201, summary="Open a visit (send an Idempotency-Key)")
+    @post(
+        "/",
+        status_code=201,
+        summary="Open a visit (send an Idempotency-Key)",
+        responses=replies.VISIT_OPENED,
+    )
     async def open_visit(
         self,
         request: AnyRequest,
@@ -97,6 +103,7 @@ class VisitController(Controller):
         "/{visit_id:uuid}/settlements",
         status_code=201,
         summary="Settle the visit (send an Idempotency-Key)",
+        responses=replies.VISIT_SETTLED,
     )
     async def settle(
         self,

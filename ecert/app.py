@@ -25,6 +25,9 @@ from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
+from ecert.federation.controllers import ClearingController, RoutedInstitutionController
+from ecert.federation.middleware import federation_middleware
+from ecert.federation.routing import load_federation
 from ecert.imports.controllers import ImportController
 from ecert.issuance.controllers import (
     AgencyECertController,
@@ -91,6 +94,8 @@ def route_handlers(settings: Settings) -> list[Any]:
         AgencyCardController,
         CardCheckController,
         AgencyPolicyController,
+        ClearingController,
+        RoutedInstitutionController,
     ]
 
 
@@ -101,6 +106,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     runtime = build_runtime(settings)
     engine, cipher = runtime.engine, runtime.cipher
     drain = Drain(settings.drain_grace_s)
+    federation = load_federation(settings)
     watch_pool(engine)
 
     @asynccontextmanager
@@ -114,6 +120,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             drain.uninstall()
+            if federation is not None:
+                await federation.close()
             await runtime.store.close()
             await engine.dispose()
 
@@ -138,6 +146,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             key_ring_middleware,
             DefineMiddleware(BearerAuthMiddleware, exclude=PUBLIC_PATHS),
             rate_limit_middleware,
+            # Innermost: it needs the caller, and sends other provinces' insured there.
+            federation_middleware,
         ],
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
@@ -161,6 +171,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "rate_limiter": RateLimiter(runtime),
                 "feed_cache": FeedCache(),
                 "drain": drain,
+                "federation": federation,
                 "schema_check": SchemaCheck(engine),
                 "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),
             }

@@ -13,6 +13,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from ecert.errors import Forbidden, Unauthorized
 from ecert.oauth.status import ClientStatus
 from ecert.runtime import Runtime
+from ecert.security.province import ON_BEHALF_HEADER, acting_for
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid, verify_access_token
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
@@ -56,6 +57,8 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         status: ClientStatus = connection.app.state.client_status
         if not await status.is_active(principal.client_id):
             raise Unauthorized("this client is disabled")
+        if principal.kind == "province":
+            principal = acting_for(principal, connection.headers.get(ON_BEHALF_HEADER))
         return AuthenticationResult(user=principal, auth=None)
 
 

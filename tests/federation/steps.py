@@ -9,6 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from ecert.db.models import ClearingRecord, Settlement
+from ecert.runtime import Runtime
 from tests.factories import Holder, credit, holder, institution, load_policies
 from tests.federation.conftest import AREA_B, Province
 from tests.helpers import add_client, bearer, client_token
@@ -69,8 +70,9 @@ async def settle(
     )
 
 
-async def count(p: Province, model: type[Settlement] | type[ClearingRecord]) -> int:
-    async with p.runtime.sessions() as session:
+async def count(p: Province | Runtime, model: type[Settlement] | type[ClearingRecord]) -> int:
+    runtime = p.runtime if isinstance(p, Province) else p
+    async with runtime.sessions() as session:
         return int(await session.scalar(select(func.count()).select_from(model)) or 0)
 
 

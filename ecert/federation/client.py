@@ -113,6 +113,15 @@ class ProvinceClient:
             )
         return response
 
+    async def public_json(self, path: str) -> object:
+        """A public document of the peer (its key set), without a token."""
+        response = await self._exchange("GET", path)
+        if response.status_code != 200:
+            raise ProvinceUnavailable(
+                f"province {self.area} did not publish {path}", retry_after=RETRY_AFTER_S
+            )
+        return response.json()
+
     async def call(
         self,
         method: str,

@@ -28,6 +28,7 @@ from ecert.errors import EcertError, NotDesignated
 from ecert.federation import clearing, config, repositories
 from ecert.federation.client import ProvinceClient, Reply
 from ecert.federation.exceptions import ProvinceNotTrusted
+from ecert.federation.trust import PeerKeys, check_code
 from ecert.runtime import Runtime
 from ecert.security.tokens import Principal
 
@@ -46,6 +47,8 @@ class Federation:
 
     own_area: str
     peers: dict[str, ProvinceClient] = field(default_factory=dict)
+    #: Each peer's published QR keys (the trust list's keys), by the peer's issuing area.
+    keys: dict[str, PeerKeys] = field(default_factory=dict)
 
     def peer(self, area: str) -> ProvinceClient | None:
         """The province ``area`` belongs to; None when it is ours."""
@@ -79,8 +82,17 @@ def routed_key(institution_code: str, key: str | None) -> str | None:
     return hashlib.sha256(f"{institution_code}\n{key}".encode()).hexdigest()
 
 
-def _area_of_body(path: str, body: bytes) -> str | None:
-    """The insured area a request's body names (a code's issuer, an ec_token's area)."""
+@dataclass(frozen=True)
+class Named:
+    """The insured area a request's body names; for a signed code, the code to check too."""
+
+    area: str
+    jws: str | None = None
+    kid: str = ""
+
+
+def _named(path: str, body: bytes) -> Named | None:
+    """The insured area of a body (a code's issuer, an ec_token's area); None: none readable."""
     try:
         document = msgspec.json.decode(body)
         value = document.get(BY_BODY[path]) if isinstance(document, dict) else None
@@ -90,23 +102,33 @@ def _area_of_body(path: str, body: bytes) -> str | None:
         return None
     value = value.strip()
     if path != "/v1/verify":
-        return value[:6] if value[:6].isdigit() else None
+        return Named(value[:6]) if value[:6].isdigit() else None
     if NUMERIC_CODE.match(value):
-        return value[22:24] + "0000"  # the national layout carries the province
+        return Named(value[22:24] + "0000")  # the national layout carries the province
     try:
-        jws, _ = qrtoken.open_code(value)
-        return qrtoken.unverified_issuer(jws)
+        jws, header = qrtoken.open_code(value)
+        return Named(qrtoken.unverified_issuer(jws), jws, header.kid)
     except EcertError:
         return None
 
 
 async def destination(
-    session: AsyncSession, federation: Federation, method: str, path: str, body: bytes
+    session: AsyncSession,
+    federation: Federation,
+    method: str,
+    path: str,
+    body: bytes,
+    leeway_s: int = 0,
 ) -> ProvinceClient | None:
-    """The province a hospital's request belongs to; None: ours."""
+    """The province a hospital's request belongs to; None: ours. A signed code of another
+    province must verify with that province's published keys before it goes there."""
     if method == "POST" and path in BY_BODY:
-        area = _area_of_body(path, body)
-        return federation.peer(area) if area else None
+        named = _named(path, body)
+        peer = federation.peer(named.area) if named else None
+        if peer is not None and named is not None and named.jws is not None:
+            keys = federation.keys.setdefault(peer.area, PeerKeys())
+            await check_code(peer, keys, named.jws, named.kid, leeway_s)
+        return peer
     for pattern, lookup in (
         (VISIT_PATH, repositories.visit_province),
         (SETTLEMENT_PATH, repositories.settlement_province),
@@ -172,7 +194,8 @@ async def route(
 ) -> Reply | None:
     """Send the request to the insured person's province; None when it is ours to answer."""
     async with runtime.sessions() as session:
-        peer = await destination(session, federation, method, path, body)
+        leeway = runtime.settings.leeway_s
+        peer = await destination(session, federation, method, path, body, leeway)
         if peer is None:
             return None
         code = await register_institution(session, peer, principal)

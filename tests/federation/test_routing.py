@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import httpx
+import time
 
+import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from ecert import qrtoken
 from ecert.clock import business_date
 from ecert.db.models import ClearingRecord, Settlement
 from tests.federation.conftest import Province, asgi
@@ -185,3 +189,42 @@ async def test_a_code_of_a_province_not_on_the_trust_list_is_refused_before_anyt
     numeric = "424" + "1" * 19 + "11" + "0000"  # Beijing's province digits
     refused = await b.client.post("/v1/verify", json={"qr": numeric}, headers=hospital)
     assert (refused.status_code, refused.json()["code"]) == (422, "province_not_trusted")
+
+
+class Recording(httpx.AsyncBaseTransport):
+    """Passes requests on and remembers their paths."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner, self.paths = inner, list[str]()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_forged_code_is_refused_with_the_issuers_published_keys_before_it_is_routed(
+    provinces: tuple[Province, Province],
+) -> None:
+    a, b = provinces
+    seen = Recording(asgi(a.app))
+    b.route_to(seen)
+    hospital = await hospital_in_b(b)
+    person = await insured_in_a(a)
+    genuine = await person.qr(a.client)
+    header = qrtoken.read_header(genuine)
+    claims = qrtoken.decode(
+        genuine, a.runtime.keys.signer("qr").public, now=int(time.time()), leeway_s=5
+    )
+    # The same claims and kid, signed by a key that is not A's.
+    forged = qrtoken.encode(claims, ec.generate_private_key(ec.SECP256R1()), header.kid)
+    refused = await b.client.post("/v1/verify", json={"qr": forged}, headers=hospital)
+    assert (refused.status_code, refused.json()["code"]) == (422, "qr_signature_invalid")
+    # A's kid under another key: unknown. Neither reached A's /v1/verify.
+    other_kid = header.kid[:-1] + ("A" if header.kid[-1] != "A" else "B")
+    unknown = qrtoken.encode(claims, ec.generate_private_key(ec.SECP256R1()), other_kid)
+    refused = await b.client.post("/v1/verify", json={"qr": unknown}, headers=hospital)
+    assert refused.json()["code"] == "qr_unknown_key"
+    assert "/v1/verify" not in seen.paths
+    assert "/.well-known/jwks.json" in seen.paths
+    accepted = await b.client.post("/v1/verify", json={"qr": genuine}, headers=hospital)
+    assert accepted.status_code == 200, accepted.text

@@ -25,7 +25,7 @@ from ecert import __version__
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
-from ecert.federation.controllers import ClearingController, RoutedInstitutionController
+from ecert.federation.controllers import ClearingController, FederationController
 from ecert.federation.middleware import federation_middleware
 from ecert.federation.routing import load_federation
 from ecert.imports.controllers import ImportController
@@ -95,7 +95,7 @@ def route_handlers(settings: Settings) -> list[Any]:
         CardCheckController,
         AgencyPolicyController,
         ClearingController,
-        RoutedInstitutionController,
+        FederationController,
     ]
 
 

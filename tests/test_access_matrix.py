@@ -37,7 +37,7 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/v1/scanner/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/cards/", frozenset({"hospital", "pharmacy"})),
     (r"^/v1/agency/", frozenset({"agency"})),
-    (r"^/v1/clearing$", frozenset({"agency"})),
+    (r"^/v1/clearing(/|$)", frozenset({"agency"})),
     (r"^/v1/federation/", frozenset({"province"})),
 ]
 CALLERS = ("anonymous", "channel", "person", "hospital", "pharmacy", "agency", "province")

@@ -14,12 +14,21 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
+import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.clock import business_date
 from ecert.errors import ValidationFailed
 from ecert.federation import repositories
-from ecert.federation.schemas import ClearingFigures, ClearingPeer, ClearingReport
+from ecert.federation.client import ProvinceClient
+from ecert.federation.exceptions import ProvinceUnavailable
+from ecert.federation.schemas import (
+    ClearingEntry,
+    ClearingFigures,
+    ClearingPeer,
+    ClearingReport,
+    ClearingSync,
+)
 
 MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 _POOLS = ("total", "fund_paid", "account_paid", "account_mutual_aid_paid", "cash_paid")
@@ -124,3 +133,30 @@ async def report(
             )
         )
     return ClearingReport(month=month, province=own_area, peers=lines)
+
+
+async def entries(session: AsyncSession, province: str, month: str) -> list[ClearingEntry]:
+    """What we (the insured province) settled and reversed this month at ``province``'s
+    institutions, one entry each."""
+    first, after = month_bounds(month)
+    rows = await repositories.routed_entries(session, province, first, after)
+    return [msgspec.convert(row, ClearingEntry) for row in rows]
+
+
+async def sync(session: AsyncSession, peers: Iterable[ProvinceClient], month: str) -> ClearingSync:
+    """Add the records whose reply never arrived (and whose hospital never retried): each
+    insured province lists what it settled for our hospitals; what we lack is recorded with its
+    business date. Safe to run again: records are unique by their remote id."""
+    month_bounds(month)  # refuse a malformed month before asking anyone
+    added = 0
+    for peer in peers:
+        reply = await peer.call(
+            "GET", f"/v1/federation/clearing?month={month}", body=None, on_behalf=None
+        )
+        if reply.status != 200:
+            raise ProvinceUnavailable(f"province {peer.area} did not list its clearing")
+        for entry in msgspec.json.decode(reply.body, type=list[ClearingEntry]):
+            values = msgspec.to_builtins(entry, builtin_types=(uuid.UUID, dt.date))
+            values["mutual_aid_paid"] = values.pop("account_mutual_aid_paid")
+            added += await repositories.add_clearing(session, {**values, "province": peer.area})
+    return ClearingSync(month=month, added=added)

@@ -1,11 +1,12 @@
-"""``GET /v1/clearing`` for the agency; ``PUT /v1/federation/institutions/{code}`` for the other
-provinces' ecerts (before they route a hospital's first call here)."""
+"""The agency's clearing (``GET /v1/clearing``, ``POST /v1/clearing/sync``), and what the other
+provinces' ecerts call: ``PUT /v1/federation/institutions/{code}`` before a hospital's first
+routed call, ``GET /v1/federation/clearing`` for a sync."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, put
+from litestar import Controller, get, post, put
 from litestar.params import FromPath, JSONBody, Parameter
 
 from ecert.deps import AnyRequest, DbSession
@@ -13,9 +14,15 @@ from ecert.errors import Forbidden
 from ecert.federation import clearing, repositories, schemas
 from ecert.federation.routing import Federation
 from ecert.security.auth import agency_guard, principal_of, require
-from ecert.security.province import INSTITUTION_CODE, province_scope
+from ecert.security.province import INSTITUTION_CODE, province_of, province_scope
 
 province_guard = require("province")
+Month = Annotated[str, Parameter(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]
+
+
+def _federation(request: AnyRequest) -> Federation | None:
+    federation: Federation | None = request.app.state.get("federation")
+    return federation
 
 
 class ClearingController(Controller):
@@ -28,20 +35,33 @@ class ClearingController(Controller):
         self,
         request: AnyRequest,
         db_session: DbSession,
-        month: Annotated[str, Parameter(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")],
+        month: Month,
     ) -> schemas.ClearingReport:
-        federation: Federation | None = request.app.state.get("federation")
+        federation = _federation(request)
         peers = list(federation.peers) if federation is not None else []
         own = request.app.state.runtime.settings.issuer_area
         return await clearing.report(db_session, own, peers, month)
 
+    @post("/sync", status_code=200, summary="Record routed settlements whose reply was lost")
+    async def sync(
+        self, request: AnyRequest, db_session: DbSession, month: Month
+    ) -> schemas.ClearingSync:
+        federation = _federation(request)
+        peers = federation.peers.values() if federation is not None else []
+        return await clearing.sync(db_session, peers, month)
 
-class RoutedInstitutionController(Controller):
-    path = "/v1/federation/institutions"
+
+class FederationController(Controller):
+    """What other provinces' ecerts call here (a ``province`` client, acting for no one)."""
+
+    path = "/v1/federation"
     tags = ["Provinces"]
     guards = [province_guard]
 
-    @put("/{code:str}", summary="Register (or update) a hospital of the calling province")
+    @put(
+        "/institutions/{code:str}",
+        summary="Register (or update) a hospital of the calling province",
+    )
     async def put_institution(
         self,
         request: AnyRequest,
@@ -59,3 +79,10 @@ class RoutedInstitutionController(Controller):
             db_session, {**values, "area": data.area, "designated": data.designated}
         )
         return data
+
+    @get("/clearing", summary="What we settled this month for the calling province's hospitals")
+    async def entries(
+        self, request: AnyRequest, db_session: DbSession, month: Month
+    ) -> list[schemas.ClearingEntry]:
+        province = province_of(principal_of(request))
+        return await clearing.entries(db_session, province, month)

@@ -47,9 +47,12 @@ async def add_visit(
     )
 
 
-async def add_clearing(session: AsyncSession, values: dict[str, Any]) -> None:
-    """Record once: a replayed reply names the same remote id."""
-    await insert_ignore(session, ClearingRecord.__table__, values)
+async def add_clearing(session: AsyncSession, values: dict[str, Any]) -> bool:
+    """Record once (a replayed reply names the same remote id); False when it was there."""
+    added = await insert_ignore(
+        session, ClearingRecord.__table__, values, returning=ClearingRecord.__table__.c.id
+    )
+    return added is not None
 
 
 async def institution(session: AsyncSession, code: str) -> Institution | None:
@@ -134,3 +137,43 @@ async def insured_reversals(
         .group_by(prefix)
     )
     return (await session.execute(statement)).all()
+
+
+async def routed_entries(
+    session: AsyncSession, prefix: str, first: dt.date, after: dt.date
+) -> list[dict[str, Any]]:
+    """Our settlements and reversals of the month at institutions of province ``prefix``."""
+    s, r, area = Settlement, Reversal, func.substr(Institution.area, 1, 2)
+    settled = (
+        select(
+            s.id.label("remote_id"),
+            s.id.label("settlement_id"),
+            s.institution_code,
+            s.business_date,
+            s.total,
+            s.fund_paid,
+            s.account_paid,
+            (s.total - s.fund_paid - s.account_paid - s.cash_paid).label("account_mutual_aid_paid"),
+            s.cash_paid,
+        )
+        .join(Institution, Institution.code == s.institution_code)
+        .where(area == prefix, *_month(s.business_date, first, after))
+    )
+    reversed_ = (
+        select(
+            r.id.label("remote_id"),
+            r.settlement_id,
+            r.institution_code,
+            r.business_date,
+            r.amount.label("total"),
+            r.fund_refund.label("fund_paid"),
+            r.account_refund.label("account_paid"),
+            r.account_mutual_aid_refund.label("account_mutual_aid_paid"),
+            r.cash_refund.label("cash_paid"),
+        )
+        .join(Institution, Institution.code == r.institution_code)
+        .where(area == prefix, *_month(r.business_date, first, after))
+    )
+    rows = [{"kind": "settlement", **m} for m in (await session.execute(settled)).mappings()]
+    rows += [{"kind": "reversal", **m} for m in (await session.execute(reversed_)).mappings()]
+    return rows

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from typing import Annotated, Literal
 
 import msgspec
@@ -48,3 +50,26 @@ class ClearingReport(msgspec.Struct, kw_only=True):
     #: Our own issuing area.
     province: str
     peers: list[ClearingPeer]
+
+
+class ClearingEntry(msgspec.Struct, kw_only=True):
+    """One settlement or reversal the insured province made for the treating province's
+    hospitals (what a clearing sync compares with the treating side's records)."""
+
+    kind: Literal["settlement", "reversal"]
+    #: The settlement's (or reversal's) id at the insured province.
+    remote_id: uuid.UUID
+    settlement_id: uuid.UUID
+    institution_code: str
+    business_date: dt.date
+    total: int
+    fund_paid: int
+    account_paid: int
+    account_mutual_aid_paid: int
+    cash_paid: int
+
+
+class ClearingSync(msgspec.Struct, kw_only=True):
+    month: str
+    #: Records added because a reply never arrived and the hospital did not retry.
+    added: int

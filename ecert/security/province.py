@@ -27,6 +27,14 @@ def province_scope(area: str) -> str:
     return f"province:{area[:2]}"
 
 
+def province_of(principal: Principal) -> str:
+    """The two-digit province a province client speaks for (from its ``province:NN`` scope)."""
+    for scope in principal.scopes:
+        if scope.startswith("province:"):
+            return scope.removeprefix("province:")
+    raise Forbidden("this client speaks for no province")
+
+
 def acting_for(principal: Principal, institution_code: str | None) -> Principal:
     """The routed institution's principal, or the province client itself without the header."""
     if institution_code is None:

@@ -115,16 +115,24 @@ class LoseTheReply(httpx.AsyncBaseTransport):
         return response
 
 
-async def test_routed_settle_retried_after_a_timeout_settles_once(
-    provinces: tuple[Province, Province],
-) -> None:
-    a, b = provinces
+async def _lost_settlement(
+    a: Province, b: Province, key: str
+) -> tuple[dict[str, str], str, httpx.Response]:
+    """A routed outpatient settlement that A commits and whose reply B never gets."""
     b.route_to(LoseTheReply(asgi(a.app)))
     hospital = await hospital_in_b(b)
     visit_id = await routed_visit(a, b, await insured_in_a(a), hospital)
     await upload(b, hospital, visit_id, fee("1", 150_000))
-    lost = await settle(b, hospital, visit_id, key="his-0001")
+    lost = await settle(b, hospital, visit_id, key=key)
     assert (lost.status_code, lost.json()["code"]) == (503, "province_unavailable")
+    return hospital, visit_id, lost
+
+
+async def test_routed_settle_retried_after_a_timeout_settles_once(
+    provinces: tuple[Province, Province],
+) -> None:
+    a, b = provinces
+    hospital, visit_id, lost = await _lost_settlement(a, b, "his-0001")
     assert lost.headers["retry-after"]
     # A settled; B recorded nothing, since no reply arrived.
     assert (await count(a, Settlement), await count(b, ClearingRecord)) == (1, 0)
@@ -228,3 +236,30 @@ async def test_a_forged_code_is_refused_with_the_issuers_published_keys_before_i
     assert "/.well-known/jwks.json" in seen.paths
     accepted = await b.client.post("/v1/verify", json={"qr": genuine}, headers=hospital)
     assert accepted.status_code == 200, accepted.text
+
+
+async def test_a_lost_reply_never_retried_is_recorded_by_the_clearing_sync(
+    provinces: tuple[Province, Province],
+) -> None:
+    a, b = provinces
+    hospital, visit_id, _ = await _lost_settlement(a, b, "his-0002")
+    month = business_date().strftime("%Y-%m")
+    agency_a, agency_b = await agency(a), await agency(b)
+
+    async def owed() -> tuple[dict[str, int], dict[str, int]]:
+        report_a = await a.client.get(f"/v1/clearing?month={month}", headers=agency_a)
+        report_b = await b.client.get(f"/v1/clearing?month={month}", headers=agency_b)
+        return report_b.json()["peers"][0]["owed_to_us"], report_a.json()["peers"][0]["we_owe"]
+
+    treated, insured = await owed()
+    assert (treated["amount"], insured["amount"]) == (0, 15_000)
+    synced = await b.client.post(f"/v1/clearing/sync?month={month}", headers=agency_b)
+    assert synced.status_code == 200, synced.text
+    assert synced.json()["added"] == 1
+    treated, insured = await owed()
+    assert treated == insured
+    again = await b.client.post(f"/v1/clearing/sync?month={month}", headers=agency_b)
+    assert again.json()["added"] == 0
+    # The hospital's late retry gets the same settlement and records nothing more.
+    assert (await settle(b, hospital, visit_id, key="his-0002")).status_code == 201
+    assert await count(b, ClearingRecord) == 1

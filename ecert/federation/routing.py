@@ -113,12 +113,7 @@ def _named(path: str, body: bytes) -> Named | None:
 
 
 async def destination(
-    session: AsyncSession,
-    federation: Federation,
-    method: str,
-    path: str,
-    body: bytes,
-    leeway_s: int = 0,
+    runtime: Runtime, federation: Federation, method: str, path: str, body: bytes
 ) -> ProvinceClient | None:
     """The province a hospital's request belongs to; None: ours. A signed code of another
     province must verify with that province's published keys before it goes there."""
@@ -127,7 +122,7 @@ async def destination(
         peer = federation.peer(named.area) if named else None
         if peer is not None and named is not None and named.jws is not None:
             keys = federation.keys.setdefault(peer.area, PeerKeys())
-            await check_code(peer, keys, named.jws, named.kid, leeway_s)
+            await check_code(peer, keys, named.jws, named.kid, runtime.settings.leeway_s)
         return peer
     for pattern, lookup in (
         (VISIT_PATH, repositories.visit_province),
@@ -135,36 +130,32 @@ async def destination(
     ):
         found = pattern.match(path)
         if found:
-            province = await lookup(session, uuid.UUID(found["id"]))
+            async with runtime.sessions() as session:
+                province = await lookup(session, uuid.UUID(found["id"]))
             return federation.peers.get(province) if province else None
     return None
 
 
-async def register_institution(
-    session: AsyncSession, peer: ProvinceClient, principal: Principal
-) -> str:
+async def register_institution(runtime: Runtime, peer: ProvinceClient, code: str) -> None:
     """Our hospital, as the insured province must know it; refused here if not designated."""
-    code = principal.institution_code or ""
-    institution = await repositories.institution(session, code)
+    async with runtime.sessions() as session:  # closed before any call goes out
+        institution = await repositories.institution(session, code)
     if institution is None or not institution.designated:
         raise NotDesignated()
-    if code not in peer.registered:
-        body = msgspec.json.encode(
-            {
-                "name": institution.name,
-                "kind": institution.kind,
-                "level": institution.level,
-                "area": institution.area,
-                "designated": institution.designated,
-            }
-        )
-        reply = await peer.call(
-            "PUT", f"/v1/federation/institutions/{code}", body=body, on_behalf=None
-        )
-        if reply.status != 200:
-            return code  # the routed call itself will be refused there, with its reason
+    if code in peer.registered:
+        return
+    body = msgspec.json.encode(
+        {
+            "name": institution.name,
+            "kind": institution.kind,
+            "level": institution.level,
+            "area": institution.area,
+            "designated": institution.designated,
+        }
+    )
+    reply = await peer.call("PUT", f"/v1/federation/institutions/{code}", body=body, on_behalf=None)
+    if reply.status == 200:  # otherwise the routed call is refused there, with its reason
         peer.registered.add(code)
-    return code
 
 
 async def keep(
@@ -193,12 +184,11 @@ async def route(
     key: str | None,
 ) -> Reply | None:
     """Send the request to the insured person's province; None when it is ours to answer."""
-    async with runtime.sessions() as session:
-        leeway = runtime.settings.leeway_s
-        peer = await destination(session, federation, method, path, body, leeway)
-        if peer is None:
-            return None
-        code = await register_institution(session, peer, principal)
+    peer = await destination(runtime, federation, method, path, body)
+    if peer is None:
+        return None
+    code = principal.institution_code or ""
+    await register_institution(runtime, peer, code)
     target = f"{path}?{query}" if query else path
     reply = await peer.call(
         method,

@@ -263,3 +263,32 @@ async def test_a_lost_reply_never_retried_is_recorded_by_the_clearing_sync(
     # The hospital's late retry gets the same settlement and records nothing more.
     assert (await settle(b, hospital, visit_id, key="his-0002")).status_code == 201
     assert await count(b, ClearingRecord) == 1
+
+
+async def test_a_one_shot_settlement_and_its_cancel_are_routed_too(
+    provinces: tuple[Province, Province],
+) -> None:
+    a, b = provinces
+    hospital = await hospital_in_b(b)
+    person = await insured_in_a(a)
+    verified = await b.client.post(
+        "/v1/verify", json={"qr": await person.qr(a.client)}, headers=hospital
+    )
+    bill = {
+        "ec_token": verified.json()["ec_token"],
+        "med_type": "11",
+        "items": [{"code": "X1", "name": "诊查", "item_class": "A", "amount": 150_000}],
+    }
+    settled = await b.client.post("/v1/settlements", json=bill, headers=keyed(hospital))
+    assert settled.status_code == 201, settled.text
+    assert settled.json()["fund_paid"] == 15_000
+    sid = settled.json()["settlement_id"]
+    cancelled = await b.client.post(
+        f"/v1/settlements/{sid}/reversal", json={"reason": "撤销"}, headers=keyed(hospital)
+    )
+    assert cancelled.status_code == 201, cancelled.text
+    assert (await count(a, Settlement), await count(b, ClearingRecord)) == (1, 2)
+    month = business_date().strftime("%Y-%m")
+    report = await b.client.get(f"/v1/clearing?month={month}", headers=await agency(b))
+    owed = report.json()["peers"][0]["owed_to_us"]
+    assert (owed["settlements"], owed["reversals"], owed["amount"]) == (1, 1, 0)

@@ -26,6 +26,9 @@ from ecert.apischema.operation_ids import operation_id
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
+from ecert.federation.controllers import ClearingController, FederationController
+from ecert.federation.middleware import federation_middleware
+from ecert.federation.routing import load_federation
 from ecert.fhir.controllers import FhirController
 from ecert.fhir.outcome import as_outcome
 from ecert.gateway.controllers import PATH as GATEWAY_PATH
@@ -100,6 +103,8 @@ def route_handlers(settings: Settings) -> list[Any]:
         AgencyPolicyController,
         GatewayController,
         FhirController,
+        ClearingController,
+        FederationController,
     ]
 
 
@@ -110,6 +115,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     runtime = build_runtime(settings)
     engine, cipher = runtime.engine, runtime.cipher
     drain = Drain(settings.drain_grace_s)
+    federation = load_federation(settings)
     watch_pool(engine)
 
     @asynccontextmanager
@@ -123,6 +129,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             drain.uninstall()
+            if federation is not None:
+                await federation.close()
             await runtime.store.close()
             await engine.dispose()
 
@@ -148,6 +156,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # The national gateway authenticates itself (Bearer or signed _api_* headers).
             DefineMiddleware(BearerAuthMiddleware, exclude=[*PUBLIC_PATHS, f"^{GATEWAY_PATH}$"]),
             rate_limit_middleware,
+            # Innermost: it needs the caller, and sends other provinces' insured there.
+            federation_middleware,
         ],
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
@@ -172,6 +182,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "rate_limiter": RateLimiter(runtime),
                 "feed_cache": FeedCache(),
                 "drain": drain,
+                "federation": federation,
                 "schema_check": SchemaCheck(engine),
                 "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),
                 # Refusals raised by middleware (401, 429) on a face's paths, in its shape.

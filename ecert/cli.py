@@ -283,17 +283,21 @@ def db_check() -> None:
 
 @main.group()
 def clients() -> None:
-    """API clients: channels, institutions, the agency."""
+    """API clients: channels, institutions, the agency, other provinces."""
 
 
 @clients.command("add")
-@click.option("--kind", type=click.Choice(["channel", "institution", "agency"]), required=True)
+@click.option(
+    "--kind", type=click.Choice(["channel", "institution", "agency", "province"]), required=True
+)
 @click.option(
     "--name", required=True, help="Display name (the institution's name for institutions)."
 )
 @click.option("--code", help="Institution code, e.g. H37010200001 (hospital) or P37010200001.")
 @click.option("--level", type=click.Choice(["1", "2", "3", "community"]), help="Hospital level.")
-@click.option("--area", help="6-digit area code of the institution, e.g. 370102.")
+@click.option(
+    "--area", help="6-digit area code of the institution (or the province's issuing area)."
+)
 @click.option(
     "--public-key-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),

@@ -94,6 +94,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     card_lapse_by_area: str = ""
     #: Extra holiday/workday years for the working-day calendar (JSON; see ecert/cards/).
     workday_file: str = ""
+    #: Provinces this one settles with (docs/federation.md): their ecert URLs, our client ids
+    #: there, and the key that signs our client assertions. Empty: no routing to provinces.
+    federation_file: str = ""
     #: Settlement token (ec_token) lifetime; it opens one settlement (or visit) and is spent.
     ec_token_ttl_s: Seconds = 600
     #: Largest accepted request body.

@@ -456,6 +456,19 @@ CODES: Mapping[str, ErrorCode] = _index(
             "The visit has no line with this line_no",
             "The line number to delete is not on the visit.",
         ),
+        # Provinces (docs/federation.md).
+        _c(
+            "province_not_trusted",
+            422,
+            "That province is not on the trust list",
+            "The code or ec_token was issued by a province this deployment does not settle with.",
+        ),
+        _c(
+            "province_unavailable",
+            503,
+            "The insured person's province did not answer",
+            "Retry after Retry-After with the same Idempotency-Key: nothing was recorded half.",
+        ),
         # The national gateway (docs/national-interface.md): sent as `err_code` in a −1 envelope.
         _c(
             "envelope_malformed",

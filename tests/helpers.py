@@ -12,6 +12,8 @@ from typing import Any
 
 import httpx
 import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ecert.config import Settings
 from ecert.db.models import Enrolment, Person
@@ -116,6 +118,36 @@ async def person_token(
         "/oauth/token",
         data={"grant_type": JWT_BEARER, "assertion": assertion},
         auth=(channel_id, secret),
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["access_token"])
+
+
+async def province_token(client: Client, runtime: Runtime, area: str = "440106") -> str:
+    """Another province's ecert registered here (private_key_jwt), and its access token."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    public = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    client_id, _ = await add_client(runtime, "province", area=area, public_key_pem=public.decode())
+    now = int(time.time())
+    assertion = jwt.encode(
+        {
+            "iss": client_id,
+            "sub": client_id,
+            "aud": runtime.settings.issuer_url,
+            "iat": now,
+            "exp": now + 60,
+            "jti": secrets.token_urlsafe(16),
+        },
+        key,
+        algorithm="ES256",
+    )
+    response = await client.post(
+        "/oauth/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": assertion,
+        },
     )
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])

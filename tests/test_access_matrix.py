@@ -12,7 +12,15 @@ import uuid
 import pytest
 
 from ecert.runtime import Runtime
-from tests.helpers import Client, add_client, add_person, bearer, client_token, person_token
+from tests.helpers import (
+    Client,
+    add_client,
+    add_person,
+    bearer,
+    client_token,
+    person_token,
+    province_token,
+)
 
 PUBLIC = "public"
 #: (path pattern, callers allowed). First match wins.
@@ -34,8 +42,10 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/fhir/metadata$", frozenset({PUBLIC})),
     (r"^/fhir/CoverageEligibilityRequest/", frozenset({"hospital", "pharmacy", "person"})),
     (r"^/fhir/Claim/", frozenset({"hospital", "pharmacy"})),
+    (r"^/v1/clearing(/|$)", frozenset({"agency"})),
+    (r"^/v1/federation/", frozenset({"province"})),
 ]
-CALLERS = ("anonymous", "channel", "person", "hospital", "pharmacy", "agency")
+CALLERS = ("anonymous", "channel", "person", "hospital", "pharmacy", "agency", "province")
 
 
 def audience(path: str) -> frozenset[str]:
@@ -50,6 +60,7 @@ async def _tokens(client: Client, runtime: Runtime) -> dict[str, dict[str, str]]
     hospital = await add_client(runtime, "institution", code="H37010299001", level="3")
     pharmacy = await add_client(runtime, "institution", code="P37010299001", level="community")
     agency = await add_client(runtime, "agency")
+    province = await province_token(client, runtime)
     _, id_number = await add_person(runtime, name="矩阵")
     return {
         "anonymous": {},
@@ -58,6 +69,7 @@ async def _tokens(client: Client, runtime: Runtime) -> dict[str, dict[str, str]]
         "hospital": bearer(await client_token(client, *hospital)),
         "pharmacy": bearer(await client_token(client, *pharmacy)),
         "agency": bearer(await client_token(client, *agency)),
+        "province": bearer(province),
     }
 
 

@@ -23,6 +23,11 @@ OPERATION_IDS: dict[str, str] = {
     "FhirController.metadata": "getFhirCapabilityStatement",
     "FhirController.eligibility": "submitCoverageEligibilityRequest",
     "FhirController.claim": "submitClaim",
+    # Provinces
+    "ClearingController.month": "getClearingMonth",
+    "ClearingController.sync": "syncClearingMonth",
+    "FederationController.put_institution": "registerFederatedInstitution",
+    "FederationController.entries": "listClearingEntriesForProvince",
     "PublicKeysController.jwks": "getJwks",
     "PublicKeysController.revocations": "listRevocations",
     # The person's e-cert

@@ -32,11 +32,17 @@ from ecert.runtime import Runtime
 from ecert.security import client_secrets
 from ecert.security.audit import acting, concerning, record_audit, refusal_reason
 from ecert.security.pii import PiiCipher
+from ecert.security.province import province_scope
 from ecert.security.ratelimit import RateLimiter
 from ecert.security.tokens import Principal, mint_access_token
 
 #: Scopes a client of each kind holds when registered without explicit ones.
-DEFAULT_SCOPES = {"channel": "person", "institution": "verify settle", "agency": "agency"}
+DEFAULT_SCOPES = {
+    "channel": "person",
+    "institution": "verify settle",
+    "agency": "agency",
+    "province": "federation",
+}
 
 
 class UnsupportedGrant(OAuthError):
@@ -84,7 +90,7 @@ async def register_client(
 ) -> tuple[Client, str | None]:
     """Create a client; institutions get (or reuse) their institution row by code."""
     if kind not in DEFAULT_SCOPES:
-        raise ValidationFailed("kind must be channel, institution or agency")
+        raise ValidationFailed("kind must be channel, institution, agency or province")
     if rate_limit is not None and rate_limit < 1:
         raise ValidationFailed("a rate limit is at least 1 request a minute")
     institution = None
@@ -102,6 +108,8 @@ async def register_client(
                 designated=designated,
             )
             session.add(institution)
+    if kind == "province":
+        scopes = _province_scopes(area, public_key_pem, scopes)
     secret = None if public_key_pem else secrets.token_urlsafe(32)
     if public_key_pem:
         check_public_key(public_key_pem)
@@ -118,6 +126,15 @@ async def register_client(
     session.add(client)
     await session.flush()
     return client, secret
+
+
+def _province_scopes(area: str | None, public_key_pem: str | None, scopes: str | None) -> str:
+    """Another province's ecert: private_key_jwt only, acting for its own province's hospitals."""
+    if not area or not area.isdigit() or len(area) != 6:
+        raise ValidationFailed("province clients need --area, the province's 6-digit issuing area")
+    if not public_key_pem:
+        raise ValidationFailed("province clients use private_key_jwt: give --public-key-file")
+    return f"{scopes or DEFAULT_SCOPES['province']} {province_scope(area)}"
 
 
 def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:

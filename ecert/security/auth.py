@@ -13,6 +13,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from ecert.errors import Forbidden, Unauthorized
 from ecert.oauth.status import ClientStatus
 from ecert.runtime import Runtime
+from ecert.security.province import ON_BEHALF_HEADER, acting_for
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
@@ -61,6 +62,8 @@ async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ig
     status: ClientStatus = connection.app.state.client_status
     if not await status.is_active(principal.client_id):
         raise Unauthorized("this client is disabled")
+    if principal.kind == "province":
+        principal = acting_for(principal, connection.headers.get(ON_BEHALF_HEADER))
     return principal
 
 

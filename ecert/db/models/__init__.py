@@ -12,6 +12,7 @@ from ecert.db.models.core import (
     SigningKey,
     UsedJti,
 )
+from ecert.db.models.federation import ClearingRecord, FederatedVisit
 from ecert.db.models.issuance import (
     ECert,
     FamilyLink,
@@ -47,12 +48,14 @@ __all__ = [
     "Card",
     "CardEvent",
     "CatalogueEntry",
+    "ClearingRecord",
     "Client",
     "Contribution",
     "ECert",
     "EcToken",
     "Enrolment",
     "FamilyLink",
+    "FederatedVisit",
     "FeeLine",
     "IdempotencyRecord",
     "Institution",

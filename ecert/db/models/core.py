@@ -118,7 +118,9 @@ class Client(UUIDBase):
     institution: Mapped[Institution | None] = relationship(lazy="selectin")
 
     __table_args__ = (
-        CheckConstraint("kind in ('channel','institution','agency')", name="client_kind"),
+        CheckConstraint(
+            "kind in ('channel','institution','agency','province')", name="client_kind"
+        ),
         CheckConstraint("rate_limit IS NULL OR rate_limit > 0", name="client_rate_limit"),
     )
 

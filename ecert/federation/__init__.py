@@ -1,0 +1,1 @@
+"""Provinces that settle each other's insured (跨省直接结算, spec §9; docs/federation.md)."""

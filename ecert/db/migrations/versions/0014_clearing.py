@@ -1,7 +1,7 @@
 """provinces (issue 17 item 3): clients of kind province, routed visits, the clearing record
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-01 03:00:00
 """
 

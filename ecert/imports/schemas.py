@@ -1,4 +1,4 @@
-"""One row of each import kind (spec §5). Extra columns are ignored; amounts are integer fen."""
+"""One row of each import kind (docs/import.md). Extra columns ignored; amounts in integer fen."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ class InstitutionRow(msgspec.Struct):
 
 
 class CatalogueRow(msgspec.Struct):
-    """A catalogue entry (spec §7); ``price_cap`` in fen per unit, ``med_types`` e.g. ``11,14``."""
+    """A catalogue entry (docs/import.md): ``price_cap`` fen a unit, ``med_types`` ``11,14``."""
 
     list_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]

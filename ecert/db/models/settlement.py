@@ -56,7 +56,7 @@ class EcToken(BigIntBase):
 
 
 class PolicyRow(UUIDBase):
-    """A benefit policy (spec §5 format, kept whole in ``body``)."""
+    """A benefit policy (docs/import.md format, kept whole in ``body``)."""
 
     __tablename__ = "policies"
 
@@ -149,9 +149,9 @@ class Settlement(UUIDBase):
     reversed_account: Mapped[int] = mapped_column(BigInteger, default=0)
     reversed_cash: Mapped[int] = mapped_column(BigInteger, default=0)
     reversed_deductible: Mapped[int] = mapped_column(BigInteger, default=0)
-    #: The visit this settles (spec §7); NULL for a one-shot settlement (§5).
+    #: The visit this settles; NULL for a one-shot settlement (docs/settlement.md).
     visit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("visits.id"), index=True)
-    #: A visit settlement's §7 fields beyond §5's columns (over-limit, co-pay, fund parts, lines).
+    #: A visit settlement's fields beyond a one-shot's (over-limit, co-pay, fund parts, lines).
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
     #: What the bill was priced against (policy, usage before, balance, lines), so that a return
     #: prices what remains exactly as the original was priced; NULL for settlements before 0008.
@@ -166,7 +166,9 @@ class Settlement(UUIDBase):
 
 
 class ReversalKind(enum.StrEnum):
-    """How a reversal was asked for: everything left (2208), an amount (§5), or lines (§7)."""
+    """How a reversal was asked for: all that is left (2208), an amount, or lines (returns).
+
+    docs/settlement.md describes the three."""
 
     FULL = "full"
     AMOUNT = "amount"

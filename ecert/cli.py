@@ -632,11 +632,12 @@ def pii_reencrypt(batch_size: int) -> None:
     One transaction a batch, in primary-key order; interrupted, run it again: rows already under
     the active key are skipped. Afterwards the other keys can be dropped.
     """
+    from ecert import persons
     from ecert.security import piimaint
 
     async def work(runtime: Runtime) -> tuple[str, dict[str, int]]:
         result: dict[str, int] = {}
-        for model, column, context in piimaint.CIPHER_COLUMNS:
+        for model, column, context in (*persons.SEALED_COLUMNS, *piimaint.CIPHER_COLUMNS):
             async with runtime.sessions() as session:
                 total = await piimaint.count(session, model)
 
@@ -668,6 +669,7 @@ def pii_rehash(batch_size: int) -> None:
     client's next token request; one that has not moved when the old key is dropped needs
     ``ecert clients rotate-secret``.
     """
+    from ecert import persons
     from ecert.db.models import Person
     from ecert.security import piimaint
 
@@ -677,14 +679,14 @@ def pii_rehash(batch_size: int) -> None:
 
         async def step(after: object) -> tuple[int, int, object]:
             async with runtime.sessions.begin() as session:
-                batch = await piimaint.rehash_batch(session, runtime.cipher, after, batch_size)
+                batch = await persons.rehash_batch(session, runtime.cipher, after, batch_size)
             return batch.seen, batch.changed, batch.last
 
         return await _walk("re-hashing persons.id_hash", total, step)
 
     try:
         changed = run_with_runtime(work)
-    except piimaint.DuplicatePerson as exc:  # the batches before it are committed
+    except persons.DuplicatePerson as exc:  # the batches before it are committed
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps({"changed": {"persons.id_hash": changed}}))
 

@@ -20,8 +20,8 @@ from ecert.cards.workdays import calendar
 from ecert.config import Settings
 from ecert.db.models import Card, CardEvent, Person, utcnow
 from ecert.errors import Conflict, NotFound, ValidationFailed
-from ecert.identity import normalise_name, parse_id_number
-from ecert.persons import find_person
+from ecert.identity import parse_id_number
+from ecert.persons import find_person, rename, renumber
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -208,19 +208,13 @@ async def errata(
     card = await current(session, person.id)
     cipher = runtime.cipher
     if name:
-        person.name_cipher = cipher.encrypt(normalise_name(name), context="person.name")
+        rename(cipher, person, name)
     if id_number:
         number = parse_id_number(id_number)
         other = await find_person(session, cipher, number)
         if other is not None and other.id != person.id:
             raise Conflict("another person holds this ID number")
-        person.id_hash = cipher.lookup_hash(number.value)
-        person.id_cipher = cipher.encrypt(number.value, context="person.id")
-        person.id_kind, person.gender, person.birth_date = (
-            number.kind.value,
-            number.sex,
-            number.birth_date,
-        )
+        renumber(cipher, person, number)
     await record_audit(
         session,
         principal,

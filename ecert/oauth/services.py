@@ -27,6 +27,7 @@ from ecert.oauth.schemas import (
     TokenRequest,
     TokenResponse,
 )
+from ecert.persons import find_person, person_name
 from ecert.runtime import Runtime
 from ecert.security import client_secrets
 from ecert.security.audit import acting, concerning, record_audit, refusal_reason
@@ -348,12 +349,10 @@ async def _asserted_person(
         raise InvalidGrant("the person assertion was already used")
     number = parse_id_number(str(claims["sub"]))
     cipher = runtime.cipher
-    person = await session.scalar(
-        select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))
-    )
+    person = await find_person(session, cipher, number)
     if person is not None:
         concerning(person.id)
-    registered = cipher.decrypt(person.name_cipher, context="person.name") if person else None
+    registered = person_name(cipher, person) if person else None
     if person is None or registered is None or not names_match(registered, claims["name"]):
         # The refusal's audit row says which it was (ecert.security.audit); the caller is not told.
         refusal_reason("unknown_person" if person is None else "name_mismatch")

@@ -81,6 +81,10 @@ def renumber(cipher: PiiCipher, person: Person, number: IdNumber) -> None:
         setattr(person, column, value)
 
 
+async def get_person(session: AsyncSession, person_id: uuid.UUID) -> Person | None:
+    return await session.get(Person, person_id)
+
+
 async def find_person(session: AsyncSession, cipher: PiiCipher, number: IdNumber) -> Person | None:
     person: Person | None = await session.scalar(
         select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))

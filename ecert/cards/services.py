@@ -12,16 +12,15 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.cards import schemas
+from ecert.cards import repositories, schemas
 from ecert.cards.workdays import calendar
 from ecert.config import Settings
 from ecert.db.models import Card, CardEvent, Person, utcnow
 from ecert.errors import Conflict, NotFound, ValidationFailed
 from ecert.identity import parse_id_number
-from ecert.persons import find_person, rename, renumber
+from ecert.persons import find_person, get_person, rename, renumber
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -75,12 +74,7 @@ def _lapse_if_due(session: AsyncSession, card: Card) -> None:
 
 async def current(session: AsyncSession, person_id: uuid.UUID) -> Card:
     """The person's card in use, restoring a provisional report that has lapsed."""
-    card = await session.scalar(
-        select(Card)
-        .where(Card.person_id == person_id, Card.status != "replaced")
-        .order_by(Card.created_at.desc())
-        .limit(1)
-    )
+    card = await repositories.card_in_use(session, person_id)
     if card is None:
         raise NoCard()
     _lapse_if_due(session, card)
@@ -95,15 +89,7 @@ def masked(number: str) -> str:
 async def view(session: AsyncSession, card: Card) -> schemas.CardView:
     """The card with the history of every card the person has held, newest first."""
     await session.flush()  # the events of this request are part of the history
-    events = (
-        await session.execute(
-            select(CardEvent, Card.number)
-            .join(Card, Card.id == CardEvent.card_id)
-            .where(Card.person_id == card.person_id)
-            .order_by(CardEvent.id.desc())
-            .limit(HISTORY)
-        )
-    ).all()
+    events = await repositories.history(session, card.person_id, HISTORY)
     return schemas.CardView(
         number=masked(card.number),
         status=card.status,
@@ -233,7 +219,7 @@ async def errata(
 
 async def check(session: AsyncSession, principal: Principal, number: str) -> Card:
     """A card terminal asks before accepting a card: only an active card may settle."""
-    card = await session.scalar(select(Card).where(Card.number == number))
+    card = await repositories.card_by_number(session, number)
     if card is None:
         raise NoCard()
     _lapse_if_due(session, card)
@@ -245,15 +231,19 @@ async def check(session: AsyncSession, principal: Principal, number: str) -> Car
 
 async def sweep(session: AsyncSession) -> int:
     """Restore every provisional report whose working-day window has passed."""
-    due = (
-        await session.scalars(
-            select(Card).where(Card.status == "provisionally_reported", Card.lapse_at <= utcnow())
-        )
-    ).all()
+    due = await repositories.reports_due(session, utcnow())
     for card in due:
         _lapse_if_due(session, card)
     await session.flush()
     return len(due)
+
+
+async def me(session: AsyncSession, principal: Principal) -> Person:
+    """The signed-in person; one without a record has no card either."""
+    person = await get_person(session, principal.person_id) if principal.person_id else None
+    if person is None:
+        raise NoCard()
+    return person
 
 
 async def person_by_number(session: AsyncSession, runtime: Runtime, id_number: str) -> Person:

@@ -12,7 +12,6 @@ from urllib.parse import unquote
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.clock import utcnow
@@ -20,6 +19,7 @@ from ecert.db.models import Client, Institution, Person, UsedJti
 from ecert.db.upsert import insert_ignore
 from ecert.errors import EcertError, InvalidClient, InvalidGrant, ValidationFailed
 from ecert.identity import names_match, parse_id_number
+from ecert.oauth import repositories
 from ecert.oauth.schemas import (
     ASSERTION_TYPE_JWT,
     GRANT_CLIENT_CREDENTIALS,
@@ -101,7 +101,7 @@ async def register_client(
     if kind == "institution":
         if not code or not level or not area:
             raise ValidationFailed("institution clients need --code, --level and --area")
-        institution = await session.scalar(select(Institution).where(Institution.code == code))
+        institution = await repositories.institution_by_code(session, code)
         if institution is None:
             institution = Institution(
                 code=code,
@@ -256,9 +256,7 @@ async def rotate_secret(
 
     None when there is no such client; :class:`ValidationFailed` for a private_key_jwt client.
     """
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id).with_for_update()
-    )
+    client = await repositories.client_by_id(session, client_id, for_update=True)
     if client is None:
         return None
     if client.secret_hash is None:
@@ -279,10 +277,7 @@ def secret_key(cipher: PiiCipher) -> bytes:
 async def _active_client(session: AsyncSession, client_id: str) -> Client | None:
     if not client_id or len(client_id) > 64:
         return None
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id, Client.active.is_(True))
-    )
-    return client
+    return await repositories.active_client(session, client_id)
 
 
 async def issue_token(
@@ -362,15 +357,13 @@ async def _asserted_person(
 
 async def list_clients(session: AsyncSession) -> list[Client]:
     """Every registered client, oldest first (for ``ecert clients list``)."""
-    return list((await session.scalars(select(Client).order_by(Client.created_at))).all())
+    return list(await repositories.all_clients(session))
 
 
 async def set_client_active(session: AsyncSession, client_id: str, active: bool) -> Client | None:
     """Enable or disable a client; None when there is no such client. Its new tokens are refused
     at once (``_active_client``), its current ones within ``ECERT_CLIENT_STATUS_REFRESH_S``."""
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id)
-    )
+    client = await repositories.client_by_id(session, client_id)
     if client is not None:
         client.active = active
     return client

@@ -6,6 +6,7 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 
 from ecert.cards import schemas, services
+from ecert.db.models import CardStatus
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.audit import record_audit
 from ecert.security.auth import agency_guard, institution_guard, person_guard, principal_of
@@ -54,7 +55,7 @@ class CardCheckController(Controller):
         self, request: AnyRequest, data: JSONBody[schemas.CardCheck], db_session: DbSession
     ) -> schemas.CardStatus:
         card = await services.check(db_session, principal_of(request), data.number)
-        return schemas.CardStatus(status=card.status, usable=card.status == "active")
+        return schemas.CardStatus(status=card.status, usable=card.status == CardStatus.ACTIVE)
 
 
 class AgencyCardController(Controller):

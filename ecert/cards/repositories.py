@@ -9,14 +9,14 @@ from collections.abc import Sequence
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import Card, CardEvent
+from ecert.db.models import Card, CardEvent, CardStatus
 
 
 async def card_in_use(session: AsyncSession, person_id: uuid.UUID) -> Card | None:
     """The person's newest card that has not been replaced."""
     card: Card | None = await session.scalar(
         select(Card)
-        .where(Card.person_id == person_id, Card.status != "replaced")
+        .where(Card.person_id == person_id, Card.status != CardStatus.REPLACED)
         .order_by(Card.created_at.desc())
         .limit(1)
     )
@@ -47,6 +47,8 @@ async def reports_due(session: AsyncSession, now: dt.datetime) -> Sequence[Card]
     """Provisional reports whose working-day window has passed by ``now``."""
     return (
         await session.scalars(
-            select(Card).where(Card.status == "provisionally_reported", Card.lapse_at <= now)
+            select(Card).where(
+                Card.status == CardStatus.PROVISIONALLY_REPORTED, Card.lapse_at <= now
+            )
         )
     ).all()

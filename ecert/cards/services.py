@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert.cards import repositories, schemas
 from ecert.cards.workdays import calendar
 from ecert.config import Settings
-from ecert.db.models import Card, CardEvent, Person, utcnow
+from ecert.db.models import Card, CardEvent, CardStatus, Person, utcnow
 from ecert.errors import Conflict, NotFound, ValidationFailed
 from ecert.identity import parse_id_number
 from ecert.persons import find_person, get_person, rename, renumber
@@ -56,7 +56,7 @@ def _new_number(area: str) -> str:
     return f"{area[:2]}{secrets.randbelow(10**14):014d}"
 
 
-def _move(session: AsyncSession, card: Card, to: str, action: str, actor: str) -> None:
+def _move(session: AsyncSession, card: Card, to: CardStatus, action: str, actor: str) -> None:
     session.add(
         CardEvent(
             card_id=card.id, action=action, from_status=card.status, to_status=to, actor=actor
@@ -67,8 +67,12 @@ def _move(session: AsyncSession, card: Card, to: str, action: str, actor: str) -
 
 def _lapse_if_due(session: AsyncSession, card: Card) -> None:
     """Restore a provisional report whose working-day window has passed (applied on read)."""
-    if card.status == "provisionally_reported" and card.lapse_at and card.lapse_at <= utcnow():
-        _move(session, card, "active", "lapsed", "system")
+    if (
+        card.status == CardStatus.PROVISIONALLY_REPORTED
+        and card.lapse_at
+        and card.lapse_at <= utcnow()
+    ):
+        _move(session, card, CardStatus.ACTIVE, "lapsed", "system")
         card.lapse_at = None
 
 
@@ -93,11 +97,17 @@ async def view(session: AsyncSession, card: Card) -> schemas.CardView:
     return schemas.CardView(
         number=masked(card.number),
         status=card.status,
-        usable=card.status == "active",
+        usable=card.status == CardStatus.ACTIVE,
         reported_at=card.reported_at,
         restores_at=card.lapse_at,
         history=[
-            schemas.CardEventView(e.at, e.action, e.from_status, e.to_status, masked(number))
+            schemas.CardEventView(
+                at=e.at,
+                action=e.action,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                card=masked(number),
+            )
             for e, number in events
         ],
     )
@@ -105,12 +115,16 @@ async def view(session: AsyncSession, card: Card) -> schemas.CardView:
 
 async def issue(session: AsyncSession, person: Person, actor: str) -> Card:
     """A new active card (first issue, or the new card of a replacement)."""
-    card = Card(person_id=person.id, number=_new_number(person.area), status="active")
+    card = Card(person_id=person.id, number=_new_number(person.area), status=CardStatus.ACTIVE)
     session.add(card)
     await session.flush()
     session.add(
         CardEvent(
-            card_id=card.id, action="issued", from_status=None, to_status="active", actor=actor
+            card_id=card.id,
+            action="issued",
+            from_status=None,
+            to_status=CardStatus.ACTIVE,
+            actor=actor,
         )
     )
     return card
@@ -131,14 +145,16 @@ async def report_provisional(
     session: AsyncSession, runtime: Runtime, principal: Principal, person: Person
 ) -> Card:
     card = await current(session, person.id)
-    if card.status != "active":
+    if card.status != CardStatus.ACTIVE:
         raise CardStateConflict("only an active card can be reported lost")
     now = utcnow()
     card.reported_at = now
     card.lapse_at = calendar(runtime.settings.workday_file).deadline(
         now, lapse_workdays(runtime.settings, person.area)
     )
-    _move(session, card, "provisionally_reported", "provisional_report", principal.client_id)
+    _move(
+        session, card, CardStatus.PROVISIONALLY_REPORTED, "provisional_report", principal.client_id
+    )
     await record_audit(session, principal, person.id, "card.report", "ok")
     return card
 
@@ -146,21 +162,21 @@ async def report_provisional(
 async def cancel_report(session: AsyncSession, principal: Principal, person: Person) -> Card:
     """Un-suspension: only while the report is provisional."""
     card = await current(session, person.id)
-    if card.status != "provisionally_reported":
+    if card.status != CardStatus.PROVISIONALLY_REPORTED:
         raise CardStateConflict("only a provisional loss report can be cancelled")
     card.lapse_at = None
-    _move(session, card, "active", "cancel_report", principal.client_id)
+    _move(session, card, CardStatus.ACTIVE, "cancel_report", principal.client_id)
     await record_audit(session, principal, person.id, "card.cancel_report", "ok")
     return card
 
 
 async def report_formal(session: AsyncSession, principal: Principal, person: Person) -> Card:
     card = await current(session, person.id)
-    if card.status not in ("active", "provisionally_reported"):
+    if card.status not in (CardStatus.ACTIVE, CardStatus.PROVISIONALLY_REPORTED):
         raise CardStateConflict("the card is already frozen or replaced")
     card.reported_at = card.reported_at or utcnow()
     card.lapse_at = None
-    _move(session, card, "formally_reported", "formal_report", principal.client_id)
+    _move(session, card, CardStatus.FORMALLY_REPORTED, "formal_report", principal.client_id)
     await record_audit(session, principal, person.id, "card.formal_report", "ok")
     return card
 
@@ -169,12 +185,12 @@ async def replace(session: AsyncSession, principal: Principal, person: Person, r
     """Lost cards need a formal report first; a damaged card is handed back while active.
     The personal account belongs to the person, so the balance carries over untouched."""
     card = await current(session, person.id)
-    allowed = "formally_reported" if reason == "lost" else "active"
+    allowed = CardStatus.FORMALLY_REPORTED if reason == "lost" else CardStatus.ACTIVE
     if card.status != allowed:
         raise CardStateConflict(f"a {reason} card is replaced from the {allowed} state")
     new = await issue(session, person, principal.client_id)
     card.replaced_by = new.id
-    _move(session, card, "replaced", f"replaced_{reason}", principal.client_id)
+    _move(session, card, CardStatus.REPLACED, f"replaced_{reason}", principal.client_id)
     await record_audit(session, principal, person.id, "card.replace", "ok", {"reason": reason})
     return new
 
@@ -212,7 +228,7 @@ async def errata(
     if name and id_number:
         new = await issue(session, person, principal.client_id)
         card.replaced_by = new.id
-        _move(session, card, "replaced", "replaced_errata", principal.client_id)
+        _move(session, card, CardStatus.REPLACED, "replaced_errata", principal.client_id)
         return new
     return card
 

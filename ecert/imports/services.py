@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger, persons
 from ecert.benefits import Policy
-from ecert.db.models import Contribution, Enrolment, Institution, utcnow
+from ecert.db.models import Contribution, ContributionStatus, Enrolment, Institution, utcnow
 from ecert.db.upsert import bulk_upsert, upsert
 from ecert.errors import EcertError
 from ecert.identity import normalise_name, parse_id_number
@@ -167,7 +167,7 @@ async def _contributions(
                 Contribution.person_id.in_({r["person_id"] for r in rows}),
                 Contribution.credited.is_(False),
                 Contribution.account_credit > 0,
-                Contribution.status.in_(("paid", "back_paid")),
+                Contribution.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID)),
             )
             .values(credited=True)
             .returning(Contribution.person_id, Contribution.month, Contribution.account_credit)

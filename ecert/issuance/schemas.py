@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from ecert.db.models import ECertStatus
+
 Text128 = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 
 
@@ -18,12 +20,11 @@ class ECertActivate(msgspec.Struct, forbid_unknown_fields=True):
     device_name: Text128
 
 
-class ECert(msgspec.Struct):
+class ECert(msgspec.Struct, kw_only=True):
     """The person's e-cert on the calling channel."""
 
     number: str
-    #: active, suspended or revoked
-    status: str
+    status: ECertStatus
     version: int
     device_id: str | None
     device_name: str | None
@@ -59,9 +60,10 @@ class AgencyPersonAction(msgspec.Struct, forbid_unknown_fields=True):
     reason: Annotated[str, msgspec.Meta(max_length=200)] = "hotline"
 
 
-class SuspendResult(msgspec.Struct):
+class SuspendResult(msgspec.Struct, kw_only=True):
     affected: int
-    status: str
+    #: What the person's e-certs are now.
+    status: ECertStatus
 
 
 class Jwks(msgspec.Struct):

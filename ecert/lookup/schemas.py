@@ -8,14 +8,15 @@ from typing import Annotated, Generic, Literal, TypeVar
 import msgspec
 
 from ecert.benefits import BillItem
+from ecert.db.models import ContributionStatus, EnrolmentStatus
 from ecert.ledger import SettlementView
 
 T = TypeVar("T")
 
 
-class EnrolmentView(msgspec.Struct):
+class EnrolmentView(msgspec.Struct, kw_only=True):
     insurance_type: str
-    status: str
+    status: EnrolmentStatus
     area: str
     employer: str | None
     start_date: dt.date
@@ -120,8 +121,7 @@ class ContributionView(msgspec.Struct):
     employee_amount: int
     #: What this month brings to the personal account (0 for schemes without one).
     account_credit: int
-    #: paid, arrears or back_paid
-    status: str
+    status: ContributionStatus
     #: Whether ``account_credit`` has reached the account (an arrears month waits for back-pay).
     credited: bool
 

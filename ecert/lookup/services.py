@@ -17,6 +17,7 @@ from ecert.clock import BUSINESS_TZ
 from ecert.db.models import (
     Account,
     Contribution,
+    ContributionStatus,
     Enrolment,
     LedgerEntry,
     MutualAidAuthorisation,
@@ -59,7 +60,12 @@ async def enrolment(session: AsyncSession, principal: Principal) -> schemas.Enro
         insured_area=person.area,
         enrolments=[
             schemas.EnrolmentView(
-                e.insurance_type, e.status, e.area, e.employer, e.start_date, e.end_date
+                insurance_type=e.insurance_type,
+                status=e.status,
+                area=e.area,
+                employer=e.employer,
+                start_date=e.start_date,
+                end_date=e.end_date,
             )
             for e in rows
         ],
@@ -271,7 +277,7 @@ async def contributions(
     if end:
         where.append(Contribution.month <= end)
     year = func.substr(Contribution.month, 1, 4)
-    paid = Contribution.status.in_(("paid", "back_paid"))
+    paid = Contribution.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID))
     totals = (
         await session.execute(
             select(
@@ -280,7 +286,7 @@ async def contributions(
                 func.sum(Contribution.employee_amount),
                 func.sum(case((paid, Contribution.account_credit), else_=0)),
                 func.sum(case((paid, 1), else_=0)),
-                func.sum(case((Contribution.status == "arrears", 1), else_=0)),
+                func.sum(case((Contribution.status == ContributionStatus.ARREARS, 1), else_=0)),
             )
             .where(*where)
             .group_by(year)

@@ -20,7 +20,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ecert.db.models.base import BigIntBase, JsonB, UUIDBase, utcnow
+from ecert.db.models.base import BigIntBase, JsonB, UUIDBase, str_enum, utcnow
+
+
+class SettlementStatus(enum.StrEnum):
+    """A settlement as callers see it, from what has been reversed (not a stored column)."""
+
+    SETTLED = "settled"
+    PARTIALLY_REVERSED = "partially_reversed"
+    REVERSED = "reversed"
+
+
+class IdempotencyStatus(enum.StrEnum):
+    """An Idempotency-Key's claim: running, then done with its stored answer."""
+
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
 
 
 class QrUse(BigIntBase):
@@ -205,7 +220,9 @@ class IdempotencyRecord(BigIntBase):
     scope: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    status: Mapped[IdempotencyStatus] = mapped_column(
+        str_enum(IdempotencyStatus, 16), default=IdempotencyStatus.IN_PROGRESS
+    )
     response_status: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
     started_at: Mapped[dt.datetime] = mapped_column(

@@ -36,7 +36,7 @@ class CardView(msgspec.Struct, kw_only=True):
     history: list[CardEventView]
 
 
-class CardCheck(msgspec.Struct, forbid_unknown_fields=True):
+class CardCheck(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A card terminal names the card it has read."""
 
     number: Annotated[str, msgspec.Meta(pattern=r"^\d{8,20}$")]
@@ -48,18 +48,18 @@ class CardStatus(msgspec.Struct, kw_only=True):
     usable: bool
 
 
-class AgencyCardAction(msgspec.Struct, forbid_unknown_fields=True):
+class AgencyCardAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The agency names the person by ID number in the body, never in a URL."""
 
     id_number: IdText
 
 
-class Replacement(msgspec.Struct, forbid_unknown_fields=True):
+class Replacement(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id_number: IdText
     reason: Literal["lost", "damaged"]
 
 
-class Errata(msgspec.Struct, forbid_unknown_fields=True):
+class Errata(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     id_number: IdText
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     new_id_number: IdText | None = None

@@ -53,16 +53,16 @@ def validate(
     """One row, converted and checked. ``checked`` (the caller's, per batch) remembers ID numbers
     already normalised: a contributions file repeats each person's number every month."""
     if isinstance(raw, str):
-        return schemas.Reject(line, raw)
+        return schemas.Reject(line=line, reason=raw)
     try:
         row = msgspec.convert(raw, KINDS[kind], strict=False)
     except msgspec.ValidationError as exc:
-        return schemas.Reject(line, _reason(exc))
+        return schemas.Reject(line=line, reason=_reason(exc))
     if isinstance(row, schemas.PersonRow):
         try:
             row = msgspec.structs.replace(row, name=normalise_name(row.name))
         except EcertError as exc:
-            return schemas.Reject(line, f"name: {exc.detail}")
+            return schemas.Reject(line=line, reason=f"name: {exc.detail}")
     number = getattr(row, "id_number", None)
     if number is not None:
         normalised = checked.get(number) if checked is not None else None
@@ -70,7 +70,7 @@ def validate(
             try:
                 normalised = parse_id_number(number).value
             except EcertError as exc:
-                return schemas.Reject(line, f"id_number: {exc.detail}")
+                return schemas.Reject(line=line, reason=f"id_number: {exc.detail}")
             if checked is not None:
                 checked[number] = normalised
         row = msgspec.structs.replace(row, id_number=normalised)
@@ -103,7 +103,7 @@ async def _by_person(
     rows, rejects = [], []
     for line, r in batch:
         if r.id_number not in ids:
-            rejects.append(schemas.Reject(line, "no such person: import persons first"))
+            rejects.append(schemas.Reject(line=line, reason="no such person: import persons first"))
         else:
             rows.append(make(ids[r.id_number], r))
     return rows, rejects

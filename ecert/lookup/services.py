@@ -158,14 +158,14 @@ async def transactions(
     relatives = await _family_parties(session, runtime, family, holder_id=person.id)
     items = [
         schemas.Transaction(
-            r.id,
-            r.at,
-            r.kind,
-            r.amount,
-            r.balance_after,
-            str(r.settlement_id) if r.settlement_id else None,
-            r.memo,
-            relatives.get(r.settlement_id) if r.settlement_id else None,
+            id=r.id,
+            at=r.at,
+            kind=r.kind,
+            amount=r.amount,
+            balance_after=r.balance_after,
+            settlement_id=str(r.settlement_id) if r.settlement_id else None,
+            memo=r.memo,
+            relative=relatives.get(r.settlement_id) if r.settlement_id else None,
         )
         for r in rows
     ]
@@ -251,7 +251,9 @@ async def settlements(
     sources: dict[uuid.UUID, list[schemas.MutualAidSource]] = {}
     for d, relation in draws:
         holder = _party(runtime, holders[d.holder_id], relation)
-        sources.setdefault(d.settlement_id, []).append(schemas.MutualAidSource(holder, d.amount))
+        sources.setdefault(d.settlement_id, []).append(
+            schemas.MutualAidSource(holder=holder, amount=d.amount)
+        )
     items = [
         schemas.MySettlement(
             **msgspec.structs.asdict(ledger.settlement_view(s)), mutual_aid=sources.get(s.id, [])
@@ -305,19 +307,24 @@ async def contributions(
     return schemas.ContributionPage(
         items=[
             schemas.ContributionView(
-                c.month,
-                c.base,
-                c.employer_amount,
-                c.employee_amount,
-                c.account_credit,
-                c.status,
-                c.credited,
+                month=c.month,
+                base=c.base,
+                employer_amount=c.employer_amount,
+                employee_amount=c.employee_amount,
+                account_credit=c.account_credit,
+                status=c.status,
+                credited=c.credited,
             )
             for c in rows
         ],
         totals_by_year=[
             schemas.YearTotals(
-                int(y), int(er or 0), int(ee or 0), int(cr or 0), int(p or 0), int(a or 0)
+                year=int(y),
+                employer_amount=int(er or 0),
+                employee_amount=int(ee or 0),
+                account_credit=int(cr or 0),
+                months_paid=int(p or 0),
+                months_in_arrears=int(a or 0),
             )
             for y, er, ee, cr, p, a in totals
         ],

@@ -124,7 +124,7 @@ class OutOfArea(msgspec.Struct, frozen=True):
         _check_ratio("unreferred", self.unreferred)
 
 
-# Policies ignore keys they do not know (spec §5: a real policy carries more than ecert prices
+# Policies ignore keys they do not know (docs/import.md: a real policy carries more than ecert prices
 # with); bills and items refuse them.
 class Policy(msgspec.Struct, frozen=True):
     """One policy per area × insurance type × year × person category (import format)."""

@@ -30,6 +30,8 @@ from ecert.oauth.services import register_client
 from ecert.runtime import Runtime
 
 SEED = 20261122
+#: The demo channel's display name: the demo sign-in acts as this client.
+DEMO_CHANNEL = "Demo channel app"
 AREAS = ("370102", "110105", "310115")
 SURNAMES = (
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡"
@@ -169,7 +171,7 @@ async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
             return {"seed": SEED, "people": people, "clients": None}
         clients: dict[str, dict[str, str | None]] = {}
         specs: list[dict[str, Any]] = [
-            {"key": "channel", "kind": "channel", "name": "Demo channel app"},
+            {"key": "channel", "kind": "channel", "name": DEMO_CHANNEL},
             {
                 "key": "hospital",
                 "kind": "institution",

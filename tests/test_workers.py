@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from ecert import qrtoken
 from ecert.config import settings_from_env
@@ -26,6 +27,8 @@ from tests import servers
 from tests.factories import holder, institution
 from tests.helpers import metric, run_cli
 from tests.servers import _wait_port, free_port
+
+pytestmark = pytest.mark.slow  # two worker processes over real servers
 
 
 @asynccontextmanager

@@ -6,18 +6,10 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody
 
 from ecert.cards import schemas, services
-from ecert.db.models import Person
+from ecert.db.models import CardStatus
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.audit import record_audit
 from ecert.security.auth import agency_guard, institution_guard, person_guard, principal_of
-
-
-async def _me(request: AnyRequest, db_session: DbSession) -> Person:
-    principal = principal_of(request)
-    person = await db_session.get(Person, principal.person_id)
-    if person is None:
-        raise services.NoCard()
-    return person
 
 
 class MyCardController(Controller):
@@ -27,7 +19,7 @@ class MyCardController(Controller):
 
     @get("/", summary="The physical card's status and history")
     async def show(self, request: AnyRequest, db_session: DbSession) -> schemas.CardView:
-        person = await _me(request, db_session)
+        person = await services.me(db_session, principal_of(request))
         card = await services.current(db_session, person.id)
         await record_audit(db_session, principal_of(request), person.id, "card.read", "ok")
         return await services.view(db_session, card)
@@ -36,7 +28,7 @@ class MyCardController(Controller):
     async def report(
         self, request: AnyRequest, db_session: DbSession, runtime: RuntimeDep
     ) -> schemas.CardView:
-        person = await _me(request, db_session)
+        person = await services.me(db_session, principal_of(request))
         card = await services.report_provisional(db_session, runtime, principal_of(request), person)
         return await services.view(db_session, card)
 
@@ -44,7 +36,7 @@ class MyCardController(Controller):
         "/loss-reports/cancel", status_code=200, summary="Found it: cancel the provisional report"
     )
     async def cancel(self, request: AnyRequest, db_session: DbSession) -> schemas.CardView:
-        person = await _me(request, db_session)
+        person = await services.me(db_session, principal_of(request))
         card = await services.cancel_report(db_session, principal_of(request), person)
         return await services.view(db_session, card)
 
@@ -63,7 +55,7 @@ class CardCheckController(Controller):
         self, request: AnyRequest, data: JSONBody[schemas.CardCheck], db_session: DbSession
     ) -> schemas.CardStatus:
         card = await services.check(db_session, principal_of(request), data.number)
-        return schemas.CardStatus(status=card.status, usable=card.status == "active")
+        return schemas.CardStatus(status=card.status, usable=card.status == CardStatus.ACTIVE)
 
 
 class AgencyCardController(Controller):

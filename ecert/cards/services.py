@@ -12,16 +12,15 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.cards import schemas
+from ecert.cards import repositories, schemas
 from ecert.cards.workdays import calendar
 from ecert.config import Settings
-from ecert.db.models import Card, CardEvent, Person, utcnow
+from ecert.db.models import Card, CardEvent, CardStatus, Person, utcnow
 from ecert.errors import Conflict, NotFound, ValidationFailed
-from ecert.identity import normalise_name, parse_id_number
-from ecert.persons import find_person
+from ecert.identity import parse_id_number
+from ecert.persons import find_person, get_person, rename, renumber
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -57,7 +56,7 @@ def _new_number(area: str) -> str:
     return f"{area[:2]}{secrets.randbelow(10**14):014d}"
 
 
-def _move(session: AsyncSession, card: Card, to: str, action: str, actor: str) -> None:
+def _move(session: AsyncSession, card: Card, to: CardStatus, action: str, actor: str) -> None:
     session.add(
         CardEvent(
             card_id=card.id, action=action, from_status=card.status, to_status=to, actor=actor
@@ -68,19 +67,18 @@ def _move(session: AsyncSession, card: Card, to: str, action: str, actor: str) -
 
 def _lapse_if_due(session: AsyncSession, card: Card) -> None:
     """Restore a provisional report whose working-day window has passed (applied on read)."""
-    if card.status == "provisionally_reported" and card.lapse_at and card.lapse_at <= utcnow():
-        _move(session, card, "active", "lapsed", "system")
+    if (
+        card.status == CardStatus.PROVISIONALLY_REPORTED
+        and card.lapse_at
+        and card.lapse_at <= utcnow()
+    ):
+        _move(session, card, CardStatus.ACTIVE, "lapsed", "system")
         card.lapse_at = None
 
 
 async def current(session: AsyncSession, person_id: uuid.UUID) -> Card:
     """The person's card in use, restoring a provisional report that has lapsed."""
-    card = await session.scalar(
-        select(Card)
-        .where(Card.person_id == person_id, Card.status != "replaced")
-        .order_by(Card.created_at.desc())
-        .limit(1)
-    )
+    card = await repositories.card_in_use(session, person_id)
     if card is None:
         raise NoCard()
     _lapse_if_due(session, card)
@@ -95,23 +93,21 @@ def masked(number: str) -> str:
 async def view(session: AsyncSession, card: Card) -> schemas.CardView:
     """The card with the history of every card the person has held, newest first."""
     await session.flush()  # the events of this request are part of the history
-    events = (
-        await session.execute(
-            select(CardEvent, Card.number)
-            .join(Card, Card.id == CardEvent.card_id)
-            .where(Card.person_id == card.person_id)
-            .order_by(CardEvent.id.desc())
-            .limit(HISTORY)
-        )
-    ).all()
+    events = await repositories.history(session, card.person_id, HISTORY)
     return schemas.CardView(
         number=masked(card.number),
         status=card.status,
-        usable=card.status == "active",
+        usable=card.status == CardStatus.ACTIVE,
         reported_at=card.reported_at,
         restores_at=card.lapse_at,
         history=[
-            schemas.CardEventView(e.at, e.action, e.from_status, e.to_status, masked(number))
+            schemas.CardEventView(
+                at=e.at,
+                action=e.action,
+                from_status=e.from_status,
+                to_status=e.to_status,
+                card=masked(number),
+            )
             for e, number in events
         ],
     )
@@ -119,12 +115,16 @@ async def view(session: AsyncSession, card: Card) -> schemas.CardView:
 
 async def issue(session: AsyncSession, person: Person, actor: str) -> Card:
     """A new active card (first issue, or the new card of a replacement)."""
-    card = Card(person_id=person.id, number=_new_number(person.area), status="active")
+    card = Card(person_id=person.id, number=_new_number(person.area), status=CardStatus.ACTIVE)
     session.add(card)
     await session.flush()
     session.add(
         CardEvent(
-            card_id=card.id, action="issued", from_status=None, to_status="active", actor=actor
+            card_id=card.id,
+            action="issued",
+            from_status=None,
+            to_status=CardStatus.ACTIVE,
+            actor=actor,
         )
     )
     return card
@@ -145,14 +145,16 @@ async def report_provisional(
     session: AsyncSession, runtime: Runtime, principal: Principal, person: Person
 ) -> Card:
     card = await current(session, person.id)
-    if card.status != "active":
+    if card.status != CardStatus.ACTIVE:
         raise CardStateConflict("only an active card can be reported lost")
     now = utcnow()
     card.reported_at = now
     card.lapse_at = calendar(runtime.settings.workday_file).deadline(
         now, lapse_workdays(runtime.settings, person.area)
     )
-    _move(session, card, "provisionally_reported", "provisional_report", principal.client_id)
+    _move(
+        session, card, CardStatus.PROVISIONALLY_REPORTED, "provisional_report", principal.client_id
+    )
     await record_audit(session, principal, person.id, "card.report", "ok")
     return card
 
@@ -160,21 +162,21 @@ async def report_provisional(
 async def cancel_report(session: AsyncSession, principal: Principal, person: Person) -> Card:
     """Un-suspension: only while the report is provisional."""
     card = await current(session, person.id)
-    if card.status != "provisionally_reported":
+    if card.status != CardStatus.PROVISIONALLY_REPORTED:
         raise CardStateConflict("only a provisional loss report can be cancelled")
     card.lapse_at = None
-    _move(session, card, "active", "cancel_report", principal.client_id)
+    _move(session, card, CardStatus.ACTIVE, "cancel_report", principal.client_id)
     await record_audit(session, principal, person.id, "card.cancel_report", "ok")
     return card
 
 
 async def report_formal(session: AsyncSession, principal: Principal, person: Person) -> Card:
     card = await current(session, person.id)
-    if card.status not in ("active", "provisionally_reported"):
+    if card.status not in (CardStatus.ACTIVE, CardStatus.PROVISIONALLY_REPORTED):
         raise CardStateConflict("the card is already frozen or replaced")
     card.reported_at = card.reported_at or utcnow()
     card.lapse_at = None
-    _move(session, card, "formally_reported", "formal_report", principal.client_id)
+    _move(session, card, CardStatus.FORMALLY_REPORTED, "formal_report", principal.client_id)
     await record_audit(session, principal, person.id, "card.formal_report", "ok")
     return card
 
@@ -183,12 +185,12 @@ async def replace(session: AsyncSession, principal: Principal, person: Person, r
     """Lost cards need a formal report first; a damaged card is handed back while active.
     The personal account belongs to the person, so the balance carries over untouched."""
     card = await current(session, person.id)
-    allowed = "formally_reported" if reason == "lost" else "active"
+    allowed = CardStatus.FORMALLY_REPORTED if reason == "lost" else CardStatus.ACTIVE
     if card.status != allowed:
         raise CardStateConflict(f"a {reason} card is replaced from the {allowed} state")
     new = await issue(session, person, principal.client_id)
     card.replaced_by = new.id
-    _move(session, card, "replaced", f"replaced_{reason}", principal.client_id)
+    _move(session, card, CardStatus.REPLACED, f"replaced_{reason}", principal.client_id)
     await record_audit(session, principal, person.id, "card.replace", "ok", {"reason": reason})
     return new
 
@@ -208,19 +210,13 @@ async def errata(
     card = await current(session, person.id)
     cipher = runtime.cipher
     if name:
-        person.name_cipher = cipher.encrypt(normalise_name(name), context="person.name")
+        rename(cipher, person, name)
     if id_number:
         number = parse_id_number(id_number)
         other = await find_person(session, cipher, number)
         if other is not None and other.id != person.id:
             raise Conflict("another person holds this ID number")
-        person.id_hash = cipher.lookup_hash(number.value)
-        person.id_cipher = cipher.encrypt(number.value, context="person.id")
-        person.id_kind, person.gender, person.birth_date = (
-            number.kind.value,
-            number.sex,
-            number.birth_date,
-        )
+        renumber(cipher, person, number)
     await record_audit(
         session,
         principal,
@@ -232,14 +228,14 @@ async def errata(
     if name and id_number:
         new = await issue(session, person, principal.client_id)
         card.replaced_by = new.id
-        _move(session, card, "replaced", "replaced_errata", principal.client_id)
+        _move(session, card, CardStatus.REPLACED, "replaced_errata", principal.client_id)
         return new
     return card
 
 
 async def check(session: AsyncSession, principal: Principal, number: str) -> Card:
     """A card terminal asks before accepting a card: only an active card may settle."""
-    card = await session.scalar(select(Card).where(Card.number == number))
+    card = await repositories.card_by_number(session, number)
     if card is None:
         raise NoCard()
     _lapse_if_due(session, card)
@@ -251,15 +247,19 @@ async def check(session: AsyncSession, principal: Principal, number: str) -> Car
 
 async def sweep(session: AsyncSession) -> int:
     """Restore every provisional report whose working-day window has passed."""
-    due = (
-        await session.scalars(
-            select(Card).where(Card.status == "provisionally_reported", Card.lapse_at <= utcnow())
-        )
-    ).all()
+    due = await repositories.reports_due(session, utcnow())
     for card in due:
         _lapse_if_due(session, card)
     await session.flush()
     return len(due)
+
+
+async def me(session: AsyncSession, principal: Principal) -> Person:
+    """The signed-in person; one without a record has no card either."""
+    person = await get_person(session, principal.person_id) if principal.person_id else None
+    if person is None:
+        raise NoCard()
+    return person
 
 
 async def person_by_number(session: AsyncSession, runtime: Runtime, id_number: str) -> Person:

@@ -1,4 +1,4 @@
-"""One row of each import kind (spec §5). Extra columns are ignored; amounts are integer fen."""
+"""One row of each import kind (docs/import.md). Extra columns ignored; amounts in integer fen."""
 
 from __future__ import annotations
 
@@ -12,14 +12,14 @@ Fen = Annotated[int, msgspec.Meta(ge=0, le=10**12)]
 IdText = Annotated[str, msgspec.Meta(min_length=1, max_length=40)]
 
 
-class PersonRow(msgspec.Struct):
+class PersonRow(msgspec.Struct, kw_only=True):
     id_number: IdText
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
     area: Area
     category: Literal["employee", "retired", "resident"]
 
 
-class EnrolmentRow(msgspec.Struct):
+class EnrolmentRow(msgspec.Struct, kw_only=True):
     id_number: IdText
     insurance_type: Annotated[str, msgspec.Meta(pattern=r"^\d{3}$")]
     area: Area
@@ -29,7 +29,7 @@ class EnrolmentRow(msgspec.Struct):
     end_date: dt.date | None = None
 
 
-class ContributionRow(msgspec.Struct):
+class ContributionRow(msgspec.Struct, kw_only=True):
     id_number: IdText
     month: Annotated[str, msgspec.Meta(pattern=r"^\d{4}(0[1-9]|1[0-2])$")]
     base: Fen
@@ -39,7 +39,7 @@ class ContributionRow(msgspec.Struct):
     status: Literal["paid", "arrears", "back_paid"]
 
 
-class InstitutionRow(msgspec.Struct):
+class InstitutionRow(msgspec.Struct, kw_only=True):
     code: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]\d{11}$")]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     kind: Literal["hospital", "pharmacy"]
@@ -48,8 +48,8 @@ class InstitutionRow(msgspec.Struct):
     designated: bool = True
 
 
-class CatalogueRow(msgspec.Struct):
-    """A catalogue entry (spec §7); ``price_cap`` in fen per unit, ``med_types`` e.g. ``11,14``."""
+class CatalogueRow(msgspec.Struct, kw_only=True):
+    """A catalogue entry (docs/import.md): ``price_cap`` fen a unit, ``med_types`` ``11,14``."""
 
     list_code: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
@@ -70,12 +70,12 @@ class CatalogueRow(msgspec.Struct):
             raise ValueError("max_age is below min_age")
 
 
-class Reject(msgspec.Struct):
+class Reject(msgspec.Struct, kw_only=True):
     line: int
     reason: str
 
 
-class ImportReport(msgspec.Struct):
+class ImportReport(msgspec.Struct, kw_only=True):
     kind: str
     accepted: int
     rejected: int

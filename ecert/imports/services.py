@@ -8,25 +8,23 @@ row's ``credited`` flag, whichever import brings them.
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert import ledger
+from ecert import ledger, persons
 from ecert.benefits import Policy
-from ecert.db.models import Contribution, Enrolment, Institution, Person, utcnow
+from ecert.db.models import Contribution, ContributionStatus, Enrolment, Institution, utcnow
 from ecert.db.upsert import bulk_upsert, upsert
 from ecert.errors import EcertError
 from ecert.identity import normalise_name, parse_id_number
 from ecert.imports import schemas
 from ecert.imports.readers import Row
 from ecert.runtime import Runtime
-from ecert.security.pii import PiiCipher
 
 BATCH = 1000
 KINDS: dict[str, type[msgspec.Struct]] = {
@@ -55,16 +53,16 @@ def validate(
     """One row, converted and checked. ``checked`` (the caller's, per batch) remembers ID numbers
     already normalised: a contributions file repeats each person's number every month."""
     if isinstance(raw, str):
-        return schemas.Reject(line, raw)
+        return schemas.Reject(line=line, reason=raw)
     try:
         row = msgspec.convert(raw, KINDS[kind], strict=False)
     except msgspec.ValidationError as exc:
-        return schemas.Reject(line, _reason(exc))
+        return schemas.Reject(line=line, reason=_reason(exc))
     if isinstance(row, schemas.PersonRow):
         try:
             row = msgspec.structs.replace(row, name=normalise_name(row.name))
         except EcertError as exc:
-            return schemas.Reject(line, f"name: {exc.detail}")
+            return schemas.Reject(line=line, reason=f"name: {exc.detail}")
     number = getattr(row, "id_number", None)
     if number is not None:
         normalised = checked.get(number) if checked is not None else None
@@ -72,64 +70,22 @@ def validate(
             try:
                 normalised = parse_id_number(number).value
             except EcertError as exc:
-                return schemas.Reject(line, f"id_number: {exc.detail}")
+                return schemas.Reject(line=line, reason=f"id_number: {exc.detail}")
             if checked is not None:
                 checked[number] = normalised
         row = msgspec.structs.replace(row, id_number=normalised)
     return row
 
 
-async def _person_ids(
-    session: AsyncSession, runtime: Runtime, numbers: Iterable[str]
-) -> dict[str, uuid.UUID]:
-    by_hash = {h: n for n in numbers for h in runtime.cipher.lookup_hashes(n)}
-    found = await session.execute(
-        select(Person.id_hash, Person.id).where(Person.id_hash.in_(list(by_hash)))
-    )
-    return {by_hash[h]: pid for h, pid in found.all()}
-
-
 async def _persons(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
-    cipher, now = runtime.cipher, utcnow()
-    rows = []
-    for _, r in batch:
-        number = parse_id_number(r.id_number)
-        rows.append(
-            {
-                "id": uuid.uuid4(),
-                "id_hash": cipher.lookup_hash(r.id_number),
-                "id_cipher": cipher.encrypt(r.id_number, context="person.id"),
-                "name_cipher": cipher.encrypt(r.name, context="person.name"),
-                "id_kind": number.kind.value,
-                "gender": number.sex,
-                "birth_date": number.birth_date,
-                "area": r.area,
-                "category": r.category,
-                "person_no": secrets.token_hex(8).upper(),
-                "created_at": now,
-                "updated_at": now,
-            }
-        )
-    if cipher.other_hash_keys:
-        await _move_hashes(session, cipher, [r.id_number for _, r in batch])
-    await bulk_upsert(
-        session,
-        Person.__table__,
-        _last_wins(rows, "id_hash"),
-        keys=("id_hash",),
-        update=("name_cipher", "area", "category", "updated_at"),
+    facts = (
+        persons.PersonFacts(parse_id_number(r.id_number), r.name, r.area, r.category)
+        for _, r in batch
     )
+    await persons.upsert_persons(session, runtime.cipher, facts)
     return []
-
-
-async def _move_hashes(session: AsyncSession, cipher: PiiCipher, numbers: list[str]) -> None:
-    """During a hash key rotation, re-hash these people first: the upsert below matches on the
-    active key's hash and would otherwise add a second row for a person still under an old one."""
-    for number in set(numbers):
-        active, *old = cipher.lookup_hashes(number)
-        await session.execute(update(Person).where(Person.id_hash.in_(old)).values(id_hash=active))
 
 
 def _last_wins(rows: list[dict[str, Any]], *keys: str) -> list[dict[str, Any]]:
@@ -143,11 +99,11 @@ async def _by_person(
     batch: list[tuple[int, Any]],
     make: Callable[[uuid.UUID, Any], dict[str, Any]],
 ) -> tuple[list[dict[str, Any]], list[schemas.Reject]]:
-    ids = await _person_ids(session, runtime, {r.id_number for _, r in batch})
+    ids = await persons.find_person_ids(session, runtime.cipher, {r.id_number for _, r in batch})
     rows, rejects = [], []
     for line, r in batch:
         if r.id_number not in ids:
-            rejects.append(schemas.Reject(line, "no such person: import persons first"))
+            rejects.append(schemas.Reject(line=line, reason="no such person: import persons first"))
         else:
             rows.append(make(ids[r.id_number], r))
     return rows, rejects
@@ -211,7 +167,7 @@ async def _contributions(
                 Contribution.person_id.in_({r["person_id"] for r in rows}),
                 Contribution.credited.is_(False),
                 Contribution.account_credit > 0,
-                Contribution.status.in_(("paid", "back_paid")),
+                Contribution.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID)),
             )
             .values(credited=True)
             .returning(Contribution.person_id, Contribution.month, Contribution.account_credit)

@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from ecert import qrimage
 from ecert.db.models import ECert as ECertRow
+from ecert.db.models import ECertStatus
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import InvalidIdNumber
 from ecert.identity import parse_id_number
@@ -121,14 +122,14 @@ class MyECertController(Controller):
         principal = principal_of(request)
         assert principal.person_id is not None
         count = await suspensions.suspend(db_session, principal, principal.person_id, data.reason)
-        return schemas.SuspendResult(affected=count, status="suspended")
+        return schemas.SuspendResult(affected=count, status=ECertStatus.SUSPENDED)
 
     @post("/resume", summary="Resume the person's suspended e-certs", status_code=200)
     async def resume(self, request: AnyRequest, db_session: DbSession) -> schemas.SuspendResult:
         principal = principal_of(request)
         assert principal.person_id is not None
         count = await suspensions.resume(db_session, principal, principal.person_id)
-        return schemas.SuspendResult(affected=count, status="active")
+        return schemas.SuspendResult(affected=count, status=ECertStatus.ACTIVE)
 
 
 class AgencyECertController(Controller):
@@ -155,7 +156,9 @@ class AgencyECertController(Controller):
             count = await suspensions.resume(db_session, principal, person.id)
         else:
             count = await suspensions.suspend(db_session, principal, person.id, data.reason)
-        return schemas.SuspendResult(affected=count, status="active" if lift else "suspended")
+        return schemas.SuspendResult(
+            affected=count, status=ECertStatus.ACTIVE if lift else ECertStatus.SUSPENDED
+        )
 
     @post("/suspend", summary="Suspend all e-certs of a person", status_code=200)
     async def suspend(

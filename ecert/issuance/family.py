@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import ECert, FamilyLink, Person, utcnow
+from ecert.db.models import ECert, ECertStatus, FamilyLink, Person, utcnow
 from ecert.errors import (
     Conflict,
     ECertSuspended,
@@ -199,8 +199,8 @@ async def revoke(session: AsyncSession, principal: Principal, link_id: uuid.UUID
             ECert.person_id == link.relative_id, ECert.channel == f"family:{link.holder_id}"
         )
     )
-    if ecert is not None and ecert.status != "revoked":
-        ecert.status = "revoked"
+    if ecert is not None and ecert.status != ECertStatus.REVOKED:
+        ecert.status = ECertStatus.REVOKED
         bump_version(session, ecert, "family_ended")
     await record_audit(session, principal, link.relative_id, "family.revoke", "ok")
 
@@ -230,10 +230,10 @@ async def mint_for_relative(
         ecert, _ = await claim_ecert(
             session, link.relative_id, channel, new_number(relative.area, prefix="F")
         )
-    if ecert.status == "revoked":  # consent given again after the link had ended
-        ecert.status = "active"
+    if ecert.status == ECertStatus.REVOKED:  # consent given again after the link had ended
+        ecert.status = ECertStatus.ACTIVE
         bump_version(session, ecert, "family_renewed")
-    if ecert.status == "suspended":
+    if ecert.status == ECertStatus.SUSPENDED:
         raise ECertSuspended()
     code = sign_code(runtime, ecert)
     await record_audit(

@@ -12,7 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import qrtoken
 from ecert.db.engine import reads_only
-from ecert.db.models import ECert, Enrolment, NumericCode, Person, RevocationEntry, utcnow
+from ecert.db.models import (
+    ECert,
+    ECertStatus,
+    Enrolment,
+    EnrolmentStatus,
+    NumericCode,
+    Person,
+    RevocationEntry,
+    utcnow,
+)
 from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled, NotFound
 from ecert.runtime import Runtime
@@ -45,7 +54,7 @@ def new_number(area: str, prefix: str = "E") -> str:
 async def has_active_enrolment(session: AsyncSession, person_id: uuid.UUID) -> bool:
     found = await session.scalar(
         select(Enrolment.id)
-        .where(Enrolment.person_id == person_id, Enrolment.status == "active")
+        .where(Enrolment.person_id == person_id, Enrolment.status == EnrolmentStatus.ACTIVE)
         .limit(1)
     )
     return found is not None
@@ -109,7 +118,7 @@ async def claim_ecert(
             "number": number,
             "pseudonym": new_pseudonym(),
             "version": 1,
-            "status": "active",
+            "status": ECertStatus.ACTIVE,
             "bound_at": utcnow(),
         },
         returning=ECert.__table__.c.id,
@@ -142,12 +151,12 @@ async def activate(
             session, person_id, principal.client_id, new_number(person.area)
         )
     if not made:
-        if ecert.status == "suspended":
+        if ecert.status == ECertStatus.SUSPENDED:
             raise ECertSuspended("resume the e-cert before activating it on a device")
-        if ecert.status == "active" and ecert.device_id == device_id:
+        if ecert.status == ECertStatus.ACTIVE and ecert.device_id == device_id:
             ecert.device_name = device_name
             return ecert
-        ecert.status = "active"
+        ecert.status = ECertStatus.ACTIVE
         bump_version(session, ecert, "rebound")
     ecert.device_id, ecert.device_name, ecert.bound_at = device_id, device_name, utcnow()
     await session.flush()
@@ -172,9 +181,9 @@ async def current(session: AsyncSession, principal: Principal) -> ECert:
 
 async def unbind(session: AsyncSession, principal: Principal) -> None:
     ecert = await find_ecert(session, _person_of(principal), principal.client_id)
-    if ecert is None or ecert.status == "revoked":
+    if ecert is None or ecert.status == ECertStatus.REVOKED:
         raise NoECert()
-    ecert.status = "revoked"
+    ecert.status = ECertStatus.REVOKED
     ecert.device_id = ecert.device_name = None
     bump_version(session, ecert, "unbound")
     await record_audit(session, principal, ecert.person_id, "ecert.unbind", "ok")
@@ -194,9 +203,9 @@ async def _active_ecert(session: AsyncSession, principal: Principal) -> ECert:
         raise NoECert()
     ecert: ECert = row[0]
     refuse_if(row[1])
-    if ecert.status == "suspended":
+    if ecert.status == ECertStatus.SUSPENDED:
         raise ECertSuspended()
-    if ecert.status != "active":
+    if ecert.status != ECertStatus.ACTIVE:
         raise ECertRevoked()
     return ecert
 

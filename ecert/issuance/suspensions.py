@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import ECert, PersonSuspension, SuspensionKind, utcnow
+from ecert.db.models import ECert, ECertStatus, PersonSuspension, SuspensionKind, utcnow
 from ecert.issuance.exceptions import ChannelNotBound, SuspendedByAgency
 from ecert.issuance.services import bump_version, find_ecert
 from ecert.security.audit import record_audit
@@ -38,7 +38,11 @@ async def _mirror(session: AsyncSession, person_id: uuid.UUID, *, suspend: bool)
     ecerts: Sequence[ECert] = (
         await session.scalars(select(ECert).where(ECert.person_id == person_id))
     ).all()
-    before, after = ("active", "suspended") if suspend else ("suspended", "active")
+    before, after = (
+        (ECertStatus.ACTIVE, ECertStatus.SUSPENDED)
+        if suspend
+        else (ECertStatus.SUSPENDED, ECertStatus.ACTIVE)
+    )
     changed = 0
     for ecert in ecerts:
         if ecert.status != before:
@@ -70,7 +74,7 @@ async def suspend(
 
 async def _bound_here(session: AsyncSession, principal: Principal, person_id: uuid.UUID) -> bool:
     ecert = await find_ecert(session, person_id, principal.client_id)
-    return ecert is not None and ecert.status != "revoked" and ecert.device_id is not None
+    return ecert is not None and ecert.status != ECertStatus.REVOKED and ecert.device_id is not None
 
 
 async def resume(session: AsyncSession, principal: Principal, person_id: uuid.UUID) -> int:

@@ -1,4 +1,4 @@
-"""The payer's catalogue decides a fee line's class (spec §7), not the hospital.
+"""The payer's catalogue decides a fee line's class (docs/import.md), not the hospital.
 
 :func:`classify` is pure: catalogue entry (or none) + person + med_type + date + the line →
 class, first self-pay share, the amount above the price cap, and why. When a catalogue is

@@ -6,7 +6,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.benefits import Policy
 from ecert.clock import business_date
-from ecert.db.models import Enrolment, Person
+from ecert.db.models import Enrolment, EnrolmentStatus, Person
 from ecert.errors import NotEnrolled
 from ecert.ledger.exceptions import NoPolicy
 from ecert.ledger.repositories import find_policy
@@ -19,7 +19,11 @@ async def person_policy(session: AsyncSession, person: Person) -> tuple[Enrolmen
     """The basic enrolment and the policy that prices this person's bills this business year.
     ``person.enrolments`` must be loaded."""
     basic = sorted(
-        (e for e in person.enrolments if e.status == "active" and e.insurance_type in BASIC_TYPES),
+        (
+            e
+            for e in person.enrolments
+            if e.status == EnrolmentStatus.ACTIVE and e.insurance_type in BASIC_TYPES
+        ),
         key=lambda e: BASIC_TYPES.index(e.insurance_type),
     )
     if not basic:

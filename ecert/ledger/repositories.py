@@ -254,7 +254,7 @@ async def balance(session: AsyncSession, person_id: uuid.UUID) -> int | None:
 
 
 async def upsert_policies(session: AsyncSession, policies: Iterable[dict[str, Any]]) -> int:
-    """Validate and store policies (spec §5 format), replacing the same area/type/year/category."""
+    """Validate and store policies (docs/import.md), replacing the same area/type/year/category."""
     rows = []
     for raw in policies:
         policy = msgspec.convert(raw, Policy)

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from ecert.benefits import Split, Step
-from ecert.db.models import Settlement
+from ecert.db.models import Settlement, SettlementStatus
 
 
 class Costs(msgspec.Struct, kw_only=True):
@@ -34,7 +34,7 @@ class SettlementView(Costs, kw_only=True):
     """A stored settlement with the explanation computed when it was settled."""
 
     settlement_id: uuid.UUID
-    status: str
+    status: SettlementStatus
     med_type: str
     settled_at: dt.datetime
     business_date: dt.date
@@ -54,10 +54,12 @@ def costs_of(split: Split) -> dict[str, Any]:
 
 
 def settlement_view(settlement: Settlement) -> SettlementView:
-    status = "settled"
+    status = SettlementStatus.SETTLED
     if settlement.reversed_total:
         status = (
-            "reversed" if settlement.reversed_total == settlement.total else "partially_reversed"
+            SettlementStatus.REVERSED
+            if settlement.reversed_total == settlement.total
+            else SettlementStatus.PARTIALLY_REVERSED
         )
     return SettlementView(
         settlement_id=settlement.id,

@@ -8,32 +8,33 @@ from typing import Annotated, Generic, Literal, TypeVar
 import msgspec
 
 from ecert.benefits import BillItem
+from ecert.db.models import ContributionStatus, EnrolmentStatus
 from ecert.ledger import SettlementView
 
 T = TypeVar("T")
 
 
-class EnrolmentView(msgspec.Struct):
+class EnrolmentView(msgspec.Struct, kw_only=True):
     insurance_type: str
-    status: str
+    status: EnrolmentStatus
     area: str
     employer: str | None
     start_date: dt.date
     end_date: dt.date | None
 
 
-class Enrolments(msgspec.Struct):
+class Enrolments(msgspec.Struct, kw_only=True):
     person_category: str
     insured_area: str
     enrolments: list[EnrolmentView]
 
 
-class AccountView(msgspec.Struct):
+class AccountView(msgspec.Struct, kw_only=True):
     #: None when the person's scheme has no personal account (e.g. resident insurance).
     balance: int | None
 
 
-class FamilyParty(msgspec.Struct):
+class FamilyParty(msgspec.Struct, kw_only=True):
     """The other side of a mutual aid movement (家庭共济), masked."""
 
     name: str
@@ -41,7 +42,7 @@ class FamilyParty(msgspec.Struct):
     relation: str
 
 
-class Transaction(msgspec.Struct):
+class Transaction(msgspec.Struct, kw_only=True):
     id: int
     at: dt.datetime
     kind: str
@@ -53,7 +54,7 @@ class Transaction(msgspec.Struct):
     relative: FamilyParty | None = None
 
 
-class MutualAidSource(msgspec.Struct):
+class MutualAidSource(msgspec.Struct, kw_only=True):
     """Who paid part of my bill from their account (mutual aid), masked, and how much."""
 
     holder: FamilyParty
@@ -66,14 +67,14 @@ class MySettlement(SettlementView, kw_only=True):
     mutual_aid: list[MutualAidSource] = []
 
 
-class Page(msgspec.Struct, Generic[T]):
+class Page(msgspec.Struct, Generic[T], kw_only=True):
     items: list[T]
     limit: int
     offset: int
     total: int
 
 
-class CareView(msgspec.Struct):
+class CareView(msgspec.Struct, kw_only=True):
     deductible: int
     deductible_by_level: dict[str, int] | None
     later_admission_deductible: int | None
@@ -84,7 +85,7 @@ class CareView(msgspec.Struct):
     cap_left: int
 
 
-class BenefitsView(msgspec.Struct):
+class BenefitsView(msgspec.Struct, kw_only=True):
     """The policy that applies to the person this year, and what is used so far."""
 
     area: str
@@ -97,7 +98,7 @@ class BenefitsView(msgspec.Struct):
     inpatient_admissions: int
 
 
-class EstimateRequest(msgspec.Struct, forbid_unknown_fields=True):
+class EstimateRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """A bill the person might face: what would it cost them now?"""
 
     med_type: Annotated[str, msgspec.Meta(pattern=r"^(11|14|21|41|51|52)$")]
@@ -113,20 +114,19 @@ SettlementPage = Page[MySettlement]
 TransactionPage = Page[Transaction]
 
 
-class ContributionView(msgspec.Struct):
+class ContributionView(msgspec.Struct, kw_only=True):
     month: str
     base: int
     employer_amount: int
     employee_amount: int
     #: What this month brings to the personal account (0 for schemes without one).
     account_credit: int
-    #: paid, arrears or back_paid
-    status: str
+    status: ContributionStatus
     #: Whether ``account_credit`` has reached the account (an arrears month waits for back-pay).
     credited: bool
 
 
-class YearTotals(msgspec.Struct):
+class YearTotals(msgspec.Struct, kw_only=True):
     year: int
     employer_amount: int
     employee_amount: int
@@ -135,7 +135,7 @@ class YearTotals(msgspec.Struct):
     months_in_arrears: int
 
 
-class ContributionPage(msgspec.Struct):
+class ContributionPage(msgspec.Struct, kw_only=True):
     """Months in the range, newest first, one page; totals per year cover the whole range."""
 
     items: list[ContributionView]

@@ -17,6 +17,7 @@ from ecert.clock import BUSINESS_TZ
 from ecert.db.models import (
     Account,
     Contribution,
+    ContributionStatus,
     Enrolment,
     LedgerEntry,
     MutualAidAuthorisation,
@@ -59,7 +60,12 @@ async def enrolment(session: AsyncSession, principal: Principal) -> schemas.Enro
         insured_area=person.area,
         enrolments=[
             schemas.EnrolmentView(
-                e.insurance_type, e.status, e.area, e.employer, e.start_date, e.end_date
+                insurance_type=e.insurance_type,
+                status=e.status,
+                area=e.area,
+                employer=e.employer,
+                start_date=e.start_date,
+                end_date=e.end_date,
             )
             for e in rows
         ],
@@ -152,14 +158,14 @@ async def transactions(
     relatives = await _family_parties(session, runtime, family, holder_id=person.id)
     items = [
         schemas.Transaction(
-            r.id,
-            r.at,
-            r.kind,
-            r.amount,
-            r.balance_after,
-            str(r.settlement_id) if r.settlement_id else None,
-            r.memo,
-            relatives.get(r.settlement_id) if r.settlement_id else None,
+            id=r.id,
+            at=r.at,
+            kind=r.kind,
+            amount=r.amount,
+            balance_after=r.balance_after,
+            settlement_id=str(r.settlement_id) if r.settlement_id else None,
+            memo=r.memo,
+            relative=relatives.get(r.settlement_id) if r.settlement_id else None,
         )
         for r in rows
     ]
@@ -245,7 +251,9 @@ async def settlements(
     sources: dict[uuid.UUID, list[schemas.MutualAidSource]] = {}
     for d, relation in draws:
         holder = _party(runtime, holders[d.holder_id], relation)
-        sources.setdefault(d.settlement_id, []).append(schemas.MutualAidSource(holder, d.amount))
+        sources.setdefault(d.settlement_id, []).append(
+            schemas.MutualAidSource(holder=holder, amount=d.amount)
+        )
     items = [
         schemas.MySettlement(
             **msgspec.structs.asdict(ledger.settlement_view(s)), mutual_aid=sources.get(s.id, [])
@@ -271,7 +279,7 @@ async def contributions(
     if end:
         where.append(Contribution.month <= end)
     year = func.substr(Contribution.month, 1, 4)
-    paid = Contribution.status.in_(("paid", "back_paid"))
+    paid = Contribution.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID))
     totals = (
         await session.execute(
             select(
@@ -280,7 +288,7 @@ async def contributions(
                 func.sum(Contribution.employee_amount),
                 func.sum(case((paid, Contribution.account_credit), else_=0)),
                 func.sum(case((paid, 1), else_=0)),
-                func.sum(case((Contribution.status == "arrears", 1), else_=0)),
+                func.sum(case((Contribution.status == ContributionStatus.ARREARS, 1), else_=0)),
             )
             .where(*where)
             .group_by(year)
@@ -299,19 +307,24 @@ async def contributions(
     return schemas.ContributionPage(
         items=[
             schemas.ContributionView(
-                c.month,
-                c.base,
-                c.employer_amount,
-                c.employee_amount,
-                c.account_credit,
-                c.status,
-                c.credited,
+                month=c.month,
+                base=c.base,
+                employer_amount=c.employer_amount,
+                employee_amount=c.employee_amount,
+                account_credit=c.account_credit,
+                status=c.status,
+                credited=c.credited,
             )
             for c in rows
         ],
         totals_by_year=[
             schemas.YearTotals(
-                int(y), int(er or 0), int(ee or 0), int(cr or 0), int(p or 0), int(a or 0)
+                year=int(y),
+                employer_amount=int(er or 0),
+                employee_amount=int(ee or 0),
+                account_credit=int(cr or 0),
+                months_paid=int(p or 0),
+                months_in_arrears=int(a or 0),
             )
             for y, er, ee, cr, p, a in totals
         ],

@@ -10,7 +10,6 @@ from urllib.parse import unquote
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.clock import utcnow
@@ -18,7 +17,7 @@ from ecert.db.models import Client, Institution, Person, UsedJti
 from ecert.db.upsert import insert_ignore
 from ecert.errors import InvalidClient, InvalidGrant, OAuthError, ValidationFailed
 from ecert.identity import names_match, parse_id_number
-from ecert.oauth import assertions
+from ecert.oauth import assertions, repositories
 from ecert.oauth.assertions import AssertionRefused, algorithms_for
 from ecert.oauth.schemas import (
     ASSERTION_TYPE_JWT,
@@ -28,6 +27,7 @@ from ecert.oauth.schemas import (
     TokenRequest,
     TokenResponse,
 )
+from ecert.persons import find_person, person_name
 from ecert.runtime import Runtime
 from ecert.security import client_secrets
 from ecert.security.audit import acting, concerning, record_audit, refusal_reason
@@ -97,7 +97,7 @@ async def register_client(
     if kind == "institution":
         if not code or not level or not area:
             raise ValidationFailed("institution clients need --code, --level and --area")
-        institution = await session.scalar(select(Institution).where(Institution.code == code))
+        institution = await repositories.institution_by_code(session, code)
         if institution is None:
             institution = Institution(
                 code=code,
@@ -242,9 +242,7 @@ async def rotate_secret(
 
     None when there is no such client; :class:`ValidationFailed` for a private_key_jwt client.
     """
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id).with_for_update()
-    )
+    client = await repositories.client_by_id(session, client_id, for_update=True)
     if client is None:
         return None
     if client.secret_hash is None:
@@ -265,10 +263,7 @@ def secret_key(cipher: PiiCipher) -> bytes:
 async def _active_client(session: AsyncSession, client_id: str) -> Client | None:
     if not client_id or len(client_id) > 64:
         return None
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id, Client.active.is_(True))
-    )
-    return client
+    return await repositories.active_client(session, client_id)
 
 
 async def issue_token(
@@ -342,12 +337,10 @@ async def _asserted_person(
         raise InvalidGrant(f"person {exc}", rule=exc.rule) from exc
     number = parse_id_number(str(claims["sub"]))
     cipher = runtime.cipher
-    person = await session.scalar(
-        select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))
-    )
+    person = await find_person(session, cipher, number)
     if person is not None:
         concerning(person.id)
-    registered = cipher.decrypt(person.name_cipher, context="person.name") if person else None
+    registered = person_name(cipher, person) if person else None
     if person is None or registered is None or not names_match(registered, claims["name"]):
         # The refusal's audit row says which it was (ecert.security.audit); the caller is not told.
         refusal_reason("unknown_person" if person is None else "name_mismatch")
@@ -357,15 +350,13 @@ async def _asserted_person(
 
 async def list_clients(session: AsyncSession) -> list[Client]:
     """Every registered client, oldest first (for ``ecert clients list``)."""
-    return list((await session.scalars(select(Client).order_by(Client.created_at))).all())
+    return list(await repositories.all_clients(session))
 
 
 async def set_client_active(session: AsyncSession, client_id: str, active: bool) -> Client | None:
     """Enable or disable a client; None when there is no such client. Its new tokens are refused
     at once (``_active_client``), its current ones within ``ECERT_CLIENT_STATUS_REFRESH_S``."""
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id)
-    )
+    client = await repositories.client_by_id(session, client_id)
     if client is not None:
         client.active = active
     return client

@@ -1,9 +1,10 @@
-"""PII key maintenance: re-seal cipher columns with the active key, re-hash lookup hashes.
+"""PII key maintenance: re-seal cipher columns with the active key, resumably.
 
-Both walk a table in primary-key order, one batch per call, so the CLI commits each batch and a
-run that stops half-way simply starts again: rows already under the active key are skipped
-without decryption. Each row is written only if it still holds what was read (compare-and-set),
-so a concurrent change by the service is never overwritten with an older value.
+Each walk (this one, and ``ecert.persons.rehash_batch`` for lookup hashes) goes through a table in
+primary-key order, one batch per call, so the CLI commits each batch and a run that stops half-way
+simply starts again: rows already under the active key are skipped without decryption. Each row is
+written only if it still holds what was read (compare-and-set), so a concurrent change by the
+service is never overwritten with an older value.
 """
 
 from __future__ import annotations
@@ -17,25 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert.db.models import Client, Person, SigningKey
 from ecert.security.pii import PiiCipher, sealed_kid
 
-#: (model, cipher column, associated-data context) of every encrypted column.
+#: (model, cipher column, associated-data context) of ecert's own encrypted columns; the
+#: person columns are ``ecert.persons.SEALED_COLUMNS`` (personal data has one owner).
 CIPHER_COLUMNS: tuple[tuple[Any, str, str], ...] = (
-    (Person, "id_cipher", "person.id"),
-    (Person, "name_cipher", "person.name"),
     (SigningKey, "private_cipher", "signing-key"),
     (Client, "gateway_key_cipher", "client.gateway-key"),
 )
-
-
-class DuplicatePerson(Exception):
-    """Two rows hold one ID number under different hash keys (written during a one-phase hash
-    key change); they must be merged by hand before the rehash can go on."""
-
-    def __init__(self, person_id: object, twin_id: object) -> None:
-        super().__init__(
-            f"persons {person_id} and {twin_id} hold the same ID number under different hash "
-            "keys: merge them (keep one, move its enrolments, accounts and e-certs), then run "
-            "`ecert pii rehash` again"
-        )
 
 
 @dataclass
@@ -74,27 +62,6 @@ async def reencrypt_batch(
         fresh = cipher.encrypt(cipher.decrypt(blob, context=context), context=context)
         result = await session.execute(
             update(model).where(model.id == pk, col == blob).values({column: fresh})
-        )
-        changed += result.rowcount  # type: ignore[attr-defined]
-    return Batch(len(rows), changed, rows[-1][0] if rows else None)
-
-
-async def rehash_batch(session: AsyncSession, cipher: PiiCipher, after: Any, size: int) -> Batch:
-    """Give the next ``size`` people the active hash key's lookup hash."""
-    query = select(Person.id, Person.id_hash, Person.id_cipher).order_by(Person.id).limit(size)
-    if after is not None:
-        query = query.where(Person.id > after)
-    rows = (await session.execute(query)).all()
-    changed = 0
-    for pk, old, blob in rows:
-        new = cipher.lookup_hash(cipher.decrypt(blob, context="person.id"))
-        if new == old:
-            continue
-        twin = await session.scalar(select(Person.id).where(Person.id_hash == new))
-        if twin is not None:
-            raise DuplicatePerson(pk, twin)
-        result = await session.execute(
-            update(Person).where(Person.id == pk, Person.id_hash == old).values(id_hash=new)
         )
         changed += result.rowcount  # type: ignore[attr-defined]
     return Batch(len(rows), changed, rows[-1][0] if rows else None)

@@ -1,9 +1,9 @@
 """What a settlement was priced against, stored with it (``settlements.pricing``).
 
-A return prices what remains of the bill again (spec §7), against the same policy, year-to-date
-usage and account balance the original saw; so the settlement keeps them, with its lines: a
-visit's fee lines as classified when it settled, or a one-shot bill's items as lines numbered by
-position (``"1"``, ``"2"``, … with quantity 1 and the item's amount as unit price).
+A return prices what remains of the bill again (docs/settlement.md), against the same policy,
+year-to-date usage and account balance the original saw; so the settlement keeps them, with its
+lines: a visit's fee lines as classified when it settled, or a one-shot bill's items as lines
+numbered by position (``"1"``, ``"2"``, … with quantity 1 and the item's amount as unit price).
 """
 
 from __future__ import annotations

@@ -52,7 +52,8 @@ class PersonContext:
 def allow_med_type(med_type: str, institution_kind: str, gender: str | None) -> None:
     """41 only at a pharmacy, admissions only at a hospital, maternity only for women.
 
-    The one rule for one-shot bills and visits alike (spec §7), checked before a token is spent.
+    The one rule for one-shot bills and visits alike (docs/settlement.md), checked before a token
+    is spent.
     """
     if med_type == "41" and institution_kind != "pharmacy":
         raise MedTypeNotAllowed("41 (pharmacy purchase) is for pharmacies")

@@ -89,7 +89,7 @@ class AgencyPolicyController(Controller):
     tags = ["Agency"]
     guards = [agency_guard]
 
-    @post("/", status_code=200, summary="Upsert benefit policies (spec §5 policy objects)")
+    @post("/", status_code=200, summary="Upsert benefit policies (format: docs/import.md)")
     async def upsert(
         self, data: JSONBody[list[Policy]], db_session: DbSession
     ) -> schemas.PolicyUpsertResult:

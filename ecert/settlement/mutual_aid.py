@@ -1,5 +1,5 @@
-"""Family mutual aid (家庭共济, spec §7): an employee or retiree lets their personal account pay
-for a spouse, parent or child.
+"""Family mutual aid (家庭共济, docs/settlement.md): an employee or retiree lets their personal
+account pay for a spouse, parent or child.
 
 Authorising, listing and revoking are the holder's person-scoped calls. Paying happens inside the
 one booking path (``services.book``): after the relative's own account, the authorising accounts

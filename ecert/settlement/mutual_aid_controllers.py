@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from ecert.db.models import MutualAidAuthorisation, Person
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.identity import mask_id_number, mask_name
-from ecert.persons import person_id_number, person_name
+from ecert.persons import get_person, person_id_number, person_name
 from ecert.runtime import Runtime
 from ecert.security.auth import person_guard, principal_of
 from ecert.settlement import mutual_aid, schemas
@@ -58,7 +58,7 @@ class MutualAidController(Controller):
             name=data.relative_name,
             relation=data.relation,
         )
-        relative = await db_session.get(Person, row.relative_id)
+        relative = await get_person(db_session, row.relative_id)
         assert relative is not None  # the foreign key
         return _view(runtime, row, principal.person_id, relative)
 

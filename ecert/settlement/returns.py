@@ -1,4 +1,4 @@
-"""Returns that re-price (spec §7): lines given back, the rest of the bill priced again.
+"""Returns that re-price (docs/settlement.md): lines given back, the rest of the bill priced again.
 
 A settlement keeps what it was priced against (:mod:`ecert.settlement.basis`). A return adds the
 returned quantities to those of earlier returns, prices the remaining bill against the original's
@@ -40,7 +40,7 @@ from ecert.settlement.visits.fees import parse_quantity
 from ecert.settlement.visits.pricing import Priced, assemble, remaining
 from ecert.settlement.visits.schemas import Remaining
 
-#: The §7 pools a refund goes back to.
+#: The pools a refund goes back to (docs/settlement.md, returns).
 POOLS = ("fund", "account", "account_mutual_aid", "cash")
 
 

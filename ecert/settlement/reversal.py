@@ -1,8 +1,8 @@
 """Reversals: full or partial, never more than what is left, exactly once per Idempotency-Key.
 
-Three kinds (spec §5, §7): neither ``amount`` nor ``lines`` is the full cancel (2208: every pool
-gets back what it has not yet got back, usage fully back); ``lines`` is a return that re-prices
-(:mod:`ecert.settlement.returns`); ``amount`` alone is the §5 partial reversal below. Amount
+Three kinds (docs/settlement.md): neither ``amount`` nor ``lines`` is the full cancel (2208: every
+pool gets back what it has not yet got back, usage fully back); ``lines`` is a return that re-prices
+(:mod:`ecert.settlement.returns`); ``amount`` alone is the partial reversal below. Amount
 reversals and line returns of one settlement do not mix (each refuses after the other); a full
 cancel follows either.
 

@@ -1,4 +1,4 @@
-"""Settlement request and response shapes (field names mirror spec §5)."""
+"""Settlement request and response shapes (fields: docs/settlement.md)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ class SettlementRequest(msgspec.Struct, forbid_unknown_fields=True):
     #: For care outside the insured area: whether the person was referred (smaller reduction).
     referred: bool = False
     #: With ``use_account``: what the own account does not cover comes from the accounts of
-    #: relatives who authorised mutual aid (家庭共济, spec §7), before cash.
+    #: relatives who authorised mutual aid (家庭共济, docs/settlement.md), before cash.
     mutual_aid: bool = False
 
 
@@ -45,7 +45,8 @@ class ReturnLine(msgspec.Struct, forbid_unknown_fields=True):
 
 class ReversalRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Reverse all that is left of a settlement (neither ``amount`` nor ``lines``: the full
-    cancel, 2208), ``amount`` fen of it (§5), or returned ``lines``, which re-price (§7)."""
+    cancel, 2208), ``amount`` fen of it, or returned ``lines``, which re-price; the three in
+    docs/settlement.md."""
 
     reason: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     amount: Annotated[int, msgspec.Meta(gt=0)] | None = None
@@ -65,7 +66,7 @@ class ReversalResult(msgspec.Struct, kw_only=True):
     #: Per pool (fund, account, account_mutual_aid, cash): what this reversal gave back.
     refunds: dict[str, int]
     remaining: int
-    #: A line return: the lines returned by it, and the §7 fields of what remains, priced again
+    #: A line return: the lines returned by it, and the visit fields of what remains, priced again
     #: (``visits.schemas.Remaining``).
     lines: list[ReturnLine] | None = None
     repriced: dict[str, Any] | None = None

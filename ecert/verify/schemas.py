@@ -8,7 +8,7 @@ from typing import Annotated
 import msgspec
 
 
-class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
+class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """What a scanner read: a signed QR token or the 28-digit numeric code."""
 
     qr: Annotated[str, msgspec.Meta(min_length=1, max_length=600)]
@@ -16,7 +16,7 @@ class VerifyRequest(msgspec.Struct, forbid_unknown_fields=True):
     business_type: Annotated[str, msgspec.Meta(pattern=r"^\d{5}$")] | None = None
 
 
-class VerifiedPerson(msgspec.Struct):
+class VerifiedPerson(msgspec.Struct, kw_only=True):
     """Masked unless the institution holds the ``identity:full`` scope."""
 
     name: str
@@ -26,12 +26,12 @@ class VerifiedPerson(msgspec.Struct):
     insured_area: str
 
 
-class Insurance(msgspec.Struct):
+class Insurance(msgspec.Struct, kw_only=True):
     insurance_type: str
     status: str
 
 
-class VerifyResponse(msgspec.Struct):
+class VerifyResponse(msgspec.Struct, kw_only=True):
     ec_token: str
     expires_at: dt.datetime
     person: VerifiedPerson

@@ -7,18 +7,11 @@ from typing import Annotated
 import msgspec
 from litestar import Controller, post
 from litestar.params import JSONBody
-from sqlalchemy import select
 
-from ecert.db.models import Client
-from ecert.demo import demo_person
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
-from ecert.errors import NotFound
-from ecert.identity import parse_id_number
 from ecert.oauth.schemas import TokenResponse
-from ecert.persons import find_person
-from ecert.security.audit import record_audit
 from ecert.security.auth import institution_guard
-from ecert.security.tokens import Principal, mint_access_token
+from ecert.web import services
 from ecert.web.images import MAX_IMAGE_BYTES, MAX_PIXELS, read_code_off_loop
 
 
@@ -64,17 +57,4 @@ class DemoController(Controller):
     async def person_token(
         self, data: JSONBody[DemoSignIn], db_session: DbSession, runtime: RuntimeDep
     ) -> TokenResponse:
-        channel = await db_session.scalar(select(Client).where(Client.name == "Demo channel app"))
-        number = parse_id_number(demo_person(data.person)["id_number"])
-        person = await find_person(db_session, runtime.cipher, number)
-        if channel is None or person is None:
-            raise NotFound("run `ecert demo` to seed the demo people first")
-        principal = Principal(channel.client_id, "channel", frozenset({"person"}), person.id)
-        ttl = runtime.settings.person_token_ttl_s
-        await record_audit(db_session, principal, person.id, "demo.sign_in", "ok")
-        return TokenResponse(
-            access_token=mint_access_token(runtime.keys, runtime.settings, principal, ttl_s=ttl),
-            token_type="Bearer",  # noqa: S106 - the OAuth token type, not a password
-            expires_in=ttl,
-            scope="person",
-        )
+        return await services.demo_sign_in(db_session, runtime, data.person)

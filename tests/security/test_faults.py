@@ -31,6 +31,8 @@ from tests.conftest import open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import run_cli
 
+pytestmark = pytest.mark.slow  # stops and restarts real servers
+
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()

@@ -14,6 +14,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
@@ -28,6 +29,8 @@ from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal, mint_access_token
 
 TOKENS: dict[str, str] = {}
+
+pytestmark = pytest.mark.slow  # generates requests for every operation
 
 
 async def _prepare(runtime: Runtime) -> None:

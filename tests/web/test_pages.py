@@ -24,6 +24,8 @@ from ecert.demo import seed_demo
 from ecert.runtime import build_runtime
 from tests.servers import _wait_port, free_port
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM_FLAGS = [
     "--headless=new",
     "--no-sandbox",

@@ -6,6 +6,7 @@ from ecert.db.models.core import (
     AuditEvent,
     Client,
     Enrolment,
+    EnrolmentStatus,
     Institution,
     KeyEvent,
     Person,
@@ -15,25 +16,28 @@ from ecert.db.models.core import (
 from ecert.db.models.federation import ClearingRecord, FederatedVisit
 from ecert.db.models.issuance import (
     ECert,
+    ECertStatus,
     FamilyLink,
     NumericCode,
     PersonSuspension,
     RevocationEntry,
     SuspensionKind,
 )
-from ecert.db.models.lookup import Card, CardEvent, Contribution
+from ecert.db.models.lookup import Card, CardEvent, CardStatus, Contribution, ContributionStatus
 from ecert.db.models.mutual_aid import MutualAidAuthorisation, MutualAidDraw, MutualAidRelation
 from ecert.db.models.settlement import (
     Account,
     BenefitUsage,
     EcToken,
     IdempotencyRecord,
+    IdempotencyStatus,
     LedgerEntry,
     PolicyRow,
     QrUse,
     Reversal,
     ReversalKind,
     Settlement,
+    SettlementStatus,
 )
 from ecert.db.models.visits import CatalogueEntry, FeeLine, Visit, VisitStatus
 
@@ -47,17 +51,22 @@ __all__ = [
     "BigIntBase",
     "Card",
     "CardEvent",
+    "CardStatus",
     "CatalogueEntry",
     "ClearingRecord",
     "Client",
     "Contribution",
+    "ContributionStatus",
     "ECert",
+    "ECertStatus",
     "EcToken",
     "Enrolment",
+    "EnrolmentStatus",
     "FamilyLink",
     "FederatedVisit",
     "FeeLine",
     "IdempotencyRecord",
+    "IdempotencyStatus",
     "Institution",
     "KeyEvent",
     "LedgerEntry",
@@ -73,6 +82,7 @@ __all__ = [
     "ReversalKind",
     "RevocationEntry",
     "Settlement",
+    "SettlementStatus",
     "SigningKey",
     "SuspensionKind",
     "UUIDBase",

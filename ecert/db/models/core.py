@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 from typing import Any
 
@@ -22,7 +23,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from ecert.db.models.base import BigIntBase, JsonB, UUIDBase, utcnow
+from ecert.db.models.base import BigIntBase, JsonB, UUIDBase, str_enum, utcnow
+
+
+class EnrolmentStatus(enum.StrEnum):
+    """Membership of an insurance type as the core system reports it; only active may settle."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    TERMINATED = "terminated"
 
 
 class Person(UUIDBase):
@@ -59,7 +68,7 @@ class Enrolment(UUIDBase):
     insurance_type: Mapped[str] = mapped_column(String(3))
     area: Mapped[str] = mapped_column(String(6))
     employer: Mapped[str | None] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[EnrolmentStatus] = mapped_column(str_enum(EnrolmentStatus, 16))
     start_date: Mapped[dt.date] = mapped_column(Date)
     end_date: Mapped[dt.date | None] = mapped_column(Date)
 

@@ -10,7 +10,15 @@ from advanced_alchemy.types import DateTimeUTC
 from sqlalchemy import CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ecert.db.models.base import BigIntBase, UUIDBase, utcnow
+from ecert.db.models.base import BigIntBase, UUIDBase, str_enum, utcnow
+
+
+class ECertStatus(enum.StrEnum):
+    """An e-cert's lifecycle: suspension is lifted back to active; revocation is final."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
 
 
 class ECert(UUIDBase):
@@ -26,7 +34,9 @@ class ECert(UUIDBase):
     #: Opaque pseudonym carried in QR codes instead of any personal data.
     pseudonym: Mapped[str] = mapped_column(String(24), unique=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16), default="active")
+    status: Mapped[ECertStatus] = mapped_column(
+        str_enum(ECertStatus, 16), default=ECertStatus.ACTIVE
+    )
     device_id: Mapped[str | None] = mapped_column(String(128))
     device_name: Mapped[str | None] = mapped_column(String(128))
     bound_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))

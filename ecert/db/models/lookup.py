@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import uuid
 
 from advanced_alchemy.types import DateTimeUTC
@@ -17,7 +18,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ecert.db.models.base import BigIntBase, UUIDBase, utcnow
+from ecert.db.models.base import BigIntBase, UUIDBase, str_enum, utcnow
+
+
+class ContributionStatus(enum.StrEnum):
+    """A month as the core system reports it; paid and back-paid months credit the account."""
+
+    PAID = "paid"
+    ARREARS = "arrears"
+    BACK_PAID = "back_paid"
+
+
+class CardStatus(enum.StrEnum):
+    """The physical card's lifecycle (``ecert.cards.services`` moves it)."""
+
+    ACTIVE = "active"
+    PROVISIONALLY_REPORTED = "provisionally_reported"
+    FORMALLY_REPORTED = "formally_reported"
+    REPLACED = "replaced"
 
 
 class Contribution(UUIDBase):
@@ -32,7 +50,7 @@ class Contribution(UUIDBase):
     employer_amount: Mapped[int] = mapped_column(BigInteger)
     employee_amount: Mapped[int] = mapped_column(BigInteger)
     account_credit: Mapped[int] = mapped_column(BigInteger)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[ContributionStatus] = mapped_column(str_enum(ContributionStatus, 16))
     credited: Mapped[bool] = mapped_column(Boolean, default=False)
 
     __table_args__ = (
@@ -48,7 +66,7 @@ class Card(UUIDBase):
 
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id", ondelete="CASCADE"))
     number: Mapped[str] = mapped_column(String(20), unique=True)
-    status: Mapped[str] = mapped_column(String(24), default="active")
+    status: Mapped[CardStatus] = mapped_column(str_enum(CardStatus, 24), default=CardStatus.ACTIVE)
     reported_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
     #: A provisional report lapses (the card is restored) at this time unless made formal.
     lapse_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
@@ -72,7 +90,7 @@ class CardEvent(BigIntBase):
         ForeignKey("cards.id", ondelete="CASCADE"), index=True
     )
     action: Mapped[str] = mapped_column(String(32))
-    from_status: Mapped[str | None] = mapped_column(String(24))
-    to_status: Mapped[str] = mapped_column(String(24))
+    from_status: Mapped[CardStatus | None] = mapped_column(str_enum(CardStatus, 24))
+    to_status: Mapped[CardStatus] = mapped_column(str_enum(CardStatus, 24))
     actor: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow)

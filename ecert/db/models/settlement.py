@@ -20,7 +20,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ecert.db.models.base import BigIntBase, JsonB, UUIDBase, utcnow
+from ecert.db.models.base import BigIntBase, JsonB, UUIDBase, str_enum, utcnow
+
+
+class SettlementStatus(enum.StrEnum):
+    """A settlement as callers see it, from what has been reversed (not a stored column)."""
+
+    SETTLED = "settled"
+    PARTIALLY_REVERSED = "partially_reversed"
+    REVERSED = "reversed"
+
+
+class IdempotencyStatus(enum.StrEnum):
+    """An Idempotency-Key's claim: running, then done with its stored answer."""
+
+    IN_PROGRESS = "in_progress"
+    DONE = "done"
 
 
 class QrUse(BigIntBase):
@@ -56,7 +71,7 @@ class EcToken(BigIntBase):
 
 
 class PolicyRow(UUIDBase):
-    """A benefit policy (spec §5 format, kept whole in ``body``)."""
+    """A benefit policy (docs/import.md format, kept whole in ``body``)."""
 
     __tablename__ = "policies"
 
@@ -149,9 +164,9 @@ class Settlement(UUIDBase):
     reversed_account: Mapped[int] = mapped_column(BigInteger, default=0)
     reversed_cash: Mapped[int] = mapped_column(BigInteger, default=0)
     reversed_deductible: Mapped[int] = mapped_column(BigInteger, default=0)
-    #: The visit this settles (spec §7); NULL for a one-shot settlement (§5).
+    #: The visit this settles; NULL for a one-shot settlement (docs/settlement.md).
     visit_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("visits.id"), index=True)
-    #: A visit settlement's §7 fields beyond §5's columns (over-limit, co-pay, fund parts, lines).
+    #: A visit settlement's fields beyond a one-shot's (over-limit, co-pay, fund parts, lines).
     detail: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
     #: What the bill was priced against (policy, usage before, balance, lines), so that a return
     #: prices what remains exactly as the original was priced; NULL for settlements before 0008.
@@ -166,7 +181,9 @@ class Settlement(UUIDBase):
 
 
 class ReversalKind(enum.StrEnum):
-    """How a reversal was asked for: everything left (2208), an amount (§5), or lines (§7)."""
+    """How a reversal was asked for: all that is left (2208), an amount, or lines (returns).
+
+    docs/settlement.md describes the three."""
 
     FULL = "full"
     AMOUNT = "amount"
@@ -203,7 +220,9 @@ class IdempotencyRecord(BigIntBase):
     scope: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
-    status: Mapped[str] = mapped_column(String(16), default="in_progress")
+    status: Mapped[IdempotencyStatus] = mapped_column(
+        str_enum(IdempotencyStatus, 16), default=IdempotencyStatus.IN_PROGRESS
+    )
     response_status: Mapped[int | None] = mapped_column(Integer)
     response: Mapped[dict[str, Any] | None] = mapped_column(JsonB)
     started_at: Mapped[dt.datetime] = mapped_column(

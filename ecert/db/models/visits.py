@@ -1,4 +1,4 @@
-"""The payer's catalogue, and visits with their fee lines (spec §7)."""
+"""The payer's catalogue, and visits with their fee lines (docs/settlement.md)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Reconciliation of an institution's business day (§5 totals, §7 3201 check and 3202 details)."""
+"""Reconciliation of an institution's business day (totals, 3201, 3202: docs/settlement.md)."""

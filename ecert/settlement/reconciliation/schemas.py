@@ -1,4 +1,4 @@
-"""Reconciliation shapes: the §5 day report, the 3201 check and the 3202 detail line."""
+"""Reconciliation shapes: the day report, the 3201 check and the 3202 detail line."""
 
 from __future__ import annotations
 

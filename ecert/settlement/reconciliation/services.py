@@ -1,4 +1,4 @@
-"""Reconcile an institution's business day: totals (§5), the 3201 check, the 3202 detail stream.
+"""Reconcile an institution's business day: totals, the 3201 check, the 3202 detail stream.
 
 A settlement counts on its business day; a reversal counts on the business day of the reversal
 (as on the national platform), whatever the day of the bill it reverses, under that bill's
@@ -121,7 +121,7 @@ async def reconcile(
     clearing: ClearingType | None = None,
     insurance: str | None = None,
 ) -> Reconciliation:
-    """The §5 day report: totals apart, ``net`` amounts, and every line."""
+    """The day report (docs/settlement.md): totals apart, ``net`` amounts, and every line."""
     where = filters(clearing, insurance)
     s, r = await day_totals(session, code, day, where)
     net = Totals(

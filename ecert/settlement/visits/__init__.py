@@ -1,1 +1,1 @@
-"""Visits (spec §7): open, upload fee lines, preview and settle, cancel — as hospitals work."""
+"""Visits (docs/settlement.md): open, add fee lines, preview, settle, cancel, as hospitals work."""

@@ -1,4 +1,4 @@
-"""Visit routes for institutions (spec §7; national 2201–2207)."""
+"""Visit routes for institutions (docs/settlement.md; national 2201–2207)."""
 
 from __future__ import annotations
 

@@ -144,13 +144,13 @@ def line_splits(priced: Priced, split: Split, default_b: float) -> list[schemas.
 def result(
     insurance: str, default_b: float, visit_id: uuid.UUID, priced: Priced, split: Split
 ) -> schemas.VisitSettlement:
-    """The §7 reply (pure): total = the four shares = the payments, to the fen."""
+    """The visit reply (pure): total = the four shares = the payments, to the fen."""
     fields = msgspec.structs.asdict(remaining(insurance, default_b, priced, split))
     return schemas.VisitSettlement(settlement_id=None, visit_id=visit_id, **fields)
 
 
 def remaining(insurance: str, default_b: float, priced: Priced, split: Split) -> schemas.Remaining:
-    """The §7 fields and lines of a priced bill (pure); a return's reply uses them as well."""
+    """The visit fields and lines of a priced bill (pure); a return's reply uses them as well."""
     over_limit = sum(c.over_limit for c in priced.classes)
     fully = split.fully_self_paid - over_limit
     return schemas.Remaining(

@@ -1,4 +1,4 @@
-"""Visit request and response shapes (field names mirror spec §7 and the national 2201–2207)."""
+"""Visit request and response shapes (docs/settlement.md; field names of the national 2201–2207)."""
 
 from __future__ import annotations
 
@@ -149,7 +149,7 @@ class VisitSettlement(VisitCosts, kw_only=True):
 
 
 class Remaining(VisitCosts, kw_only=True):
-    """What remains of a settlement after line returns, priced again (the §7 fields)."""
+    """What remains of a settlement after line returns, priced again (the visit fields)."""
 
     lines: list[LineSplit]
     steps: list[Step]

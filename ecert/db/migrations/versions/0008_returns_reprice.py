@@ -29,7 +29,7 @@ def upgrade() -> None:
                 "account_mutual_aid_refund", sa.BigInteger(), nullable=False, server_default="0"
             )
         )
-        # Reversals before this release were the §5 amount (or whole) reversals.
+        # Reversals before this release were amount (or whole) reversals.
         batch_op.add_column(
             sa.Column("kind", sa.String(length=8), nullable=False, server_default="amount")
         )

@@ -22,6 +22,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
 from ecert import __version__
+from ecert.agency.controllers import (
+    AgencyKeysController,
+    AgencyPersonController,
+    AgencyReconciliationController,
+    StaffSessionController,
+)
+from ecert.agency.lookups import AgencyLookupController
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
 from ecert.cards.workdays import calendar
 from ecert.config import Settings, get_settings
@@ -62,7 +69,7 @@ PUBLIC_PATHS = [
     "^/metrics$",
     "^/.well-known/",
     "^/v1/revocations$",
-    "^/(app|scanner|web)(/|$)",
+    "^/(app|scanner|agency|web)(/|$)",
 ]
 
 
@@ -91,6 +98,11 @@ def route_handlers(settings: Settings) -> list[Any]:
         AgencyCardController,
         CardCheckController,
         AgencyPolicyController,
+        StaffSessionController,
+        AgencyPersonController,
+        AgencyLookupController,
+        AgencyKeysController,
+        AgencyReconciliationController,
     ]
 
 

@@ -511,22 +511,10 @@ def keys_list() -> None:
 )
 def keys_rotate(purpose: str) -> None:
     """Promote the published next key to active; the old one retires once its tokens expire."""
-    from ecert.security import keys
+    from ecert.agency.services import rotate_keys
 
     async def work(runtime: Runtime) -> str | None:
-        settings = runtime.settings
-        ttl = settings.access_token_ttl_s if purpose == "access" else settings.qr_ttl_s
-        async with runtime.sessions.begin() as session:
-            await keys.ensure_active_keys(session, runtime.cipher)
-            kid = await keys.rotate(
-                session,
-                runtime.cipher,
-                purpose,
-                overlap_s=ttl + settings.leeway_s + settings.key_refresh_s,
-            )
-        async with runtime.sessions() as session:
-            await keys.publish_version(session, runtime.store, attempts=3)
-        return kid
+        return await rotate_keys(runtime, purpose)
 
     kid = run_with_runtime(work)
     if kid is None:

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 import msgspec
 
 IdText = Annotated[str, msgspec.Meta(max_length=40)]
+#: The opaque person number (the console and the CLI may name the person by it instead).
+PersonNo = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{1,20}$")]
 
 
 class CardEventView(msgspec.Struct):
@@ -49,17 +51,20 @@ class CardStatus(msgspec.Struct):
 
 
 class AgencyCardAction(msgspec.Struct, forbid_unknown_fields=True):
-    """The agency names the person by ID number in the body, never in a URL."""
+    """The agency names the person by ID number in the body, never in a URL (or by number)."""
 
-    id_number: IdText
+    id_number: IdText | None = None
+    person_no: PersonNo | None = None
 
 
 class Replacement(msgspec.Struct, forbid_unknown_fields=True):
-    id_number: IdText
     reason: Literal["lost", "damaged"]
+    id_number: IdText | None = None
+    person_no: PersonNo | None = None
 
 
 class Errata(msgspec.Struct, forbid_unknown_fields=True):
-    id_number: IdText
+    id_number: IdText | None = None
+    person_no: PersonNo | None = None
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     new_id_number: IdText | None = None

@@ -13,6 +13,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from ecert.errors import Forbidden, Unauthorized
 from ecert.oauth.status import ClientStatus
 from ecert.runtime import Runtime
+from ecert.security import staff
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid, verify_access_token
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
@@ -45,7 +46,10 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        from_cookie = not header and staff.COOKIE in connection.cookies
+        if from_cookie:
+            token = _cookie_token(connection)
+        elif scheme.lower() != "bearer" or not token:
             raise Unauthorized("send an access token as 'Authorization: Bearer …'")
         runtime: Runtime = connection.app.state.runtime
         kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
@@ -53,10 +57,21 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
             await runtime.refresh_keys()
         principal = verify_access_token(runtime.keys, runtime.settings, token.strip())
+        if from_cookie and principal.staff_role is None:
+            raise Unauthorized("only a staff session travels in a cookie")
         status: ClientStatus = connection.app.state.client_status
         if not await status.is_active(principal.client_id):
             raise Unauthorized("this client is disabled")
         return AuthenticationResult(user=principal, auth=None)
+
+
+def _cookie_token(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
+    """The staff session cookie; a state-changing request must also prove it is same-site."""
+    if connection.scope.get("method") not in ("GET", "HEAD") and not connection.headers.get(
+        staff.CSRF_HEADER
+    ):
+        raise Forbidden(f"a staff session must send the {staff.CSRF_HEADER} header")
+    return connection.cookies[staff.COOKIE]
 
 
 def principal_of(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
@@ -70,10 +85,14 @@ def require(*kinds: str, person: bool = False, scope: str | None = None) -> Guar
     """A guard admitting only the given client kinds (and a person-scoped token if asked)."""
 
     # Async on purpose: Litestar runs a plain-function guard in a worker thread on every request.
-    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         principal = principal_of(connection)
         if principal.kind not in kinds:
             raise Forbidden(f"this route is for {' or '.join(kinds)} clients")
+        if principal.staff_role is not None and principal.staff_role not in staff.admitted(
+            handler.opt
+        ):
+            raise Forbidden(f"a {principal.staff_role} may not do this")
         if person and principal.person_id is None:
             raise Forbidden("this route needs a person-scoped token (JWT-bearer grant)")
         if not person and principal.person_id is not None:

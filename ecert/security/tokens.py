@@ -32,6 +32,10 @@ class Principal:
     #: The client's own quota (requests a minute), carried as the ``rlm`` claim so the rate
     #: limiter needs no database read; None: the configured default.
     rate_limit: int | None = None
+    #: A named member of agency staff (console sign-in): their role and name, the national
+    #: envelope's ``opter_name``; the login is the client id after ``staff:``.
+    staff_role: str | None = None
+    staff_name: str | None = None
 
     @property
     def ref(self) -> str:
@@ -66,6 +70,9 @@ def mint_access_token(
         claims["ins"] = principal.institution_code
     if principal.rate_limit is not None:
         claims["rlm"] = principal.rate_limit
+    if principal.staff_role is not None:
+        claims["stf"] = principal.staff_role
+        claims["opn"] = principal.staff_name
     return jwt.encode(
         claims,
         key.private,
@@ -119,4 +126,10 @@ def verify_access_token(ring: KeyRing, settings: Settings, token: str) -> Princi
         person_id=uuid.UUID(person) if isinstance(person, str) else None,
         institution_code=claims.get("ins") if isinstance(claims.get("ins"), str) else None,
         rate_limit=quota if isinstance(quota, int) and quota > 0 else None,
+        staff_role=_text(claims.get("stf")),
+        staff_name=_text(claims.get("opn")),
     )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

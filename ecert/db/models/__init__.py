@@ -34,6 +34,7 @@ from ecert.db.models.settlement import (
     ReversalKind,
     Settlement,
 )
+from ecert.db.models.staff import Staff, StaffRole
 from ecert.db.models.visits import CatalogueEntry, FeeLine, Visit, VisitStatus
 
 __all__ = [
@@ -71,6 +72,8 @@ __all__ = [
     "RevocationEntry",
     "Settlement",
     "SigningKey",
+    "Staff",
+    "StaffRole",
     "SuspensionKind",
     "UUIDBase",
     "UsedJti",

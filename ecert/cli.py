@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import click
 from cryptography.exceptions import InvalidTag
 
+from ecert.cli_counter import register as register_counter
+from ecert.cli_staff import register as register_staff
 from ecert.config import ConfigurationError, get_settings
 from ecert.runtime import Runtime, build_runtime
 from ecert.security.pii import PiiKeyMissing
@@ -1056,6 +1058,10 @@ def demo_assertion(person: int) -> None:
     if not path.exists():
         raise click.ClickException("run `ecert demo` first")
     click.echo(make_assertion(json.loads(path.read_text()), person, settings.issuer_url))
+
+
+register_counter(main, run_with_runtime)  # cards report|formal|…, ecerts, audit show
+register_staff(main, run_with_runtime)  # staff add|disable|enable|reset
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -3,10 +3,13 @@ on /scanner/, settle, and see the balance change on the person's page."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from tests.web.conftest import CHROMIUM_FLAGS, chromium
+
+DOCS = Path(__file__).parents[2] / "docs"
 
 
 def test_person_and_clinic_pages(server: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
@@ -25,6 +28,15 @@ def test_person_and_clinic_pages(server: tuple[str, dict[str, Any]], tmp_path: P
         assert first.startswith("EC1:/")
         expect(person.locator("#balance")).not_to_have_text("–")
         balance_before = person.inner_text("#balance")
+        # As an insured person reads it: names before codes, words for statuses, months.
+        expect(person.locator("#enrolments")).to_contain_text("职工基本医疗保险 310 · 正常参保")
+        expect(person.locator("#transactions")).to_contain_text("月度划入")
+        expect(person.locator("#transactions")).to_contain_text("年")
+        expect(person.locator("#chart")).to_contain_text("月")
+        expect(person.locator("#chart-note")).to_contain_text("划入个人账户")
+        expect(person.locator("#benefits")).to_contain_text("%")
+        expect(person.locator("#benefits")).to_contain_text("元")
+        expect(person.locator("#ecert-status")).to_have_text("正常")
         # The code rotates by itself before it expires (12 s codes refresh after 2 s here).
         expect(person.locator("#qr")).not_to_have_attribute("data-qr", first, timeout=15_000)
         person.screenshot(path=str(tmp_path / "app.png"), full_page=True)
@@ -49,4 +61,8 @@ def test_person_and_clinic_pages(server: tuple[str, dict[str, Any]], tmp_path: P
         person.evaluate("loadAccount()")
         expect(person.locator("#balance")).not_to_have_text(balance_before, timeout=10_000)
         assert float(person.inner_text("#balance")) < float(balance_before)
+        expect(person.locator("#transactions")).to_contain_text("结算支付")
+        if os.environ.get("ECERT_DOCS_SCREENSHOTS") == "1":  # docs/agency.md shows it
+            person.set_viewport_size({"width": 420, "height": 1600})
+            person.screenshot(path=str(DOCS / "agency-person-page.png"), full_page=True)
         browser.close()

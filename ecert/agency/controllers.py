@@ -10,6 +10,7 @@ from litestar.datastructures import Cookie
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from ecert.agency import schemas, services, staff
+from ecert.clock import utcnow
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import Conflict
 from ecert.security import staff as marks
@@ -52,7 +53,7 @@ class StaffSessionController(Controller):
         member, token = await staff.sign_in(
             db_session, runtime, data.login, data.password, data.totp
         )
-        until = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=staff.SESSION_S)
+        until = utcnow() + dt.timedelta(seconds=staff.SESSION_S)
         body = schemas.StaffView(member.login, member.name, member.role, until)
         return Response(body, cookies=[_cookie(request, token, staff.SESSION_S)])
 
@@ -63,7 +64,8 @@ class StaffSessionController(Controller):
         return schemas.StaffView(login, who.staff_name or login, who.staff_role or "agency")
 
     @delete("/", guards=[agency_guard], opt=EVERYONE, summary="Sign out (clears the cookie)")
-    async def sign_out(self, request: AnyRequest) -> Response[None]:
+    async def sign_out(self, request: AnyRequest, db_session: DbSession) -> Response[None]:
+        await record_audit(db_session, principal_of(request), None, "staff.sign_out", "ok")
         return Response(None, status_code=204, cookies=[_cookie(request, "", 0)])
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import pyotp
 from sqlalchemy import select
 
+from ecert.agency import staff
 from ecert.db.models import AuditEvent, StaffRole
 from ecert.runtime import Runtime
 from tests.agency.helpers import CSRF, PASSWORD, add_staff, sign_in
+from tests.conftest import AppFactory, open_client
 from tests.factories import holder
 from tests.helpers import Client, add_client, bearer, client_token
 
@@ -137,3 +139,25 @@ async def test_totp_is_required_when_set_and_disabled_staff_are_out(
     )
     assert signed.status_code == 200, signed.text
     assert (await client.get("/v1/agency/session")).json()["login"] == "zhou"
+
+
+async def test_sign_out_and_disable_end_the_session(make_app: AppFactory) -> None:
+    app = make_app(client_status_refresh_s=0)  # the disable is seen at the next request
+    runtime: Runtime = app.state.runtime
+    async with open_client(app) as client:
+        await add_staff(runtime, "wu", StaffRole.CLERK)
+        await sign_in(client, "wu")
+        out = await client.delete("/v1/agency/session", headers=CSRF)
+        assert out.status_code == 204
+        assert not client.cookies.get("ecert_staff")
+        assert (await client.get("/v1/agency/session")).status_code == 401
+
+        await sign_in(client, "wu")
+        assert (await client.get("/v1/agency/session")).status_code == 200
+        async with runtime.sessions.begin() as session:
+            await staff.set_active(session, "wu", False)
+        assert (await client.get("/v1/agency/session")).status_code == 401
+        refused = await client.post(
+            "/v1/agency/session", json={"login": "wu", "password": PASSWORD}
+        )
+        assert refused.status_code == 401

@@ -14,6 +14,7 @@ import pytest
 from ecert.cards import services as cards
 from ecert.clock import utcnow
 from ecert.demo import demo_person
+from ecert.identity import make_id_number
 from tests.web.conftest import CHROMIUM_FLAGS, chromium
 
 DOCS = Path(__file__).parents[2] / "docs"
@@ -82,4 +83,46 @@ def test_clerk_hotline_report_lapse_and_audit(
         assert status == 403
         page.locator("#keys-error").scroll_into_view_if_needed()
         page.screenshot(path=str(shots / "agency-keys-refused.png"))
+
+        # The day's reconciliation of the demo hospital (nothing settled yet today).
+        page.fill("#recon-code", "H37010200001")
+        page.click("#recon-button")
+        expect(page.locator("#recon")).to_contain_text("0 笔", timeout=10_000)
+        browser.close()
+
+
+def test_operator_imports_with_progress_and_rejects(
+    server: tuple[str, dict[str, Any]], tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, credentials = server
+    operator = credentials["staff"]["operator"]
+    good = make_id_number("370102", dt.date(1990, 3, 4), 321)
+    upload = tmp_path / "persons.csv"
+    upload.write_text(
+        f"id_number,name,area,category\n{good},周十,370102,employee\n12345,坏行,370102,employee\n",
+        encoding="utf-8",
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
+        page = browser.new_page(viewport={"width": 1366, "height": 768})
+        page.goto(f"{base}/agency/")
+        page.fill("#login", operator["login"])
+        page.fill("#password", operator["password"])
+        page.click("#signin-button")
+        expect(page.locator("#who")).to_contain_text("系统管理员", timeout=10_000)
+        page.select_option("#import-kind", "persons")
+        page.set_input_files("#import-file", str(upload))
+        page.click("#import-button")
+        expect(page.locator("#import-result")).to_contain_text(
+            "成功 1 行，拒绝 1 行", timeout=10_000
+        )
+        expect(page.locator("#import-rejects")).to_contain_text("第 3 行")
+        assert page.get_attribute("#import-progress", "value") == "100"
+        # The operator is not at the counter: the person search is refused.
+        page.fill("#id-number", good)
+        page.click("#search-button")
+        expect(page.locator("#search-error")).to_contain_text("403")
+        page.screenshot(path=str(_shots(tmp_path) / "agency-import.png"))
         browser.close()

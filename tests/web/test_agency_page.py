@@ -25,6 +25,16 @@ def _shots(tmp_path: Path) -> Path:
     return DOCS if os.environ.get("ECERT_DOCS_SCREENSHOTS") == "1" else tmp_path
 
 
+def _console(browser: Any, base: str, member: dict[str, str]) -> Any:
+    """A 1366×768 counter screen signed in as ``member``."""
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{base}/agency/")
+    page.fill("#login", member["login"])
+    page.fill("#password", member["password"])
+    page.click("#signin-button")
+    return page
+
+
 def test_clerk_hotline_report_lapse_and_audit(
     server: tuple[str, dict[str, Any]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -36,11 +46,7 @@ def test_clerk_hotline_report_lapse_and_audit(
     shots = _shots(tmp_path)
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
-        page.goto(f"{base}/agency/")
-        page.fill("#login", clerk["login"])
-        page.fill("#password", clerk["password"])
-        page.click("#signin-button")
+        page = _console(browser, base, clerk)
         expect(page.locator("#console")).to_be_visible(timeout=10_000)
         expect(page.locator("#who")).to_contain_text("柜员")
 
@@ -106,11 +112,7 @@ def test_operator_imports_with_progress_and_rejects(
     )
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
-        page = browser.new_page(viewport={"width": 1366, "height": 768})
-        page.goto(f"{base}/agency/")
-        page.fill("#login", operator["login"])
-        page.fill("#password", operator["password"])
-        page.click("#signin-button")
+        page = _console(browser, base, operator)
         expect(page.locator("#who")).to_contain_text("系统管理员", timeout=10_000)
         page.select_option("#import-kind", "persons")
         page.set_input_files("#import-file", str(upload))

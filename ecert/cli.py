@@ -1024,7 +1024,11 @@ def demo(host: str, port: int, people: int, start: bool) -> None:
         path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False))
         path.chmod(0o600)
     elif path.exists():  # clients were registered by an earlier run; their secrets are in the file
+        staff = credentials.get("staff")
         credentials = json.loads(path.read_text())
+        if staff:  # staff accounts added to a demo made before they existed
+            credentials["staff"] = staff
+            path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False))
     print_guide(credentials, f"http://{host}:{port}", path)
     if start:
         sys.stdout.flush()

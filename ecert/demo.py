@@ -23,7 +23,7 @@ from ecert.agency import staff as staff_accounts
 from ecert.cards import services as cards
 from ecert.clock import business_date
 from ecert.data import illustrative_catalogue, illustrative_policies
-from ecert.db.models import Card, Client, Person, StaffRole
+from ecert.db.models import Card, Client, Person, Staff, StaffRole
 from ecert.identity import make_id_number
 from ecert.imports.readers import Row
 from ecert.imports.schemas import Reject
@@ -168,7 +168,10 @@ async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
             await cards.issue(session, person, "demo")
         registered = (await session.scalars(select(Client).where(Client.name.like("Demo %")))).all()
         if registered:
-            return {"seed": SEED, "people": people, "clients": None}
+            # A demo made before staff accounts existed gets them now (docs/agency.md).
+            has_staff = await session.scalar(select(Staff.id).limit(1)) is not None
+            staff = None if has_staff else await _demo_staff(session, runtime)
+            return {"seed": SEED, "people": people, "clients": None, "staff": staff}
         clients: dict[str, dict[str, str | None]] = {}
         specs: list[dict[str, Any]] = [
             {"key": "channel", "kind": "channel", "name": "Demo channel app"},

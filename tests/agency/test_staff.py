@@ -11,7 +11,7 @@ from ecert.runtime import Runtime
 from tests.agency.helpers import CSRF, PASSWORD, add_staff, sign_in
 from tests.conftest import AppFactory, open_client
 from tests.factories import holder
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.helpers import Client, add_client, add_person, bearer, client_token
 
 
 async def test_clerk_takes_a_hotline_report_and_the_audit_names_them(
@@ -161,3 +161,40 @@ async def test_sign_out_and_disable_end_the_session(make_app: AppFactory) -> Non
             "/v1/agency/session", json={"login": "wu", "password": PASSWORD}
         )
         assert refused.status_code == 401
+
+
+async def test_family_links_and_a_suspension_show_in_the_file(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime, name="钱十一")
+    _, child = await add_person(runtime, name="钱小宝", category="resident")
+    await add_staff(runtime, "he", StaffRole.CLERK, name="何柜员")
+    await sign_in(client, "he")
+    consent = await client.post(
+        "/v1/agency/family/consents",
+        json={
+            "holder_id_number": person.id_number,
+            "relative_id_number": child,
+            "relation": "child",
+        },
+        headers=CSRF,
+    )
+    assert consent.status_code == 200, consent.text
+    found = await client.post(
+        "/v1/agency/persons/search", json={"id_number": person.id_number}, headers=CSRF
+    )
+    person_no = found.json()["person_no"]
+    suspended = await client.post(
+        "/v1/agency/ecerts/suspend",
+        json={"person_no": person_no, "reason": "电话申请"},
+        headers=CSRF,
+    )
+    assert suspended.json() == {"affected": 1, "status": "suspended"}
+    body = (await client.get(f"/v1/agency/persons/{person_no}")).json()
+    assert body["ecerts"][0]["status"] == "suspended"
+    assert body["suspensions"][0]["reason"] == "电话申请"
+    assert body["suspensions"][0]["imposed_by"] == "staff:he"
+    [link] = body["family"]
+    assert (link["side"], link["relation"], link["status"]) == ("holder", "child", "active")
+    assert link["other"]["name"] == "钱**"
+    assert child not in str(body)

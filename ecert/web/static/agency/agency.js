@@ -4,6 +4,15 @@
 const CSRF = { "X-ECert-CSRF": "1" };
 const $ = (id) => document.getElementById(id);
 let personNo = null;
+// What an audit row's action means, for the person at the counter asking who looked at them.
+const ACTIONS = {
+  "card.issue": "发卡", "card.report": "电话挂失", "card.formal_report": "正式挂失", "card.cancel_report": "解挂",
+  "card.replace": "补换卡", "card.errata": "信息更正", "card.read": "查看社保卡", "card.check": "终端验卡",
+  "ecert.suspend": "暂停凭证", "ecert.resume": "恢复凭证", "agency.person.find": "按身份证号查询",
+  "agency.person.read": "查看档案", "agency.audit.read": "查看审计记录", "lookup.enrolment": "查看参保",
+  "lookup.contributions": "查看缴费", "lookup.account": "查看余额", "lookup.transactions": "查看账户流水",
+  "lookup.benefits": "查看待遇", "family.consent": "亲情账户授权", "family.revoke": "解除亲情账户",
+};
 
 const api = (method, path, body) => ecert.call(method, path, body, CSRF);
 const when = (iso) => (iso ? new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false }) : "—");
@@ -85,7 +94,7 @@ async function loadAudit() {
     const trail = await api("GET", `/v1/agency/persons/${personNo}/audit`);
     $("audit-verdict").innerHTML = trail.intact ? '<span class="ok">审计链校验通过 · chain intact</span>' : '<span class="bad">审计链校验失败 · chain broken</span>';
     $("audit-rows").innerHTML = trail.rows.slice(0, 40).map((r) =>
-      `<tr><td>${when(r.at)}</td><td>${ecert.esc(r.opter_name ? `${r.opter_name}（${r.actor.replace("staff:", "")}）` : r.actor)}</td><td>${ecert.esc(r.action)}</td><td>${ecert.esc(r.outcome)}</td><td>${r.intact ? "✔" : "✘"}</td></tr>`).join("");
+      `<tr><td>${when(r.at)}</td><td title="${ecert.esc(r.actor)}">${ecert.esc(r.opter_name || r.actor)}</td><td>${ecert.esc(ACTIONS[r.action] ? `${ACTIONS[r.action]} ${r.action}` : r.action)}</td><td>${ecert.esc(r.outcome)}</td><td>${r.intact ? "✔" : "✘"}</td></tr>`).join("");
   } catch (error) { $("audit-verdict").textContent = `${refused(error)}${error.message}`; }
 }
 async function cardAction(path, extra) {

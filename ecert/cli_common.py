@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.agency.repositories import staff_by_login
 from ecert.db.models import Person, StaffRole
 from ecert.errors import EcertError, NotFound
 from ecert.persons import find_by_ref
@@ -67,6 +66,8 @@ async def operator(
     the command (``cli:<os user>``), as the console's routes would admit them."""
     if staff_login is None:
         return Principal(f"cli:{os_login()}"[:64], "agency")
+    from ecert.agency.repositories import staff_by_login
+
     member = await staff_by_login(session, staff_login)
     if member is None or not member.active:
         raise click.ClickException(f"no active member of staff has the login {staff_login!r}")

@@ -10,11 +10,11 @@ import click
 import msgspec
 
 from ecert import cli_common as common
-from ecert.agency import services as agency
-from ecert.cards import services as cards
-from ecert.issuance import suspensions
 from ecert.runtime import Runtime
 from ecert.security import staff as marks
+
+# The domains are imported inside each command, as in ecert/cli.py: `ecert --help` and the
+# offline `ecert verify` stay quick to start.
 
 
 def _echo(value: Any) -> None:
@@ -29,6 +29,8 @@ def _card_command(name: str, action: str, example: str) -> click.Command:
         number = None if person_no else common.read_id_number(id_file)
 
         async def work(runtime: Runtime) -> Any:
+            from ecert.cards import services as cards
+
             async with runtime.sessions.begin() as session:
                 who = await common.operator(session, staff_login)
                 person = await common.person(session, runtime, number, person_no)
@@ -65,6 +67,8 @@ def cards_replace(
     number = None if person_no else common.read_id_number(id_file)
 
     async def work(runtime: Runtime) -> Any:
+        from ecert.cards import services as cards
+
         async with runtime.sessions.begin() as session:
             who = await common.operator(session, staff_login)
             person = await common.person(session, runtime, number, person_no)
@@ -99,6 +103,8 @@ def cards_errata(
     new_number = new_id_file.read_text(encoding="utf-8").strip() if new_id_file else None
 
     async def work(runtime: Runtime) -> Any:
+        from ecert.cards import services as cards
+
         async with runtime.sessions.begin() as session:
             who = await common.operator(session, staff_login, marks.SUPERVISOR)
             person = await common.person(session, runtime, number, person_no)
@@ -134,6 +140,8 @@ def _ecert_command(lift: bool) -> click.Command:
         number = None if person_no else common.read_id_number(id_file)
 
         async def work(runtime: Runtime) -> int:
+            from ecert.issuance import suspensions
+
             async with runtime.sessions.begin() as session:
                 who = await common.operator(session, staff_login)
                 person = await common.person(session, runtime, number, person_no)
@@ -161,6 +169,8 @@ def audit_show(person_no: str | None, id_file: Path | None, staff_login: str | N
     number = None if person_no else common.read_id_number(id_file)
 
     async def work(runtime: Runtime) -> Any:
+        from ecert.agency import services as agency
+
         async with runtime.sessions.begin() as session:
             who = await common.operator(session, staff_login)
             person = await common.person(session, runtime, number, person_no)

@@ -7,7 +7,6 @@ import sys
 import click
 
 from ecert import cli_common as common
-from ecert.agency import staff as accounts
 from ecert.db.models import StaffRole
 from ecert.runtime import Runtime
 
@@ -44,6 +43,8 @@ def staff_add(login: str, name: str, role: str, totp: bool) -> None:
         raise click.BadParameter("use at least 10 characters", param_hint="password")
 
     async def work(runtime: Runtime) -> str | None:
+        from ecert.agency import staff as accounts
+
         async with runtime.sessions.begin() as session:
             return await accounts.add(
                 session, runtime, login, name, StaffRole(role), password, totp=totp
@@ -66,6 +67,8 @@ def _toggle(active: bool) -> click.Command:
     @click.argument("login")
     def command(login: str) -> None:
         async def work(runtime: Runtime) -> None:
+            from ecert.agency import staff as accounts
+
             async with runtime.sessions.begin() as session:
                 await accounts.set_active(session, login, active)
 
@@ -89,6 +92,8 @@ def staff_reset(login: str) -> None:
         raise click.BadParameter("use at least 10 characters", param_hint="password")
 
     async def work(runtime: Runtime) -> None:
+        from ecert.agency import staff as accounts
+
         async with runtime.sessions.begin() as session:
             await accounts.reset(session, login, password)
 

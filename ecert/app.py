@@ -21,6 +21,13 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.prometheus import PrometheusConfig
 
 from ecert import __version__
+from ecert.agency.controllers import (
+    AgencyKeysController,
+    AgencyPersonController,
+    AgencyReconciliationController,
+    StaffSessionController,
+)
+from ecert.agency.lookups import AgencyLookupController
 from ecert.apischema.document import render_plugins
 from ecert.apischema.operation_ids import operation_id
 from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
@@ -71,7 +78,7 @@ PUBLIC_PATHS = [
     "^/.well-known/",
     "^/fhir/metadata$",
     "^/v1/revocations$",
-    "^/(app|scanner|web)(/|$)",
+    "^/(app|scanner|agency|web)(/|$)",
 ]
 
 
@@ -105,6 +112,11 @@ def route_handlers(settings: Settings) -> list[Any]:
         FhirController,
         ClearingController,
         FederationController,
+        StaffSessionController,
+        AgencyPersonController,
+        AgencyLookupController,
+        AgencyKeysController,
+        AgencyReconciliationController,
     ]
 
 

@@ -16,6 +16,8 @@ from typing import Any, TypeVar
 import click
 from cryptography.exceptions import InvalidTag
 
+from ecert.cli_counter import register as register_counter
+from ecert.cli_staff import register as register_staff
 from ecert.config import ConfigurationError, get_settings
 from ecert.runtime import Runtime, build_runtime
 from ecert.security.pii import PiiKeyMissing
@@ -560,22 +562,10 @@ def keys_list() -> None:
 )
 def keys_rotate(purpose: str) -> None:
     """Promote the published next key to active; the old one retires once its tokens expire."""
-    from ecert.security import keys
+    from ecert.agency.services import rotate_keys
 
     async def work(runtime: Runtime) -> str | None:
-        settings = runtime.settings
-        ttl = settings.access_token_ttl_s if purpose == "access" else settings.qr_ttl_s
-        async with runtime.sessions.begin() as session:
-            await keys.ensure_active_keys(session, runtime.cipher)
-            kid = await keys.rotate(
-                session,
-                runtime.cipher,
-                purpose,
-                overlap_s=ttl + settings.leeway_s + settings.key_refresh_s,
-            )
-        async with runtime.sessions() as session:
-            await keys.publish_version(session, runtime.store, attempts=3)
-        return kid
+        return await rotate_keys(runtime, purpose)
 
     kid = run_with_runtime(work)
     if kid is None:
@@ -1085,7 +1075,11 @@ def demo(host: str, port: int, people: int, start: bool) -> None:
         path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False))
         path.chmod(0o600)
     elif path.exists():  # clients were registered by an earlier run; their secrets are in the file
+        staff = credentials.get("staff")
         credentials = json.loads(path.read_text())
+        if staff:  # staff accounts added to a demo made before they existed
+            credentials["staff"] = staff
+            path.write_text(json.dumps(credentials, indent=2, ensure_ascii=False))
     print_guide(credentials, f"http://{host}:{port}", path)
     if start:
         sys.stdout.flush()
@@ -1136,6 +1130,10 @@ def errors_doc(output: Path | None) -> None:
         click.echo(render_markdown(), nl=False)
     else:
         output.write_text(render_markdown(), encoding="utf-8")
+
+
+register_counter(main, run_with_runtime)  # cards report|formal|…, ecerts, audit show
+register_staff(main, run_with_runtime)  # staff add|disable|enable|reset
 
 
 if __name__ == "__main__":  # pragma: no cover

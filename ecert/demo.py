@@ -17,11 +17,13 @@ import jwt
 from rich.console import Console
 from rich.progress import Progress
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert.agency import staff as staff_accounts
 from ecert.cards import services as cards
 from ecert.clock import business_date
 from ecert.data import illustrative_catalogue, illustrative_policies
-from ecert.db.models import Card, Client, Person
+from ecert.db.models import Card, Client, Person, Staff, StaffRole
 from ecert.identity import make_id_number
 from ecert.imports.readers import Row
 from ecert.imports.schemas import Reject
@@ -168,7 +170,10 @@ async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
             await cards.issue(session, person, "demo")
         registered = (await session.scalars(select(Client).where(Client.name.like("Demo %")))).all()
         if registered:
-            return {"seed": SEED, "people": people, "clients": None}
+            # A demo made before staff accounts existed gets them now (docs/agency.md).
+            has_staff = await session.scalar(select(Staff.id).limit(1)) is not None
+            staff = None if has_staff else await _demo_staff(session, runtime)
+            return {"seed": SEED, "people": people, "clients": None, "staff": staff}
         clients: dict[str, dict[str, str | None]] = {}
         specs: list[dict[str, Any]] = [
             {"key": "channel", "kind": "channel", "name": DEMO_CHANNEL},
@@ -194,7 +199,22 @@ async def seed_demo(runtime: Runtime, *, people: int) -> dict[str, Any]:
             key = spec.pop("key")
             client, secret = await register_client(session, cipher=runtime.cipher, **spec)
             clients[key] = {"client_id": client.client_id, "client_secret": secret}
-    return {"seed": SEED, "people": people, "clients": clients}
+        staff = await _demo_staff(session, runtime)
+    return {"seed": SEED, "people": people, "clients": clients, "staff": staff}
+
+
+async def _demo_staff(session: AsyncSession, runtime: Runtime) -> dict[str, dict[str, str]]:
+    """One member of staff per role for the /agency/ console, with random passwords."""
+    made: dict[str, dict[str, str]] = {}
+    for role, name in (
+        (StaffRole.CLERK, "演示柜员"),
+        (StaffRole.SUPERVISOR, "演示主管"),
+        (StaffRole.OPERATOR, "演示运维"),
+    ):
+        login, password = f"demo-{role.value}", secrets.token_urlsafe(12)
+        await staff_accounts.add(session, runtime, login, name, role, password, totp=False)
+        made[role.value] = {"login": login, "password": password}
+    return made
 
 
 def make_assertion(credentials: dict[str, Any], index: int, issuer_url: str) -> str:
@@ -230,6 +250,7 @@ def print_guide(credentials: dict[str, Any], base: str, path: Path) -> None:
 API reference (browse it): {base}/schema      Health: {base}/healthz   Metrics: {base}/metrics
 Insured person's page: {base}/app/    Clinic scanner page: {base}/scanner/
   (sign the scanner in with the hospital's client id and secret shown below)
+Agency counter: {base}/agency/  (staff logins and passwords: "staff" in {path})
 
 Try the whole flow from a second terminal (in this folder):
   BASE={base}

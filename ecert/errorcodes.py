@@ -456,6 +456,25 @@ CODES: Mapping[str, ErrorCode] = _index(
             "The visit has no line with this line_no",
             "The line number to delete is not on the visit.",
         ),
+        # The agency's counter (docs/agency.md).
+        _c(
+            "staff_sign_in_failed",
+            401,
+            "Sign-in failed",
+            "The login, password or TOTP code is wrong (which one is not said).",
+        ),
+        _c(
+            "staff_locked",
+            403,
+            "This login is locked",
+            "Too many failed sign-ins: wait 15 minutes or ask for `ecert staff reset`.",
+        ),
+        _c(
+            "staff_exists",
+            409,
+            "This login is taken",
+            "`ecert staff add` was given a login that already exists.",
+        ),
         # Provinces (docs/federation.md).
         _c(
             "province_not_trusted",

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import Person, utcnow
 from ecert.db.upsert import bulk_upsert
+from ecert.errors import ValidationFailed
 from ecert.identity import IdNumber, normalise_name, parse_id_number
 from ecert.security.pii import PiiCipher
 from ecert.security.piimaint import Batch
@@ -93,6 +94,21 @@ async def find_person_ids(
         select(Person.id_hash, Person.id).where(Person.id_hash.in_(list(by_hash)))
     )
     return {by_hash[h]: pid for h, pid in found.all()}
+
+
+async def find_by_ref(
+    session: AsyncSession, cipher: PiiCipher, id_number: str | None, person_no: str | None
+) -> Person | None:
+    """The person an agency request names: by ID number (body, prompt or file, never a URL) or
+    by the opaque person number the console and the CLI may use instead."""
+    if person_no is not None:
+        found: Person | None = await session.scalar(
+            select(Person).where(Person.person_no == person_no)
+        )
+        return found
+    if id_number is None:
+        raise ValidationFailed("name the person by id_number or person_no")
+    return await find_person(session, cipher, parse_id_number(id_number))
 
 
 async def upsert_person(

@@ -174,8 +174,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
     }
 
 
-async def run_cli(settings: Settings, *args: str) -> str:
-    """Run ``ecert ARGS`` as an operator would: another process, its own runtime and store."""
+async def run_cli(settings: Settings, *args: str, stdin: str = "", ok: bool = True) -> str:
+    """Run ``ecert ARGS`` as an operator would: another process, its own runtime and store.
+
+    ``stdin`` is what the operator types or pipes (ID numbers, passwords); with ``ok=False`` the
+    command must fail, and its error output is returned."""
     env = {**os.environ, **settings_env(settings)}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -183,12 +186,13 @@ async def run_cli(settings: Settings, *args: str) -> str:
         "ecert.cli",
         *args,
         env=env,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    out, err = await process.communicate(stdin.encode())
+    assert (process.returncode == 0) is ok, (out + err).decode()
+    return (out if ok else err).decode()
 
 
 def metric(text: str, name: str, **labels: str) -> float:

@@ -30,7 +30,9 @@ RULES: list[tuple[str, frozenset[str]]] = [
     (r"^/v1/revocations$", frozenset({PUBLIC})),
     (r"^/(healthz|readyz|metrics)$", frozenset({PUBLIC})),
     (r"^/schema", frozenset({PUBLIC})),
-    (r"^/(app|scanner|web)(/|$)", frozenset({PUBLIC})),
+    (r"^/(app|scanner|agency|web)(/|$)", frozenset({PUBLIC})),
+    # Staff sign-in (its GET and DELETE need a staff session: tests/agency/test_staff.py).
+    (r"^/v1/agency/session$", frozenset({PUBLIC})),
     (r"^/v1/demo/", frozenset({PUBLIC})),  # mounted only by `ecert demo`
     (r"^/v1/me(/|$)", frozenset({"person"})),
     (r"^/v1/(verify|settlements|reconciliation|visits)", frozenset({"hospital", "pharmacy"})),

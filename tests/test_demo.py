@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from ecert.db.models import Account, Card, Client, Contribution, LedgerEntry, Person, PolicyRow
+from ecert.db.models import (
+    Account,
+    Card,
+    Client,
+    Contribution,
+    LedgerEntry,
+    Person,
+    PolicyRow,
+    Staff,
+)
 from ecert.demo import seed_demo
 from ecert.runtime import Runtime
 
@@ -30,6 +39,17 @@ async def test_demo_seed_is_idempotent(runtime: Runtime) -> None:
     assert before["Contribution"] > 0
     assert before["balance"] > 0
     assert before["PolicyRow"] == 8
+    assert set(first["staff"]) == {"clerk", "supervisor", "operator"}
     second = await seed_demo(runtime, people=20)
     assert second["clients"] is None  # secrets are shown once; the first run's file keeps them
+    assert second["staff"] is None
     assert await _counts(runtime) == before
+
+
+async def test_demo_made_before_staff_accounts_gets_them(runtime: Runtime) -> None:
+    await seed_demo(runtime, people=2)
+    async with runtime.sessions.begin() as session:
+        await session.execute(delete(Staff))
+    again = await seed_demo(runtime, people=2)
+    assert again["clients"] is None
+    assert set(again["staff"]) == {"clerk", "supervisor", "operator"}

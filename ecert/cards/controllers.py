@@ -8,6 +8,7 @@ from litestar.params import JSONBody
 from ecert.cards import schemas, services
 from ecert.db.models import CardStatus
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.security import staff
 from ecert.security.audit import record_audit
 from ecert.security.auth import agency_guard, institution_guard, person_guard, principal_of
 
@@ -71,7 +72,7 @@ class AgencyCardController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.CardView:
-        person = await services.person_by_number(db_session, runtime, data.id_number)
+        person = await services.named(db_session, runtime, data)
         card = await services.issue_first(db_session, principal_of(request), person)
         return await services.view(db_session, card)
 
@@ -83,7 +84,7 @@ class AgencyCardController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.CardView:
-        person = await services.person_by_number(db_session, runtime, data.id_number)
+        person = await services.named(db_session, runtime, data)
         card = await services.report_provisional(db_session, runtime, principal_of(request), person)
         return await services.view(db_session, card)
 
@@ -95,7 +96,7 @@ class AgencyCardController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.CardView:
-        person = await services.person_by_number(db_session, runtime, data.id_number)
+        person = await services.named(db_session, runtime, data)
         card = await services.report_formal(db_session, principal_of(request), person)
         return await services.view(db_session, card)
 
@@ -107,7 +108,7 @@ class AgencyCardController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.CardView:
-        person = await services.person_by_number(db_session, runtime, data.id_number)
+        person = await services.named(db_session, runtime, data)
         card = await services.cancel_report(db_session, principal_of(request), person)
         return await services.view(db_session, card)
 
@@ -119,11 +120,16 @@ class AgencyCardController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.CardView:
-        person = await services.person_by_number(db_session, runtime, data.id_number)
+        person = await services.named(db_session, runtime, data)
         card = await services.replace(db_session, principal_of(request), person, data.reason)
         return await services.view(db_session, card)
 
-    @post("/errata", status_code=200, summary="Correct the name or ID number")
+    @post(
+        "/errata",
+        status_code=200,
+        summary="Correct the name or ID number",
+        opt=staff.roles_opt(staff.SUPERVISOR),
+    )
     async def errata(
         self,
         request: AnyRequest,
@@ -131,7 +137,7 @@ class AgencyCardController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.CardView:
-        person = await services.person_by_number(db_session, runtime, data.id_number)
+        person = await services.named(db_session, runtime, data)
         card = await services.errata(
             db_session,
             runtime,

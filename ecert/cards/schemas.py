@@ -10,6 +10,8 @@ import msgspec
 from ecert.db import models
 
 IdText = Annotated[str, msgspec.Meta(max_length=40)]
+#: The opaque person number (the console and the CLI may name the person by it instead).
+PersonNo = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{1,20}$")]
 
 
 class CardEventView(msgspec.Struct, kw_only=True):
@@ -49,17 +51,20 @@ class CardStatus(msgspec.Struct, kw_only=True):
 
 
 class AgencyCardAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """The agency names the person by ID number in the body, never in a URL."""
+    """The agency names the person by ID number in the body, never in a URL (or by number)."""
 
-    id_number: IdText
+    id_number: IdText | None = None
+    person_no: PersonNo | None = None
 
 
 class Replacement(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    id_number: IdText
     reason: Literal["lost", "damaged"]
+    id_number: IdText | None = None
+    person_no: PersonNo | None = None
 
 
 class Errata(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    id_number: IdText
+    id_number: IdText | None = None
+    person_no: PersonNo | None = None
     name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
     new_id_number: IdText | None = None

@@ -20,7 +20,7 @@ from ecert.config import Settings
 from ecert.db.models import Card, CardEvent, CardStatus, Person, utcnow
 from ecert.errors import Conflict, NotFound, ValidationFailed
 from ecert.identity import parse_id_number
-from ecert.persons import find_person, get_person, rename, renumber
+from ecert.persons import find_by_ref, find_person, get_person, rename, renumber
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -262,8 +262,19 @@ async def me(session: AsyncSession, principal: Principal) -> Person:
     return person
 
 
-async def person_by_number(session: AsyncSession, runtime: Runtime, id_number: str) -> Person:
-    person = await find_person(session, runtime.cipher, parse_id_number(id_number))
+async def person_by_number(
+    session: AsyncSession, runtime: Runtime, id_number: str | None, person_no: str | None = None
+) -> Person:
+    person = await find_by_ref(session, runtime.cipher, id_number, person_no)
     if person is None:
-        raise NotFound("no insured person has this ID number")
+        raise NotFound("no insured person has this ID number or person number")
     return person
+
+
+async def named(
+    session: AsyncSession,
+    runtime: Runtime,
+    data: schemas.AgencyCardAction | schemas.Replacement | schemas.Errata,
+) -> Person:
+    """The person an agency card request names (ID number or person number)."""
+    return await person_by_number(session, runtime, data.id_number, data.person_no)

@@ -13,6 +13,7 @@ from ecert.errors import ValidationFailed
 from ecert.imports.readers import rows
 from ecert.imports.schemas import ImportReport, Reject
 from ecert.imports.services import run_import
+from ecert.security import staff
 from ecert.security.audit import record_audit
 from ecert.security.auth import agency_guard, principal_of
 
@@ -25,6 +26,8 @@ class ImportController(Controller):
     path = "/v1/agency/imports"
     tags = ["Agency"]
     guards = [agency_guard]
+    #: Among staff, imports are the key and import operators' work, not the counter's.
+    opt = staff.roles_opt(staff.OPERATOR)
 
     @post(
         "/{kind:str}",

@@ -13,9 +13,8 @@ from ecert.db.models import ECert as ECertRow
 from ecert.db.models import ECertStatus
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import InvalidIdNumber
-from ecert.identity import parse_id_number
 from ecert.issuance import feed, schemas, services, suspensions
-from ecert.persons import find_person
+from ecert.persons import find_by_ref
 from ecert.security.auth import agency_guard, person_guard, principal_of
 from ecert.security.ratelimit import RateLimiter
 
@@ -148,9 +147,9 @@ class AgencyECertController(Controller):
         *,
         lift: bool,
     ) -> schemas.SuspendResult:
-        person = await find_person(db_session, runtime.cipher, parse_id_number(data.id_number))
+        person = await find_by_ref(db_session, runtime.cipher, data.id_number, data.person_no)
         if person is None:
-            raise InvalidIdNumber("no insured person has this ID number")
+            raise InvalidIdNumber("no insured person has this ID number or person number")
         principal = principal_of(request)
         if lift:
             count = await suspensions.resume(db_session, principal, person.id)

@@ -56,7 +56,9 @@ class SuspendRequest(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class AgencyPersonAction(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The agency names the person by ID number in the body, never in a URL."""
 
-    id_number: Annotated[str, msgspec.Meta(max_length=40)]
+    id_number: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    #: The opaque person number, instead of the ID number (console, CLI).
+    person_no: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9]{1,20}$")] | None = None
     reason: Annotated[str, msgspec.Meta(max_length=200)] = "hotline"
 
 

@@ -52,6 +52,9 @@ class Transaction(msgspec.Struct, kw_only=True):
     memo: str | None
     #: Kind ``family``: the relative whose bill this account paid (or got back), masked.
     relative: FamilyParty | None = None
+    #: The month the movement belongs to (YYYYMM): a credit's contribution month, otherwise
+    #: the Asia/Shanghai month it happened in.
+    month: str | None = None
 
 
 class MutualAidSource(msgspec.Struct, kw_only=True):

@@ -166,10 +166,19 @@ async def transactions(
             settlement_id=str(r.settlement_id) if r.settlement_id else None,
             memo=r.memo,
             relative=relatives.get(r.settlement_id) if r.settlement_id else None,
+            month=_month(r),
         )
         for r in rows
     ]
     return schemas.TransactionPage(items=items, limit=limit, offset=offset, total=total or 0)
+
+
+def _month(entry: LedgerEntry) -> str:
+    """A monthly credit belongs to its contribution month (memo ``contribution YYYYMM``)."""
+    memo = entry.memo or ""
+    if entry.kind == "credit" and memo.startswith("contribution ") and memo[-6:].isdigit():
+        return memo[-6:]
+    return entry.at.astimezone(BUSINESS_TZ).strftime("%Y%m")
 
 
 async def benefits(session: AsyncSession, principal: Principal) -> schemas.BenefitsView:

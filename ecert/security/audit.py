@@ -20,6 +20,7 @@ from litestar.background_tasks import BackgroundTask
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import AuditEvent
+from ecert.security import staff
 from ecert.security.auditchain import defer
 from ecert.security.tokens import Principal
 
@@ -78,6 +79,8 @@ async def record_audit(
 ) -> None:
     """Add an audit row to the request's transaction: it is written at the commit, last, and
     only if the transaction commits (``ecert.security.auditchain``)."""
+    if principal.staff_role is not None:
+        detail = {**(detail or {}), **staff.opter(principal.client_id, principal.staff_name)}
     defer(
         session.sync_session,
         AuditEvent(**audit_values(principal, person_id, action, outcome, detail)),
@@ -114,8 +117,11 @@ def refusal_audit(request: Request[Any, Any, Any], status: int, code: str) -> Ba
     if noted is not None and noted.request_id != request_id:
         noted = None
     user = request.scope.get("user")
+    extra: dict[str, Any] = {}
     if isinstance(user, Principal):
         actor, kind, person_id = user.client_id, user.kind, user.person_id
+        if user.staff_role is not None:
+            extra = staff.opter(user.client_id, user.staff_name)
     elif noted is not None and noted.actor is not None:
         actor, kind, person_id = noted.actor, noted.actor_kind or "client", None
     else:
@@ -130,9 +136,9 @@ def refusal_audit(request: Request[Any, Any, Any], status: int, code: str) -> Ba
         "action": f"{request.method} {route}"[:64],
         "outcome": code[:32],
         "request_id": request_id,
-        "detail": {"status": status}
+        "detail": {"status": status, **extra}
         if noted is None or noted.reason is None
-        else {"status": status, "reason": noted.reason},
+        else {"status": status, "reason": noted.reason, **extra},
     }
     return BackgroundTask(_write, request.app.state.runtime, row)
 

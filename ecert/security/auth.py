@@ -13,6 +13,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from ecert.errors import Forbidden, Unauthorized
 from ecert.oauth.status import ClientStatus
 from ecert.runtime import Runtime
+from ecert.security import staff
 from ecert.security.province import ON_BEHALF_HEADER, acting_for
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid
 
@@ -48,10 +49,14 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
 
 
 async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
-    """The principal of ``Authorization: Bearer <jwt>`` (also for routes that accept others)."""
+    """The principal of ``Authorization: Bearer <jwt>``, or of a staff session's cookie (the
+    agency console); also for routes that accept other credentials."""
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    from_cookie = not header and staff.COOKIE in connection.cookies
+    if from_cookie:
+        token = _cookie_token(connection)
+    elif scheme.lower() != "bearer" or not token:
         raise Unauthorized("send an access token as 'Authorization: Bearer …'")
     runtime: Runtime = connection.app.state.runtime
     kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
@@ -59,12 +64,23 @@ async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ig
     if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
         await runtime.refresh_keys()
     principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
+    if from_cookie and principal.staff_role is None:
+        raise Unauthorized("only a staff session travels in a cookie")
     status: ClientStatus = connection.app.state.client_status
     if not await status.is_active(principal.client_id):
         raise Unauthorized("this client is disabled")
     if principal.kind == "province":
         principal = acting_for(principal, connection.headers.get(ON_BEHALF_HEADER))
     return principal
+
+
+def _cookie_token(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
+    """The staff session cookie; a state-changing request must also prove it is same-site."""
+    if connection.scope.get("method") not in ("GET", "HEAD") and not connection.headers.get(
+        staff.CSRF_HEADER
+    ):
+        raise Forbidden(f"a staff session must send the {staff.CSRF_HEADER} header")
+    return connection.cookies[staff.COOKIE]
 
 
 def principal_of(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
@@ -78,10 +94,14 @@ def require(*kinds: str, person: bool = False, scope: str | None = None) -> Guar
     """A guard admitting only the given client kinds (and a person-scoped token if asked)."""
 
     # Async on purpose: Litestar runs a plain-function guard in a worker thread on every request.
-    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+    async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
         principal = principal_of(connection)
         if principal.kind not in kinds:
             raise Forbidden(f"this route is for {' or '.join(kinds)} clients")
+        if principal.staff_role is not None and principal.staff_role not in staff.admitted(
+            handler.opt
+        ):
+            raise Forbidden(f"a {principal.staff_role} may not do this")
         if person and principal.person_id is None:
             raise Forbidden("this route needs a person-scoped token (JWT-bearer grant)")
         if not person and principal.person_id is not None:

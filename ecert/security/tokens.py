@@ -33,6 +33,10 @@ class Principal:
     #: The client's own quota (requests a minute), carried as the ``rlm`` claim so the rate
     #: limiter needs no database read; None: the configured default.
     rate_limit: int | None = None
+    #: A named member of agency staff (console sign-in): their role and name, the national
+    #: envelope's ``opter_name``; the login is the client id after ``staff:``.
+    staff_role: str | None = None
+    staff_name: str | None = None
 
     @property
     def ref(self) -> str:
@@ -67,6 +71,9 @@ def mint_access_token(
         claims["ins"] = principal.institution_code
     if principal.rate_limit is not None:
         claims["rlm"] = principal.rate_limit
+    if principal.staff_role is not None:
+        claims["stf"] = principal.staff_role
+        claims["opn"] = principal.staff_name
     return jwt.encode(
         claims,
         key.private,
@@ -127,6 +134,8 @@ def _check_access_token(
         person_id=uuid.UUID(person) if isinstance(person, str) else None,
         institution_code=claims.get("ins") if isinstance(claims.get("ins"), str) else None,
         rate_limit=quota if isinstance(quota, int) and quota > 0 else None,
+        staff_role=_text(claims.get("stf")),
+        staff_name=_text(claims.get("opn")),
     )
     return principal, kid, int(claims["exp"])
 
@@ -163,3 +172,7 @@ class VerifiedTokens:
                 del self._entries[stale]
         self._entries[token] = (principal, kid, exp)
         return principal
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None

@@ -12,6 +12,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from ecert import ledger
 from ecert.benefits import Policy
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.security import staff
 from ecert.security.auth import agency_guard, institution_guard, principal_of
 from ecert.settlement import replies, reversal, schemas, services
 
@@ -88,6 +89,8 @@ class AgencyPolicyController(Controller):
     path = "/v1/agency/policies"
     tags = ["Agency"]
     guards = [agency_guard]
+    #: Among staff, imports are the key and import operators' work, not the counter's.
+    opt = staff.roles_opt(staff.OPERATOR)
 
     @post("/", status_code=200, summary="Upsert benefit policies (format: docs/import.md)")
     async def upsert(

@@ -1,4 +1,5 @@
-"""Two demo pages served by ecert: ``/app/`` for an insured person, ``/scanner/`` for a clinic."""
+"""Pages served by ecert: ``/app/`` for an insured person, ``/scanner/`` for a clinic,
+``/agency/`` for the agency's counter staff."""
 
 from __future__ import annotations
 
@@ -17,5 +18,6 @@ def static_routers() -> list[Router]:
         create_static_files_router(
             "/scanner", [STATIC / "scanner"], html_mode=True, name="scanner"
         ),
+        create_static_files_router("/agency", [STATIC / "agency"], html_mode=True, name="agency"),
         create_static_files_router("/web", [STATIC / "common"], name="web"),
     ]

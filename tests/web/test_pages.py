@@ -3,86 +3,17 @@ on /scanner/, settle, and see the balance change on the person's page."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import os
-import secrets
-import shutil
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
-import uvicorn
 
-from ecert.app import create_app
-from ecert.config import Settings, settings_from_env
-from ecert.db.migrate import upgrade
-from ecert.demo import seed_demo
-from ecert.runtime import build_runtime
-from tests.servers import _wait_port, free_port
+from tests.web.conftest import CHROMIUM_FLAGS, chromium
+
+DOCS = Path(__file__).parents[2] / "docs"
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("chromium is needed for the page tests in CI (apt-get install chromium)")
-        pytest.skip("chromium not installed; CI=true makes this a failure")
-    return path
-
-
-async def _seed(settings: Settings) -> dict[str, Any]:
-    runtime = build_runtime(settings)
-    try:
-        return await seed_demo(runtime, people=5)
-    finally:
-        await runtime.engine.dispose()
-        await runtime.store.close()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
-    settings = settings_from_env(
-        {},
-        data_dir=str(tmp_path / "data"),
-        pii_keys=f"w1:{key}",
-        hash_key=key + "x",
-        demo_signin=True,
-        log_json=False,
-        log_level="WARNING",
-    )
-    # Below the 60 s floor on purpose (pages must refresh the code): bypasses the env check.
-    settings = msgspec.structs.replace(settings, qr_ttl_s=12)
-    upgrade(settings.effective_database_url)
-    credentials = asyncio.run(_seed(settings))
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    _wait_port(port)
-    try:
-        yield f"http://127.0.0.1:{port}", credentials
-    finally:
-        instance.should_exit = True
-        thread.join(10)
 
 
 def test_person_and_clinic_pages(server: tuple[str, dict[str, Any]], tmp_path: Path) -> None:
@@ -91,7 +22,7 @@ def test_person_and_clinic_pages(server: tuple[str, dict[str, Any]], tmp_path: P
     base, credentials = server
     hospital = credentials["clients"]["hospital"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_FLAGS)
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS)
         person = browser.new_page()
         person.goto(f"{base}/app/")
         person.click("#signin-button")
@@ -101,6 +32,15 @@ def test_person_and_clinic_pages(server: tuple[str, dict[str, Any]], tmp_path: P
         assert first.startswith("EC1:/")
         expect(person.locator("#balance")).not_to_have_text("–")
         balance_before = person.inner_text("#balance")
+        # As an insured person reads it: names before codes, words for statuses, months.
+        expect(person.locator("#enrolments")).to_contain_text("职工基本医疗保险 310 · 正常参保")
+        expect(person.locator("#transactions")).to_contain_text("月度划入")
+        expect(person.locator("#transactions")).to_contain_text("年")
+        expect(person.locator("#chart")).to_contain_text("月")
+        expect(person.locator("#chart-note")).to_contain_text("划入个人账户")
+        expect(person.locator("#benefits")).to_contain_text("%")
+        expect(person.locator("#benefits")).to_contain_text("元")
+        expect(person.locator("#ecert-status")).to_have_text("正常")
         # The code rotates by itself before it expires (12 s codes refresh after 2 s here).
         expect(person.locator("#qr")).not_to_have_attribute("data-qr", first, timeout=15_000)
         person.screenshot(path=str(tmp_path / "app.png"), full_page=True)
@@ -125,4 +65,8 @@ def test_person_and_clinic_pages(server: tuple[str, dict[str, Any]], tmp_path: P
         person.evaluate("loadAccount()")
         expect(person.locator("#balance")).not_to_have_text(balance_before, timeout=10_000)
         assert float(person.inner_text("#balance")) < float(balance_before)
+        expect(person.locator("#transactions")).to_contain_text("结算支付")
+        if os.environ.get("ECERT_DOCS_SCREENSHOTS") == "1":  # docs/agency.md shows it
+            person.set_viewport_size({"width": 420, "height": 1600})
+            person.screenshot(path=str(DOCS / "agency-person-page.png"), full_page=True)
         browser.close()

@@ -39,6 +39,7 @@ from ecert.db.models.settlement import (
     Settlement,
     SettlementStatus,
 )
+from ecert.db.models.staff import Staff, StaffRole
 from ecert.db.models.visits import CatalogueEntry, FeeLine, Visit, VisitStatus
 
 __all__ = [
@@ -84,6 +85,8 @@ __all__ = [
     "Settlement",
     "SettlementStatus",
     "SigningKey",
+    "Staff",
+    "StaffRole",
     "SuspensionKind",
     "UUIDBase",
     "UsedJti",

@@ -114,8 +114,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             yield
         finally:
             drain.uninstall()
-            await runtime.store.close()
-            await engine.dispose()
+            await runtime.close()
 
     db_config = SQLAlchemyAsyncConfig(
         engine_instance=engine,

@@ -152,8 +152,8 @@ def redis_client(url: str, timeout_s: float) -> aioredis.Redis | RedisCluster:
     """A client for ``redis://`` or, for ``redis+cluster://h:p,h:p``, redis-py's cluster client.
 
     The cluster client learns the slot map from any listed node and follows MOVED/ASK itself.
-    Every key ecert writes is used alone (a command, or a MULTI on one key), so no hash tags are
-    needed; a future command on several keys must give them one ``{tag}``.
+    Every command (and the one script) ecert sends touches a single key, so no hash tags are
+    needed; a future command, script or pipeline on several keys must give them one ``{tag}``.
     """
     if not url.startswith(("redis+cluster://", "rediss+cluster://")):
         return aioredis.Redis.from_url(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from litestar import Litestar
@@ -59,12 +60,28 @@ async def _scans_reach(server: servers.PgServer, at_least: int) -> int:
     return found
 
 
-async def _caught_up(runtime: Runtime) -> None:
-    assert runtime.replica is not None
+async def _until(check: Callable[[], Awaitable[bool]], what: str) -> None:
     deadline = time.monotonic() + 20
-    while await runtime.replica.lag() > 0:
-        assert time.monotonic() < deadline, "the replica did not catch up"
-        await asyncio.sleep(0.1)
+    while not await check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+def _paused(replica: servers.PgServer) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await _sql(replica, "SELECT pg_get_wal_replay_pause_state()") == "paused"
+
+    return check
+
+
+async def _caught_up(runtime: Runtime) -> None:
+    replica = runtime.replica
+    assert replica is not None
+
+    async def check() -> bool:
+        return await replica.lag() == 0
+
+    await _until(check, "the replica did not catch up")
     await asyncio.sleep(0.2)  # past the worker's check interval: its next check sees it
 
 
@@ -100,6 +117,7 @@ async def test_a_lagging_replica_is_bypassed(replica_app: Litestar, replicated: 
         await holder(client, runtime, name="王五")
         await _caught_up(runtime)
         await _sql(replica, "SELECT pg_wal_replay_pause()")
+        await _until(_paused(replica), "replay did not pause")  # a pause is first a request
         try:
             # Registered while the replica stands still: only the primary knows this person.
             late = await holder(client, runtime, name="赵六")

@@ -64,19 +64,23 @@ class ReadReplica:
             except _REPLICA_TROUBLE as exc:
                 self._judge(False, type(exc).__name__)
             else:
-                REPLICA_LAG.set(lag)
-                self._judge(lag <= self._max_lag, "ok" if lag <= self._max_lag else "lagging")
+                REPLICA_LAG.set(math.inf if lag is None else lag)
+                if lag is None:
+                    self._judge(False, "not_a_replica")
+                else:
+                    self._judge(lag <= self._max_lag, "ok" if lag <= self._max_lag else "lagging")
         return self._usable
 
-    async def lag(self) -> float:
-        """Seconds the replica is behind (infinite when it is not a replica at all)."""
+    async def lag(self) -> float | None:
+        """Seconds the replica is behind (infinite: behind, and replayed nothing since it
+        started); None when the server is not a replica at all (a promoted or wrong server)."""
         async with self._primary.connect() as primary:
             flushed = await primary.scalar(text("SELECT pg_current_wal_flush_lsn()::text"))
         async with self.engine.connect() as replica:
             recovering, lag = (await replica.execute(_LAG, {"lsn": flushed})).one()
-        if not recovering or lag is None:
-            return math.inf
-        return max(float(lag), 0.0)
+        if not recovering:
+            return None
+        return math.inf if lag is None else max(float(lag), 0.0)
 
     def failed(self, reason: str) -> None:
         """A read on the replica failed: use the primary until the next check says otherwise."""

@@ -16,7 +16,7 @@ from sqlalchemy.pool import NullPool
 
 from ecert.runtime import Runtime
 from tests import servers
-from tests.conftest import open_client
+from tests.conftest import AppFactory, open_client
 from tests.factories import Holder, holder
 from tests.helpers import Client
 
@@ -156,3 +156,19 @@ async def test_a_stopped_replica_falls_back_to_the_primary(
         served = _served("replica")
         await _lookups(client, person, 2)
         assert _served("replica") - served == 2
+
+
+async def test_a_server_that_is_no_replica_is_not_used(
+    make_app: AppFactory, replicated: Pair
+) -> None:
+    """The read URL pointing at the primary itself (or at a promoted former replica)."""
+    primary, _ = replicated
+    app = make_app(database_url=primary.url, database_read_url=primary.url)
+    runtime: Runtime = app.state.runtime
+    async with open_client(app) as client:
+        person = await holder(client, runtime)
+        served = _served("primary")
+        await _lookups(client, person, 2)
+        assert _served("primary") - served == 2
+        assert runtime.replica is not None
+        assert runtime.replica.reason == "not_a_replica"

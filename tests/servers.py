@@ -138,6 +138,18 @@ class PgServer:
     def stop(self) -> None:
         self._ctl("-m", "fast", "stop")
 
+    def signal(self, number: int) -> None:
+        """Signal the postmaster and every process it forked (SIGSTOP: a hung server)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = [
+            int(stat.parent.name)
+            for stat in Path("/proc").glob("[0-9]*/stat")
+            if _parent(stat) == postmaster
+        ]
+        for pid in [postmaster, *children]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, number)
+
     def restart(self) -> None:
         self._ctl("-m", "fast", "restart")
         _wait_port(self.port)
@@ -167,6 +179,13 @@ class PgServer:
             capture_output=True,
         )
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _parent(stat: Path) -> int:
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        # The name in parentheses may hold spaces: the fields after the last ")" are fixed.
+        return int(stat.read_text().rsplit(")", 1)[1].split()[1])
+    return 0
 
 
 @contextlib.contextmanager

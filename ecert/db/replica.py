@@ -32,6 +32,9 @@ _LAG = text(
     " CASE WHEN pg_last_wal_replay_lsn() >= CAST(CAST(:lsn AS text) AS pg_lsn) THEN 0"
     " ELSE EXTRACT(EPOCH FROM clock_timestamp() - pg_last_xact_replay_timestamp()) END"
 )
+#: A lookup reads a few indexed rows of one person: on a replica that takes longer than this,
+#: the replica is in trouble (hung, partitioned) and the primary answers instead.
+READ_BOUND_S = 2.0
 #: Connection-level trouble with the replica; a domain error raised by the read passes through.
 _REPLICA_TROUBLE = (SQLAlchemyError, OSError, TimeoutError)
 
@@ -106,8 +109,7 @@ async def read_where_fresh(
     request's own primary session. ``read`` must only read: it may run twice."""
     if replica is not None and await replica.usable():
         try:
-            async with replica.sessions() as session:
-                result = await read(session)
+            result = await _bounded(replica, read)
         except _REPLICA_TROUBLE as exc:
             replica.failed(type(exc).__name__)
             REPLICA_READS.labels("primary_after_error").inc()
@@ -117,3 +119,20 @@ async def read_where_fresh(
     elif replica is not None:
         REPLICA_READS.labels("primary").inc()
     return await read(primary)
+
+
+async def _bounded(replica: ReadReplica, read: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    """``read`` on the replica within READ_BOUND_S. Cut short, its connection is dropped, not
+    rolled back: a rollback would wait on the very server that does not answer."""
+    session = replica.sessions()
+    try:
+        async with asyncio.timeout(READ_BOUND_S):
+            result = await read(session)
+    except (TimeoutError, asyncio.CancelledError):
+        await session.invalidate()
+        raise
+    except BaseException:
+        await session.close()
+        raise
+    await session.close()
+    return result

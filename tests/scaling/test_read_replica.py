@@ -4,6 +4,7 @@ primary takes over when the replica lags past the bound or stops, and no lookup 
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -14,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
+from ecert.db.replica import READ_BOUND_S
 from ecert.runtime import Runtime
 from tests import servers
 from tests.conftest import AppFactory, open_client
@@ -172,3 +174,30 @@ async def test_a_server_that_is_no_replica_is_not_used(
         assert _served("primary") - served == 2
         assert runtime.replica is not None
         assert runtime.replica.reason == "not_a_replica"
+
+
+async def test_a_hung_replica_costs_a_lookup_the_read_bound(
+    make_app: AppFactory, replicated: Pair
+) -> None:
+    """Replica processes stopped (SIGSTOP) between two checks: the lookup that meets it gives up
+    after READ_BOUND_S and reads the primary; the next ones go to the primary at once."""
+    primary, replica = replicated
+    app = make_app(
+        database_url=primary.url, database_read_url=replica.url, database_read_check_s=60
+    )
+    runtime: Runtime = app.state.runtime
+    async with open_client(app) as client:
+        person = await holder(client, runtime)
+        await _caught_up(runtime)
+        await _lookups(client, person, 1)  # checked once: used for the next 60 s
+        replica.signal(signal.SIGSTOP)
+        try:
+            errors, started = _served("primary_after_error"), time.monotonic()
+            await _lookups(client, person, 1)
+            assert READ_BOUND_S <= time.monotonic() - started < READ_BOUND_S + 3
+            assert _served("primary_after_error") - errors == 1
+            started = time.monotonic()
+            await _lookups(client, person, 3)
+            assert time.monotonic() - started < 1
+        finally:
+            replica.signal(signal.SIGCONT)

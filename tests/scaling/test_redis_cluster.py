@@ -89,7 +89,8 @@ async def test_single_use_across_two_workers_with_a_master_killed(make_app: AppF
     """Two apps (two workers) share a cluster; one master dies halfway. Every code verifies
     exactly once: the store refuses early while it can, PostgreSQL refuses always."""
     with servers.redis_cluster() as cluster:
-        apps = [make_app(redis_url=cluster.url) for _ in range(2)]
+        # A generous timeout: on a loaded test machine a slow answer must not count as a failure.
+        apps = [make_app(redis_url=cluster.url, redis_timeout_s=2.0) for _ in range(2)]
         runtime: Runtime = apps[0].state.runtime
         async with open_client(apps[0]) as first, open_client(apps[1]) as second:
             person = await holder(first, runtime)

@@ -16,7 +16,7 @@ from litestar import Litestar
 
 from ecert.db.migrate import upgrade
 from tests import servers
-from tests.conftest import AppFactory, _in_ci
+from tests.conftest import AppFactory, Backend, _in_ci
 
 T = TypeVar("T")
 
@@ -34,7 +34,9 @@ def required(start: Callable[[], contextlib.AbstractContextManager[T]]) -> Itera
 
 
 @pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[servers.RedisCluster]:
+def redis_cluster(backend: Backend) -> Iterator[servers.RedisCluster]:
+    """Follows the backend parameter, so that the ``postgres`` mark keeps it to the real one."""
+    assert backend.name == "real"
     with required(servers.redis_cluster) as cluster:
         yield cluster
 

@@ -143,8 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             drain.uninstall()
             if federation is not None:
                 await federation.close()
-            await runtime.store.close()
-            await engine.dispose()
+            await runtime.close()
 
     db_config = SQLAlchemyAsyncConfig(
         engine_instance=engine,

@@ -62,8 +62,7 @@ def run_with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
         try:
             return await work(runtime)
         finally:
-            await runtime.store.close()
-            await runtime.engine.dispose()
+            await runtime.close()
 
     return asyncio.run(main())
 

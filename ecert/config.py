@@ -13,6 +13,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import unquote
 
 import msgspec
 from msgspec import Meta
@@ -44,7 +45,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     #: SQLAlchemy async URL. Default: a SQLite file in ``data_dir``.
     database_url: str = ""
-    #: ``redis://…`` for production; empty means the in-process store (single process only).
+    #: A streaming replica of the PostgreSQL primary (asyncpg URL) for the person's lookups;
+    #: empty: everything reads the primary. Money, single use and read-after-write never use it.
+    database_read_url: str = ""
+    #: The replica serves lookups only while it is at most this far behind the primary.
+    database_read_max_lag_s: Annotated[float, Meta(ge=0.1, le=3600)] = 5.0
+    #: How long a worker trusts its last check of the replica's lag (one check per interval).
+    database_read_check_s: Annotated[float, Meta(ge=0.1, le=300)] = 1.0
+    #: ``redis://…`` (or ``rediss://``) for production, or a Redis Cluster as
+    #: ``redis+cluster://[user:password@]host:port,host:port,…`` (``rediss+cluster://`` for TLS);
+    #: empty means the in-process store (single process only).
     redis_url: str = ""
     #: Where the embedded default keeps its SQLite file and generated key file.
     data_dir: str = "ecert-data"
@@ -249,6 +259,56 @@ def _plain(error: msgspec.ValidationError, raw: dict[str, Any]) -> Configuration
     return ConfigurationError(f"{_variable(field)}={raw.get(field)!r} is not valid: {expected}.")
 
 
+_REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+_CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def redis_cluster_nodes(url: str) -> tuple[str, str | None, str | None, list[tuple[str, int]]]:
+    """``redis+cluster://[user:password@]host:port,…`` → (scheme, user, password, nodes).
+
+    Written out because no URL parser takes several hosts; raises ValueError when malformed.
+    """
+    scheme, _, rest = url.partition("://")
+    if "/" in rest or "?" in rest:
+        raise ValueError("a cluster URL has no database number, path or options")
+    userinfo, at, hosts = rest.rpartition("@")
+    user = password = None
+    if at:
+        name, colon, secret = userinfo.partition(":")
+        user, password = unquote(name) or None, unquote(secret) if colon else None
+    nodes = []
+    for node in hosts.split(","):
+        host, colon, port = node.strip().rpartition(":")
+        if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{node!r} is not host:port")
+        nodes.append((host.strip("[]"), int(port)))
+    return scheme, user, password, nodes
+
+
+def _check_urls(settings: Settings) -> None:
+    url = settings.redis_url
+    if url.startswith(_CLUSTER_SCHEMES):
+        try:
+            redis_cluster_nodes(url)
+        except ValueError as exc:
+            raise ConfigurationError(
+                f"ECERT_REDIS_URL is not a cluster URL ({exc}): write "
+                "redis+cluster://host:port,host:port."
+            ) from None
+    elif url and not url.startswith(_REDIS_SCHEMES):
+        raise ConfigurationError(
+            "ECERT_REDIS_URL must start with redis://, rediss://, unix://, redis+cluster:// or "
+            "rediss+cluster://."
+        )
+    if settings.database_read_url and not (
+        settings.database_read_url.startswith("postgresql") and not settings.is_sqlite
+    ):
+        raise ConfigurationError(
+            "ECERT_DATABASE_READ_URL is a PostgreSQL streaming replica of a PostgreSQL "
+            "ECERT_DATABASE_URL; the embedded SQLite database has no replicas."
+        )
+
+
 def _demand_production(settings: Settings, given: set[str]) -> None:
     missing = [
         _variable(field)
@@ -290,6 +350,7 @@ def settings_from_env(environ: dict[str, str] | None = None, **overrides: Any) -
         raise _plain(exc, raw) from None
     if settings.production:
         _demand_production(settings, set(raw))
+    _check_urls(settings)
     _check_retention(settings)
     return settings
 

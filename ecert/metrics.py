@@ -35,6 +35,17 @@ STORE_FALLBACKS = Counter(
     "Store (Redis) calls that failed or were skipped by the open breaker; callers fell back",
     ["reason"],
 )
+REPLICA_READS = Counter(
+    "ecert_replica_reads",
+    "Lookups with a read replica configured, by where they read: replica, primary (replica "
+    "lagging or down), primary_after_error (a read on the replica failed)",
+    ["served_by"],
+)
+REPLICA_LAG = Gauge(
+    "ecert_replica_lag_seconds",
+    "The read replica's lag at this worker's last check (inf: not a replica)",
+    multiprocess_mode="max",
+)
 POOL_IN_USE = Gauge(
     "ecert_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum"
 )

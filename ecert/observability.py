@@ -18,7 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, StatementError
 
 from ecert import __version__
-from ecert.config import Settings
+from ecert.config import Settings, redis_cluster_nodes
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _log = structlog.get_logger("ecert.http")
@@ -144,6 +144,15 @@ def request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+def _store(url: str) -> str:
+    if not url:
+        return "memory"
+    if "+cluster://" in url:
+        scheme, *_, nodes = redis_cluster_nodes(url)
+        return f"{scheme}:" + ",".join(f"{host}:{port}" for host, port in nodes)
+    return _host(url)
+
+
 def _host(url: str) -> str:
     """Host (and port) of a URL, or the SQLite file's name: never a user name or password."""
     try:
@@ -167,7 +176,8 @@ def log_startup(settings: Settings) -> None:
         env="production" if settings.production else settings.env,
         production=settings.production,
         database=_host(settings.effective_database_url),
-        store=_host(settings.redis_url) if settings.redis_url else "memory",
+        store=_store(settings.redis_url),
+        read_replica=_host(settings.database_read_url) if settings.database_read_url else None,
         issuer=settings.issuer_url,
         issuer_area=settings.issuer_area,
         metrics_token=bool(settings.metrics_token),

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ecert.config import Settings
 from ecert.db.engine import make_engine
+from ecert.db.replica import ReadReplica
 from ecert.security.auditchain import derive_key, session_info
 from ecert.security.keys import KeyRing
 from ecert.security.pii import PiiCipher, load_cipher
@@ -26,9 +27,17 @@ class Runtime:
     store: Store
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    #: Where the person's lookups may read (``ECERT_DATABASE_READ_URL``); None: the primary.
+    replica: ReadReplica | None = None
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Access tokens this worker has checked (ecert.security.tokens.VerifiedTokens).
     access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+
+    async def close(self) -> None:
+        await self.store.close()
+        await self.engine.dispose()
+        if self.replica is not None:
+            await self.replica.engine.dispose()
 
     async def refresh_keys(self) -> None:
         async with self.sessions() as session:
@@ -64,4 +73,17 @@ def build_runtime(settings: Settings) -> Runtime:
             expire_on_commit=False,
             info=session_info(derive_key(settings, cipher)),
         ),
+        replica=_replica(settings, engine),
+    )
+
+
+def _replica(settings: Settings, primary: AsyncEngine) -> ReadReplica | None:
+    if not settings.database_read_url:
+        return None
+    return ReadReplica(
+        primary,
+        # A replica that does not answer must not hold a lookup for asyncpg's minute.
+        make_engine(settings, settings.database_read_url, connect_timeout_s=2.0),
+        max_lag_s=settings.database_read_max_lag_s,
+        check_s=settings.database_read_check_s,
     )

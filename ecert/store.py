@@ -13,8 +13,12 @@ from typing import Protocol
 
 import redis.asyncio as aioredis
 import structlog
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisClusterException, RedisError
 
+from ecert.config import redis_cluster_nodes
 from ecert.metrics import STORE_FALLBACKS
 
 _log = structlog.get_logger("ecert.store")
@@ -144,9 +148,48 @@ class CircuitBreaker:
             _log.warning("store circuit closed", store=self._name)
 
 
+def redis_client(url: str, timeout_s: float) -> aioredis.Redis | RedisCluster:
+    """A client for ``redis://`` or, for ``redis+cluster://h:p,h:p``, redis-py's cluster client.
+
+    The cluster client learns the slot map from any listed node and follows MOVED/ASK itself.
+    Every command (and the one script) ecert sends touches a single key, so no hash tags are
+    needed; a future command, script or pipeline on several keys must give them one ``{tag}``.
+    """
+    if not url.startswith(("redis+cluster://", "rediss+cluster://")):
+        return aioredis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+            retry_on_timeout=False,
+        )
+    scheme, user, password, nodes = redis_cluster_nodes(url)
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        username=user,
+        password=password,
+        ssl=scheme.startswith("rediss"),
+        # One quick retry after a MOVED storm or a dead node's refresh; the caller's own timeout
+        # and the breaker bound the rest.
+        retry=Retry(NoBackoff(), retries=1),
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        health_check_interval=30,
+    )
+
+
+#: Count and set the window's expiry in one atomic step on one key. A script rather than
+#: MULTI: redis-py runs a cluster MULTI on a thread of its own that blocks the event loop.
+_INCR_WINDOW = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return count
+"""
+
+
 class RedisStore:
-    """Redis behind explicit short timeouts and a circuit breaker: a hung Redis costs a request
-    at most ``timeout_s`` until the breaker opens, then nothing."""
+    """Redis (one server or a cluster) behind explicit short timeouts and a circuit breaker: a
+    hung Redis costs a request at most ``timeout_s`` until the breaker opens, then nothing."""
 
     def __init__(
         self,
@@ -159,13 +202,8 @@ class RedisStore:
         self._prefix = prefix
         self._timeout = timeout_s
         self.breaker = CircuitBreaker(breaker_s)
-        self._redis = aioredis.Redis.from_url(
-            url,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            health_check_interval=30,
-            retry_on_timeout=False,
-        )
+        self._redis = redis_client(url, timeout_s)
+        self._incr_window = self._redis.register_script(_INCR_WINDOW)
 
     async def _guard(self, awaitable: object) -> object:
         if not self.breaker.allow():
@@ -179,7 +217,8 @@ class RedisStore:
         try:
             async with asyncio.timeout(self._timeout * 2):
                 result = await awaitable  # type: ignore[misc]
-        except (RedisError, OSError, TimeoutError) as exc:
+        # RedisClusterException: no node reachable for the slot map (not a RedisError).
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             self.breaker.failed(type(exc).__name__)
             STORE_FALLBACKS.labels("error").inc()
             raise StoreUnavailable(type(exc).__name__) from exc
@@ -191,13 +230,11 @@ class RedisStore:
         return bool(result)
 
     async def incr_window(self, key: str, window_s: int) -> int:
-        full = self._prefix + key
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.incr(full)
-        pipe.expire(full, window_s, nx=True)
-        result = await self._guard(pipe.execute())
-        assert isinstance(result, list)
-        return int(result[0])
+        result = await self._guard(
+            self._incr_window(keys=[self._prefix + key], args=[window_s], client=self._redis)
+        )
+        assert isinstance(result, int)
+        return result
 
     async def get(self, key: str) -> bytes | None:
         result = await self._guard(self._redis.get(self._prefix + key))

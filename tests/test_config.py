@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from ecert.cli import main
-from ecert.config import ConfigurationError, get_settings, settings_from_env
+from ecert.config import ConfigurationError, get_settings, redis_cluster_nodes, settings_from_env
 
 PG_URL = "postgresql+asyncpg://ecert@127.0.0.1:1/ecert"
 
@@ -170,3 +170,32 @@ def test_ops_serve_with_an_unreachable_database_is_one_sentence(
     line = _one_sentence(result.output)
     assert "does not answer" in line
     assert "pw" not in line
+
+
+def test_redis_cluster_url_is_parsed_or_refused(clean_env: Path) -> None:
+    url = "redis+cluster://app:s%40cret@10.0.0.1:7000,10.0.0.2:7001,[::1]:7002"
+    assert redis_cluster_nodes(url) == (
+        "redis+cluster",
+        "app",
+        "s@cret",
+        [("10.0.0.1", 7000), ("10.0.0.2", 7001), ("::1", 7002)],
+    )
+    assert settings_from_env({}, redis_url=url).redis_url == url
+    for bad in ("redis+cluster://10.0.0.1", "redis+cluster://h:1,h:x", "redis+cluster://h:1/0"):
+        with pytest.raises(ConfigurationError, match="ECERT_REDIS_URL is not a cluster URL"):
+            settings_from_env({}, redis_url=bad)
+    with pytest.raises(ConfigurationError, match="must start with redis://"):
+        settings_from_env({}, redis_url="http://10.0.0.1:6379")
+
+
+def test_read_replica_needs_a_postgresql_primary(clean_env: Path) -> None:
+    with pytest.raises(ConfigurationError, match="ECERT_DATABASE_READ_URL"):
+        settings_from_env({}, database_read_url=PG_URL)  # the embedded SQLite has no replica
+    with pytest.raises(ConfigurationError, match="ECERT_DATABASE_READ_URL"):
+        settings_from_env({}, env="development", database_url=PG_URL, database_read_url="x")
+    with pytest.raises(ConfigurationError, match="ECERT_DATABASE_READ_MAX_LAG_S"):
+        settings_from_env({"ECERT_DATABASE_READ_MAX_LAG_S": "0"})
+    given = settings_from_env(
+        {}, env="development", database_url=PG_URL, database_read_url=PG_URL.replace(":1/", ":2/")
+    )
+    assert given.database_read_max_lag_s == 5.0

@@ -22,26 +22,38 @@ class AgencyLookupController(Controller):
 
     @get("/enrolment", summary="The person's insurance types and statuses")
     async def enrolment(
-        self, request: AnyRequest, person_no: FromPath[str], db_session: DbSession
+        self,
+        request: AnyRequest,
+        person_no: FromPath[str],
+        db_session: DbSession,
+        runtime: RuntimeDep,
     ) -> schemas.Enrolments:
         _, acting = await services.person(db_session, principal_of(request), person_no)
-        return await lookup.enrolment(db_session, acting)
+        return await lookup.enrolment(db_session, runtime, acting)
 
     @get("/contributions", summary="The person's last 24 months of contributions")
     async def contributions(
-        self, request: AnyRequest, person_no: FromPath[str], db_session: DbSession
+        self,
+        request: AnyRequest,
+        person_no: FromPath[str],
+        db_session: DbSession,
+        runtime: RuntimeDep,
     ) -> schemas.ContributionPage:
         _, acting = await services.person(db_session, principal_of(request), person_no)
         return await lookup.contributions(
-            db_session, acting, start=None, end=None, limit=24, offset=0
+            db_session, runtime, acting, start=None, end=None, limit=24, offset=0
         )
 
     @get("/account", summary="The person's account balance")
     async def account(
-        self, request: AnyRequest, person_no: FromPath[str], db_session: DbSession
+        self,
+        request: AnyRequest,
+        person_no: FromPath[str],
+        db_session: DbSession,
+        runtime: RuntimeDep,
     ) -> schemas.AccountView:
         _, acting = await services.person(db_session, principal_of(request), person_no)
-        return await lookup.account(db_session, acting)
+        return await lookup.account(db_session, runtime, acting)
 
     @get("/transactions", summary="The person's newest account movements")
     async def transactions(

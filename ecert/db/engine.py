@@ -18,8 +18,12 @@ def prepare_sqlite_path(url: str) -> None:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
 
 
-def make_engine(settings: Settings) -> AsyncEngine:
-    url = settings.effective_database_url
+def make_engine(
+    settings: Settings, url: str = "", connect_timeout_s: float | None = None
+) -> AsyncEngine:
+    """The primary's engine, or with ``url`` another server's (a read replica) on its settings;
+    ``connect_timeout_s`` bounds a connection attempt (asyncpg waits 60 s by default)."""
+    url = url or settings.effective_database_url
     if settings.is_sqlite:
         prepare_sqlite_path(url)
         engine = create_async_engine(
@@ -50,7 +54,8 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_pre_ping=settings.db_pre_ping,
         pool_recycle=settings.db_pool_recycle_s,
         pool_timeout=10,
-        connect_args=_connect_args(settings),
+        connect_args=_connect_args(settings)
+        | ({"timeout": connect_timeout_s} if connect_timeout_s else {}),
     )
 
 

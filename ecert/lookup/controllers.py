@@ -23,26 +23,37 @@ class LookupController(Controller):
     guards = [person_guard]
 
     @get("/enrolment", summary="Insurance types, status, dates, employer, area, category")
-    async def enrolment(self, request: AnyRequest, db_session: DbSession) -> schemas.Enrolments:
-        return await services.enrolment(db_session, principal_of(request))
+    async def enrolment(
+        self, request: AnyRequest, db_session: DbSession, runtime: RuntimeDep
+    ) -> schemas.Enrolments:
+        return await services.enrolment(db_session, runtime, principal_of(request))
 
     @get("/contributions", summary="Monthly contributions with totals per year")
     async def contributions(
         self,
         request: AnyRequest,
         db_session: DbSession,
+        runtime: RuntimeDep,
         start: Annotated[str | None, QueryParameter(name="from", pattern=r"^\d{6}$")] = None,
         end: Annotated[str | None, QueryParameter(name="to", pattern=r"^\d{6}$")] = None,
         limit: Limit = 24,
         offset: Offset = 0,
     ) -> schemas.ContributionPage:
         return await services.contributions(
-            db_session, principal_of(request), start=start, end=end, limit=limit, offset=offset
+            db_session,
+            runtime,
+            principal_of(request),
+            start=start,
+            end=end,
+            limit=limit,
+            offset=offset,
         )
 
     @get("/account", summary="Personal account balance (fen)")
-    async def account(self, request: AnyRequest, db_session: DbSession) -> schemas.AccountView:
-        return await services.account(db_session, principal_of(request))
+    async def account(
+        self, request: AnyRequest, db_session: DbSession, runtime: RuntimeDep
+    ) -> schemas.AccountView:
+        return await services.account(db_session, runtime, principal_of(request))
 
     @get("/account/transactions", summary="Account movements, newest first")
     async def transactions(
@@ -66,14 +77,20 @@ class LookupController(Controller):
         )
 
     @get("/benefits", summary="This year's policy for the person and what is used so far")
-    async def benefits(self, request: AnyRequest, db_session: DbSession) -> schemas.BenefitsView:
-        return await services.benefits(db_session, principal_of(request))
+    async def benefits(
+        self, request: AnyRequest, db_session: DbSession, runtime: RuntimeDep
+    ) -> schemas.BenefitsView:
+        return await services.benefits(db_session, runtime, principal_of(request))
 
     @post("/benefits/estimate", status_code=200, summary="What a bill would cost the person now")
     async def estimate(
-        self, request: AnyRequest, data: JSONBody[schemas.EstimateRequest], db_session: DbSession
+        self,
+        request: AnyRequest,
+        data: JSONBody[schemas.EstimateRequest],
+        db_session: DbSession,
+        runtime: RuntimeDep,
     ) -> ledger.Costs:
-        return await services.estimate(db_session, principal_of(request), data)
+        return await services.estimate(db_session, runtime, principal_of(request), data)
 
     @get("/settlements", summary="The person's settlements with their explanations")
     async def settlements(

@@ -1,10 +1,15 @@
-"""The person's reads. Every one takes the person from the token and is audited."""
+"""The person's reads. Every one takes the person from the token and is audited.
+
+The reads run on the read replica when one is configured and fresh (``ecert.db.replica``),
+otherwise on the request's primary session; the audit row is always written on the primary.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 from sqlalchemy import case, func, select
@@ -25,6 +30,7 @@ from ecert.db.models import (
     Person,
     Settlement,
 )
+from ecert.db.replica import read_where_fresh
 from ecert.errors import NotFound
 from ecert.identity import mask_id_number, mask_name
 from ecert.lookup import schemas
@@ -33,23 +39,56 @@ from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 
+T = TypeVar("T")
+P = ParamSpec("P")
 
-async def _me(
-    session: AsyncSession, principal: Principal, action: str, *, enrolments: bool = False
-) -> Person:
-    """The caller's person row, audited. Enrolments only when asked (one query fewer): touching
+
+async def _me(session: AsyncSession, principal: Principal, *, enrolments: bool = False) -> Person:
+    """The caller's person row. Enrolments only when asked (one query fewer): touching
     ``person.enrolments`` without them raises instead of quietly querying."""
     assert principal.person_id is not None  # person_guard
     options = [] if enrolments else [raiseload(Person.enrolments)]
     person = await session.get(Person, principal.person_id, options=options)
     if person is None:
         raise NotFound("the person is no longer registered")
-    await record_audit(session, principal, person.id, action, "ok")
     return person
 
 
-async def enrolment(session: AsyncSession, principal: Principal) -> schemas.Enrolments:
-    person = await _me(session, principal, "lookup.enrolment")
+Lookup = Callable[Concatenate[AsyncSession, Runtime, Principal, P], Awaitable[T]]
+
+
+def audited(action: str) -> Callable[[Lookup[P, T]], Lookup[P, T]]:
+    """Make a read into the person's lookup ``action``: the read runs where it is fresh enough
+    (the replica, else the request's primary session, which is the one given to the lookup),
+    then the audit row is added on the primary."""
+
+    def wrap(read: Lookup[P, T]) -> Lookup[P, T]:
+        async def lookup(
+            session: AsyncSession,
+            runtime: Runtime,
+            principal: Principal,
+            /,
+            *args: P.args,
+            **kwargs: P.kwargs,
+        ) -> T:
+            result = await read_where_fresh(
+                runtime.replica,
+                session,
+                lambda reads: read(reads, runtime, principal, *args, **kwargs),
+            )
+            await record_audit(session, principal, principal.person_id, action, "ok")
+            return result
+
+        return lookup
+
+    return wrap
+
+
+@audited("lookup.enrolment")
+async def enrolment(
+    session: AsyncSession, runtime: Runtime, principal: Principal
+) -> schemas.Enrolments:
+    person = await _me(session, principal)
     rows = (
         await session.scalars(
             select(Enrolment).where(Enrolment.person_id == person.id).order_by(Enrolment.start_date)
@@ -72,8 +111,11 @@ async def enrolment(session: AsyncSession, principal: Principal) -> schemas.Enro
     )
 
 
-async def account(session: AsyncSession, principal: Principal) -> schemas.AccountView:
-    person = await _me(session, principal, "lookup.account")
+@audited("lookup.account")
+async def account(
+    session: AsyncSession, runtime: Runtime, principal: Principal
+) -> schemas.AccountView:
+    person = await _me(session, principal)
     return schemas.AccountView(balance=await ledger.balance(session, person.id))
 
 
@@ -131,6 +173,7 @@ def _party(runtime: Runtime, person: Person, relation: str) -> schemas.FamilyPar
     )
 
 
+@audited("lookup.transactions")
 async def transactions(
     session: AsyncSession,
     runtime: Runtime,
@@ -141,7 +184,7 @@ async def transactions(
     limit: int,
     offset: int,
 ) -> schemas.TransactionPage:
-    person = await _me(session, principal, "lookup.transactions")
+    person = await _me(session, principal)
     account_id = await session.scalar(select(Account.id).where(Account.person_id == person.id))
     where = [LedgerEntry.account_id == account_id, *_day_bounds(start, end)]
     total = await session.scalar(select(func.count()).select_from(LedgerEntry).where(*where))
@@ -181,8 +224,11 @@ def _month(entry: LedgerEntry) -> str:
     return entry.at.astimezone(BUSINESS_TZ).strftime("%Y%m")
 
 
-async def benefits(session: AsyncSession, principal: Principal) -> schemas.BenefitsView:
-    person = await _me(session, principal, "lookup.benefits", enrolments=True)
+@audited("lookup.benefits")
+async def benefits(
+    session: AsyncSession, runtime: Runtime, principal: Principal
+) -> schemas.BenefitsView:
+    person = await _me(session, principal, enrolments=True)
     enrolled, policy, year = await ledger.person_policy(session, person)
     used = await ledger.usage(session, person.id, year, enrolled.insurance_type)
 
@@ -212,11 +258,12 @@ async def benefits(session: AsyncSession, principal: Principal) -> schemas.Benef
     )
 
 
+@audited("lookup.estimate")
 async def estimate(
-    session: AsyncSession, principal: Principal, data: schemas.EstimateRequest
+    session: AsyncSession, runtime: Runtime, principal: Principal, data: schemas.EstimateRequest
 ) -> ledger.Costs:
     """The settlement engine on the person's own policy, usage and balance; nothing is written."""
-    person = await _me(session, principal, "lookup.estimate", enrolments=True)
+    person = await _me(session, principal, enrolments=True)
     enrolled, policy, year = await ledger.person_policy(session, person)
     used = await ledger.usage(session, person.id, year, enrolled.insurance_type)
     balance = await ledger.balance(session, person.id)
@@ -230,10 +277,11 @@ async def estimate(
     return ledger.Costs(**ledger.costs_of(split))
 
 
+@audited("lookup.settlements")
 async def settlements(
     session: AsyncSession, runtime: Runtime, principal: Principal, *, limit: int, offset: int
 ) -> schemas.SettlementPage:
-    person = await _me(session, principal, "lookup.settlements")
+    person = await _me(session, principal)
     where = [Settlement.person_id == person.id]
     total = await session.scalar(select(func.count()).select_from(Settlement).where(*where))
     rows = (
@@ -272,8 +320,10 @@ async def settlements(
     return schemas.SettlementPage(items=items, limit=limit, offset=offset, total=total or 0)
 
 
+@audited("lookup.contributions")
 async def contributions(
     session: AsyncSession,
+    runtime: Runtime,
     principal: Principal,
     *,
     start: str | None,
@@ -281,7 +331,7 @@ async def contributions(
     limit: int,
     offset: int,
 ) -> schemas.ContributionPage:
-    person = await _me(session, principal, "lookup.contributions")
+    person = await _me(session, principal)
     where = [Contribution.person_id == person.id]
     if start:
         where.append(Contribution.month >= start)

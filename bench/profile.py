@@ -34,6 +34,7 @@ NAMES = {
     "settle": "settle (64 connections)",
     "lookup": "contribution lookup",
     "preview": "settlement preview",
+    "grant": "person-token grant",
 }
 FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^:]+):(?P<line>\d+)\)$")
 
@@ -86,6 +87,7 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--codes", type=int, default=8000)
     parser.add_argument("--bills", type=int, default=4000)
+    parser.add_argument("--grants", type=int, default=3000)
     parser.add_argument("--out", default="", help="folder for the raw py-spy files")
     args = parser.parse_args()
     console = Console()
@@ -104,8 +106,12 @@ def main() -> None:
         out = Path(args.out or data)
         out.mkdir(parents=True, exist_ok=True)
         with serve(ecert_serve(port, 1), port, env) as process:
-            files = asyncio.run(prepare(base, env, seeded, Path(data), args.codes, args.bills))
-            plan = {f.name: f for f in figures(base, base, files, args.codes, args.bills)}
+            files = asyncio.run(
+                prepare(base, env, seeded, Path(data), args.codes, args.bills, args.grants)
+            )
+            plan = {
+                f.name: f for f in figures(base, base, files, args.codes, args.bills, args.grants)
+            }
             pid = worker_pid(process.pid)
             for short in args.figures.split(","):
                 figure = plan[NAMES[short]]

@@ -1,10 +1,12 @@
 -- One request shape for every figure. Arguments (after --): body file, token file, method,
--- requests per thread (0 = until the time is up).
+-- requests per thread (0 = until the time is up), thread count, content type (default JSON).
+-- A token line starting with "Basic " is sent as it is (client credentials), others as Bearer.
 -- Each request takes the next line of the body file and the next token, so single-use codes are
 -- never sent twice while the limit holds. Threads interleave (thread t sends numbers t, t+T, …),
 -- and request number n carries Idempotency-Key "k-n": a bench can replay any key afterwards
 -- knowing its body (line n mod the number of lines).
 local bodies, tokens, counter, step, method, limit, sent = {}, {}, 0, 1, "POST", 0, 0
+local content_type = "application/json"
 local threads = {}
 
 function setup(thread)
@@ -18,13 +20,21 @@ function init(args)
   method = args[3] or "POST"
   limit = tonumber(args[4] or "0")
   step = tonumber(args[5] or "1")
+  if args[6] and args[6] ~= "" then content_type = args[6] end
   counter = offset
 end
 
 function request()
   local headers = {["Idempotency-Key"] = "k-" .. counter}
-  if method == "POST" then headers["Content-Type"] = "application/json" end
-  if #tokens > 0 then headers["Authorization"] = "Bearer " .. tokens[counter % #tokens + 1] end
+  if method == "POST" then headers["Content-Type"] = content_type end
+  if #tokens > 0 then
+    local token = tokens[counter % #tokens + 1]
+    if string.sub(token, 1, 6) == "Basic " then
+      headers["Authorization"] = token
+    else
+      headers["Authorization"] = "Bearer " .. token
+    end
+  end
   local body = nil
   if #bodies > 0 then body = bodies[counter % #bodies + 1] end
   counter = counter + step

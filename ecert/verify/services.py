@@ -82,6 +82,7 @@ async def _ecert_from_qr(
             "sub": claims.sub,
             "jti": claims.jti,
             "at": utcnow(),
+            "expires_at": dt.datetime.fromtimestamp(claims.exp, dt.UTC),
             "institution_code": principal.institution_code or principal.client_id,
         },
         returning=QrUse.__table__.c.id,

@@ -13,7 +13,10 @@ second on ``later_admission_deductible`` applies when the policy has one (it win
 
 Order: (1) class C fully self-paid; (2) class B first self-pay share; (3) the eligible rest meets
 the deductible left; (4) above it the fund pays ratio = level ratio − out-of-area reduction points
-(floored at 0); (5) the cap left this year limits the fund, the cut is the person's; (6) the
+(floored at 0); (5) the cap left this year limits the fund, the cut is the person's — unless the
+policy has a layer above the cap (``above_cap``, 大额 / 大病): (5b) of the cut the person bears the
+layer's deductible left this year, the layer pays its ratio of the rest (``layer_copay`` is the
+person's) up to its cap left this year, and only beyond that cap is self-paid; (6) the
 personal account pays min(balance, total − fund) when asked; (6b) with mutual aid asked too, the
 authorising relatives' accounts pay what they can of the rest; (7) cash pays the rest.
 
@@ -21,21 +24,25 @@ Money is integer fen. Ratios become ``Decimal(str(x))``; products are exact and 
 half-up to whole fen at exactly three points (everything else is integer ``+ − min max``):
 - class B: once per group of B items sharing a first self-pay ratio (Σ amounts × ratio);
 - the fund at the level ratio: once per bill (above-deductible × ratio);
-- the fund at the reduced ratio: once per bill (above-deductible × (ratio − reduction)).
+- the fund at the reduced ratio: once per bill (above-deductible × (ratio − reduction));
+- the layer above the cap: once per bill (cut above its deductible × its ratio).
 So the amounts are deterministic and do not depend on the order of the items.
 
 Invariant (property-tested): every step amount is ≥ 0 and each rule's steps add up to its field —
 class_c_self_pay → fully_self_paid, class_b_first_self_pay → first_self_paid, deductible →
 deductible_paid, copay → copay_paid, out_of_area_reduction → out_of_area_paid, cap →
-over_cap_paid, fund → fund_paid, account → account_paid, mutual_aid → account_mutual_aid_paid,
+over_cap_paid, fund + layer_fund → fund_paid (layer_fund alone → layer_fund_paid),
+layer_deductible → layer_deductible_paid, layer_copay → layer_copay_paid, account → account_paid, mutual_aid → account_mutual_aid_paid,
 cash → cash_paid; hence
 - the ``share`` steps add up to total = fully_self_paid + first_self_paid + deductible_paid +
-  copay_paid + out_of_area_paid + over_cap_paid + fund_paid;
+  copay_paid + out_of_area_paid + layer_deductible_paid + layer_copay_paid + over_cap_paid +
+  fund_paid;
 - the ``payment`` steps add up to total − fund_paid = account_paid + account_mutual_aid_paid +
   cash_paid.
 Every rule has exactly one step (class B: one per ratio group; ``out_of_area_reduction`` only for
-out-of-area bills; ``account`` when the person has an account or asked to use one — 0 and why
-when there is none; ``mutual_aid`` only when asked with ``use_account``), zero amounts included.
+out-of-area bills; with a layer: two ``cap`` steps, the basic one at 0, and one each of
+``layer_deductible``, ``layer_copay``, ``layer_fund``; ``account`` when the person has an account
+or asked to use one — 0 and why when there is none; ``mutual_aid`` only when asked with ``use_account``), zero amounts included.
 Steps are plain msgspec Structs, so settlements store them as JSON and keep history as priced.
 """
 
@@ -90,6 +97,41 @@ def _check_levels(name: str, keys: Any) -> None:
         raise ValueError(f"{name}: unknown institution level(s) {sorted(unknown)}")
 
 
+#: The national fund type a layer pays from, by its insurance type, when the policy names none:
+#: 330 large-expense subsidy → 330100 (职工大额医疗费用补助基金), 392 resident critical illness →
+#: 390200 (城乡居民大病医疗保险基金).
+LAYER_FUND_TYPES = {"330": "330100", "392": "390200"}
+#: The basic schemes; a layer is never one of them (its usage is kept under its own type).
+BASIC_INSURANCE_TYPES = frozenset({"310", "390"})
+
+
+class Layer(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The layer above the basic cap (大额医疗费用补助 / 大病保险): it takes what the basic
+    pooled fund's annual cap cuts. Of that cut the person first bears ``deductible`` (per year),
+    the layer pays ``ratio`` of the rest up to ``cap`` (per year); beyond its cap is self-paid.
+    Its year-to-date usage is kept under its own ``insurance_type`` (e.g. 330, 392)."""
+
+    insurance_type: Annotated[str, msgspec.Meta(pattern=r"^\d{3}$")]
+    deductible: Fen
+    ratio: Ratio
+    cap: Fen
+    #: National fund type code (6 digits); default from :data:`LAYER_FUND_TYPES`.
+    fund_type: Annotated[str, msgspec.Meta(pattern=r"^\d{6}$")] | None = None
+
+    def __post_init__(self) -> None:
+        if self.insurance_type in BASIC_INSURANCE_TYPES:
+            raise ValueError("above_cap.insurance_type must not be a basic scheme (310, 390)")
+        if self.fund_type is None and self.insurance_type not in LAYER_FUND_TYPES:
+            raise ValueError("above_cap.fund_type is required for this insurance type")
+        _check_ratio("above_cap.ratio", self.ratio)
+        _check_fen("above_cap.deductible", self.deductible)
+        _check_fen("above_cap.cap", self.cap)
+
+    @property
+    def fund(self) -> str:
+        return self.fund_type or LAYER_FUND_TYPES[self.insurance_type]
+
+
 class CarePolicy(msgspec.Struct, frozen=True):
     """Outpatient or inpatient rules: fen per year (deductible per admission for inpatient)."""
 
@@ -98,6 +140,8 @@ class CarePolicy(msgspec.Struct, frozen=True):
     ratios: dict[str, Ratio]
     deductible_by_level: dict[str, Fen] | None = None
     later_admission_deductible: Fen | None = None
+    #: The large-expense / critical-illness layer above the cap (None: the cap is the end).
+    above_cap: Layer | None = None
 
     def __post_init__(self) -> None:
         if not self.ratios:
@@ -111,6 +155,11 @@ class CarePolicy(msgspec.Struct, frozen=True):
         _check_fen("deductible", self.deductible)
         _check_fen("cap", self.cap)
         _check_fen("later_admission_deductible", self.later_admission_deductible)
+
+
+def layer_of(policy: Policy, med_type: str) -> Layer | None:
+    """The policy's layer above the cap for this medical type's care (None: it has none)."""
+    return (policy.inpatient if med_type in INPATIENT_TYPES else policy.outpatient).above_cap
 
 
 class OutOfArea(msgspec.Struct, frozen=True):
@@ -224,6 +273,13 @@ class Split(msgspec.Struct, frozen=True):
     usage_after: YearToDate
     #: Per item, in the bill's order; they add up to the class fields above.
     items: list[ItemShare]
+    #: The layer above the basic cap (0 without one): what its deductible and co-payment left
+    #: to the person, and what it paid (part of ``fund_paid``).
+    layer_deductible_paid: int = 0
+    layer_copay_paid: int = 0
+    layer_fund_paid: int = 0
+    #: The layer's usage after this bill (None: the policy has no layer for this care).
+    layer_usage_after: YearToDate | None = None
 
 
 def _fen(amount: int, ratio: Decimal) -> int:
@@ -275,10 +331,13 @@ def compute(
     balance: int | None,
     use_account: bool,
     mutual_aid: int | None = None,
+    layer_ytd: YearToDate | None = None,
 ) -> Split:
     """Price a bill; ``balance`` None means the insurance type has no personal account.
     ``mutual_aid``: what the accounts authorised for this person (家庭共济) hold together, when
     the caller asked to draw on them (None: not asked); used only with ``use_account``.
+    ``layer_ytd``: the usage of the policy's layer above the cap (its own insurance type; None
+    counts as nothing used).
 
     Raises :class:`InvalidBill` (``invalid_bill``) for a bill that cannot be priced.
     """
@@ -377,12 +436,55 @@ def compute(
     cap_left = max(care.cap - max(fund_used, 0), 0)
     fund = min(at_effective, cap_left)
     over_cap = at_effective - fund
-    zh = f"年度封顶线 {_yuan(care.cap)} 元，剩余 {_yuan(cap_left)} 元，超出部分 {_yuan(over_cap)} 元自付"
-    en = f"Annual cap {_yuan(care.cap)}, {_yuan(cap_left)} left: {_yuan(over_cap)} above it self-paid"
-    share("cap", over_cap, f"{kind}.cap", care.cap, zh, en)
+    layer = care.above_cap
+    layer_usage: YearToDate | None = None
+    layer_deductible = layer_copay = layer_fund = 0
+    if layer is None:
+        zh = f"年度封顶线 {_yuan(care.cap)} 元，剩余 {_yuan(cap_left)} 元，超出部分 {_yuan(over_cap)} 元自付"
+        en = f"Annual cap {_yuan(care.cap)}, {_yuan(cap_left)} left: {_yuan(over_cap)} above it self-paid"
+        share("cap", over_cap, f"{kind}.cap", care.cap, zh, en)
+    else:
+        # 5b) The layer takes what the basic cap cut: its own deductible, ratio and cap.
+        cut, used_layer = over_cap, layer_ytd or YearToDate()
+        zh = f"基本统筹年度封顶线 {_yuan(care.cap)} 元，剩余 {_yuan(cap_left)} 元，超出的 {_yuan(cut)} 元转入大额（大病）保障"
+        en = f"Basic annual cap {_yuan(care.cap)}, {_yuan(cap_left)} left: {_yuan(cut)} above it goes to the large-expense layer"
+        share("cap", 0, f"{kind}.cap", care.cap, zh, en)  # nothing self-paid at the basic cap
+        prefix = f"{kind}.above_cap"
+        met = max(getattr(used_layer, f"{kind}_deductible_used"), 0)
+        layer_deductible = min(cut, max(layer.deductible - met, 0))
+        zh = f"大额（大病）起付线 {_yuan(layer.deductible)} 元，此前已累计 {_yuan(met)} 元，本次自付 {_yuan(layer_deductible)} 元"
+        en = f"Layer deductible {_yuan(layer.deductible)}, {_yuan(met)} met before: {_yuan(layer_deductible)} self-paid now"
+        share(
+            "layer_deductible", layer_deductible, f"{prefix}.deductible", layer.deductible, zh, en
+        )
+        rest = cut - layer_deductible
+        at_layer = _fen(rest, Decimal(str(layer.ratio)))
+        layer_copay = rest - at_layer
+        zh = f"大额（大病）起付线以上 {_yuan(rest)} 元，支付比例 {layer.ratio}，个人自付 {_yuan(layer_copay)} 元"
+        en = f"Above the layer deductible {_yuan(rest)} at ratio {layer.ratio}: co-payment {_yuan(layer_copay)}"
+        share("layer_copay", layer_copay, f"{prefix}.ratio", layer.ratio, zh, en)
+        paid_before = max(getattr(used_layer, f"{kind}_fund_paid"), 0)
+        layer_left = max(layer.cap - paid_before, 0)
+        layer_fund = min(at_layer, layer_left)
+        over_cap = at_layer - layer_fund
+        zh = f"大额（大病）年度封顶线 {_yuan(layer.cap)} 元，剩余 {_yuan(layer_left)} 元，超出部分 {_yuan(over_cap)} 元自付"
+        en = f"Layer annual cap {_yuan(layer.cap)}, {_yuan(layer_left)} left: {_yuan(over_cap)} above it self-paid"
+        share("cap", over_cap, f"{prefix}.cap", layer.cap, zh, en)
+        layer_usage = msgspec.structs.replace(
+            used_layer,
+            **{
+                f"{kind}_deductible_used": met + layer_deductible,
+                f"{kind}_fund_paid": paid_before + layer_fund,
+            },
+        )
     zh = f"统筹基金按比例 {effective} 支付 {_yuan(fund)} 元"
     en = f"The pooled fund pays {_yuan(fund)} at ratio {effective}"
     share("fund", fund, ratio_field, ratio, zh, en)
+    if layer is not None:
+        zh = f"大额（大病）保障基金（{layer.fund}）按比例 {layer.ratio} 支付 {_yuan(layer_fund)} 元"
+        en = f"The large-expense layer ({layer.fund}) pays {_yuan(layer_fund)} at ratio {layer.ratio}"
+        share("layer_fund", layer_fund, f"{kind}.above_cap.ratio", layer.ratio, zh, en)
+    basic_fund, fund = fund, fund + layer_fund
 
     # 6) and 7) The person's part: the account when asked and it has money, then the family's
     # accounts (mutual aid) when asked, then cash.
@@ -415,14 +517,14 @@ def compute(
         usage = msgspec.structs.replace(
             ytd,
             inpatient_deductible_used=ytd.inpatient_deductible_used + deductible,
-            inpatient_fund_paid=ytd.inpatient_fund_paid + fund,
+            inpatient_fund_paid=ytd.inpatient_fund_paid + basic_fund,
             inpatient_admissions=admission,
         )
     else:
         usage = msgspec.structs.replace(
             ytd,
             outpatient_deductible_used=ytd.outpatient_deductible_used + deductible,
-            outpatient_fund_paid=ytd.outpatient_fund_paid + fund,
+            outpatient_fund_paid=ytd.outpatient_fund_paid + basic_fund,
         )
     return Split(
         total=total,
@@ -447,4 +549,8 @@ def compute(
             )
             for n, item in enumerate(bill.items)
         ],
+        layer_deductible_paid=layer_deductible,
+        layer_copay_paid=layer_copay,
+        layer_fund_paid=layer_fund,
+        layer_usage_after=layer_usage,
     )

@@ -296,6 +296,32 @@ def db_check() -> None:
         sys.exit(1)
 
 
+@db.command("partitions")
+@click.option(
+    "--ahead",
+    default=7,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="Days of partitions to have ready, today included.",
+)
+def db_partitions(ahead: int) -> None:
+    """PostgreSQL: create the short-lived tables' daily partitions ahead and drop those past
+    ECERT_RETENTION_* (run daily; `ecert purge` runs it too). SQLite: nothing to do.
+
+    Prints {created, dropped} as JSON; a second run the same day changes nothing.
+    """
+    from ecert.clock import utcnow
+    from ecert.ops.partitions import maintain
+
+    async def work(runtime: Runtime) -> dict[str, list[str]]:
+        done = await maintain(runtime.engine, runtime.settings, now=utcnow(), ahead=ahead)
+        if done.skipped:
+            raise click.ClickException(done.skipped)
+        return {"created": done.created, "dropped": done.dropped}
+
+    click.echo(json.dumps(run_with_runtime(work)))
+
+
 @main.group()
 def clients() -> None:
     """API clients: channels, institutions, the agency, other provinces."""
@@ -871,15 +897,24 @@ def purge_command(dry_run: bool, batch_size: int) -> None:
     """Delete single-use marks, tokens, codes and idempotency records past ECERT_RETENTION_*.
 
     Safe from cron and alongside traffic: small batches, each its own transaction; a second run
-    finds nothing more to do. Prints the rows per table as JSON.
+    finds nothing more to do. On PostgreSQL it first runs `ecert db partitions` (partitions
+    dropped whole are not counted in the rows). Prints the rows per table as JSON.
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from ecert.clock import utcnow
+    from ecert.ops.partitions import maintain
     from ecert.ops.purge import count_expired, purge
+
+    parts: dict[str, object] = {"created": [], "dropped": []}
 
     async def work(runtime: Runtime) -> dict[str, int]:
         now = utcnow()
+        if not dry_run:  # PostgreSQL: whole days go by partition first, the rest row by row
+            done = await maintain(runtime.engine, runtime.settings, now=now)
+            parts.update(created=done.created, dropped=done.dropped)
+            if done.skipped:  # the application role: the rows still go by DELETE below
+                parts["skipped"] = done.skipped
         expired = await count_expired(runtime.engine, runtime.settings, now)
         if dry_run:
             return expired
@@ -896,7 +931,7 @@ def purge_command(dry_run: bool, batch_size: int) -> None:
             )
 
     counts = run_with_runtime(work)
-    click.echo(json.dumps({"dry_run": dry_run, "rows": counts}))
+    click.echo(json.dumps({"dry_run": dry_run, "rows": counts, "partitions": parts}))
 
 
 @audit_group.command("purge")

@@ -26,6 +26,7 @@ from ecert.benefits import (
     Step,
     YearToDate,
     compute,
+    layer_of,
 )
 from ecert.errors import EcertError
 
@@ -465,12 +466,25 @@ RULE_FIELDS = {
     "deductible": "deductible_paid",
     "copay": "copay_paid",
     "out_of_area_reduction": "out_of_area_paid",
+    "layer_deductible": "layer_deductible_paid",
+    "layer_copay": "layer_copay_paid",
     "cap": "over_cap_paid",
     "fund": "fund_paid",
+    "layer_fund": "layer_fund_paid",
     "account": "account_paid",
     "mutual_aid": "account_mutual_aid_paid",
     "cash": "cash_paid",
 }
+
+
+layers = st.fixed_dictionaries(
+    {
+        "insurance_type": st.sampled_from(["330", "392"]),
+        "deductible": money,
+        "ratio": ratios,
+        "cap": money,
+    }
+)
 
 
 @st.composite
@@ -483,6 +497,7 @@ def cases(draw: Any) -> tuple[Policy, Bill, YearToDate, int | None, bool]:
             "ratios": {lvl: draw(ratios) for lvl in LEVEL_NAMES},
             "deductible_by_level": draw(st.none() | by_level),
             "later_admission_deductible": draw(st.none() | money),
+            "above_cap": draw(st.none() | layers),
         }
 
     reduction = st.fixed_dictionaries({"referred": ratios, "unreferred": ratios})
@@ -515,17 +530,41 @@ def cases(draw: Any) -> tuple[Policy, Bill, YearToDate, int | None, bool]:
     return policy, bill, ytd, draw(st.none() | money), draw(st.booleans())
 
 
-@given(cases(), st.none() | money)
+layer_usage = st.none() | st.builds(YearToDate, money, money, money, money)
+
+
+@given(cases(), st.none() | money, layer_usage)
 def test_steps_add_up_to_the_split_fen_for_fen(
-    case: tuple[Policy, Bill, YearToDate, int | None, bool], family: int | None
+    case: tuple[Policy, Bill, YearToDate, int | None, bool],
+    family: int | None,
+    layer_ytd: YearToDate | None,
 ) -> None:
     policy, bill, ytd, balance, use_account = case
-    split = compute(policy, bill, ytd, balance=balance, use_account=use_account, mutual_aid=family)
+    split = compute(
+        policy,
+        bill,
+        ytd,
+        balance=balance,
+        use_account=use_account,
+        mutual_aid=family,
+        layer_ytd=layer_ytd,
+    )
     assert all(step.amount >= 0 for step in split.steps)
     assert all(getattr(split, name) >= 0 for name in RULE_FIELDS.values())
     assert split.total == sum(i.amount for i in bill.items)
     for rule, name in RULE_FIELDS.items():
-        assert sum(s.amount for s in split.steps if s.rule == rule) == getattr(split, name)
+        amount = sum(s.amount for s in split.steps if s.rule == rule)
+        # The fund field is the basic fund and the layer's together.
+        extra = split.layer_fund_paid if rule == "fund" else 0
+        assert amount + extra == getattr(split, name)
+    layer = layer_of(policy, bill.med_type)
+    assert (split.layer_usage_after is None) == (layer is None)
+    if layer is not None and split.layer_usage_after is not None:
+        kind = "inpatient" if bill.med_type in ("21", "52") else "outpatient"
+        before = layer_ytd or YearToDate()
+        paid = getattr(split.layer_usage_after, f"{kind}_fund_paid")
+        assert paid - getattr(before, f"{kind}_fund_paid") == split.layer_fund_paid
+        assert paid <= max(layer.cap, getattr(before, f"{kind}_fund_paid"))
     assert {s.rule for s in split.steps} <= set(RULE_FIELDS)
     shares = [s.amount for s in split.steps if s.part == "share"]
     payments = [s.amount for s in split.steps if s.part == "payment"]
@@ -535,7 +574,7 @@ def test_steps_add_up_to_the_split_fen_for_fen(
     assert split.total == sum(
         getattr(split, RULE_FIELDS[r])
         for r in RULE_FIELDS
-        if r not in ("account", "mutual_aid", "cash")
+        if r not in ("account", "mutual_aid", "cash", "layer_fund")
     )
     assert any(s.rule == "account" for s in split.steps) == (balance is not None or use_account)
     asked = use_account and family is not None
@@ -571,7 +610,10 @@ def test_cap_balance_usage_and_determinism(
     inpatient = bill.med_type in ("21", "52")
     care = policy.inpatient if inpatient else policy.outpatient
     used = ytd.inpatient_fund_paid if inpatient else ytd.outpatient_fund_paid
-    assert split.fund_paid <= max(care.cap - used, 0)
+    # The basic fund within its cap; the layer above it within the layer's (nothing used yet).
+    basic_fund = split.fund_paid - split.layer_fund_paid
+    assert basic_fund <= max(care.cap - used, 0)
+    assert split.layer_fund_paid <= (care.above_cap.cap if care.above_cap else 0)
     if balance is None:
         assert (split.account_paid, split.balance_after) == (0, None)
     else:
@@ -581,13 +623,13 @@ def test_cap_balance_usage_and_determinism(
             assert split.account_paid == 0
     after = split.usage_after
     if inpatient:
-        assert after.inpatient_fund_paid - ytd.inpatient_fund_paid == split.fund_paid
+        assert after.inpatient_fund_paid - ytd.inpatient_fund_paid == basic_fund
         assert after.inpatient_deductible_used - ytd.inpatient_deductible_used == (
             split.deductible_paid
         )
         assert after.inpatient_admissions == ytd.inpatient_admissions + 1
     else:
-        assert after.outpatient_fund_paid - ytd.outpatient_fund_paid == split.fund_paid
+        assert after.outpatient_fund_paid - ytd.outpatient_fund_paid == basic_fund
         assert after.outpatient_deductible_used - ytd.outpatient_deductible_used == (
             split.deductible_paid
         )

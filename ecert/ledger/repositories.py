@@ -184,17 +184,7 @@ async def lock_person(
     ``also``: other people's accounts the caller will move (mutual aid). Every money write takes
     its own usage row first and then accounts in person order, so two settlements drawing on
     overlapping family accounts wait for each other and never deadlock."""
-    statement = dialect_insert(session, BenefitUsage.__table__).values(
-        id=uuid.uuid4(), person_id=person_id, year=year, insurance_type=insurance
-    )
-    usage_row = (
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["person_id", "year", "insurance_type"],
-                set_={"year": statement.excluded.year},
-            ).returning(*(BenefitUsage.__table__.c[f] for f in USAGE_FIELDS))
-        )
-    ).one()
+    ytd = await lock_usage(session, person_id, year, insurance)
     if also:
         await session.execute(
             select(Account.id)
@@ -208,8 +198,27 @@ async def lock_person(
         .values(balance=Account.balance)
         .returning(Account.balance)
     )
-    ytd = YearToDate(**dict(zip(USAGE_FIELDS, usage_row, strict=True)))
     return ytd, None if balance is None else int(balance)
+
+
+async def lock_usage(
+    session: AsyncSession, person_id: uuid.UUID, year: int, insurance: str
+) -> YearToDate:
+    """Lock (creating it if needed) and read one usage row. A layer above the cap keeps its
+    usage under its own insurance type, locked after the basic row (``lock_person``) by the
+    same person's money writes only, so the order is always basic row, accounts, layer row."""
+    statement = dialect_insert(session, BenefitUsage.__table__).values(
+        id=uuid.uuid4(), person_id=person_id, year=year, insurance_type=insurance
+    )
+    usage_row = (
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["person_id", "year", "insurance_type"],
+                set_={"year": statement.excluded.year},
+            ).returning(*(BenefitUsage.__table__.c[f] for f in USAGE_FIELDS))
+        )
+    ).one()
+    return YearToDate(**dict(zip(USAGE_FIELDS, usage_row, strict=True)))
 
 
 async def usage(

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
 from ecert import ledger
-from ecert.benefits import Bill, compute
+from ecert.benefits import Bill, compute, layer_of
 from ecert.clock import BUSINESS_TZ
 from ecert.db.models import (
     Account,
@@ -271,8 +271,18 @@ async def estimate(
         med_type=data.med_type, items=data.items, level=data.level, out_of_area=data.out_of_area
     )
     family = await ledger.mutual_aid_available(session, person.id) if data.mutual_aid else None
+    layer = layer_of(policy, data.med_type)
+    layer_used = None
+    if layer is not None:
+        layer_used = await ledger.usage(session, person.id, year, layer.insurance_type)
     split = compute(
-        policy, bill, used, balance=balance, use_account=data.use_account, mutual_aid=family
+        policy,
+        bill,
+        used,
+        balance=balance,
+        use_account=data.use_account,
+        mutual_aid=family,
+        layer_ytd=layer_used,
     )
     return ledger.Costs(**ledger.costs_of(split))
 

@@ -47,6 +47,8 @@ class Basis(msgspec.Struct, frozen=True, kw_only=True):
     lines: list[BasisLine]
     #: What the authorising relatives' accounts held just before it (None: no mutual aid asked).
     mutual_aid_before: int | None = None
+    #: The usage of the policy's layer above the cap just before it (None: no layer).
+    layer_usage_before: YearToDate | None = None
 
 
 def one_shot_lines(bill: Bill) -> list[BasisLine]:

@@ -19,7 +19,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger
-from ecert.benefits import Bill, Split, YearToDate, compute
+from ecert.benefits import INPATIENT_TYPES, Bill, Split, YearToDate, compute, layer_of
 from ecert.clock import business_date
 from ecert.db.models import FeeLine, Reversal, ReversalKind, Settlement
 from ecert.errors import ValidationFailed
@@ -88,12 +88,14 @@ def reprice(basis: Basis, returned: Mapping[str, Decimal]) -> tuple[Remaining, S
             balance=basis.balance_before,
             use_account=basis.use_account,
             mutual_aid=basis.mutual_aid_before,
+            layer_ytd=basis.layer_usage_before,
         )
     else:
         split = _nothing(basis)
     priced = Priced(bill, lines, classes, where)
     default_b = basis.policy.class_b_first_self_pay
-    return remaining(basis.insurance_type, default_b, priced, split), split
+    layer = layer_of(basis.policy, basis.med_type)
+    return remaining(basis.insurance_type, default_b, priced, split, layer), split
 
 
 def _nothing(basis: Basis) -> Split:
@@ -113,6 +115,7 @@ def _nothing(basis: Basis) -> Split:
         steps=[],
         usage_after=basis.usage_before,
         items=[],
+        layer_usage_after=basis.layer_usage_before,
     )
 
 
@@ -198,6 +201,7 @@ async def return_lines(
         s.insurance_type,
         _moved_back(ytd, was_split.usage_after, now_split.usage_after),
     )
+    await move_layer_back(session, s, basis, was_split, now_split)
     await route(session, s, refunds, data.reason)
     amount = was.total - now.total
     s.reversed_total += amount
@@ -246,6 +250,47 @@ async def return_lines(
         repriced=msgspec.to_builtins(now),
     )
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+
+
+async def move_layer_back(
+    session: AsyncSession, s: Settlement, basis: Basis, was: Split, now: Split
+) -> None:
+    """The layer above the cap gives back its usage (deductible met, fund paid) as the basic
+    scheme does; its row is locked after the basic one and the accounts (``lock_usage``)."""
+    layer = layer_of(basis.policy, basis.med_type)
+    if layer is None or was.layer_usage_after is None or now.layer_usage_after is None:
+        return
+    ytd = await ledger.lock_usage(session, s.person_id, s.year, layer.insurance_type)
+    moved = _moved_back(ytd, was.layer_usage_after, now.layer_usage_after)
+    await ledger.store_usage(session, s.person_id, s.year, layer.insurance_type, moved)
+
+
+async def reverse_layer(session: AsyncSession, s: Settlement, fund_refund: int, final: bool) -> int:
+    """An amount reversal or full cancel of a settlement priced with a layer above the cap:
+    the layer paid last, so the fund's refund comes off the layer's usage first (up to what the
+    layer still holds of it); the layer's deductible comes back whole with the final reversal.
+    Returns the part of ``fund_refund`` that was the layer's (0 without a layer)."""
+    if s.pricing is None:
+        return 0
+    basis = msgspec.convert(s.pricing, Basis)
+    layer = layer_of(basis.policy, basis.med_type)
+    if layer is None:
+        return 0
+    returned = {k: Decimal(v) for k, v in (s.returned or {}).items()}
+    _, now = reprice(basis, returned)
+    basic_now = now.fund_paid - now.layer_fund_paid
+    held = min(max(s.fund_paid - s.reversed_fund - basic_now, 0), now.layer_fund_paid)
+    back = min(fund_refund, held)
+    ytd = await ledger.lock_usage(session, s.person_id, s.year, layer.insurance_type)
+    care = "inpatient" if basis.med_type in INPATIENT_TYPES else "outpatient"
+    deductible = now.layer_deductible_paid if final else 0
+    changes = {
+        f"{care}_fund_paid": max(getattr(ytd, f"{care}_fund_paid") - back, 0),
+        f"{care}_deductible_used": max(getattr(ytd, f"{care}_deductible_used") - deductible, 0),
+    }
+    moved: YearToDate = msgspec.structs.replace(ytd, **changes)
+    await ledger.store_usage(session, s.person_id, s.year, layer.insurance_type, moved)
+    return back
 
 
 def _moved_back(ytd: YearToDate, was: YearToDate, now: YearToDate) -> YearToDate:

@@ -141,9 +141,10 @@ async def _reverse(
     ytd, _ = await ledger.lock_person(session, s.person_id, s.year, s.insurance_type, also=holders)
     refunds = {p: shares.get(p, 0) for p in returns.POOLS}
     await returns.route(session, s, refunds, data.reason)
+    basic_fund = shares["fund"] - await returns.reverse_layer(session, s, shares["fund"], final)
     care = "inpatient" if s.med_type in INPATIENT_TYPES else "outpatient"
     changes = {
-        f"{care}_fund_paid": max(getattr(ytd, f"{care}_fund_paid") - shares["fund"], 0),
+        f"{care}_fund_paid": max(getattr(ytd, f"{care}_fund_paid") - basic_fund, 0),
         f"{care}_deductible_used": max(getattr(ytd, f"{care}_deductible_used") - deductible, 0),
     }
     if final and care == "inpatient":

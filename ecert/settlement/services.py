@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger
-from ecert.benefits import Bill, Split, compute
+from ecert.benefits import Bill, Split, YearToDate, compute, layer_of
 from ecert.clock import business_date
 from ecert.db.models import Settlement
 from ecert.ledger import COLUMN_FIELDS, costs_of
@@ -42,6 +42,7 @@ async def preview(
         balance=balance,
         use_account=data.use_account,
         mutual_aid=family,
+        layer_ytd=await layer_usage(session, ctx, data.med_type),
     )
     await record_audit(session, principal, ctx.person.id, "settlement.preview", "ok")
     return SettlementResult(settlement_id=None, **costs_of(split))
@@ -110,6 +111,10 @@ async def book(
     ytd, balance = await ledger.lock_person(session, person_id, ctx.year, insurance, also=holders)
     held = await ledger.holder_balances(session, holders)
     available = sum(held.values()) if family else None
+    layer = layer_of(ctx.policy, bill.med_type)
+    layer_ytd = None
+    if layer is not None:
+        layer_ytd = await ledger.lock_usage(session, person_id, ctx.year, layer.insurance_type)
     split = compute(
         ctx.policy,
         bill,
@@ -117,6 +122,7 @@ async def book(
         balance=balance,
         use_account=use_account,
         mutual_aid=available,
+        layer_ytd=layer_ytd,
     )
     draws = aid.plan(split.account_mutual_aid_paid, sources, held)
     stored = {} if detail is None else detail(split)
@@ -133,6 +139,7 @@ async def book(
         use_account=use_account,
         lines=one_shot_lines(bill) if lines is None else lines,
         mutual_aid_before=available,
+        layer_usage_before=layer_ytd,
     )
     settlement = Settlement(
         institution_code=ctx.institution.code,
@@ -166,6 +173,10 @@ async def book(
         )
     await aid.debit(session, settlement, draws, memo=ctx.institution.code)
     await ledger.store_usage(session, person_id, ctx.year, insurance, split.usage_after)
+    if layer is not None and split.layer_usage_after is not None:
+        await ledger.store_usage(
+            session, person_id, ctx.year, layer.insurance_type, split.layer_usage_after
+        )
     await record_audit(
         session,
         principal,
@@ -175,6 +186,16 @@ async def book(
         {"settlement_id": str(settlement.id), "total": split.total},
     )
     return settlement, split
+
+
+async def layer_usage(
+    session: AsyncSession, ctx: PersonContext, med_type: str
+) -> YearToDate | None:
+    """The usage of the policy's layer above the cap for this care (None: no layer)."""
+    layer = layer_of(ctx.policy, med_type)
+    if layer is None:
+        return None
+    return await ledger.usage(session, ctx.person.id, ctx.year, layer.insurance_type)
 
 
 async def owned(

@@ -237,6 +237,8 @@ async def _spend_qr(
         "sub": claims.sub,
         "jti": claims.jti,
         "at": utcnow(),
+        # The code's own expiry: the day partition on PostgreSQL (ecert/db/partitions.py).
+        "expires_at": dt.datetime.fromtimestamp(claims.exp, dt.UTC),
         "institution_code": institution,
     }
     if not _postgres(session):
@@ -256,7 +258,7 @@ async def _spend_qr(
 
 
 #: The columns :func:`_spend_statement` writes (``verify`` passes exactly these).
-_USE = ("iss", "sub", "jti", "at", "institution_code")
+_USE = ("iss", "sub", "jti", "at", "expires_at", "institution_code")
 _TOKEN = (
     "token",
     "person_id",

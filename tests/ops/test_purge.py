@@ -27,7 +27,7 @@ def _rows(ecert: ECert, tag: str, at: dt.datetime) -> dict[type[Any], dict[str, 
     """One row of each purged table whose age column is ``at``."""
     return {
         QrUse: {"iss": "370102", "sub": ecert.pseudonym, "jti": tag, "institution_code": "H1"}
-        | {"at": at},
+        | {"at": at, "expires_at": at},
         UsedJti: {"issuer": "c1", "jti": f"jti-{tag}", "expires_at": at},
         EcToken: {
             "token": f"ect-{tag}",
@@ -127,3 +127,16 @@ async def test_ops_purge_command_dry_run_then_run(client: Client, settings: Sett
     assert done["dry_run"] is False
     again = json.loads(await run_cli(settings, "purge"))
     assert again["rows"] == {t.name: 0 for t in TARGETS}
+    # The partitions step ran first (PostgreSQL; nothing to do on SQLite) and is idempotent too.
+    assert again["partitions"] == {"created": [], "dropped": []}
+
+
+async def test_ops_db_partitions_command(client: Client, settings: Settings) -> None:
+    await client.get("/healthz")
+    first = json.loads(await run_cli(settings, "db", "partitions", "--ahead", "12"))
+    again = json.loads(await run_cli(settings, "db", "partitions", "--ahead", "12"))
+    assert again == {"created": [], "dropped": []}
+    if settings.is_sqlite:
+        assert first == again  # plain tables there
+    else:
+        assert len(first["created"]) <= 3 * 12

@@ -326,6 +326,30 @@ POLICY = Policy.from_json(
         if (p["area"], p["insurance_type"], p["category"]) == ("370102", "310", "employee")
     )
 )
+#: The same policy with a large-expense layer above both caps (its own deductible, ratio, cap).
+LAYERED = Policy.from_json(
+    {
+        **msgspec.to_builtins(POLICY),
+        "outpatient": {
+            **msgspec.to_builtins(POLICY.outpatient),
+            "above_cap": {
+                "insurance_type": "330",
+                "deductible": 5_000,
+                "ratio": 0.9,
+                "cap": 200_000,
+            },
+        },
+        "inpatient": {
+            **msgspec.to_builtins(POLICY.inpatient),
+            "above_cap": {
+                "insurance_type": "330",
+                "deductible": 100_000,
+                "ratio": 0.85,
+                "cap": 3_000_000,
+            },
+        },
+    }
+)
 QUANTITIES = st.decimals(Decimal("0.01"), Decimal("9"), places=2)
 
 
@@ -378,8 +402,11 @@ def returns_(draw: st.DrawFn, lines: list[BasisLine]) -> list[dict[str, Decimal]
     return steps
 
 
-def from_scratch(basis: Basis, returned: dict[str, Decimal]) -> tuple[dict[str, int], YearToDate]:
-    """Pools and usage of the remaining bill, built straight from the lines (no reprice)."""
+def from_scratch(
+    basis: Basis, returned: dict[str, Decimal]
+) -> tuple[dict[str, int], YearToDate, YearToDate | None]:
+    """Pools, usage and the layer's usage of the remaining bill, built straight from the lines
+    (no reprice)."""
     items = []
     for b in basis.lines:
         q = Decimal(b.quantity) - returned.get(b.line_no, Decimal(0))
@@ -398,32 +425,48 @@ def from_scratch(basis: Basis, returned: dict[str, Decimal]) -> tuple[dict[str, 
         if over:
             items.append(BillItem(b.list_code, "over", "C", over))
     if not items:
-        return dict.fromkeys(POOLS, 0), basis.usage_before
+        return dict.fromkeys(POOLS, 0), basis.usage_before, basis.layer_usage_before
     split = compute(
         basis.policy,
         Bill(basis.med_type, items, basis.level, basis.out_of_area),
         basis.usage_before,
         balance=basis.balance_before,
         use_account=basis.use_account,
+        layer_ytd=basis.layer_usage_before,
     )
     paid = {"fund": split.fund_paid, "account": split.account_paid, "cash": split.cash_paid}
-    return {**paid, "account_mutual_aid": 0}, split.usage_after
+    return {**paid, "account_mutual_aid": 0}, split.usage_after, split.layer_usage_after
 
 
 @st.composite
 def bases(draw: st.DrawFn) -> Basis:
+    layered = draw(st.booleans())
+    layer_usage = YearToDate(
+        outpatient_deductible_used=draw(st.integers(0, 6_000)),
+        outpatient_fund_paid=draw(st.integers(0, 250_000)),
+        inpatient_deductible_used=draw(st.integers(0, 120_000)),
+        inpatient_fund_paid=draw(st.integers(0, 3_500_000)),
+    )
+    usage = YearToDate(
+        outpatient_deductible_used=draw(st.integers(0, 120_000)),
+        outpatient_fund_paid=draw(st.integers(0, 700_000)),
+        inpatient_fund_paid=draw(st.integers(0, 60_000_000)),
+        inpatient_admissions=draw(st.integers(0, 3)),
+    )
+    if layered:  # near the basic caps, so that bills cross them into the layer
+        usage = msgspec.structs.replace(
+            usage,
+            outpatient_fund_paid=POLICY.outpatient.cap - draw(st.integers(0, 20_000)),
+            inpatient_fund_paid=POLICY.inpatient.cap - draw(st.integers(0, 200_000)),
+        )
     return Basis(
-        policy=POLICY,
+        policy=LAYERED if layered else POLICY,
+        layer_usage_before=layer_usage if layered else None,
         insurance_type="310",
         med_type=draw(st.sampled_from(["11", "21"])),
         level=draw(st.sampled_from(["community", "1", "2", "3"])),
         out_of_area=draw(st.sampled_from(["none", "referred", "unreferred"])),
-        usage_before=YearToDate(
-            outpatient_deductible_used=draw(st.integers(0, 120_000)),
-            outpatient_fund_paid=draw(st.integers(0, 700_000)),
-            inpatient_fund_paid=draw(st.integers(0, 60_000_000)),
-            inpatient_admissions=draw(st.integers(0, 3)),
-        ),
+        usage_before=usage,
         balance_before=draw(st.none() | st.integers(0, 500_000)),
         use_account=draw(st.booleans()),
         lines=draw(lines_()),
@@ -435,7 +478,7 @@ def bases(draw: st.DrawFn) -> Basis:
 def test_returns_land_where_pricing_the_rest_from_scratch_would(data: st.DataObject) -> None:
     basis = data.draw(bases(), label="basis")
     steps = data.draw(returns_(basis.lines), label="returns")
-    original, _ = from_scratch(basis, {})
+    original, _, _ = from_scratch(basis, {})
     costs, _ = reprice(basis, {})
     assert pools(costs) == original
     returned: dict[str, Decimal] = {}
@@ -456,9 +499,10 @@ def test_returns_land_where_pricing_the_rest_from_scratch_would(data: st.DataObj
         for p in POOLS:
             got_back[p] += refunds[p]
         invariants(msgspec.to_builtins(now))
-    left, usage = from_scratch(basis, returned)
+    left, usage, layer_usage = from_scratch(basis, returned)
     assert {p: original[p] - got_back[p] for p in POOLS} == left
     assert reprice(basis, returned)[1].usage_after == usage
+    assert reprice(basis, returned)[1].layer_usage_after == layer_usage
 
 
 _codes = itertools.count(1)
@@ -516,7 +560,7 @@ async def test_returns_over_http_land_where_pricing_from_scratch_would(
         assert row is not None
         assert row.pricing is not None
         basis = Basis(**{**_basis_fields(row.pricing), "lines": lines})
-        left, usage = from_scratch(basis, returned)
+        left, usage, _ = from_scratch(basis, returned)
         assert {
             "fund": row.fund_paid - row.reversed_fund,
             "account": row.account_paid - row.reversed_account,

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ecert.benefits import Bill, Policy, YearToDate, compute
+from ecert.benefits import Bill, Policy, YearToDate, compute, layer_of
 from ecert.db.models import FeeLine
 from ecert.ledger import Classified, Reason
 from ecert.settlement.visits.pricing import Priced, assemble, result
@@ -43,7 +43,8 @@ def test_shares_and_payments_each_add_up_to_the_total(
 ) -> None:
     policy, _, ytd, balance, use_account, priced = case
     split = compute(policy, priced.bill, ytd, balance=balance, use_account=use_account)
-    r = result("310", policy.class_b_first_self_pay, uuid.uuid4(), priced, split)
+    layer = layer_of(policy, priced.bill.med_type)
+    r = result("310", policy.class_b_first_self_pay, uuid.uuid4(), priced, split, layer)
     assert r.total == sum(line.amount for line in priced.lines)
     assert r.total == r.fund_paid + r.account_paid + r.account_mutual_aid_paid + r.cash_paid
     assert r.total == (

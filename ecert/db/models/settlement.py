@@ -49,6 +49,9 @@ class QrUse(BigIntBase):
     institution_code: Mapped[str] = mapped_column(String(20))
     #: Indexed for ``ecert purge``.
     at: Mapped[dt.datetime] = mapped_column(DateTimeUTC(timezone=True), default=utcnow, index=True)
+    #: The QR's own ``exp`` (migration 0013): the partition key on PostgreSQL, fixed by the
+    #: signed code, so a replay meets the same unique key (iss, sub, jti, expires_at) there.
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTimeUTC(timezone=True))
 
     __table_args__ = (UniqueConstraint("iss", "sub", "jti", name="uq_qr_use"),)
 

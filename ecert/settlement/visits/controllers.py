@@ -12,7 +12,7 @@ from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security.auth import institution_guard, principal_of
 from ecert.settlement import replies
 from ecert.settlement.controllers import IdempotencyKey, replayable
-from ecert.settlement.visits import fees, pricing, schemas, services
+from ecert.settlement.visits import fees, pricing, schemas, services, view
 
 
 class VisitController(Controller):
@@ -47,7 +47,7 @@ class VisitController(Controller):
         db_session: DbSession,
         runtime: RuntimeDep,
     ) -> schemas.VisitView:
-        return await pricing.view(db_session, runtime, principal_of(request), visit_id)
+        return await view.view(db_session, runtime, principal_of(request), visit_id)
 
     @post("/{visit_id:uuid}/cancel", status_code=200, summary="Cancel a visit nothing settled")
     async def cancel(
@@ -59,7 +59,7 @@ class VisitController(Controller):
     ) -> schemas.VisitView:
         principal = principal_of(request)
         await services.cancel(db_session, principal, visit_id)
-        return await pricing.view(db_session, runtime, principal, visit_id)
+        return await view.view(db_session, runtime, principal, visit_id)
 
     @post("/{visit_id:uuid}/fees", status_code=200, summary="Upload fee lines (re-sending is safe)")
     async def add_fees(

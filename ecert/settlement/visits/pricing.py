@@ -17,24 +17,22 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger
-from ecert.benefits import Bill, BillItem, Split, YearToDate, compute
+from ecert.benefits import Bill, BillItem, Layer, Split, YearToDate, compute, layer_of
 from ecert.clock import business_date
-from ecert.db.models import FeeLine, Person, Settlement, Visit, VisitStatus
+from ecert.db.models import FeeLine, Person, Visit, VisitStatus
 from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.settlement import idempotency
 from ecert.settlement.basis import BasisLine
 from ecert.settlement.context import PersonContext, designated_institution
-from ecert.settlement.services import book
+from ecert.settlement.services import book, layer_usage
 from ecert.settlement.visits import schemas
 from ecert.settlement.visits.exceptions import VisitNotOpen
 from ecert.settlement.visits.services import (
     lines_of,
     lock_open,
-    masked_person,
     owned,
-    settlements_of,
 )
 from ecert.suspension import ensure_not_suspended
 
@@ -142,14 +140,30 @@ def line_splits(priced: Priced, split: Split, default_b: float) -> list[schemas.
 
 
 def result(
-    insurance: str, default_b: float, visit_id: uuid.UUID, priced: Priced, split: Split
+    insurance: str,
+    default_b: float,
+    visit_id: uuid.UUID,
+    priced: Priced,
+    split: Split,
+    layer: Layer | None,
 ) -> schemas.VisitSettlement:
     """The visit reply (pure): total = the four shares = the payments, to the fen."""
-    fields = msgspec.structs.asdict(remaining(insurance, default_b, priced, split))
+    fields = msgspec.structs.asdict(remaining(insurance, default_b, priced, split, layer))
     return schemas.VisitSettlement(settlement_id=None, visit_id=visit_id, **fields)
 
 
-def remaining(insurance: str, default_b: float, priced: Priced, split: Split) -> schemas.Remaining:
+def fund_parts(insurance: str, layer: Layer | None, split: Split) -> list[schemas.FundPart]:
+    """The basic pooled fund (national fund type <insurance type>100) and, with a policy layer
+    above the cap, that layer's fund (e.g. 330100 large-expense, 390200 critical illness)."""
+    basic = schemas.FundPart(f"{insurance}100", split.fund_paid - split.layer_fund_paid)
+    if layer is None:
+        return [basic]
+    return [basic, schemas.FundPart(layer.fund, split.layer_fund_paid)]
+
+
+def remaining(
+    insurance: str, default_b: float, priced: Priced, split: Split, layer: Layer | None
+) -> schemas.Remaining:
     """The visit fields and lines of a priced bill (pure); a return's reply uses them as well."""
     over_limit = sum(c.over_limit for c in priced.classes)
     fully = split.fully_self_paid - over_limit
@@ -159,12 +173,11 @@ def remaining(insurance: str, default_b: float, priced: Priced, split: Split) ->
         over_limit_self_paid=over_limit,
         first_self_paid=split.first_self_paid,
         eligible_amount=split.total - split.fully_self_paid - split.first_self_paid,
-        deductible_paid=split.deductible_paid,
-        co_pay=split.copay_paid + split.out_of_area_paid,
+        deductible_paid=split.deductible_paid + split.layer_deductible_paid,
+        co_pay=split.copay_paid + split.out_of_area_paid + split.layer_copay_paid,
         over_cap_self_paid=split.over_cap_paid,
         fund_paid=split.fund_paid,
-        # Only the basic pooled fund (national fund type <insurance type>100) in this slice.
-        fund_parts=[schemas.FundPart(f"{insurance}100", split.fund_paid)],
+        fund_parts=fund_parts(insurance, layer, split),
         account_paid=split.account_paid,
         account_mutual_aid_paid=split.account_mutual_aid_paid,
         cash_paid=split.cash_paid,
@@ -179,7 +192,8 @@ def _result(
     ctx: PersonContext, visit: Visit, priced: Priced, split: Split
 ) -> schemas.VisitSettlement:
     insurance, default_b = ctx.enrolment.insurance_type, ctx.policy.class_b_first_self_pay
-    return result(insurance, default_b, visit.id, priced, split)
+    layer = layer_of(ctx.policy, visit.med_type)
+    return result(insurance, default_b, visit.id, priced, split, layer)
 
 
 async def price_lines(
@@ -219,6 +233,7 @@ async def preview(
         balance=balance,
         use_account=data.use_account,
         mutual_aid=family,
+        layer_ytd=await layer_usage(session, ctx, visit.med_type),
     )
     await record_audit(
         session, principal, ctx.person.id, "visit.preview", "ok", {"visit_id": str(visit.id)}
@@ -281,61 +296,3 @@ async def _settle(
     )
     settled = msgspec.structs.replace(answer["result"], settlement_id=settlement.id)
     return msgspec.to_builtins(settled)  # type: ignore[no-any-return]
-
-
-async def view(
-    session: AsyncSession, runtime: Runtime, principal: Principal, visit_id: uuid.UUID
-) -> schemas.VisitView:
-    """The visit, its lines (as settled, or as they would price now) and its settlements."""
-    visit = await owned(session, principal, visit_id)
-    person = await session.get(Person, visit.person_id)
-    assert person is not None
-    lines = await lines_of(session, visit.id)
-    settlements = await settlements_of(session, visit.id)
-    splits: dict[str, schemas.LineSplit] = {}
-    if settlements:
-        stored = await _settled_lines(session, settlements[-1].settlement_id)
-        splits = {s.line_no: s for s in stored}
-    else:
-        splits = {s.line_no: s for s in await price_lines(session, principal, visit, lines)}
-    await record_audit(
-        session, principal, person.id, "visit.read", "ok", {"visit_id": str(visit.id)}
-    )
-    return schemas.VisitView(
-        visit_id=visit.id,
-        status=visit.status,
-        person=masked_person(runtime, person),
-        insurance_type=visit.insurance_type,
-        med_type=visit.med_type,
-        opened_at=visit.created_at,
-        his_visit_no=visit.his_visit_no,
-        dept_code=visit.dept_code,
-        dept_name=visit.dept_name,
-        doctor_code=visit.doctor_code,
-        doctor_name=visit.doctor_name,
-        diagnoses=msgspec.convert(visit.diagnoses, list[schemas.Diagnosis]),
-        admitted_at=visit.admitted_at,
-        lines=[_line_view(line, splits[line.line_no]) for line in lines],
-        settlements=settlements,
-    )
-
-
-async def _settled_lines(
-    session: AsyncSession, settlement_id: uuid.UUID
-) -> list[schemas.LineSplit]:
-    row = await session.get(Settlement, settlement_id)
-    detail = (row.detail if row is not None else None) or {}
-    return msgspec.convert(detail.get("lines", []), list[schemas.LineSplit])
-
-
-def _line_view(line: FeeLine, split: schemas.LineSplit) -> schemas.FeeLineView:
-    return schemas.FeeLineView(
-        **{f: getattr(split, f) for f in split.__struct_fields__},
-        list_code=line.list_code,
-        hospital_code=line.hospital_code,
-        name=line.name,
-        quantity=line.quantity,
-        unit_price=line.unit_price,
-        ordered_at=line.ordered_at,
-        doctor_code=line.doctor_code,
-    )

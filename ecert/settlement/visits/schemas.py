@@ -92,6 +92,11 @@ class LineSplit(msgspec.Struct, kw_only=True):
 
 
 class FeeLineView(LineSplit, kw_only=True):
+    """A line as it stands: after returns its split is what its remaining quantity is priced
+    at now (a fully returned line: 0 everywhere)."""
+
+    #: The quantity returned so far (decimal string, "0": none).
+    returned_quantity: str = "0"
     list_code: str
     hospital_code: str | None
     name: str
@@ -155,10 +160,30 @@ class Remaining(VisitCosts, kw_only=True):
     steps: list[Step]
 
 
+class VisitReversal(msgspec.Struct, kw_only=True):
+    """A reversal of a visit's settlement: what it gave back to each pool."""
+
+    reversal_id: uuid.UUID
+    #: full, amount or lines.
+    kind: str
+    reversed_at: dt.datetime
+    amount: int
+    fund_refund: int
+    account_refund: int
+    account_mutual_aid_refund: int
+    cash_refund: int
+    reason: str
+    #: A line return's lines: [{line_no, quantity}].
+    lines: list[dict[str, str]] | None = None
+
+
 class VisitSettlementSummary(VisitCosts, kw_only=True):
+    """A settlement as settled (its §7 fields), with what has been reversed of it since."""
+
     settlement_id: uuid.UUID
     settled_at: dt.datetime
     reversed_total: int
+    reversals: list[VisitReversal] = msgspec.field(default_factory=list)
 
 
 class VisitView(msgspec.Struct, kw_only=True):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.cards import services as cards
 from ecert.clock import business_date
-from ecert.db.models import FeeLine, Person, Settlement, Visit, VisitStatus, utcnow
+from ecert.db.models import FeeLine, Person, Reversal, Settlement, Visit, VisitStatus, utcnow
 from ecert.errors import ValidationFailed
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.ledger import person_policy
@@ -190,15 +190,47 @@ async def settlements_of(
             .execution_options(populate_existing=True)
         )
     ).all()
+    reversals = await reversals_of(session, [s.id for s in rows])
     return [
         schemas.VisitSettlementSummary(
             settlement_id=s.id,
             settled_at=s.created_at,
             reversed_total=s.reversed_total,
+            reversals=reversals.get(s.id, []),
             **_costs(s),
         )
         for s in rows
     ]
+
+
+async def reversals_of(
+    session: AsyncSession, settlement_ids: list[uuid.UUID]
+) -> dict[uuid.UUID, list[schemas.VisitReversal]]:
+    """The reversals of these settlements, oldest first, by settlement."""
+    if not settlement_ids:
+        return {}
+    rows = await session.scalars(
+        select(Reversal)
+        .where(Reversal.settlement_id.in_(settlement_ids))
+        .order_by(Reversal.created_at, Reversal.id)
+    )
+    out: dict[uuid.UUID, list[schemas.VisitReversal]] = {}
+    for r in rows:
+        out.setdefault(r.settlement_id, []).append(
+            schemas.VisitReversal(
+                reversal_id=r.id,
+                kind=r.kind,
+                reversed_at=r.created_at,
+                amount=r.amount,
+                fund_refund=r.fund_refund,
+                account_refund=r.account_refund,
+                account_mutual_aid_refund=r.account_mutual_aid_refund,
+                cash_refund=r.cash_refund,
+                reason=r.reason,
+                lines=r.lines,
+            )
+        )
+    return out
 
 
 def _costs(settlement: Settlement) -> dict[str, Any]:

@@ -78,7 +78,20 @@ EXTRA_CODES: dict[str, tuple[str, ...]] = {
         "qr_wrong_issuer",
         "qr_replayed",
     ),
+    # The person's lookups run through ``lookup.services.audited`` (replica or primary), which
+    # the code reading cannot follow: what they can answer, named here.
+    "LookupController.enrolment": ("not_found",),
+    "LookupController.contributions": ("not_found",),
+    "LookupController.account": ("not_found",),
+    "LookupController.transactions": ("not_found",),
+    "LookupController.settlements": ("not_found",),
+    "LookupController.benefits": ("not_found", "not_enrolled", "no_policy"),
+    "LookupController.estimate": ("not_found", "not_enrolled", "no_policy", "invalid_bill"),
 }
+
+#: Handler option of a face whose errors are not problem+json (the national interface's −1
+#: envelopes, FHIR's OperationOutcome): its ``responses=`` document every error it answers.
+OWN_ERROR_FORMAT = "own_error_format"
 
 #: Every route can meet these: an unexpected failure, a database or store that is down.
 _ALWAYS = ("internal_error", "unavailable")
@@ -148,6 +161,8 @@ def document(app: Litestar, schema: dict[str, Any], public_paths: Iterable[str])
                 handler.opt.get("exclude_from_auth")
             )
             responses = operation.setdefault("responses", {})
+            if "204" in responses:
+                responses["204"].pop("content", None)  # a 204 has no content (RFC 9110)
             has_input = "400" in responses or "requestBody" in operation
             # An error response the route declares itself (``responses=``) stays: a face with
             # its own error format (FHIR's OperationOutcome) says so there.
@@ -161,6 +176,8 @@ def document(app: Litestar, schema: dict[str, Any], public_paths: Iterable[str])
                 has_input=has_input,
                 has_body="requestBody" in operation,
             )
+            if handler.opt.get(OWN_ERROR_FORMAT):
+                continue  # a face with its own error format documents all its errors itself
             documented = problem_responses(codes)
             responses.update({s: r for s, r in documented.items() if s not in declared})
             if is_public:

@@ -15,6 +15,7 @@ from litestar.handlers.base import BaseRouteHandler
 from pydantic import ValidationError
 
 from ecert import problems
+from ecert.apischema.document import OWN_ERROR_FORMAT
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import EcertError, ValidationFailed
 from ecert.fhir import eligibility, outcome, services
@@ -80,7 +81,14 @@ class FhirController(Controller):
         kind: outcome.handle for kind in [*problems.exception_handlers, ValidationError]
     }
 
-    @get("/metadata", exclude_from_auth=True, summary="CapabilityStatement", media_type=FHIR_JSON)
+    @get(
+        "/metadata",
+        exclude_from_auth=True,
+        summary="CapabilityStatement",
+        media_type=FHIR_JSON,
+        opt={OWN_ERROR_FORMAT: True},
+        responses=outcome.documented(429, 500, 503, resource="CapabilityStatement"),
+    )
     async def metadata(self, runtime: RuntimeDep) -> Response[bytes]:
         return fhir(capability_statement(runtime.settings.issuer_url, _published()))
 
@@ -89,6 +97,8 @@ class FhirController(Controller):
         status_code=200,
         guards=[institution_or_person],
         media_type=FHIR_JSON,
+        opt={OWN_ERROR_FORMAT: True},
+        responses=outcome.documented(400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503),
         summary="CoverageEligibilityRequest → CoverageEligibilityResponse",
     )
     async def eligibility(self, request: AnyRequest, db_session: DbSession) -> Response[bytes]:
@@ -100,6 +110,8 @@ class FhirController(Controller):
         status_code=200,
         guards=[institution_guard],
         media_type=FHIR_JSON,
+        opt={OWN_ERROR_FORMAT: True},
+        responses=outcome.documented(400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503),
         summary="Claim (predetermination or claim) → ClaimResponse",
     )
     async def claim(

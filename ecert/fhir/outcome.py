@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from litestar import Request, Response
+from litestar.openapi.datastructures import ResponseSpec
 from pydantic import ValidationError
 
 from ecert.errors import ValidationFailed
@@ -79,3 +81,46 @@ def invalid_resource(exc: ValidationError) -> ValidationFailed:
         for e in exc.errors(include_url=False, include_input=False)[:20]
     ]
     return ValidationFailed("the resource is not valid FHIR R4B", errors=errors)
+
+
+class _Coding(msgspec.Struct, kw_only=True):
+    system: str
+    code: str
+
+
+class _Details(msgspec.Struct, kw_only=True):
+    coding: list[_Coding]
+    text: str | None = None
+
+
+class _Issue(msgspec.Struct, kw_only=True):
+    severity: str
+    code: str
+    details: _Details | None = None
+    diagnostics: str | None = None
+
+
+class OperationOutcomeShape(msgspec.Struct, kw_only=True):
+    """An error as the OpenAPI schema shows it: FHIR's OperationOutcome, with ecert's problem
+    code in ``issue[].details.coding`` (system ``urn:ecert:problem``)."""
+
+    resourceType: str
+    issue: list[_Issue]
+
+
+def documented(*statuses: int, resource: str = "") -> dict[int, ResponseSpec]:
+    """The responses of a FHIR route: ``resource`` (a FHIR JSON object) at 200, and the error
+    statuses as OperationOutcome, never problem+json."""
+    ok = {
+        200: ResponseSpec(
+            dict[str, Any], description=resource or "the FHIR resource", media_type=FHIR_JSON
+        )
+    }
+    return ok | {
+        status: ResponseSpec(
+            OperationOutcomeShape,
+            description="OperationOutcome (ecert's code in issue.details.coding)",
+            media_type=FHIR_JSON,
+        )
+        for status in statuses
+    }

@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Response, post
+from litestar.openapi.datastructures import ResponseSpec
 
+from ecert.apischema.document import OWN_ERROR_FORMAT
 from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.gateway.envelope import ReplyEnvelope
 from ecert.gateway.replies import respond
 
 PATH = "/fsi/api/rsfComIfsService/callService"
@@ -26,6 +29,20 @@ class GatewayController(Controller):
             "Refusals answer infcode -1 with err_msg and err_code at HTTP 200. "
             "See docs/national-interface.md."
         ),
+        # Even the refusals that keep an HTTP status answer with a −1 envelope, not problem+json.
+        opt={OWN_ERROR_FORMAT: True},
+        responses={
+            status: ResponseSpec(
+                ReplyEnvelope, description=f"infcode −1: {why}", media_type="application/json"
+            )
+            for status, why in (
+                (401, "no or bad credentials (unauthorized, signature_*)"),
+                (403, "not an institution, or fixmedins_mismatch"),
+                (429, "over the client's quota (rate_limited)"),
+                (500, "an unexpected failure (internal_error)"),
+                (503, "database or store down (unavailable)"),
+            )
+        },
     )
     async def call_service(
         self, request: AnyRequest, db_session: DbSession, runtime: RuntimeDep

@@ -22,6 +22,23 @@ _encoder = msgspec.json.Encoder(decimal_format="number")
 Short = Annotated[str, msgspec.Meta(max_length=200)]
 
 
+class ReplyEnvelope(msgspec.Struct, kw_only=True):
+    """The reply envelope as the OpenAPI schema shows it (:func:`reply` writes it)."""
+
+    infcode: int
+    inf_refmsgid: str
+    refmsg_time: str
+    respond_time: str
+    err_msg: str | None = None
+    #: ecert's stable problem code (docs/errors.md), beside the national fields.
+    err_code: str | None = None
+    warn_msg: str | None = None
+    cainfo: str | None = None
+    signtype: str | None = None
+    request_id: str | None = None
+    output: dict[str, Any] | None = None
+
+
 class Envelope(msgspec.Struct, kw_only=True):
     """The request envelope; only ``infno`` and ``msgid`` are required."""
 

@@ -72,9 +72,30 @@ async def test_operation_ids_read_like_names(client: Client) -> None:
     assert {"settleVisit", "mintQrPng", "verifyQr", "reverseSettlement"} <= set(operations)
 
 
+#: Faces whose refusals keep their own standard's shape: the national interface (−1 envelopes,
+#: docs/national-interface.md) and FHIR (OperationOutcome, docs/fhir.md).
+OWN_ERROR_SHAPES = {
+    "callNationalService",
+    "getFhirCapabilityStatement",
+    "submitCoverageEligibilityRequest",
+    "submitClaim",
+}
+
+
+async def test_own_error_shapes_are_documented_as_such(client: Client) -> None:
+    operations = _operations(await _schema(client))
+    for name in OWN_ERROR_SHAPES:
+        errors = {s: r for s, r in operations[name]["responses"].items() if s[0] in "45"}
+        assert {"429", "500", "503"} <= set(errors), name
+        for status, response in errors.items():
+            assert "application/problem+json" not in response["content"], (name, status)
+
+
 async def test_every_error_is_problem_json_with_registered_codes(client: Client) -> None:
     operations = _operations(await _schema(client))
     for name, operation in operations.items():
+        if name in OWN_ERROR_SHAPES:
+            continue
         errors = {s: r for s, r in operation["responses"].items() if s[0] in "45"}
         assert {"500", "503"} <= set(errors), name
         for status, response in errors.items():

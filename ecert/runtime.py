@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ecert.config import Settings
 from ecert.db.engine import make_engine
 from ecert.db.replica import ReadReplica
+from ecert.security.auditbatch import AuditBatches
 from ecert.security.auditchain import derive_key, session_info
 from ecert.security.keys import KeyRing
 from ecert.security.pii import PiiCipher, load_cipher
@@ -32,6 +33,11 @@ class Runtime:
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Access tokens this worker has checked (ecert.security.tokens.VerifiedTokens).
     access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    #: Group commit of the reads' audit rows (ecert.security.auditbatch).
+    audit_batches: AuditBatches = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.audit_batches = AuditBatches(self.sessions)
 
     async def close(self) -> None:
         await self.store.close()

@@ -1,7 +1,9 @@
 """The person's reads. Every one takes the person from the token and is audited.
 
 The reads run on the read replica when one is configured and fresh (``ecert.db.replica``),
-otherwise on the request's primary session; the audit row is always written on the primary.
+otherwise on the request's primary session (in autocommit: no BEGIN and COMMIT around them); the
+audit row is always written on the primary, by group commit with the other reads of the moment
+(``ecert.security.auditbatch``), before the answer.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from sqlalchemy.orm import raiseload
 from ecert import ledger
 from ecert.benefits import Bill, compute, layer_of
 from ecert.clock import BUSINESS_TZ
+from ecert.db.engine import reads_only
 from ecert.db.models import (
     Account,
+    AuditEvent,
     Contribution,
     ContributionStatus,
     Enrolment,
@@ -36,7 +40,7 @@ from ecert.identity import mask_id_number, mask_name
 from ecert.lookup import schemas
 from ecert.persons import person_id_number, person_name
 from ecert.runtime import Runtime
-from ecert.security.audit import record_audit
+from ecert.security.audit import audit_values
 from ecert.security.tokens import Principal
 
 T = TypeVar("T")
@@ -71,12 +75,16 @@ def audited(action: str) -> Callable[[Lookup[P, T]], Lookup[P, T]]:
             *args: P.args,
             **kwargs: P.kwargs,
         ) -> T:
+            if not session.in_transaction():
+                await reads_only(session)  # no BEGIN and COMMIT around the reads
             result = await read_where_fresh(
                 runtime.replica,
                 session,
                 lambda reads: read(reads, runtime, principal, *args, **kwargs),
             )
-            await record_audit(session, principal, principal.person_id, action, "ok")
+            # Committed before the answer, together with the other reads' rows of the moment.
+            row = audit_values(principal, principal.person_id, action, "ok")
+            await runtime.audit_batches.append(AuditEvent(**row))
             return result
 
         return lookup

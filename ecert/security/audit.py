@@ -79,8 +79,6 @@ async def record_audit(
 ) -> None:
     """Add an audit row to the request's transaction: it is written at the commit, last, and
     only if the transaction commits (``ecert.security.auditchain``)."""
-    if principal.staff_role is not None:
-        detail = {**(detail or {}), **staff.opter(principal.client_id, principal.staff_name)}
     defer(
         session.sync_session,
         AuditEvent(**audit_values(principal, person_id, action, outcome, detail)),
@@ -94,7 +92,10 @@ def audit_values(
     outcome: str,
     detail: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """An audit row's values (for a hot path that writes it itself: ``auditchain.link``)."""
+    """An audit row's values (also for the paths that write it themselves: ``auditchain.link``,
+    ``auditbatch``). A staff member's rows name the operator (``opter``/``opter_name``)."""
+    if principal.staff_role is not None:
+        detail = {**(detail or {}), **staff.opter(principal.client_id, principal.staff_name)}
     return {
         "actor": principal.client_id,
         "actor_kind": principal.kind,

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from ecert.db.models import Person, utcnow
 from ecert.db.upsert import bulk_upsert
@@ -78,10 +79,15 @@ async def get_person(session: AsyncSession, person_id: uuid.UUID) -> Person | No
     return await session.get(Person, person_id)
 
 
-async def find_person(session: AsyncSession, cipher: PiiCipher, number: IdNumber) -> Person | None:
-    person: Person | None = await session.scalar(
-        select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))
-    )
+async def find_person(
+    session: AsyncSession, cipher: PiiCipher, number: IdNumber, *, enrolments: bool = True
+) -> Person | None:
+    """The person with this ID number; ``enrolments=False`` spares the second query that loads
+    them (touching ``person.enrolments`` then raises instead of quietly querying)."""
+    query = select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))
+    if not enrolments:
+        query = query.options(raiseload(Person.enrolments))
+    person: Person | None = await session.scalar(query)
     return person
 
 

@@ -337,7 +337,8 @@ async def _asserted_person(
         raise InvalidGrant(f"person {exc}", rule=exc.rule) from exc
     number = parse_id_number(str(claims["sub"]))
     cipher = runtime.cipher
-    person = await find_person(session, cipher, number)
+    # The grant needs who, not their enrolments: one query, not two.
+    person = await find_person(session, cipher, number, enrolments=False)
     if person is not None:
         concerning(person.id)
     registered = person_name(cipher, person) if person else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,36 @@ def compare_type(
     return None
 
 
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    """For autogenerate on PostgreSQL: leave alone what ``ecert.db.partitions`` owns there — the
+    day partitions (``<table>_pYYYYMMDD``, ``<table>_default``) and the keys, indexes and NOT NULL
+    partition key that the partitioned tables need — which the models, shared with SQLite's
+    plain tables, do not describe. Migration ``0016`` and tests/ops/test_partitions.py keep it."""
+    from ecert.db.partitions import PARTITIONED_TABLES
+
+    if type_ == "table":
+        return not (name and _PARTITION.match(name))
+    table = getattr(obj, "table", None)
+    return getattr(table, "name", None) not in PARTITIONED_TABLES or type_ not in (
+        "index",
+        "unique_constraint",
+        "column",
+    )
+
+
+_PARTITION = re.compile(r"^(qr_uses|used_jtis|numeric_codes)_(p\d{8}|default)$")
+
+
+def autogenerate_options(connection: Connection) -> dict[str, Any]:
+    """The comparison options of ``env.py`` and :func:`model_drift` alike."""
+    options: dict[str, Any] = {"compare_type": compare_type}
+    if connection.dialect.name == "postgresql":
+        options["include_object"] = include_object
+    return options
+
+
 def model_drift(connection: Connection) -> list[Any]:
     """What autogenerate would write for this database: empty when the models and the migrations
     it was upgraded with agree (the options ``env.py`` uses, so it sees what a revision would)."""
@@ -123,7 +154,7 @@ def model_drift(connection: Connection) -> list[Any]:
 
     from ecert.db.models import Base
 
-    context = MigrationContext.configure(connection, opts={"compare_type": compare_type})
+    context = MigrationContext.configure(connection, opts=autogenerate_options(connection))
     return list(compare_metadata(context, Base.metadata))
 
 

@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy import Connection, pool, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ecert.db.migrate import compare_type
+from ecert.db.migrate import autogenerate_options
 from ecert.db.models import Base
 
 target_metadata = Base.metadata
@@ -22,7 +22,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         # SQLite cannot ALTER most things in place; batch mode copies the table instead.
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=compare_type,
+        **autogenerate_options(connection),
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":

@@ -23,7 +23,7 @@ from ecert.db.models import Contribution, Enrolment, Institution, Person, utcnow
 from ecert.db.upsert import bulk_upsert, upsert
 from ecert.errors import EcertError
 from ecert.identity import normalise_name, parse_id_number
-from ecert.imports import schemas
+from ecert.imports import repositories, schemas
 from ecert.imports.readers import Row
 from ecert.runtime import Runtime
 from ecert.security.pii import PiiCipher
@@ -184,6 +184,8 @@ async def _enrolments(
 async def _contributions(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
+    if session.get_bind().dialect.name == "postgresql":
+        return await _contributions_merged(session, runtime, batch)
     rows, rejects = await _by_person(
         session, runtime, batch, lambda pid, r: _row(pid, r, credited=False)
     )
@@ -221,6 +223,22 @@ async def _contributions(
     for person_id, month, amount in sorted(claimed, key=lambda c: (str(c[0]), c[1])):
         by_person.setdefault(person_id, []).append((amount, f"contribution {month}"))
     await ledger.credit_many(session, by_person)
+    return rejects
+
+
+async def _contributions_merged(
+    session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
+) -> list[schemas.Reject]:
+    """PostgreSQL: staged by ``COPY`` and merged set-based, credits in the same statement."""
+    ids = await _person_ids(session, runtime, {r.id_number for _, r in batch})
+    records, rejects = [], []
+    for line, r in batch:
+        person_id = ids.get(r.id_number)
+        if person_id is None:
+            rejects.append(schemas.Reject(line, "no such person: import persons first"))
+        else:
+            records.append(repositories.staged(line, person_id, r))
+    await repositories.merge_contributions(session, records, utcnow())
     return rejects
 
 

@@ -7,6 +7,7 @@ row's ``credited`` flag, whichever import brings them.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 import uuid
@@ -32,6 +33,8 @@ BATCH = 1000
 #: PostgreSQL's contributions merge: larger batches spread each transaction's fixed cost (staging
 #: table, planning, commit) over more rows; memory stays bounded by the batch.
 MERGE_BATCH = 5000
+#: How often (rows) validation hands the event loop to the batch being written meanwhile.
+YIELD_EVERY = 200
 KINDS: dict[str, type[msgspec.Struct]] = {
     "persons": schemas.PersonRow,
     "enrolments": schemas.EnrolmentRow,
@@ -295,31 +298,46 @@ async def run_import(
     *,
     on_reject: Callable[[schemas.Reject], None],
 ) -> int:
-    """Apply every good row, one transaction a batch; return how many landed."""
+    """Apply every good row, one transaction a batch; return how many landed.
+
+    Pipelined: while one batch is written, the next one is read and validated (the database
+    works in its own process meanwhile); at most two batches are held. A batch's rejects, its
+    unreadable lines and its unknown people alike, are reported in line order once it landed."""
     accepted = 0
     merged = kind == "contributions" and runtime.engine.dialect.name == "postgresql"
     size = MERGE_BATCH if merged else BATCH
     batch: list[tuple[int, Any]] = []
+    rejects: list[schemas.Reject] = []
     checked: dict[str, str] = {}  # cleared with each batch: ID numbers do not linger in memory
+    writing: asyncio.Future[None] | None = None
 
-    async def flush() -> None:
+    async def land(batch: list[tuple[int, Any]], rejects: list[schemas.Reject]) -> None:
         nonlocal accepted
         async with runtime.sessions.begin() as session:
             rejected = await APPLY[kind](session, runtime, batch)
-        for reject in rejected:
+        for reject in sorted([*rejects, *rejected], key=lambda r: r.line):
             on_reject(reject)
         accepted += len(batch) - len(rejected)
-        batch.clear()
-        checked.clear()
 
-    for line, raw in source:
-        row = validate(kind, line, raw, checked)
-        if isinstance(row, schemas.Reject):
-            on_reject(row)
-            continue
-        batch.append((line, row))
-        if len(batch) >= size:
-            await flush()
-    if batch:
-        await flush()
+    try:
+        for count, (line, raw) in enumerate(source, start=1):
+            row = validate(kind, line, raw, checked)
+            if isinstance(row, schemas.Reject):
+                rejects.append(row)
+            else:
+                batch.append((line, row))
+            if len(batch) >= size:
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(land(batch, rejects))
+                batch, rejects = [], []
+                checked.clear()
+            elif count % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the batch being written take its next round trip
+    finally:
+        if writing is not None:
+            # Land the batch in flight even when reading failed: what was read stays landed.
+            await writing
+    if batch or rejects:
+        await land(batch, rejects)
     return accepted

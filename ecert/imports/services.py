@@ -30,9 +30,11 @@ from ecert.runtime import Runtime
 from ecert.security.pii import PiiCipher
 
 BATCH = 1000
-#: PostgreSQL's contributions merge: larger batches spread each transaction's fixed cost (staging
-#: table, planning, commit) over more rows; memory stays bounded by the batch.
+#: PostgreSQL's persons and contributions merges (COPY into staging): larger batches spread each
+#: transaction's fixed cost (staging table, planning, commit) over more rows; memory stays
+#: bounded by the batch.
 MERGE_BATCH = 5000
+MERGED = {"persons", "contributions"}
 #: How often (rows) validation hands the event loop to the batch being written meanwhile.
 YIELD_EVERY = 200
 KINDS: dict[str, type[msgspec.Struct]] = {
@@ -304,7 +306,7 @@ async def run_import(
     works in its own process meanwhile); at most two batches are held. A batch's rejects, its
     unreadable lines and its unknown people alike, are reported in line order once it landed."""
     accepted = 0
-    merged = kind == "contributions" and runtime.engine.dialect.name == "postgresql"
+    merged = kind in MERGED and runtime.engine.dialect.name == "postgresql"
     size = MERGE_BATCH if merged else BATCH
     batch: list[tuple[int, Any]] = []
     rejects: list[schemas.Reject] = []

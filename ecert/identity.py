@@ -18,6 +18,7 @@ import enum
 import re
 import unicodedata
 from dataclasses import dataclass
+from operator import mul
 from typing import Literal
 
 from ecert.clock import business_date
@@ -100,7 +101,8 @@ def check_char(first17: str) -> str:
     """ISO 7064 MOD 11-2 check character of the first 17 digits."""
     if len(first17) != 17 or not _DIGITS.fullmatch(first17):
         raise ValueError("check_char needs exactly 17 ASCII digits")
-    return _CHECK[sum(int(c) * w for c, w in zip(first17, _WEIGHTS, strict=True)) % 11]
+    # map() rather than a generator: imports check every row (~1 µs less a call).
+    return _CHECK[sum(map(mul, map(int, first17), _WEIGHTS)) % 11]
 
 
 def _normalise(raw: str) -> str:

@@ -52,7 +52,7 @@ async def upsert(
     await session.execute(statement, list(rows))
 
 
-async def _asyncpg(session: AsyncSession) -> Any:
+async def raw_connection(session: AsyncSession) -> Any:
     """The asyncpg connection under the session's (already begun) transaction."""
     connection = await session.connection()
     raw = await connection.get_raw_connection()
@@ -70,7 +70,7 @@ async def bulk_insert(
         await session.execute(insert(table), list(rows))
         return
     columns = list(rows[0])
-    await (await _asyncpg(session)).copy_records_to_table(
+    await (await raw_connection(session)).copy_records_to_table(
         table.name, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
     )
 
@@ -100,7 +100,7 @@ async def bulk_upsert(
             f"(LIKE {table.name} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
     )
-    await (await _asyncpg(session)).copy_records_to_table(
+    await (await raw_connection(session)).copy_records_to_table(
         staging, records=[tuple(r[c] for c in columns) for r in rows], columns=columns
     )
     names = ", ".join(columns)

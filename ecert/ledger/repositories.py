@@ -127,6 +127,37 @@ async def credit_many(
     await bulk_insert(session, LedgerEntry.__table__, entries)
 
 
+def credit_claimed_sql(claimed: str) -> str:
+    """PostgreSQL: CTEs that credit the rows of the CTE named ``claimed`` (``person_id, month,
+    account_credit``, each row claimed exactly once by the caller's statement) — one balance
+    upsert a person, taken in person order (two imports of overlapping people wait, never
+    deadlock), and one ``credit`` ledger row a month with its running balance. Append to a
+    ``WITH`` list; ``claimed`` is the caller's own name, never input."""
+    return f"""
+    credit_totals AS (
+        SELECT person_id, sum(account_credit) AS total FROM {claimed} GROUP BY person_id
+    ),
+    credit_accounts AS (
+        INSERT INTO accounts (id, person_id, balance, created_at, updated_at)
+        SELECT gen_random_uuid(), person_id, total, :now, :now
+        FROM credit_totals ORDER BY person_id
+        ON CONFLICT (person_id) DO UPDATE
+        SET balance = accounts.balance + excluded.balance, updated_at = excluded.updated_at
+        RETURNING id, person_id, balance
+    ),
+    credit_entries AS (
+        INSERT INTO ledger_entries (account_id, kind, amount, balance_after, memo, at)
+        SELECT a.id, 'credit', c.account_credit,
+               a.balance - t.total
+                 + sum(c.account_credit) OVER (PARTITION BY c.person_id ORDER BY c.month),
+               'contribution ' || c.month, :now
+        FROM {claimed} c
+        JOIN credit_totals t USING (person_id)
+        JOIN credit_accounts a USING (person_id)
+        ORDER BY c.person_id, c.month
+    )"""  # noqa: S608 - ``claimed`` is a CTE name of our own
+
+
 async def _add_balances(
     session: AsyncSession, totals: dict[uuid.UUID, int]
 ) -> dict[uuid.UUID, tuple[uuid.UUID, int]]:

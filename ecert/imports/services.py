@@ -195,12 +195,12 @@ async def _contributions_merged(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
     """PostgreSQL: staged by ``COPY`` and merged set-based, credits in the same statement."""
-    ids = await _person_ids(session, runtime, {r.id_number for _, r in batch})
+    ids = await persons.find_person_ids(session, runtime.cipher, {r.id_number for _, r in batch})
     records, rejects = [], []
     for line, r in batch:
         person_id = ids.get(r.id_number)
         if person_id is None:
-            rejects.append(schemas.Reject(line, "no such person: import persons first"))
+            rejects.append(schemas.Reject(line=line, reason="no such person: import persons first"))
         else:
             records.append(repositories.staged(line, person_id, r))
     await repositories.merge_contributions(session, records, utcnow())

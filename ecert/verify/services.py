@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Select, String, bindparam, func, insert, select, true, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import qrtoken
@@ -43,6 +43,7 @@ from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse
 NUMERIC_CODE = re.compile(r"^424\d{25}$")
 FULL_IDENTITY_SCOPE = "identity:full"
 _TOKEN_CHARS = string.ascii_lowercase + string.digits
+UNIQUE_VIOLATION = "23505"
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,7 +254,13 @@ async def _spend_qr(
     values = {f"u_{k}": v for k, v in use.items()}
     values |= {f"t_{k}": v for k, v in token.items()}
     values |= {f"a_{k}": v for k, v in audit.items()}
-    if (await session.execute(_spend_statement(), values)).one()[0] != 1:
+    try:
+        spent = (await session.execute(_spend_statement(), values)).one()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+            raise qrtoken.QrReplayed() from None  # of concurrent scans, another one was first
+        raise
+    if spent[0] != 1:
         raise qrtoken.QrReplayed()
 
 
@@ -287,10 +294,12 @@ _AUDIT = (
 def _spend_statement() -> Select[Any]:
     """PostgreSQL: the use, the token and the audit row in one statement, built once."""
     table = QrUse.__table__
+    # A plain INSERT, not ON CONFLICT DO NOTHING: SQLAlchemy 2.0 does not cache the PostgreSQL
+    # dialect's INSERT (sqlalchemy#10445), which cost a compile of this statement per verify.
+    # A second use of the code is a unique violation instead (the transaction is lost anyway).
     used = (
-        pg_insert(QrUse)
+        insert(QrUse)
         .values({c: bindparam(f"u_{c}", type_=table.c[c].type) for c in _USE})
-        .on_conflict_do_nothing()
         .returning(table.c.id)
         .cte("qr_use")
     )

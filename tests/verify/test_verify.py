@@ -83,6 +83,19 @@ async def test_replay_refused_with_redis_down(make_app: AppFactory) -> None:
         assert (status, body["code"]) == (409, "qr_replayed")
 
 
+async def test_concurrent_scans_with_redis_down_verify_once(make_app: AppFactory) -> None:
+    """The database alone decides (a unique violation on PostgreSQL): one 200, the rest 409."""
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    runtime = app.state.runtime
+    async with open_client(app) as client:
+        person = await holder(client, runtime)
+        hospital = await institution(client, runtime)
+        text = await person.qr(client)
+        replies = await asyncio.gather(*(_verify(client, hospital, text) for _ in range(8)))
+        assert sorted(status for status, _ in replies) == [200] + [409] * 7
+        assert {body["code"] for status, body in replies if status == 409} == {"qr_replayed"}
+
+
 async def test_expiry_edges_and_clock_skew(client: Client, runtime: Runtime) -> None:
     person = await holder(client, runtime)
     hospital = await institution(client, runtime)

@@ -7,10 +7,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select, update
 
-from ecert import ledger, qrtoken
+from ecert import ledger
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import ECert, Enrolment
+from ecert.qr import codec
 from ecert.runtime import Runtime
 from tests.helpers import Client, add_client, add_person, bearer, client_token, person_token
 
@@ -64,14 +65,14 @@ async def mint_at(runtime: Runtime, holder: Holder, *, iat: int, ver: int | None
         ecert = await session.scalar(select(ECert).where(ECert.person_id == holder.person_id))
     assert ecert is not None
     signer = runtime.keys.signer("qr")
-    claims = qrtoken.new_claims(
+    claims = codec.new_claims(
         runtime.settings.issuer_area,
         ecert.pseudonym,
         ver or ecert.version,
         iat,
         runtime.settings.qr_ttl_s,
     )
-    return qrtoken.encode(claims, signer.private, signer.kid)
+    return codec.encode(claims, signer.private, signer.kid)
 
 
 async def set_enrolment(runtime: Runtime, holder: Holder, status: str) -> None:

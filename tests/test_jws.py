@@ -7,7 +7,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert.jws import JwsInvalid, sign_es256, unverified_header, verify_es256
+from ecert.qr.jws import JwsInvalid, sign_es256, unverified_header, verify_es256
 
 KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER = ec.generate_private_key(ec.SECP256R1())

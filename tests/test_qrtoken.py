@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from qrcode.util import MODE_ALPHA_NUM, MODE_NUMBER, QRData
 
-from ecert import qrtoken
-from ecert.qrtoken import (
+from ecert.qr import codec
+from ecert.qr.codec import (
     QrClaims,
     QrError,
     QrExpired,
@@ -31,9 +31,9 @@ NOW = 1_795_000_000
 
 
 def _mint(**changes: Any) -> str:
-    claims = qrtoken.new_claims("370102", "AbCdEfGhIjKl", 3, NOW, 60)
+    claims = codec.new_claims("370102", "AbCdEfGhIjKl", 3, NOW, 60)
     fields = {**claims.__dict__, **changes}
-    return qrtoken.encode(QrClaims(**fields), KEY, "k1Ab")
+    return codec.encode(QrClaims(**fields), KEY, "k1Ab")
 
 
 def _b64(raw: bytes) -> str:
@@ -42,14 +42,14 @@ def _b64(raw: bytes) -> str:
 
 def _forge(header: dict[str, Any], payload: dict[str, Any], key: Any, alg: str) -> str:
     token = jwt.encode(payload, key, algorithm=alg, headers=header)
-    return qrtoken.SCHEME_PREFIX + qrtoken.pack(token)
+    return codec.SCHEME_PREFIX + codec.pack(token)
 
 
 def test_round_trip_claims_and_header() -> None:
     text = _mint()
     assert text.startswith("EC1:/")
     assert text[5:].isdigit()
-    claims = qrtoken.decode(text, KEY.public_key(), now=NOW + 10, leeway_s=5)
+    claims = codec.decode(text, KEY.public_key(), now=NOW + 10, leeway_s=5)
     assert (claims.iss, claims.sub, claims.ver, claims.iat, claims.exp) == (
         "370102",
         "AbCdEfGhIjKl",
@@ -57,7 +57,7 @@ def test_round_trip_claims_and_header() -> None:
         NOW,
         NOW + 60,
     )
-    jws = qrtoken.to_compact_jws(text)
+    jws = codec.to_compact_jws(text)
     header = jwt.get_unverified_header(jws)
     assert header == {"alg": "ES256", "kid": "k1Ab", "typ": "ecqr"}
     payload = jwt.decode(jws, options={"verify_signature": False})
@@ -70,17 +70,17 @@ def test_round_trip_claims_and_header() -> None:
 
 
 def test_worst_case_fits_qr_version_10_at_m() -> None:
-    text = _mint(iss="999999", ver=qrtoken.MAX_VERSION, iat=4_102_444_800, exp=4_102_444_920)
+    text = _mint(iss="999999", ver=codec.MAX_VERSION, iat=4_102_444_800, exp=4_102_444_920)
     code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M)
-    code.add_data(QRData(qrtoken.SCHEME_PREFIX, mode=MODE_ALPHA_NUM))
-    code.add_data(QRData(text[len(qrtoken.SCHEME_PREFIX) :], mode=MODE_NUMBER))
+    code.add_data(QRData(codec.SCHEME_PREFIX, mode=MODE_ALPHA_NUM))
+    code.add_data(QRData(text[len(codec.SCHEME_PREFIX) :], mode=MODE_NUMBER))
     code.make(fit=True)
     assert code.version <= 10
 
 
-@given(st.text(alphabet=qrtoken.ALPHABET, max_size=300))
+@given(st.text(alphabet=codec.ALPHABET, max_size=300))
 def test_pack_unpack_round_trip(jws: str) -> None:
-    assert qrtoken.unpack(qrtoken.pack(jws)) == jws
+    assert codec.unpack(codec.pack(jws)) == jws
 
 
 @pytest.mark.parametrize(
@@ -95,21 +95,21 @@ def test_pack_unpack_round_trip(jws: str) -> None:
 def test_time_edges_with_leeway(now: int, error: type[QrError] | None) -> None:
     text = _mint()
     if error is None:
-        qrtoken.decode(text, KEY.public_key(), now=now, leeway_s=5)
+        codec.decode(text, KEY.public_key(), now=now, leeway_s=5)
     else:
         with pytest.raises(error):
-            qrtoken.decode(text, KEY.public_key(), now=now, leeway_s=5)
+            codec.decode(text, KEY.public_key(), now=now, leeway_s=5)
 
 
 def test_other_key_is_a_signature_error() -> None:
     other = ec.generate_private_key(ec.SECP256R1()).public_key()
     with pytest.raises(QrSignatureInvalid):
-        qrtoken.decode(_mint(), other, now=NOW, leeway_s=5)
+        codec.decode(_mint(), other, now=NOW, leeway_s=5)
 
 
 def test_issuer_must_be_trusted() -> None:
     with pytest.raises(QrWrongIssuer):
-        qrtoken.decode(_mint(), KEY.public_key(), now=NOW, leeway_s=5, issuers={"110105"})
+        codec.decode(_mint(), KEY.public_key(), now=NOW, leeway_s=5, issuers={"110105"})
 
 
 PAYLOAD = {
@@ -145,7 +145,7 @@ def test_hostile_tokens_are_refused(case: str) -> None:
     if case == "alg_none":
         head = _b64(json.dumps({"alg": "none", **header}).encode())
         raw = f"{head}.{_b64(json.dumps(payload).encode())}."
-        text = qrtoken.SCHEME_PREFIX + qrtoken.pack(raw)
+        text = codec.SCHEME_PREFIX + codec.pack(raw)
     elif case == "hs256_public_key":
         text = _forge(header, payload, "public-key-as-secret-" * 3, "HS256")
     elif case == "es384":
@@ -169,21 +169,21 @@ def test_hostile_tokens_are_refused(case: str) -> None:
             payload["ver"] = True
         text = _forge(header, payload, KEY, "ES256")
     with pytest.raises(QrError):
-        qrtoken.decode(text, KEY.public_key(), now=NOW, leeway_s=5)
+        codec.decode(text, KEY.public_key(), now=NOW, leeway_s=5)
 
 
 @settings(max_examples=200)
 @given(st.text(max_size=700))
 def test_garbage_is_always_a_qr_error(text: str) -> None:
     with pytest.raises(QrError):
-        qrtoken.decode(text, KEY.public_key(), now=NOW, leeway_s=5)
+        codec.decode(text, KEY.public_key(), now=NOW, leeway_s=5)
 
 
 @functools.cache
 def _one_jws() -> str:
     """One token for every example: a fresh one each time (random ECDSA nonce and jti) made
     Hypothesis see data generation change between a test case and its replay (flaky)."""
-    return qrtoken.to_compact_jws(_mint())
+    return codec.to_compact_jws(_mint())
 
 
 @settings(max_examples=200)
@@ -191,15 +191,15 @@ def _one_jws() -> str:
 def test_any_tampering_is_refused(data: st.DataObject) -> None:
     jws = _one_jws()
     position = data.draw(st.integers(0, len(jws) - 1))
-    others = [c for c in qrtoken.ALPHABET if c != jws[position]]
+    others = [c for c in codec.ALPHABET if c != jws[position]]
     replacement = data.draw(st.sampled_from(others))
     tampered = jws[:position] + replacement + jws[position + 1 :]
     with pytest.raises(QrError):
-        qrtoken.decode(
-            qrtoken.SCHEME_PREFIX + qrtoken.pack(tampered), KEY.public_key(), now=NOW, leeway_s=5
+        codec.decode(
+            codec.SCHEME_PREFIX + codec.pack(tampered), KEY.public_key(), now=NOW, leeway_s=5
         )
 
 
 def test_prefix_is_required() -> None:
     with pytest.raises(QrMalformed):
-        qrtoken.to_compact_jws(_mint().replace("EC1:/", "XX1:/"))
+        codec.to_compact_jws(_mint().replace("EC1:/", "XX1:/"))

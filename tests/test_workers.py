@@ -18,9 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ecert import qrtoken
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade_engine
+from ecert.qr import codec
 from ecert.runtime import Runtime, build_runtime
 from ecert.security import keys
 from tests import servers
@@ -86,7 +86,7 @@ async def test_single_use_and_rotation_across_workers(tmp_path: Path) -> None:
         await asyncio.sleep(2.5)
         for _ in range(6):  # requests land on both workers
             code = await person.qr(client)
-            assert qrtoken.read_header(code).kid == new_kid
+            assert codec.read_header(code).kid == new_kid
             verified = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
             assert verified.status_code == 200, verified.text
 
@@ -118,7 +118,7 @@ async def test_finding_05_revocation_reaches_every_worker_at_once(tmp_path: Path
         person = await holder(client, runtime)
         hospital = await institution(client, runtime)
         codes = [await person.qr(client) for _ in range(6)]
-        kid = qrtoken.read_header(codes[0]).kid
+        kid = codec.read_header(codes[0]).kid
         for _ in range(6):  # both workers have loaded their key ring and publish the key
             assert kid in await _published(client)
         await run_cli(runtime.settings, "keys", "revoke", "--", kid)
@@ -127,7 +127,7 @@ async def test_finding_05_revocation_reaches_every_worker_at_once(tmp_path: Path
             refused = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
             assert refused.json()["code"] == "qr_unknown_key", refused.text
             fresh = await person.qr(client)
-            assert qrtoken.read_header(fresh).kid != kid
+            assert codec.read_header(fresh).kid != kid
 
 
 async def test_ops_every_scrape_sees_both_workers_counts(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
-from ecert import qrtoken
+from ecert.qr import codec
 from ecert.runtime import Runtime
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client, add_client, bearer, client_token
@@ -64,15 +64,15 @@ async def _forged(
     client: Client, runtime: Runtime, header: dict[str, Any], key: Any, alg: str
 ) -> str:
     person = await holder(client, runtime)
-    genuine = qrtoken.to_compact_jws(await person.qr(client))
+    genuine = codec.to_compact_jws(await person.qr(client))
     payload = jwt.decode(genuine, options={"verify_signature": False})
     if alg == "HS256":  # PyJWT refuses to do this on purpose; an attacker does it by hand
         head = _b64(json.dumps({**header, "alg": "HS256"}).encode())
         signing_input = f"{head}.{genuine.split('.')[1]}"
         mac = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
-        return qrtoken.SCHEME_PREFIX + qrtoken.pack(f"{signing_input}.{_b64(mac)}")
+        return codec.SCHEME_PREFIX + codec.pack(f"{signing_input}.{_b64(mac)}")
     token = jwt.encode(payload, key, algorithm=alg, headers=header)
-    return qrtoken.SCHEME_PREFIX + qrtoken.pack(token)
+    return codec.SCHEME_PREFIX + codec.pack(token)
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,7 @@ async def test_token_kinds_cannot_stand_in_for_each_other(client: Client, runtim
     qr = await person.qr(client)
     access = hospital["Authorization"].split()[1]
     # A QR token or its JWS as an access token.
-    for wrong in (qr, qrtoken.to_compact_jws(qr)):
+    for wrong in (qr, codec.to_compact_jws(qr)):
         assert (
             await client.post("/v1/verify", json={"qr": "x"}, headers=bearer(wrong))
         ).status_code == 401

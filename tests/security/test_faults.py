@@ -20,11 +20,11 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select, text
 
-from ecert import qrtoken
 from ecert.app import create_app
 from ecert.config import Settings, settings_from_env
 from ecert.db.migrate import upgrade_engine
 from ecert.db.models import Account, LedgerEntry, Settlement
+from ecert.qr import codec
 from ecert.runtime import Runtime
 from tests import servers
 from tests.conftest import open_client
@@ -213,7 +213,7 @@ async def test_finding_05_revocation_holds_while_redis_hangs(tmp_path: Path) -> 
             person = await holder(client, runtime)
             hospital = await institution(client, runtime)
             text = await person.qr(client)
-            kid = qrtoken.read_header(text).kid
+            kid = codec.read_header(text).kid
             os.kill(process.pid, signal.SIGSTOP)
             try:
                 async with asyncio.timeout(30):

@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert import qrtoken
 from ecert.cli import main
+from ecert.qr import codec
 from ecert.runtime import Runtime
 from ecert.security.keys import public_jwk
 from ecert.verify.trust import TrustList, TrustListInvalid
@@ -24,7 +24,7 @@ BEIJING_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
 def _beijing_code(iss: str = BEIJING, key: ec.EllipticCurvePrivateKey = BEIJING_KEY) -> str:
-    return qrtoken.encode(qrtoken.new_claims(iss, "BjPseudonym1", 1, now(), 60), key, "bj1")
+    return codec.encode(codec.new_claims(iss, "BjPseudonym1", 1, now(), 60), key, "bj1")
 
 
 async def _trust_file(client: Client, folder: Path) -> Path:

@@ -21,7 +21,7 @@ import msgspec
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecert.errors import EcertError
-from ecert.jws import sign_es256, unverified_header, unverified_payload, verify_es256
+from ecert.qr.jws import sign_es256, unverified_header, unverified_payload, verify_es256
 
 SCHEME_PREFIX = "EC1:/"
 TOKEN_TYPE = "ecqr"  # noqa: S105 - a JWT type, not a password

@@ -16,7 +16,7 @@ import zlib
 import qrcode
 from qrcode.util import MODE_ALPHA_NUM, MODE_NUMBER, QRData
 
-from ecert.qrtoken import SCHEME_PREFIX
+from ecert.qr.codec import SCHEME_PREFIX
 
 #: Fixed mask pattern (see module docstring).
 MASK_PATTERN = 2

@@ -19,8 +19,8 @@ from cryptography.exceptions import InvalidTag
 from ecert.cli_counter import register as register_counter
 from ecert.cli_staff import register as register_staff
 from ecert.config import ConfigurationError, get_settings
-from ecert.runtime import Runtime, build_runtime
 from ecert.security.pii import PiiKeyMissing
+from ecert.server.runtime import Runtime, build_runtime
 
 T = TypeVar("T")
 
@@ -128,7 +128,7 @@ def serve(
     from ecert.db.migrate import upgrade
 
     if forwarded_allow_ips is not None:
-        from ecert.security.ratelimit import parse_networks
+        from ecert.server.ratelimit import parse_networks
 
         try:
             parse_networks(forwarded_allow_ips)
@@ -158,7 +158,7 @@ def serve(
         ) from exc
     with _metrics_dir(workers):
         uvicorn.run(
-            "ecert.app:create_app",
+            "ecert.server.app:create_app",
             factory=True,
             host=host,
             port=port,

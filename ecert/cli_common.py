@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert.db.models import Person, StaffRole
 from ecert.errors import EcertError, NotFound
 from ecert.persons import find_by_ref
-from ecert.runtime import Runtime
 from ecert.security import staff as marks
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 
 T = TypeVar("T")
 #: ``run_with_runtime`` of ``ecert.cli``, handed in at registration (no import cycle).

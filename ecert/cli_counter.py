@@ -10,8 +10,8 @@ import click
 import msgspec
 
 from ecert import cli_common as common
-from ecert.runtime import Runtime
 from ecert.security import staff as marks
+from ecert.server.runtime import Runtime
 
 # The domains are imported inside each command, as in ecert/cli.py: `ecert --help` and the
 # offline `ecert verify` stay quick to start.

@@ -8,7 +8,7 @@ import click
 
 from ecert import cli_common as common
 from ecert.db.models import StaffRole
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 #: ``run_with_runtime`` of ``ecert.cli`` (set by :func:`register`).
 RUNNER: list[common.Runner] = []

@@ -26,11 +26,11 @@ import redis.asyncio as aioredis
 from litestar import Litestar
 from sqlalchemy import text
 
-from ecert.app import create_app
 from ecert.config import Settings, settings_from_env
 from ecert.db.migrate import upgrade
 from ecert.db.models import Base
-from ecert.runtime import Runtime
+from ecert.server.app import create_app
+from ecert.server.runtime import Runtime
 from tests import servers
 
 BACKENDS = [b for b in os.environ.get("ECERT_TEST_BACKENDS", "embedded,real").split(",") if b]

@@ -12,7 +12,7 @@ from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import ECert, Enrolment
 from ecert.qr import codec
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import Client, add_client, add_person, bearer, client_token, person_token
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}

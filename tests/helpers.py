@@ -20,7 +20,7 @@ from ecert.db.models import Enrolment, Person
 from ecert.identity import make_id_number
 from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 Client = httpx.AsyncClient
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import (
     Client,
     add_client,

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from ecert.db.models import ECert
 from ecert.issuance import services as issuance_services
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.helpers import (
     JWT_BEARER,

@@ -20,7 +20,7 @@ from ecert.config import Settings
 from ecert.db.models import AuditEvent
 from ecert.db.models import Client as ClientRow
 from ecert.oauth.services import set_client_active
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.helpers import (
     JWT_BEARER,

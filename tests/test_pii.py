@@ -18,10 +18,10 @@ from litestar import Litestar
 from sqlalchemy import text
 
 from ecert.config import Settings, settings_from_env
-from ecert.runtime import Runtime
 from ecert.security import gateway_keys
 from ecert.security.auditchain import derive_key
 from ecert.security.pii import KeyMaterialError, PiiCipher, PiiKeyMissing, load_cipher, sealed_kid
+from ecert.server.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.helpers import (
     JWT_BEARER,

@@ -21,8 +21,8 @@ import pytest
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade_engine
 from ecert.qr import codec
-from ecert.runtime import Runtime, build_runtime
 from ecert.security import keys
+from ecert.server.runtime import Runtime, build_runtime
 from tests import servers
 from tests.factories import holder, institution
 from tests.helpers import metric, run_cli

@@ -29,8 +29,8 @@ from ecert.federation.client import ProvinceClient, Reply
 from ecert.federation.exceptions import ProvinceNotTrusted
 from ecert.federation.trust import PeerKeys, check_code
 from ecert.qr import codec
-from ecert.runtime import Runtime
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 
 NUMERIC_CODE = re.compile(r"^424\d{25}$")
 _UUID = r"[0-9a-fA-F-]{36}"

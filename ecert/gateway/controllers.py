@@ -6,8 +6,8 @@ from typing import Any
 
 from litestar import Controller, Response, post
 
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.gateway.replies import respond
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 PATH = "/fsi/api/rsfComIfsService/callService"
 

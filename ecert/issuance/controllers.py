@@ -10,13 +10,13 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from ecert.db.models import ECert as ECertRow
 from ecert.db.models import ECertStatus
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import InvalidIdNumber
 from ecert.issuance import feed, schemas, services, suspensions
 from ecert.persons import find_by_ref
 from ecert.qr.image import render_png, render_svg
-from ecert.security.auth import agency_guard, person_guard, principal_of
-from ecert.security.ratelimit import RateLimiter
+from ecert.server.auth import agency_guard, person_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.server.ratelimit import RateLimiter
 
 NO_STORE = {"Cache-Control": "no-store"}
 

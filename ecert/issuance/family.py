@@ -32,9 +32,9 @@ from ecert.issuance.services import (
     sign_code,
 )
 from ecert.persons import find_person, person_name
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.suspension import ensure_not_suspended
 
 MAX_RELATIVES = 5

@@ -9,9 +9,9 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from ecert.db.models import FamilyLink as FamilyLinkRow
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.issuance import family, schemas
-from ecert.security.auth import agency_guard, person_guard, principal_of
+from ecert.server.auth import agency_guard, person_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 
 def _view(link: FamilyLinkRow, me: uuid.UUID | None) -> schemas.FamilyLink:

@@ -24,10 +24,10 @@ from ecert.db.models import (
 from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled, NotFound
 from ecert.qr import codec
-from ecert.runtime import Runtime
 from ecert.security import keys
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.suspension import ensure_not_suspended, in_force, refuse_if
 
 #: A client should fetch a new code this many seconds before the current one expires.

@@ -32,10 +32,10 @@ from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolle
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import open_id_number, open_name
 from ecert.qr import codec
-from ecert.runtime import Runtime
 from ecert.security import auditchain, keys
 from ecert.security.audit import audit_values, concerning, record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.store import StoreUnavailable
 from ecert.suspension import in_force, refuse_if
 from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse

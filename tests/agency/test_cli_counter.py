@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ecert.config import Settings
 from ecert.db.models import Person
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import holder
 from tests.helpers import Client, add_client, bearer, client_token, run_cli
 

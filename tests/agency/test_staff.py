@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from ecert.agency import staff
 from ecert.db.models import AuditEvent, StaffRole
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.agency.helpers import CSRF, PASSWORD, add_staff, sign_in
 from tests.conftest import AppFactory, open_client
 from tests.factories import holder

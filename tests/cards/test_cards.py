@@ -13,7 +13,7 @@ from ecert.cards.services import sweep
 from ecert.cards.workdays import calendar
 from ecert.db.models import Card, Person, utcnow
 from ecert.persons import person_name
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.factories import Holder, credit, holder, institution
 from tests.helpers import (

@@ -30,7 +30,7 @@ from ecert.client import (
 )
 from ecert.clock import business_date
 from ecert.db.models import Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder
 from tests.helpers import Client, add_client
 from tests.settlement.visit_steps import setup

@@ -26,11 +26,11 @@ from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ecert.app import create_app
 from ecert.config import Settings
 from ecert.db.migrate import upgrade
 from ecert.federation.routing import Federation
-from ecert.runtime import Runtime, build_runtime
+from ecert.server.app import create_app
+from ecert.server.runtime import Runtime, build_runtime
 from tests.conftest import Backend, _clean, open_client
 from tests.helpers import add_client
 

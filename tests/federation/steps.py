@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import func, select
 
 from ecert.db.models import ClearingRecord, Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, credit, holder, institution, load_policies
 from tests.federation.conftest import AREA_B, Province
 from tests.helpers import add_client, bearer, client_token

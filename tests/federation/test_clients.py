@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ecert.config import Settings
 from ecert.errors import ValidationFailed
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import add_client, run_cli
 
 

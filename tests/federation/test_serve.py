@@ -16,7 +16,7 @@ import msgspec
 
 from ecert.config import Settings
 from ecert.db.models import ClearingRecord, Settlement
-from ecert.runtime import Runtime, build_runtime
+from ecert.server.runtime import Runtime, build_runtime
 from tests.conftest import _clean
 from tests.factories import holder, institution, load_policies
 from tests.federation.conftest import AREA_B, federate

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import ec_token
 from tests.fhir.builders import FHIR, claim
 from tests.helpers import Client, add_client, bearer, client_token

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 
-from ecert.runtime import Runtime
 from ecert.security import gateway_keys
+from ecert.server.runtime import Runtime
 from tests.helpers import Client, add_client, bearer, client_token
 
 URL = "/fsi/api/rsfComIfsService/callService"

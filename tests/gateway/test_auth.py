@@ -9,7 +9,7 @@ import time
 from sqlalchemy import select
 
 from ecert.db.models import UsedJti
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.gateway.national import call, envelope, hospital, ok, refused
 from tests.helpers import Client, add_client, bearer, client_token
 

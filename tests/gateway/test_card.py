@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ecert.db.models import Card
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import holder, load_policies
 from tests.gateway.national import envelope, hospital, ok, refused
 from tests.helpers import Client, add_client, bearer, client_token

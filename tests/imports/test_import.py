@@ -33,8 +33,8 @@ from ecert.db.models import (
 from ecert.imports.readers import rows
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
-from ecert.runtime import Runtime
 from ecert.security.auditchain import derive_key
+from ecert.server.runtime import Runtime
 from tests.conftest import AppFactory
 from tests.helpers import Client, add_client, bearer, client_token, new_id_number
 

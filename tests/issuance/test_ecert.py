@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from ecert.db.models import ECert, PersonSuspension
 from ecert.qr import codec
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, holder, institution, mint_at
 from tests.helpers import (
     Client,

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from ecert.db.models import AuditEvent, ECert
 from ecert.qr import codec
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, holder, institution
 from tests.helpers import Client, add_client, add_person, bearer, client_token, new_id_number
 

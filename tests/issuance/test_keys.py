@@ -10,8 +10,8 @@ from sqlalchemy import update
 
 from ecert.db.models import SigningKey, utcnow
 from ecert.qr import codec
-from ecert.runtime import Runtime
 from ecert.security import keys
+from ecert.server.runtime import Runtime
 from tests.conftest import Backend
 from tests.factories import holder, institution
 from tests.helpers import (

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from ecert import ledger
 from ecert.db.models import LedgerEntry, MutualAidAuthorisation, Person, utcnow
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import add_person
 
 

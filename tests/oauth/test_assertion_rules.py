@@ -17,7 +17,7 @@ from jwt.utils import base64url_encode
 from sqlalchemy import select
 
 from ecert.db.models import UsedJti
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import JWT_BEARER, Client, add_client, add_person, person_assertion
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import Client, add_client, bearer
 
 METADATA = "/.well-known/oauth-authorization-server"

@@ -9,8 +9,8 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
-from ecert.runtime import Runtime
 from ecert.security.keys import VERSION_KEY
+from ecert.server.runtime import Runtime
 from ecert.store import RedisStore
 from tests import servers
 from tests.conftest import AppFactory, open_client

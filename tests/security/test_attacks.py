@@ -15,7 +15,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ecert.qr import codec
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client, add_client, bearer, client_token
 

@@ -18,8 +18,8 @@ from ecert.cli import main
 from ecert.clock import utcnow
 from ecert.config import Settings, get_settings
 from ecert.db.models import AuditAnchor, AuditEvent
-from ecert.runtime import Runtime, build_runtime
 from ecert.security import auditchain, auditpurge
+from ecert.server.runtime import Runtime, build_runtime
 from tests.conftest import Backend, _clean
 from tests.factories import holder, institution, set_enrolment
 from tests.helpers import (

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ecert.db.models import Account, LedgerEntry, Reversal, Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 

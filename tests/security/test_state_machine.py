@@ -40,10 +40,10 @@ from ecert.db.models import (
 from ecert.identity import make_id_number
 from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
-from ecert.runtime import Runtime, build_runtime
 from ecert.security.auditchain import audit_key, session_info
 from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime, build_runtime
 from ecert.settlement import idempotency, reversal, services
 from ecert.settlement.exceptions import IdempotencyInProgress, ReversalTooLarge
 from ecert.settlement.schemas import ReversalRequest, SettlementRequest

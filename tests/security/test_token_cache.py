@@ -12,9 +12,9 @@ import jwt
 import pytest
 
 from ecert.errors import Unauthorized
-from ecert.runtime import Runtime
 from ecert.security import keys
 from ecert.security.tokens import Principal, VerifiedTokens, mint_access_token
+from ecert.server.runtime import Runtime
 from tests.helpers import add_client, bearer, client_token
 
 

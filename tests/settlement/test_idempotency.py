@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from ecert.db.models import Account, IdempotencyRecord, LedgerEntry, Settlement, utcnow
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement.exceptions import IdempotencyInProgress
 from tests.conftest import AppFactory, open_client

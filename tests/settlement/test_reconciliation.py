@@ -15,7 +15,7 @@ from msgspec.structs import astuple
 
 from ecert.clock import business_date
 from ecert.db.models import Reversal, Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement.reconciliation import services as recon
 from ecert.settlement.reconciliation.schemas import Totals
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies

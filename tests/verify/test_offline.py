@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ecert.cli import main
 from ecert.config import Settings
 from ecert.qr import codec
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.verify.offline import OfflineVerifier
 from tests.factories import holder, mint_at, now
 from tests.helpers import Client, run_cli

@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from ecert.cli import main
 from ecert.qr import codec
-from ecert.runtime import Runtime
 from ecert.security.keys import public_jwk
+from ecert.server.runtime import Runtime
 from ecert.verify.trust import TrustList, TrustListInvalid
 from tests.factories import holder, now
 from tests.helpers import Client

@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from ecert.db.models import Institution, NumericCode, utcnow
 from ecert.qr import codec
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.conftest import AppFactory, open_client
 from tests.factories import holder, institution, mint_at, now, set_enrolment
 from tests.helpers import Client, add_client, bearer, client_token

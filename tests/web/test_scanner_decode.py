@@ -12,7 +12,7 @@ import zxingcpp
 from PIL import Image
 
 from ecert.qr import image
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.web import images
 from tests.factories import holder, institution
 from tests.helpers import Client

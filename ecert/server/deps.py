@@ -8,7 +8,7 @@ from litestar import Request
 from litestar.di import NamedDependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 #: The request's database session (committed by the framework on 2xx, rolled back otherwise).
 DbSession = NamedDependency[AsyncSession]

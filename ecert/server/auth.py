@@ -12,10 +12,10 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from ecert.errors import Forbidden, Unauthorized
 from ecert.oauth.status import ClientStatus
-from ecert.runtime import Runtime
 from ecert.security import staff
 from ecert.security.province import ON_BEHALF_HEADER, acting_for
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid
+from ecert.server.runtime import Runtime
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
 

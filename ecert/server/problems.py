@@ -18,8 +18,8 @@ from sqlalchemy.exc import DBAPIError
 
 from ecert.errors import EcertError
 from ecert.metrics import PROBLEMS
-from ecert.observability import ensure_request_id
 from ecert.security.audit import refusal_audit
+from ecert.server.observability import ensure_request_id
 
 PROBLEM_JSON = "application/problem+json"
 _log = structlog.get_logger("ecert.errors")

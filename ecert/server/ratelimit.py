@@ -29,8 +29,8 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from ecert.config import Settings
 from ecert.errors import RateLimited
-from ecert.runtime import Runtime
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.store import MemoryStore, StoreUnavailable
 
 WINDOW_S = 60

@@ -52,16 +52,16 @@ from ecert.lookup.controllers import LookupController
 from ecert.metrics import watch_pool
 from ecert.oauth.controllers import ServerMetadataController, TokenController
 from ecert.oauth.status import ClientStatus
-from ecert.observability import configure_logging, log_startup, request_id_middleware
 from ecert.ops.controllers import HealthController
 from ecert.ops.metrics import MetricsController
 from ecert.ops.readiness import Drain, SchemaCheck
-from ecert.problems import exception_handlers, problems_middleware
-from ecert.runtime import build_runtime
 from ecert.security.auditchain import audit_key, session_info
-from ecert.security.auth import BearerAuthMiddleware, key_ring_middleware
 from ecert.security.keys import ensure_active_keys
-from ecert.security.ratelimit import RateLimiter, rate_limit_middleware
+from ecert.server.auth import BearerAuthMiddleware, key_ring_middleware
+from ecert.server.observability import configure_logging, log_startup, request_id_middleware
+from ecert.server.problems import exception_handlers, problems_middleware
+from ecert.server.ratelimit import RateLimiter, rate_limit_middleware
+from ecert.server.runtime import build_runtime
 from ecert.settlement.controllers import AgencyPolicyController, SettlementController
 from ecert.settlement.mutual_aid_controllers import MutualAidController
 from ecert.settlement.reconciliation.controllers import ReconciliationController

@@ -46,7 +46,7 @@ from ecert.issuance.controllers import (
     MyECertController,
     PublicKeysController,
 )
-from ecert.issuance.family_controllers import AgencyFamilyController, FamilyController
+from ecert.issuance.family.controllers import AgencyFamilyController, FamilyController
 from ecert.issuance.feed import FeedCache
 from ecert.lookup.controllers import LookupController
 from ecert.metrics import watch_pool

@@ -9,7 +9,8 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from ecert.db.models import FamilyLink as FamilyLinkRow
-from ecert.issuance import family, schemas
+from ecert.issuance import schemas
+from ecert.issuance.family import services as family
 from ecert.server.auth import agency_guard, person_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 

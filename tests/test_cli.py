@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.config import get_settings
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import ecert
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.errorcodes import CODES, render_markdown
 from ecert.errors import EcertError
 

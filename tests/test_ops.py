@@ -25,7 +25,7 @@ from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 from structlog.testing import capture_logs
 
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.config import Settings, get_settings, settings_from_env
 from ecert.db.migrate import schema_state, upgrade
 from ecert.server.app import create_app

@@ -90,7 +90,7 @@ async def test_counter_commands(
 def test_every_counter_command_shows_an_example() -> None:
     from click.testing import CliRunner
 
-    from ecert.cli import main
+    from ecert.cli.main import main
 
     for args in (
         ["cards", "report"],

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecert import ledger
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.config import Settings, get_settings
 from ecert.db.migrate import upgrade
 from ecert.db.models import (

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.clock import utcnow
 from ecert.config import Settings, get_settings
 from ecert.db.models import AuditAnchor, AuditEvent

@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.config import Settings
 from ecert.qr import codec
 from ecert.server.runtime import Runtime

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.qr import codec
 from ecert.security.keys import public_jwk
 from ecert.server.runtime import Runtime

@@ -9,12 +9,12 @@ from typing import Any
 import click
 import msgspec
 
-from ecert import cli_common as common
+from ecert.cli import common
 from ecert.security import staff as marks
 from ecert.server.runtime import Runtime
 
-# The domains are imported inside each command, as in ecert/cli.py: `ecert --help` and the
-# offline `ecert verify` stay quick to start.
+# The domains are imported inside each command, as everywhere in ecert/cli/: `ecert --help` and
+# the offline `ecert verify` stay quick to start.
 
 
 def _echo(value: Any) -> None:
@@ -47,7 +47,7 @@ def _card_command(name: str, action: str, example: str) -> click.Command:
     return command
 
 
-#: ``run_with_runtime`` of ``ecert.cli`` (set by :func:`register`).
+#: ``run_with_runtime`` of ``ecert.cli.common`` (set by :func:`register`).
 RUNNER: list[common.Runner] = []
 
 

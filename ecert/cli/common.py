@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import sys
@@ -12,15 +13,16 @@ from typing import Any, TypeVar
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert.config import get_settings
 from ecert.db.models import Person, StaffRole
 from ecert.errors import EcertError, NotFound
 from ecert.persons import find_by_ref
 from ecert.security import staff as marks
 from ecert.security.tokens import Principal
-from ecert.server.runtime import Runtime
+from ecert.server.runtime import Runtime, build_runtime
 
 T = TypeVar("T")
-#: ``run_with_runtime`` of ``ecert.cli``, handed in at registration (no import cycle).
+#: The type of :func:`run_with_runtime`, handed to the counter and staff commands at registration.
 Runner = Callable[[Callable[[Runtime], Awaitable[Any]]], Any]
 
 
@@ -53,6 +55,7 @@ def read_id_number(id_file: Path | None) -> str:
 
 
 def os_login() -> str:
+    """The operator's login name; the uid where the system has no name for it (containers)."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):
@@ -94,3 +97,16 @@ def run(runner: Runner, work: Callable[[Runtime], Awaitable[T]]) -> T:
     except EcertError as exc:
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
     return result
+
+
+def run_with_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run ``work`` with a runtime built from the environment, and dispose of it after."""
+
+    async def main() -> T:
+        runtime = build_runtime(get_settings())
+        try:
+            return await work(runtime)
+        finally:
+            await runtime.close()
+
+    return asyncio.run(main())

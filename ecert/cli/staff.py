@@ -6,11 +6,11 @@ import sys
 
 import click
 
-from ecert import cli_common as common
+from ecert.cli import common
 from ecert.db.models import StaffRole
 from ecert.server.runtime import Runtime
 
-#: ``run_with_runtime`` of ``ecert.cli`` (set by :func:`register`).
+#: ``run_with_runtime`` of ``ecert.cli.common`` (set by :func:`register`).
 RUNNER: list[common.Runner] = []
 
 

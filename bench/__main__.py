@@ -50,7 +50,7 @@ from ecert.db.migrate import upgrade
 from ecert.server.app import create_app
 from ecert.server.runtime import build_runtime
 from tests import servers
-from tests.helpers import person_assertion
+from tests.fixtures.auth import person_assertion
 
 LUA = Path(__file__).parent / "lua" / "post.lua"
 THREADS = 2

@@ -31,7 +31,7 @@ from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
 from ecert.server.runtime import build_runtime
 from tests import servers
-from tests.helpers import person_assertion
+from tests.fixtures.auth import person_assertion
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 INITIAL_BALANCE = 300_000

@@ -36,7 +36,7 @@ from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade
 from ecert.server.app import create_app
 from tests import servers
-from tests.helpers import person_assertion
+from tests.fixtures.auth import person_assertion
 
 
 @contextlib.contextmanager

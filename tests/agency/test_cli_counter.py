@@ -9,8 +9,9 @@ from pathlib import Path
 from ecert.config import Settings
 from ecert.db.models import Person
 from ecert.server.runtime import Runtime
-from tests.factories import holder
-from tests.helpers import Client, add_client, bearer, client_token, run_cli
+from tests.factories import add_client, holder
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client, run_cli
 
 
 async def test_counter_commands(

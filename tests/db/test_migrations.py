@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from ecert.cli.main import main
 from ecert.config import get_settings
 from ecert.db import migrate
-from tests.conftest import Backend
+from tests.fixtures.database import Backend
 
 
 async def test_models_and_migrations_agree(backend: Backend) -> None:

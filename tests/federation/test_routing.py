@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from ecert.clock import business_date
 from ecert.db.models import ClearingRecord, Settlement
 from ecert.qr import codec
+from tests.factories import add_client
 from tests.federation.conftest import Province, asgi
 from tests.federation.steps import (
     agency,
@@ -22,7 +23,7 @@ from tests.federation.steps import (
     settle,
     upload,
 )
-from tests.helpers import add_client, bearer, client_token
+from tests.fixtures.auth import bearer, client_token
 
 
 async def test_outpatient_visit_is_priced_by_the_insured_province(

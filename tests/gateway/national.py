@@ -14,7 +14,9 @@ import httpx
 
 from ecert.security import gateway_keys
 from ecert.server.runtime import Runtime
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.factories import add_client
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 URL = "/fsi/api/rsfComIfsService/callService"
 TEXT_PLAIN = {"Content-Type": "text/plain; charset=utf-8"}

@@ -7,9 +7,10 @@ from sqlalchemy import select
 
 from ecert.db.models import Card
 from ecert.server.runtime import Runtime
-from tests.factories import holder, load_policies
+from tests.factories import add_client, holder, load_policies
+from tests.fixtures.auth import bearer, client_token
 from tests.gateway.national import envelope, hospital, ok, refused
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.helpers import Client
 from tests.settlement.visit_steps import id_number
 
 

@@ -35,8 +35,10 @@ from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
 from ecert.security.auditchain import derive_key
 from ecert.server.runtime import Runtime
-from tests.conftest import AppFactory
-from tests.helpers import Client, add_client, bearer, client_token, new_id_number
+from tests.factories import add_client, new_id_number
+from tests.fixtures.app import AppFactory
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 A, B = new_id_number(), new_id_number("110105", dt.date(1960, 1, 2))
 PERSONS_CSV = f"""id_number,name,area,category,extra_column

@@ -16,15 +16,9 @@ from sqlalchemy import func, select
 from ecert.db.models import ECert, PersonSuspension
 from ecert.qr import codec
 from ecert.server.runtime import Runtime
-from tests.factories import Holder, holder, institution, mint_at
-from tests.helpers import (
-    Client,
-    add_client,
-    add_person,
-    bearer,
-    client_token,
-    person_token,
-)
+from tests.factories import Holder, add_client, add_person, holder, institution, mint_at
+from tests.fixtures.auth import bearer, client_token, person_token
+from tests.helpers import Client
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
 

@@ -9,8 +9,9 @@ from sqlalchemy import func, select
 from ecert.db.models import AuditEvent, ECert
 from ecert.qr import codec
 from ecert.server.runtime import Runtime
-from tests.factories import Holder, holder, institution
-from tests.helpers import Client, add_client, add_person, bearer, client_token, new_id_number
+from tests.factories import Holder, add_client, add_person, holder, institution, new_id_number
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 
 async def _ask(

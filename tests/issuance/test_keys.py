@@ -12,17 +12,10 @@ from ecert.db.models import SigningKey, utcnow
 from ecert.qr import codec
 from ecert.security import keys
 from ecert.server.runtime import Runtime
-from tests.conftest import Backend
-from tests.factories import holder, institution
-from tests.helpers import (
-    Client,
-    add_client,
-    add_person,
-    bearer,
-    client_token,
-    person_token,
-    run_cli,
-)
+from tests.factories import add_client, add_person, holder, institution
+from tests.fixtures.auth import bearer, client_token, person_token
+from tests.fixtures.database import Backend
+from tests.helpers import Client, run_cli
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
 

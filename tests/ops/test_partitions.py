@@ -21,7 +21,7 @@ from ecert.db.partitions import create_day
 from ecert.db.upsert import insert_ignore
 from ecert.ops.partitions import maintain
 from ecert.server.runtime import Runtime
-from tests.test_ops import _fresh_database
+from tests.ops.test_ops import _fresh_database
 
 pytestmark = pytest.mark.postgres
 

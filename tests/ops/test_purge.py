@@ -16,8 +16,8 @@ from ecert.config import ConfigurationError, Settings, retention_floors, setting
 from ecert.db.models import ECert, EcToken, IdempotencyRecord, NumericCode, QrUse, UsedJti
 from ecert.ops.purge import TARGETS, purge
 from ecert.server.runtime import Runtime
-from tests.conftest import AppFactory, open_client
 from tests.factories import holder, institution
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client, run_cli
 
 HOUR = dt.timedelta(hours=1)

@@ -18,8 +18,8 @@ from sqlalchemy.pool import NullPool
 from ecert.db.replica import READ_BOUND_S
 from ecert.server.runtime import Runtime
 from tests import servers
-from tests.conftest import AppFactory, open_client
 from tests.factories import Holder, holder
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client
 
 pytestmark = pytest.mark.postgres

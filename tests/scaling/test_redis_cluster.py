@@ -13,8 +13,8 @@ from ecert.security.keys import VERSION_KEY
 from ecert.server.runtime import Runtime
 from ecert.store import RedisStore
 from tests import servers
-from tests.conftest import AppFactory, open_client
 from tests.factories import holder, institution
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client
 
 pytestmark = pytest.mark.postgres

@@ -13,8 +13,8 @@ from ecert.db.models import Account, IdempotencyRecord, LedgerEntry, Settlement,
 from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement.exceptions import IdempotencyInProgress
-from tests.conftest import AppFactory, open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client
 
 HASH = "0" * 64

@@ -12,9 +12,10 @@ from sqlalchemy import update
 from ecert.db.models import Institution, NumericCode, utcnow
 from ecert.qr import codec
 from ecert.server.runtime import Runtime
-from tests.conftest import AppFactory, open_client
-from tests.factories import holder, institution, mint_at, now, set_enrolment
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.factories import add_client, holder, institution, mint_at, now, set_enrolment
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 from tests.servers import free_port
 
 

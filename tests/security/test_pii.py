@@ -22,15 +22,10 @@ from ecert.security import gateway_keys
 from ecert.security.auditchain import derive_key
 from ecert.security.pii import KeyMaterialError, PiiCipher, PiiKeyMissing, load_cipher, sealed_kid
 from ecert.server.runtime import Runtime
-from tests.conftest import AppFactory, open_client
-from tests.helpers import (
-    JWT_BEARER,
-    add_client,
-    add_person,
-    person_assertion,
-    run_cli,
-    settings_env,
-)
+from tests.factories import add_client, add_person
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import JWT_BEARER, person_assertion
+from tests.helpers import run_cli, settings_env
 
 
 def _cipher(*kids: str) -> PiiCipher:

@@ -8,8 +8,9 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import AppFactory, open_client
-from tests.helpers import add_client, bearer
+from tests.factories import add_client
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import bearer
 from tests.servers import free_port
 
 

@@ -11,17 +11,10 @@ from sqlalchemy import select
 from ecert.db.models import ECert
 from ecert.issuance import services as issuance_services
 from ecert.server.runtime import Runtime
-from tests.conftest import AppFactory, open_client
-from tests.helpers import (
-    JWT_BEARER,
-    Client,
-    add_client,
-    add_person,
-    bearer,
-    metric,
-    person_assertion,
-    person_token,
-)
+from tests.factories import add_client, add_person
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import JWT_BEARER, bearer, person_assertion, person_token
+from tests.helpers import Client, metric
 
 
 async def test_request_logs_have_no_id_number_or_name(make_app: AppFactory) -> None:

@@ -21,17 +21,10 @@ from ecert.db.models import AuditEvent
 from ecert.db.models import Client as ClientRow
 from ecert.oauth.services import set_client_active
 from ecert.server.runtime import Runtime
-from tests.conftest import AppFactory, open_client
-from tests.helpers import (
-    JWT_BEARER,
-    Client,
-    add_client,
-    add_person,
-    client_token,
-    person_assertion,
-    run_cli,
-    settings_env,
-)
+from tests.factories import add_client, add_person
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import JWT_BEARER, client_token, person_assertion
+from tests.helpers import Client, run_cli, settings_env
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
@@ -259,7 +252,7 @@ async def test_bad_person_assertions(
     if case == "wrong_name":
         name = "赵七"
     elif case == "unknown_person":
-        from tests.helpers import new_id_number
+        from tests.factories import new_id_number
 
         id_number = new_id_number("110105")
     elif case == "expired":
@@ -389,7 +382,7 @@ async def test_finding_11_unknown_person_and_wrong_name_get_one_answer(
 ) -> None:
     channel_id, secret = await add_client(runtime, "channel")
     _, insured = await add_person(runtime, name="周九")
-    from tests.helpers import new_id_number
+    from tests.factories import new_id_number
 
     answers = []
     for id_number, name in ((insured, "周十"), (new_id_number("110105"), "周九")):

@@ -16,8 +16,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from ecert.qr import codec
 from ecert.server.runtime import Runtime
-from tests.factories import credit, ec_token, holder, institution, load_policies
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.factories import add_client, credit, ec_token, holder, institution, load_policies
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 
 def _b64(raw: bytes) -> str:

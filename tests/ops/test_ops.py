@@ -32,8 +32,8 @@ from ecert.server.app import create_app
 from ecert.server.runtime import Runtime, build_runtime
 from ecert.store import RedisStore, StoreUnavailable
 from tests import servers
-from tests.conftest import AppFactory, open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client, metric, run_cli
 from tests.servers import _wait_port, free_port
 

@@ -27,8 +27,8 @@ from ecert.qr import codec
 from ecert.server.app import create_app
 from ecert.server.runtime import Runtime
 from tests import servers
-from tests.conftest import open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
+from tests.fixtures.app import open_client
 from tests.helpers import run_cli
 
 pytestmark = pytest.mark.slow  # stops and restarts real servers

@@ -44,13 +44,13 @@ from bench.harness import (
     uvicorn_serve,
     worker_peak_rss_mb,
 )
-from ecert.app import create_app
 from ecert.clock import business_date
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade
-from ecert.runtime import build_runtime
+from ecert.server.app import create_app
+from ecert.server.runtime import build_runtime
 from tests import servers
-from tests.helpers import person_assertion
+from tests.fixtures.auth import person_assertion
 
 LUA = Path(__file__).parent / "lua" / "post.lua"
 THREADS = 2

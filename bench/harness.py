@@ -29,9 +29,9 @@ from ecert.db.models import Account, Enrolment, IdempotencyRecord, LedgerEntry, 
 from ecert.demo import demo_person
 from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
-from ecert.runtime import build_runtime
+from ecert.server.runtime import build_runtime
 from tests import servers
-from tests.helpers import person_assertion
+from tests.fixtures.auth import person_assertion
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 INITIAL_BALANCE = 300_000

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import track
 from rich.table import Table
 
-from ecert import qrimage, qrtoken
+from ecert.qr import codec, image
 from ecert.security.keys import public_jwk
 from ecert.verify.offline import OfflineVerifier
 
@@ -55,7 +55,7 @@ def measure(rounds: int, seconds: float) -> dict[str, float]:
     """Medians over alternating rounds: mint, sign, offline, p256 (per second); png, svg (ms)."""
     key = ec.generate_private_key(ec.SECP256R1())
     now = int(time.time())
-    claims = qrtoken.new_claims("370102", "AbCdEfGhIjKl", 3, now, 60)
+    claims = codec.new_claims("370102", "AbCdEfGhIjKl", 3, now, 60)
     payload = {
         "iss": claims.iss,
         "sub": claims.sub,
@@ -64,8 +64,8 @@ def measure(rounds: int, seconds: float) -> dict[str, float]:
         "exp": claims.exp,
         "jti": claims.jti,
     }
-    text = qrtoken.encode(claims, key, "k1Ab")
-    jws = qrtoken.to_compact_jws(text)
+    text = codec.encode(claims, key, "k1Ab")
+    jws = codec.to_compact_jws(text)
     signing_input, signature = jws.rsplit(".", 1)
     der = jwt.utils.raw_to_der_signature(jwt.utils.base64url_decode(signature), ec.SECP256R1())
     public = key.public_key()
@@ -77,7 +77,7 @@ def measure(rounds: int, seconds: float) -> dict[str, float]:
         k: [] for k in ("mint", "sign", "rawsign", "offline", "p256", "png", "svg")
     }
     for _ in track(range(rounds), description="Benchmarking", transient=True):
-        figures["mint"].append(rate(lambda: qrtoken.encode(claims, key, "k1Ab"), seconds))
+        figures["mint"].append(rate(lambda: codec.encode(claims, key, "k1Ab"), seconds))
         figures["sign"].append(
             rate(
                 lambda: jwt.encode(payload, key, algorithm="ES256", headers={"kid": "k1Ab"}),
@@ -94,8 +94,8 @@ def measure(rounds: int, seconds: float) -> dict[str, float]:
                 seconds,
             )
         )
-        figures["png"].append(median_ms(lambda: qrimage.render_png(text), 50))
-        figures["svg"].append(median_ms(lambda: qrimage.render_svg(text), 50))
+        figures["png"].append(median_ms(lambda: image.render_png(text), 50))
+        figures["svg"].append(median_ms(lambda: image.render_svg(text), 50))
     return {k: statistics.median(v) for k, v in figures.items()}
 
 

@@ -29,7 +29,7 @@ from ecert.imports.readers import Row
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
 from ecert.oauth.services import register_client
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 SEED = 20261122
 #: The demo channel's display name: the demo sign-in acts as this client.

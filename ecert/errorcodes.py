@@ -1,7 +1,7 @@
 """The one registry of problem ``code``s: each with its HTTP status, title and meaning.
 
 Every ``code`` a response can carry is listed here: the exception classes' codes (a test walks
-every :class:`~ecert.errors.EcertError` subclass), the codes :mod:`ecert.problems` gives
+every :class:`~ecert.errors.EcertError` subclass), the codes :mod:`ecert.server.problems` gives
 Litestar's own errors, and the OpenAPI schema documents routes with them. ``docs/errors.md`` is
 generated from this table (``ecert errors-doc``); a test keeps the committed file current.
 """

@@ -144,3 +144,9 @@ class ECertRevoked(EcertError):
     status = 409
     code = "ecert_revoked"
     title = "The e-cert is revoked or the code is from an old binding"
+
+
+#: Route option of a face whose errors are not problem+json (the national interface's −1
+#: envelopes, FHIR's OperationOutcome): its ``responses=`` document every error it answers, and
+#: the OpenAPI document (``ecert.apischema``) adds none of its own there.
+OWN_ERROR_FORMAT = "own_error_format"

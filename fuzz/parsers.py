@@ -16,9 +16,9 @@ import atheris
 with atheris.instrument_imports():
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from ecert import qrtoken
     from ecert.errors import InvalidIdNumber
     from ecert.identity import parse_id_number
+    from ecert.qr import codec
 
 KEY = ec.generate_private_key(ec.SECP256R1()).public_key()
 
@@ -26,12 +26,12 @@ KEY = ec.generate_private_key(ec.SECP256R1()).public_key()
 def one_input(data: bytes) -> None:
     provider = atheris.FuzzedDataProvider(data)
     text = provider.ConsumeUnicodeNoSurrogates(700)
-    with contextlib.suppress(qrtoken.QrError):
-        qrtoken.decode(text, KEY, now=1_800_000_000, leeway_s=5)
+    with contextlib.suppress(codec.QrError):
+        codec.decode(text, KEY, now=1_800_000_000, leeway_s=5)
     # Also as digits after the scheme tag, where the unpacking does its work.
     digits = "".join(c for c in text if c.isdigit())
-    with contextlib.suppress(qrtoken.QrError):
-        qrtoken.decode(qrtoken.SCHEME_PREFIX + digits, KEY, now=1_800_000_000, leeway_s=5)
+    with contextlib.suppress(codec.QrError):
+        codec.decode(codec.SCHEME_PREFIX + digits, KEY, now=1_800_000_000, leeway_s=5)
     with contextlib.suppress(InvalidIdNumber):
         parse_id_number(text[:40])
 

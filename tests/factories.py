@@ -2,17 +2,76 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select, update
 
-from ecert import ledger, qrtoken
+from ecert import ledger
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
-from ecert.db.models import ECert, Enrolment
-from ecert.runtime import Runtime
-from tests.helpers import Client, add_client, add_person, bearer, client_token, person_token
+from ecert.db.models import ECert, Enrolment, Person
+from ecert.identity import make_id_number
+from ecert.oauth.services import register_client
+from ecert.persons import upsert_person
+from ecert.qr import codec
+from ecert.server.runtime import Runtime
+from tests.fixtures.auth import bearer, client_token, person_token
+from tests.helpers import Client
+
+_seq = iter(range(1, 10**6))
+
+
+def new_id_number(area: str = "370102", birth: dt.date = dt.date(1980, 5, 17)) -> str:
+    return make_id_number(area, birth, next(_seq) % 1000)
+
+
+async def add_client(runtime: Runtime, kind: str, **kwargs: Any) -> tuple[str, str | None]:
+    if kind == "institution":
+        kwargs.setdefault("code", f"H370102{next(_seq):05d}")
+        kwargs.setdefault("level", "3")
+        kwargs.setdefault("area", "370102")
+    async with runtime.sessions.begin() as session:
+        client, secret = await register_client(
+            session,
+            cipher=runtime.cipher,
+            kind=kind,
+            name=kwargs.pop("name", f"test {kind}"),
+            **kwargs,
+        )
+        return client.client_id, secret
+
+
+async def add_person(
+    runtime: Runtime,
+    *,
+    id_number: str | None = None,
+    name: str = "张三",
+    area: str = "370102",
+    category: str = "employee",
+    enrolment_status: str | None = "active",
+    insurance_type: str = "310",
+) -> tuple[Person, str]:
+    number = id_number or new_id_number(area)
+    async with runtime.sessions.begin() as session:
+        person = await upsert_person(
+            session, runtime.cipher, id_number=number, name=name, area=area, category=category
+        )
+        if enrolment_status is not None:
+            session.add(
+                Enrolment(
+                    person_id=person.id,
+                    insurance_type=insurance_type,
+                    area=area,
+                    employer="测试单位",
+                    status=enrolment_status,
+                    start_date=dt.date(2020, 1, 1),
+                )
+            )
+    return person, number
+
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
 
@@ -64,14 +123,14 @@ async def mint_at(runtime: Runtime, holder: Holder, *, iat: int, ver: int | None
         ecert = await session.scalar(select(ECert).where(ECert.person_id == holder.person_id))
     assert ecert is not None
     signer = runtime.keys.signer("qr")
-    claims = qrtoken.new_claims(
+    claims = codec.new_claims(
         runtime.settings.issuer_area,
         ecert.pseudonym,
         ver or ecert.version,
         iat,
         runtime.settings.qr_ttl_s,
     )
-    return qrtoken.encode(claims, signer.private, signer.kid)
+    return codec.encode(claims, signer.private, signer.kid)
 
 
 async def set_enrolment(runtime: Runtime, holder: Holder, status: str) -> None:

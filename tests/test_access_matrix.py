@@ -11,16 +11,10 @@ import uuid
 
 import pytest
 
-from ecert.runtime import Runtime
-from tests.helpers import (
-    Client,
-    add_client,
-    add_person,
-    bearer,
-    client_token,
-    person_token,
-    province_token,
-)
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, add_person
+from tests.fixtures.auth import bearer, client_token, person_token, province_token
+from tests.helpers import Client
 
 PUBLIC = "public"
 #: (path pattern, callers allowed). First match wins.

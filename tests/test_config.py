@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.config import ConfigurationError, get_settings, redis_cluster_nodes, settings_from_env
 
 PG_URL = "postgresql+asyncpg://ecert@127.0.0.1:1/ecert"

@@ -15,7 +15,7 @@ from ecert.db.models import (
     Staff,
 )
 from ecert.demo import seed_demo
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 
 async def _counts(runtime: Runtime) -> dict[str, int]:

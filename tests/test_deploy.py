@@ -106,12 +106,13 @@ def test_ops_serve_passes_its_timeouts_and_proxies_to_uvicorn(
     import uvicorn
     from click.testing import CliRunner
 
-    from ecert import cli
+    from ecert.cli import serve as serve_command
+    from ecert.cli.main import main
     from ecert.config import get_settings
 
     seen: dict[str, object] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: seen.update(kw))
-    monkeypatch.setattr(cli, "run_with_runtime", lambda work: None)
+    monkeypatch.setattr(serve_command, "run_with_runtime", lambda work: None)
     monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("ECERT_SERVE_KEEP_ALIVE_S", "90")
     monkeypatch.delenv("ECERT_TRUSTED_PROXIES", raising=False)
@@ -119,7 +120,7 @@ def test_ops_serve_passes_its_timeouts_and_proxies_to_uvicorn(
     try:
         runner = CliRunner()
         ok = runner.invoke(
-            cli.main,
+            main,
             ["serve", "--timeout-graceful-shutdown", "7", "--forwarded-allow-ips", "10.0.0.0/8"],
         )
         assert ok.exit_code == 0, ok.output
@@ -127,7 +128,7 @@ def test_ops_serve_passes_its_timeouts_and_proxies_to_uvicorn(
         assert seen["timeout_graceful_shutdown"] == 7  # from the option
         assert seen["proxy_headers"] is False  # ecert resolves X-Forwarded-For itself
         assert os.environ["ECERT_TRUSTED_PROXIES"] == "10.0.0.0/8"  # what the workers read
-        bad = runner.invoke(cli.main, ["serve", "--forwarded-allow-ips", "not-a-net"])
+        bad = runner.invoke(main, ["serve", "--forwarded-allow-ips", "not-a-net"])
         assert bad.exit_code == 2
         assert "not a network" in bad.output
     finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 import ecert
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.errorcodes import CODES, render_markdown
 from ecert.errors import EcertError
 
@@ -42,7 +42,7 @@ def test_every_exception_code_is_registered_with_its_status() -> None:
 
 def test_every_code_literal_in_the_source_is_registered() -> None:
     """Codes written out where problems are built (``code="…"``, ``code = "…"``, the status
-    table of ecert.problems)."""
+    table of ecert.server.problems)."""
     literal = re.compile(r"""\bcode\s*=\s*["']([a-z_]+)["']""")
     table = re.compile(r"""^\s*\d{3}:\s*["']([a-z_]+)["'],""", re.MULTILINE)
     seen: set[str] = set()

@@ -11,11 +11,11 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from ecert.agency import schemas, services, staff
 from ecert.clock import utcnow
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import Conflict
 from ecert.security import staff as marks
 from ecert.security.audit import record_audit
-from ecert.security.auth import agency_guard, principal_of
+from ecert.server.auth import agency_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement.reconciliation import schemas as day_schemas
 from ecert.settlement.reconciliation import services as day_services
 

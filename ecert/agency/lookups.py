@@ -8,11 +8,11 @@ from litestar.params import FromPath
 from ecert.agency import services
 from ecert.cards import schemas as card_schemas
 from ecert.cards import services as cards
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.lookup import schemas
 from ecert.lookup import services as lookup
 from ecert.security.audit import record_audit
-from ecert.security.auth import agency_guard, principal_of
+from ecert.server.auth import agency_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 
 class AgencyLookupController(Controller):

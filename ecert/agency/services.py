@@ -11,10 +11,10 @@ from ecert.db.models import Person
 from ecert.errors import NotFound
 from ecert.identity import mask_id_number, mask_name
 from ecert.persons import find_by_ref, person_id_number, person_name
-from ecert.runtime import Runtime
 from ecert.security import auditchain, keys
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 
 
 def summary(runtime: Runtime, person: Person) -> schemas.PersonSummary:

@@ -16,11 +16,11 @@ from ecert.agency import repositories
 from ecert.clock import utcnow
 from ecert.db.models import Staff, StaffRole
 from ecert.errors import Conflict, Forbidden, NotFound, Unauthorized
-from ecert.runtime import Runtime
 from ecert.security import staff as marks
 from ecert.security.audit import acting, record_audit
 from ecert.security.passwords import check_password, hash_password
 from ecert.security.tokens import Principal, mint_access_token
+from ecert.server.runtime import Runtime
 
 LOCK_AFTER = 5
 LOCK_MINUTES = 15

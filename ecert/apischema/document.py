@@ -1,9 +1,9 @@
 """The served OpenAPI schema tells the truth about errors: problem+json with each route's codes.
 
 Litestar documents errors in its own ``{status_code, detail, extra}`` shape; clients get RFC 9457
-problem+json (:mod:`ecert.problems`). When the schema is first served, every 4xx/5xx response of
-every operation is replaced by ``application/problem+json`` responses, one per status, whose
-``code`` enum lists what that route can answer: the codes its handler and guards raise (read
+problem+json (:mod:`ecert.server.problems`). When the schema is first served, every 4xx/5xx
+response of every operation is replaced by ``application/problem+json`` responses, one per status,
+whose ``code`` enum lists what that route can answer: the codes its handler and guards raise (read
 from the code, :mod:`ecert.apischema.raises`), plus those of the layers around every route
 (authentication, rate limit, validation, the database). An error status the route declares
 itself with ``responses=`` is left as declared.
@@ -28,7 +28,8 @@ from litestar.routes import HTTPRoute
 
 from ecert.apischema.raises import codes_raised
 from ecert.errorcodes import CODES
-from ecert.security.ratelimit import UNLIMITED
+from ecert.errors import OWN_ERROR_FORMAT
+from ecert.server.ratelimit import UNLIMITED
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -88,10 +89,6 @@ EXTRA_CODES: dict[str, tuple[str, ...]] = {
     "LookupController.benefits": ("not_found", "not_enrolled", "no_policy"),
     "LookupController.estimate": ("not_found", "not_enrolled", "no_policy", "invalid_bill"),
 }
-
-#: Handler option of a face whose errors are not problem+json (the national interface's −1
-#: envelopes, FHIR's OperationOutcome): its ``responses=`` document every error it answers.
-OWN_ERROR_FORMAT = "own_error_format"
 
 #: Every route can meet these: an unexpected failure, a database or store that is down.
 _ALWAYS = ("internal_error", "unavailable")

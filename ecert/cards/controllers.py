@@ -7,10 +7,10 @@ from litestar.params import JSONBody
 
 from ecert.cards import schemas, services
 from ecert.db.models import CardStatus
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security import staff
 from ecert.security.audit import record_audit
-from ecert.security.auth import agency_guard, institution_guard, person_guard, principal_of
+from ecert.server.auth import agency_guard, institution_guard, person_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 
 class MyCardController(Controller):

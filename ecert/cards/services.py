@@ -21,9 +21,9 @@ from ecert.db.models import Card, CardEvent, CardStatus, Person, utcnow
 from ecert.errors import Conflict, NotFound, ValidationFailed
 from ecert.identity import parse_id_number
 from ecert.persons import find_by_ref, find_person, get_person, rename, renumber
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 
 #: Card events shown with the card, newest first.
 HISTORY = 50

@@ -9,12 +9,12 @@ from typing import Annotated
 from litestar import Controller, get, post, put
 from litestar.params import FromPath, JSONBody, Parameter
 
-from ecert.deps import AnyRequest, DbSession
 from ecert.errors import Forbidden
 from ecert.federation import clearing, repositories, schemas
 from ecert.federation.routing import Federation
-from ecert.security.auth import agency_guard, principal_of, require
 from ecert.security.province import INSTITUTION_CODE, province_of, province_scope
+from ecert.server.auth import agency_guard, principal_of, require
+from ecert.server.deps import AnyRequest, DbSession
 
 province_guard = require("province")
 Month = Annotated[str, Parameter(pattern=r"^\d{4}-\d{2}$", description="YYYY-MM")]

@@ -19,9 +19,9 @@ from litestar.types import (
 )
 
 from ecert.federation.routing import BY_BODY, Federation, route
-from ecert.runtime import Runtime
 from ecert.security.province import ROUTED_SCOPE
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 
 _PREFIXES = ("/v1/visits/", "/v1/settlements/")
 

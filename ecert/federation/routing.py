@@ -22,15 +22,15 @@ from pathlib import Path
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert import qrtoken
 from ecert.config import Settings
 from ecert.errors import EcertError, NotDesignated
 from ecert.federation import clearing, config, repositories
 from ecert.federation.client import ProvinceClient, Reply
 from ecert.federation.exceptions import ProvinceNotTrusted
 from ecert.federation.trust import PeerKeys, check_code
-from ecert.runtime import Runtime
+from ecert.qr import codec
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 
 NUMERIC_CODE = re.compile(r"^424\d{25}$")
 _UUID = r"[0-9a-fA-F-]{36}"
@@ -106,8 +106,8 @@ def _named(path: str, body: bytes) -> Named | None:
     if NUMERIC_CODE.match(value):
         return Named(value[22:24] + "0000")  # the national layout carries the province
     try:
-        jws, header = qrtoken.open_code(value)
-        return Named(qrtoken.unverified_issuer(jws), jws, header.kid)
+        jws, header = codec.open_code(value)
+        return Named(codec.unverified_issuer(jws), jws, header.kid)
     except EcertError:
         return None
 

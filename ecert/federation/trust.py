@@ -16,8 +16,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert import qrtoken
 from ecert.federation.client import ProvinceClient
+from ecert.qr import codec
 
 KEYS_TTL_S = 300.0
 REFETCH_S = 10.0
@@ -56,5 +56,5 @@ async def check_code(
     """Refuse a code its issuer did not sign, or that is no longer valid (``QrError``s)."""
     key = await _key(peer, keys, kid)
     if key is None:
-        raise qrtoken.QrUnknownKey()
-    qrtoken.decode_jws(jws, key, now=int(time.time()), leeway_s=leeway_s, issuers={peer.area})
+        raise codec.QrUnknownKey()
+    codec.decode_jws(jws, key, now=int(time.time()), leeway_s=leeway_s, issuers={peer.area})

@@ -14,14 +14,13 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from pydantic import ValidationError
 
-from ecert import problems
-from ecert.apischema.document import OWN_ERROR_FORMAT
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
-from ecert.errors import EcertError, ValidationFailed
+from ecert.errors import OWN_ERROR_FORMAT, EcertError, ValidationFailed
 from ecert.fhir import eligibility, outcome, services
 from ecert.fhir.capability import capability_statement
 from ecert.fhir.codes import FHIR_JSON
-from ecert.security.auth import institution_guard, principal_of
+from ecert.server import problems
+from ecert.server.auth import institution_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement.controllers import IdempotencyKey
 
 R = TypeVar("R", bound=Resource)

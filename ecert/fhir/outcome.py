@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from ecert.errors import ValidationFailed
 from ecert.fhir.codes import FHIR_JSON, PROBLEM
-from ecert.problems import exception_handlers, handle_crash
+from ecert.server.problems import exception_handlers, handle_crash
 
 #: FHIR issue type by HTTP status (http://hl7.org/fhir/issue-type).
 _ISSUE_TYPES = {

@@ -20,8 +20,8 @@ from ecert.fhir import claims, repositories
 from ecert.fhir.adjudication import claim_response
 from ecert.fhir.codes import EC_TOKEN
 from ecert.fhir.patients import identifier_of
-from ecert.runtime import Runtime
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement.visits import fees, pricing, services
 

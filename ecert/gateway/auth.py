@@ -19,11 +19,11 @@ from litestar.connection import ASGIConnection
 from ecert.errors import Forbidden
 from ecert.gateway import repositories
 from ecert.gateway.exceptions import SignatureExpired, SignatureInvalid, SignatureReplayed
-from ecert.runtime import Runtime
 from ecert.security import gateway_keys
-from ecert.security.auth import bearer_principal
-from ecert.security.ratelimit import RateLimiter
 from ecert.security.tokens import Principal
+from ecert.server.auth import bearer_principal
+from ecert.server.ratelimit import RateLimiter
+from ecert.server.runtime import Runtime
 from ecert.store import StoreUnavailable
 
 HEADERS = ("_api_access_key", "_api_name", "_api_timestamp", "_api_version")

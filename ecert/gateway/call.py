@@ -12,8 +12,8 @@ from ecert.clock import BUSINESS_TZ
 from ecert.db.models import Visit
 from ecert.gateway.envelope import Envelope
 from ecert.gateway.exceptions import CertMismatch, InputInvalid
-from ecert.runtime import Runtime
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement.visits.exceptions import VisitNotFound
 from ecert.settlement.visits.services import owned
 

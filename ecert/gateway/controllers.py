@@ -7,10 +7,10 @@ from typing import Any
 from litestar import Controller, Response, post
 from litestar.openapi.datastructures import ResponseSpec
 
-from ecert.apischema.document import OWN_ERROR_FORMAT
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.errors import OWN_ERROR_FORMAT
 from ecert.gateway.envelope import ReplyEnvelope
 from ecert.gateway.replies import respond
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 PATH = "/fsi/api/rsfComIfsService/callService"
 

@@ -15,15 +15,15 @@ from litestar import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.clock import utcnow
-from ecert.deps import AnyRequest
 from ecert.errors import EcertError
 from ecert.gateway import envelope, services
 from ecert.gateway.auth import authenticate
 from ecert.gateway.call import Call
 from ecert.metrics import PROBLEMS
-from ecert.observability import ensure_request_id
-from ecert.runtime import Runtime
 from ecert.security.audit import refusal_audit
+from ecert.server.deps import AnyRequest
+from ecert.server.observability import ensure_request_id
+from ecert.server.runtime import Runtime
 
 MEDIA_TYPE = "application/json; charset=utf-8"
 

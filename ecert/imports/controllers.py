@@ -8,14 +8,14 @@ from typing import Annotated, Literal
 from litestar import Controller, post
 from litestar.params import FromPath, HeaderParameter
 
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import ValidationFailed
 from ecert.imports.readers import rows
 from ecert.imports.schemas import ImportReport, Reject
 from ecert.imports.services import run_import
 from ecert.security import staff
 from ecert.security.audit import record_audit
-from ecert.security.auth import agency_guard, principal_of
+from ecert.server.auth import agency_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 Kind = Literal["persons", "enrolments", "contributions", "policies", "institutions", "catalogue"]
 #: How many rejects the answer lists; the count covers all of them.

@@ -25,7 +25,7 @@ from ecert.errors import EcertError
 from ecert.identity import normalise_name, parse_id_number
 from ecert.imports import repositories, schemas
 from ecert.imports.readers import Row
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 BATCH = 1000
 #: PostgreSQL's persons and contributions merges (COPY into staging): larger batches spread each

@@ -8,15 +8,15 @@ from litestar import Controller, Response, delete, get, post
 from litestar.params import JSONBody, Parameter, QueryParameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from ecert import qrimage
 from ecert.db.models import ECert as ECertRow
 from ecert.db.models import ECertStatus
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import InvalidIdNumber
 from ecert.issuance import feed, schemas, services, suspensions
 from ecert.persons import find_by_ref
-from ecert.security.auth import agency_guard, person_guard, principal_of
-from ecert.security.ratelimit import RateLimiter
+from ecert.qr.image import render_png, render_svg
+from ecert.server.auth import agency_guard, person_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.server.ratelimit import RateLimiter
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -71,7 +71,7 @@ class MyECertController(Controller):
         ] = None,
     ) -> schemas.Qr:
         text, expires, refresh = await services.mint_qr(db_session, runtime, principal_of(request))
-        svg = qrimage.render_svg(text) if image == "svg" else None
+        svg = render_svg(text) if image == "svg" else None
         return schemas.Qr(qr=text, expires_at=expires, refresh_after=refresh, svg=svg)
 
     @get("/qr.png", summary="The current QR token as a PNG image", media_type="image/png")
@@ -82,7 +82,7 @@ class MyECertController(Controller):
         runtime: RuntimeDep,
     ) -> Response[bytes]:
         text, _, _ = await services.mint_qr(db_session, runtime, principal_of(request))
-        return Response(qrimage.render_png(text), media_type="image/png", headers=NO_STORE)
+        return Response(render_png(text), media_type="image/png", headers=NO_STORE)
 
     @get("/qr.svg", summary="The current QR token as an SVG image", media_type="image/svg+xml")
     async def qr_svg(
@@ -92,7 +92,7 @@ class MyECertController(Controller):
         runtime: RuntimeDep,
     ) -> Response[str]:
         text, _, _ = await services.mint_qr(db_session, runtime, principal_of(request))
-        return Response(qrimage.render_svg(text), media_type="image/svg+xml", headers=NO_STORE)
+        return Response(render_svg(text), media_type="image/svg+xml", headers=NO_STORE)
 
     @post(
         "/code",

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import KeyEvent, RevocationEntry, SigningKey
 from ecert.issuance.schemas import Jwks, RevocationFeed, RevocationItem
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 FEED_TOKEN_TYPE = "ecrev+jwt"  # noqa: S105 - a JWT type, not a password
 PAGE = 1000

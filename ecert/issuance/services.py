@@ -10,7 +10,6 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert import qrtoken
 from ecert.db.engine import reads_only
 from ecert.db.models import (
     ECert,
@@ -24,10 +23,11 @@ from ecert.db.models import (
 )
 from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled, NotFound
-from ecert.runtime import Runtime
+from ecert.qr import codec
 from ecert.security import keys
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.suspension import ensure_not_suspended, in_force, refuse_if
 
 #: A client should fetch a new code this many seconds before the current one expires.
@@ -71,7 +71,7 @@ def _feed(session: AsyncSession, ecert: ECert, reason: str) -> None:
 
 def bump_version(session: AsyncSession, ecert: ECert, reason: str) -> None:
     """Kill every outstanding code of this e-cert by moving to the next version."""
-    if ecert.version >= qrtoken.MAX_VERSION:
+    if ecert.version >= codec.MAX_VERSION:
         # Versions must stay short enough for the QR; start over under a new pseudonym.
         session.add(
             RevocationEntry(
@@ -228,10 +228,10 @@ def sign_code(runtime: Runtime, ecert: ECert) -> tuple[str, dt.datetime, dt.date
     """Sign a fresh QR token for an e-cert: (text, expires_at, refresh_after)."""
     settings = runtime.settings
     signer = runtime.keys.signer("qr")
-    claims = qrtoken.new_claims(
+    claims = codec.new_claims(
         settings.issuer_area, ecert.pseudonym, ecert.version, int(time.time()), settings.qr_ttl_s
     )
-    text = qrtoken.encode(claims, signer.private, signer.kid)
+    text = codec.encode(claims, signer.private, signer.kid)
     return text, _at(claims.exp), _at(claims.exp - REFRESH_MARGIN_S)
 
 

@@ -9,9 +9,9 @@ from litestar import Controller, get, post
 from litestar.params import JSONBody, QueryParameter
 
 from ecert import ledger
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.lookup import schemas, services
-from ecert.security.auth import person_guard, principal_of
+from ecert.server.auth import person_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
 Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000, description="Items to skip")]

@@ -39,9 +39,9 @@ from ecert.errors import NotFound
 from ecert.identity import mask_id_number, mask_name
 from ecert.lookup import schemas
 from ecert.persons import person_id_number, person_name
-from ecert.runtime import Runtime
 from ecert.security.audit import audit_values
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 
 T = TypeVar("T")
 P = ParamSpec("P")

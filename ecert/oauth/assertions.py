@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ecert.db.models import Client
 from ecert.errors import ValidationFailed
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 
 #: Signing algorithms a registered public key may use (see ``algorithms_for``).
 PUBLIC_KEY_ALGORITHMS = ("ES256", "PS256", "RS256", "EdDSA")

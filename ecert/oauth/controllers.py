@@ -8,9 +8,9 @@ from litestar import Controller, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, HeaderParameter
 
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.oauth.schemas import ServerMetadata, TokenRequest, TokenResponse
 from ecert.oauth.services import issue_token, server_metadata
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 
 class TokenController(Controller):

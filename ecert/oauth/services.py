@@ -28,13 +28,13 @@ from ecert.oauth.schemas import (
     TokenResponse,
 )
 from ecert.persons import find_person, person_name
-from ecert.runtime import Runtime
 from ecert.security import client_secrets
 from ecert.security.audit import acting, concerning, record_audit, refusal_reason
 from ecert.security.pii import PiiCipher
 from ecert.security.province import province_scope
-from ecert.security.ratelimit import RateLimiter
 from ecert.security.tokens import Principal, mint_access_token
+from ecert.server.ratelimit import RateLimiter
+from ecert.server.runtime import Runtime
 
 #: Scopes a client of each kind holds when registered without explicit ones.
 DEFAULT_SCOPES = {

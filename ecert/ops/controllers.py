@@ -10,8 +10,8 @@ from sqlalchemy import text
 
 from ecert.cards.workdays import calendar
 from ecert.clock import business_date
-from ecert.deps import RuntimeDep
 from ecert.ops.readiness import Drain, SchemaCheck, SchemaState, StoreState
+from ecert.server.deps import RuntimeDep
 
 
 class Health(msgspec.Struct):

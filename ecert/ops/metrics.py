@@ -21,8 +21,8 @@ from prometheus_client import (
 
 from ecert.errors import Unauthorized
 from ecert.metrics import AUDIT_AT, AUDIT_OK, KEY_AGE
-from ecert.runtime import Runtime
 from ecert.security.keys import PURPOSES, NoSigningKey
+from ecert.server.runtime import Runtime
 from ecert.store import StoreUnavailable
 
 #: Where ``ecert audit verify`` leaves its last result for the workers' scrapes.

@@ -57,7 +57,7 @@ def derive_key(settings: Settings, cipher: PiiCipher) -> bytes:
 
 
 def audit_key(runtime: Any) -> bytes:
-    """The audit key of a :class:`ecert.runtime.Runtime`."""
+    """The audit key of a :class:`ecert.server.runtime.Runtime`."""
     return derive_key(runtime.settings, runtime.cipher)
 
 

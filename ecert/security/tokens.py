@@ -13,7 +13,7 @@ import jwt
 
 from ecert.config import Settings
 from ecert.errors import Unauthorized
-from ecert.jws import unverified_header
+from ecert.qr.jws import unverified_header
 from ecert.security.keys import KeyRing
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - RFC 9068 media type, not a password

@@ -11,9 +11,9 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 
 from ecert import ledger
 from ecert.benefits import Policy
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.security import staff
-from ecert.security.auth import agency_guard, institution_guard, principal_of
+from ecert.server.auth import agency_guard, institution_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement import replies, reversal, schemas, services
 
 IdempotencyKey = Annotated[

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import IdempotencyRecord, utcnow
 from ecert.db.upsert import insert_ignore
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement.exceptions import (
     IdempotencyClaimLost,
     IdempotencyConflict,

@@ -31,9 +31,9 @@ from ecert.errors import NotFound
 from ecert.identity import names_match, parse_id_number
 from ecert.ledger import HOLDER_CATEGORIES
 from ecert.persons import find_person, person_name
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement.exceptions import (
     MutualAidNotAllowed,
     MutualAidNotFound,

@@ -9,11 +9,11 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
 from ecert.db.models import MutualAidAuthorisation, Person
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.identity import mask_id_number, mask_name
 from ecert.persons import get_person, person_id_number, person_name
-from ecert.runtime import Runtime
-from ecert.security.auth import person_guard, principal_of
+from ecert.server.auth import person_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.server.runtime import Runtime
 from ecert.settlement import mutual_aid, schemas
 
 

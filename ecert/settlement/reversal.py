@@ -30,9 +30,9 @@ from ecert.clock import business_date
 from ecert.db.models import Reversal, ReversalKind, Settlement
 from ecert.errors import ValidationFailed
 from ecert.metrics import REVERSALS
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency, mutual_aid, returns
 from ecert.settlement.context import designated_institution
 from ecert.settlement.exceptions import ReversalModeConflict, ReversalTooLarge

@@ -15,9 +15,9 @@ from ecert.clock import business_date
 from ecert.db.models import Settlement
 from ecert.ledger import COLUMN_FIELDS, costs_of
 from ecert.metrics import SETTLEMENTS
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement import mutual_aid as aid
 from ecert.settlement.basis import Basis, BasisLine, one_shot_lines

@@ -5,10 +5,10 @@ from __future__ import annotations
 from litestar import Controller, post
 from litestar.params import JSONBody
 
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.errors import EcertError
 from ecert.metrics import VERIFICATIONS
-from ecert.security.auth import institution_guard, principal_of
+from ecert.server.auth import institution_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.verify import schemas, services
 
 

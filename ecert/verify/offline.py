@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 import jwt
 
-from ecert import qrtoken
 from ecert.errors import EcertError
+from ecert.qr import codec
 
 Fetch = Callable[[str], bytes]
 #: What a failed fetch can raise; the verifier keeps what it holds and says so through its age.
@@ -44,7 +44,7 @@ class Verdict:
 
     ok: bool
     code: str
-    claims: qrtoken.QrClaims | None = None
+    claims: codec.QrClaims | None = None
     detail: str = ""
 
 
@@ -205,11 +205,11 @@ class OfflineVerifier:
     def check(self, text: str) -> Verdict:
         self._refresh_when_due()
         try:
-            jws, header = qrtoken.open_code(text)
+            jws, header = codec.open_code(text)
             key = self._key(header.kid)
             if key is None:
-                raise qrtoken.QrUnknownKey()
-            claims = qrtoken.decode_jws(
+                raise codec.QrUnknownKey()
+            claims = codec.decode_jws(
                 jws, key, now=int(self._now()), leeway_s=self.skew_s, issuers=self.issuers
             )
         except EcertError as exc:

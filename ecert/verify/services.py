@@ -16,7 +16,6 @@ from sqlalchemy import Select, String, bindparam, func, insert, select, true, up
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert import qrtoken
 from ecert.db.models import (
     AuditEvent,
     ECert,
@@ -32,10 +31,11 @@ from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import open_id_number, open_name
-from ecert.runtime import Runtime
+from ecert.qr import codec
 from ecert.security import auditchain, keys
 from ecert.security.audit import audit_values, concerning, record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.store import StoreUnavailable
 from ecert.suspension import in_force, refuse_if
 from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse
@@ -66,16 +66,16 @@ class Holder:
 
 async def _ecert_from_qr(
     session: AsyncSession, runtime: Runtime, principal: Principal, text: str
-) -> tuple[Holder, qrtoken.QrClaims]:
-    jws, header = qrtoken.open_code(text)
+) -> tuple[Holder, codec.QrClaims]:
+    jws, header = codec.open_code(text)
     key = runtime.keys.verifier("qr", header.kid)
     if key is None and runtime.keys.may_refresh_for_unknown():
         await runtime.keys.refresh(session)
         key = runtime.keys.verifier("qr", header.kid)
     if key is None:
-        raise qrtoken.QrUnknownKey()
+        raise codec.QrUnknownKey()
     settings = runtime.settings
-    claims = qrtoken.decode_jws(
+    claims = codec.decode_jws(
         jws,
         key.public,
         now=int(time.time()),
@@ -95,7 +95,7 @@ async def _ecert_from_qr(
     except StoreUnavailable:
         first = True
     if not first:
-        raise qrtoken.QrReplayed()
+        raise codec.QrReplayed()
     return holder, claims
 
 
@@ -166,7 +166,7 @@ async def _load_holder(
     rows = (await session.execute(statement, values)).all()  # all: one row per enrolment
     if not rows:
         if qr_kid is not None and not await keys.verifies(session, "qr", qr_kid):
-            raise qrtoken.QrUnknownKey()
+            raise codec.QrUnknownKey()
         designated = select(Institution.designated).where(
             Institution.code == principal.institution_code
         )
@@ -177,7 +177,7 @@ async def _load_holder(
     ecert_id, person_id, status, current_version = first[0], first[1], first[2], first[3]
     is_designated, suspended, state = first[9], first[10], first[11]
     if qr_kid is not None and state not in keys.VERIFYING_STATES:
-        raise qrtoken.QrUnknownKey()
+        raise codec.QrUnknownKey()
     concerning(person_id)  # a refusal from here on is audited against the person
     if not is_designated:
         raise NotDesignated()
@@ -204,9 +204,9 @@ async def _load_holder(
 async def _ecert_from_numeric(session: AsyncSession, principal: Principal, code: str) -> Holder:
     row = await session.scalar(select(NumericCode).where(NumericCode.code == code))
     if row is None:
-        raise qrtoken.QrMalformed("unknown numeric code")
+        raise codec.QrMalformed("unknown numeric code")
     if row.expires_at < utcnow():
-        raise qrtoken.QrExpired()
+        raise codec.QrExpired()
     holder = await _load_holder(session, principal, version=row.version, ecert_id=row.ecert_id)
     # Guarded update: of concurrent scans of one code exactly one sees a row change.
     used = await session.execute(
@@ -215,13 +215,13 @@ async def _ecert_from_numeric(session: AsyncSession, principal: Principal, code:
         .values(used_at=utcnow())
     )
     if used.rowcount != 1:  # type: ignore[attr-defined]
-        raise qrtoken.QrReplayed()
+        raise codec.QrReplayed()
     return holder
 
 
 async def _spend_qr(
     session: AsyncSession,
-    claims: qrtoken.QrClaims,
+    claims: codec.QrClaims,
     institution: str,
     token: dict[str, Any],
     audit: dict[str, Any],
@@ -245,7 +245,7 @@ async def _spend_qr(
     if not _postgres(session):
         used = await insert_ignore(session, QrUse.__table__, use, returning=QrUse.__table__.c.id)
         if used is None:
-            raise qrtoken.QrReplayed()
+            raise codec.QrReplayed()
         await session.execute(insert(EcToken), [token])
         auditchain.defer(session.sync_session, AuditEvent(**audit))
         return
@@ -258,10 +258,10 @@ async def _spend_qr(
         spent = (await session.execute(_spend_statement(), values)).one()
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
-            raise qrtoken.QrReplayed() from None  # of concurrent scans, another one was first
+            raise codec.QrReplayed() from None  # of concurrent scans, another one was first
         raise
     if spent[0] != 1:
-        raise qrtoken.QrReplayed()
+        raise codec.QrReplayed()
 
 
 #: The columns :func:`_spend_statement` writes (``verify`` passes exactly these).

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ecert import qrtoken
 from ecert.errors import EcertError
+from ecert.qr import codec
 from ecert.verify.offline import OfflineVerifier, Verdict
 
 
@@ -39,13 +39,13 @@ class TrustList:
 
     def check(self, text: str) -> Verdict:
         try:
-            jws, _ = qrtoken.open_code(text)
-            area = qrtoken.unverified_issuer(jws)
+            jws, _ = codec.open_code(text)
+            area = codec.unverified_issuer(jws)
         except EcertError as exc:
             return Verdict(False, exc.code, None, exc.detail)
         verifier = self.verifiers.get(area)
         if verifier is None:
-            refusal = qrtoken.QrWrongIssuer("the issuing area is not on the trust list")
+            refusal = codec.QrWrongIssuer("the issuing area is not on the trust list")
             return Verdict(False, refusal.code, None, refusal.detail)
         return verifier.check(text)
 
@@ -62,7 +62,7 @@ class TrustList:
             raise TrustListInvalid(f'{path}: expected {{"issuers": {{area: source}}}}') from exc
         verifiers = {}
         for area, source in issuers.items():
-            if not isinstance(area, str) or not qrtoken.ISS_PATTERN.match(area):
+            if not isinstance(area, str) or not codec.ISS_PATTERN.match(area):
                 raise TrustListInvalid(f"{path}: an issuing area is six digits, not {area!r}")
             verifiers[area] = _verifier(path.parent, area, source, options)
         return cls(verifiers)

@@ -8,9 +8,9 @@ import msgspec
 from litestar import Controller, post
 from litestar.params import JSONBody
 
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.oauth.schemas import TokenResponse
-from ecert.security.auth import institution_guard
+from ecert.server.auth import institution_guard
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.web import services
 from ecert.web.images import MAX_IMAGE_BYTES, MAX_PIXELS, read_code_off_loop
 

@@ -10,9 +10,9 @@ from ecert.identity import parse_id_number
 from ecert.oauth import repositories
 from ecert.oauth.schemas import TokenResponse
 from ecert.persons import find_person
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal, mint_access_token
+from ecert.server.runtime import Runtime
 
 
 async def demo_sign_in(session: AsyncSession, runtime: Runtime, index: int) -> TokenResponse:

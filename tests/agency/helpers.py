@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecert.agency import staff
 from ecert.db.models import StaffRole
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import Client
 
 PASSWORD = "counter-pass-1"

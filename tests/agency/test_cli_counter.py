@@ -8,9 +8,10 @@ from pathlib import Path
 
 from ecert.config import Settings
 from ecert.db.models import Person
-from ecert.runtime import Runtime
-from tests.factories import holder
-from tests.helpers import Client, add_client, bearer, client_token, run_cli
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, holder
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client, run_cli
 
 
 async def test_counter_commands(
@@ -90,7 +91,7 @@ async def test_counter_commands(
 def test_every_counter_command_shows_an_example() -> None:
     from click.testing import CliRunner
 
-    from ecert.cli import main
+    from ecert.cli.main import main
 
     for args in (
         ["cards", "report"],

@@ -7,11 +7,12 @@ from sqlalchemy import select
 
 from ecert.agency import staff
 from ecert.db.models import AuditEvent, StaffRole
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.agency.helpers import CSRF, PASSWORD, add_staff, sign_in
-from tests.conftest import AppFactory, open_client
-from tests.factories import holder
-from tests.helpers import Client, add_client, add_person, bearer, client_token
+from tests.factories import add_client, add_person, holder
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 
 async def test_clerk_takes_a_hotline_report_and_the_audit_names_them(

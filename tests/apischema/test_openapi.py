@@ -18,7 +18,7 @@ from ecert.apischema.operation_ids import OPERATION_IDS
 from ecert.apischema.raises import codes_raised
 from ecert.errorcodes import CODES
 from ecert.errors import ValidationFailed
-from ecert.security.auth import institution_guard
+from ecert.server.auth import institution_guard
 from ecert.settlement.controllers import SettlementController
 from tests.helpers import Client
 

@@ -13,18 +13,19 @@ from ecert.cards.services import sweep
 from ecert.cards.workdays import calendar
 from ecert.db.models import Card, Person, utcnow
 from ecert.persons import person_name
-from ecert.runtime import Runtime
-from tests.conftest import AppFactory, open_client
-from tests.factories import Holder, credit, holder, institution
-from tests.helpers import (
-    Client,
+from ecert.server.runtime import Runtime
+from tests.factories import (
+    Holder,
     add_client,
     add_person,
-    bearer,
-    client_token,
+    credit,
+    holder,
+    institution,
     new_id_number,
-    person_token,
 )
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import bearer, client_token, person_token
+from tests.helpers import Client
 
 
 async def _with_card(client: Client, runtime: Runtime) -> tuple[Holder, dict[str, str]]:

@@ -17,7 +17,7 @@ from ecert.cards.services import lapse_workdays
 from ecert.cards.workdays import WorkdayCalendar, calendar
 from ecert.clock import BUSINESS_TZ, business_date
 from ecert.config import ConfigurationError, Settings
-from tests.conftest import AppFactory, open_client
+from tests.fixtures.app import AppFactory, open_client
 
 
 def beijing(year: int, month: int, day: int, hour: int = 0) -> dt.datetime:

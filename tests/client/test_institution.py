@@ -30,9 +30,9 @@ from ecert.client import (
 )
 from ecert.clock import business_date
 from ecert.db.models import Settlement
-from ecert.runtime import Runtime
-from tests.factories import Holder
-from tests.helpers import Client, add_client
+from ecert.server.runtime import Runtime
+from tests.factories import Holder, add_client
+from tests.helpers import Client
 from tests.settlement.visit_steps import setup
 
 Hook = Callable[[httpx.Request], httpx.Response | None]

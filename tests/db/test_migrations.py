@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from sqlalchemy import pool
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ecert import cli
+from ecert.cli.main import main
 from ecert.config import get_settings
 from ecert.db import migrate
-from tests.conftest import Backend
+from tests.fixtures.database import Backend
 
 
 async def test_models_and_migrations_agree(backend: Backend) -> None:
@@ -48,9 +48,9 @@ def test_db_revision_writes_the_next_number(
     monkeypatch.setenv("ECERT_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("ECERT_LOG_JSON", "false")
     runner = CliRunner()
-    assert runner.invoke(cli.main, ["db", "upgrade"]).exit_code == 0
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     expected = migrate.next_revision_id()
-    result = runner.invoke(cli.main, ["db", "revision", "-m", "nothing new"])
+    result = runner.invoke(main, ["db", "revision", "-m", "nothing new"])
     assert result.exit_code == 0, result.output
     written = Path(result.output.strip().splitlines()[-1])
     assert written.parent == copy / "versions"

@@ -26,13 +26,14 @@ from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from ecert.app import create_app
 from ecert.config import Settings
 from ecert.db.migrate import upgrade
 from ecert.federation.routing import Federation
-from ecert.runtime import Runtime, build_runtime
-from tests.conftest import Backend, _clean, open_client
-from tests.helpers import add_client
+from ecert.server.app import create_app
+from ecert.server.runtime import Runtime, build_runtime
+from tests.factories import add_client
+from tests.fixtures.app import clean, open_client
+from tests.fixtures.database import Backend
 
 AREA_A, AREA_B = "370102", "440106"
 URL_A, URL_B = "http://province-a", "http://province-b"
@@ -170,5 +171,5 @@ async def provinces(
                 Province(app_b, client_b, app_b.state.runtime),
             )
     finally:
-        await _clean(app_a.state.runtime, settings_a.redis_url)
-        await _clean(app_b.state.runtime, settings_b.redis_url)
+        await clean(app_a.state.runtime, settings_a.redis_url)
+        await clean(app_b.state.runtime, settings_b.redis_url)

@@ -9,10 +9,10 @@ import httpx
 from sqlalchemy import func, select
 
 from ecert.db.models import ClearingRecord, Settlement
-from ecert.runtime import Runtime
-from tests.factories import Holder, credit, holder, institution, load_policies
+from ecert.server.runtime import Runtime
+from tests.factories import Holder, add_client, credit, holder, institution, load_policies
 from tests.federation.conftest import AREA_B, Province
-from tests.helpers import add_client, bearer, client_token
+from tests.fixtures.auth import bearer, client_token
 from tests.settlement.visit_steps import visit_body
 
 HOSPITAL_B = "H44010600001"

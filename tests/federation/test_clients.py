@@ -11,8 +11,9 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ecert.config import Settings
 from ecert.errors import ValidationFailed
-from ecert.runtime import Runtime
-from tests.helpers import add_client, run_cli
+from ecert.server.runtime import Runtime
+from tests.factories import add_client
+from tests.helpers import run_cli
 
 
 def _public_pem() -> str:

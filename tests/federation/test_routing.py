@@ -7,9 +7,10 @@ import time
 import httpx
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert import qrtoken
 from ecert.clock import business_date
 from ecert.db.models import ClearingRecord, Settlement
+from ecert.qr import codec
+from tests.factories import add_client
 from tests.federation.conftest import Province, asgi
 from tests.federation.steps import (
     agency,
@@ -22,7 +23,7 @@ from tests.federation.steps import (
     settle,
     upload,
 )
-from tests.helpers import add_client, bearer, client_token
+from tests.fixtures.auth import bearer, client_token
 
 
 async def test_outpatient_visit_is_priced_by_the_insured_province(
@@ -219,17 +220,17 @@ async def test_a_forged_code_is_refused_with_the_issuers_published_keys_before_i
     hospital = await hospital_in_b(b)
     person = await insured_in_a(a)
     genuine = await person.qr(a.client)
-    header = qrtoken.read_header(genuine)
-    claims = qrtoken.decode(
+    header = codec.read_header(genuine)
+    claims = codec.decode(
         genuine, a.runtime.keys.signer("qr").public, now=int(time.time()), leeway_s=5
     )
     # The same claims and kid, signed by a key that is not A's.
-    forged = qrtoken.encode(claims, ec.generate_private_key(ec.SECP256R1()), header.kid)
+    forged = codec.encode(claims, ec.generate_private_key(ec.SECP256R1()), header.kid)
     refused = await b.client.post("/v1/verify", json={"qr": forged}, headers=hospital)
     assert (refused.status_code, refused.json()["code"]) == (422, "qr_signature_invalid")
     # A's kid under another key: unknown. Neither reached A's /v1/verify.
     other_kid = header.kid[:-1] + ("A" if header.kid[-1] != "A" else "B")
-    unknown = qrtoken.encode(claims, ec.generate_private_key(ec.SECP256R1()), other_kid)
+    unknown = codec.encode(claims, ec.generate_private_key(ec.SECP256R1()), other_kid)
     refused = await b.client.post("/v1/verify", json={"qr": unknown}, headers=hospital)
     assert refused.json()["code"] == "qr_unknown_key"
     assert "/v1/verify" not in seen.paths

@@ -16,11 +16,11 @@ import msgspec
 
 from ecert.config import Settings
 from ecert.db.models import ClearingRecord, Settlement
-from ecert.runtime import Runtime, build_runtime
-from tests.conftest import _clean
+from ecert.server.runtime import Runtime, build_runtime
 from tests.factories import holder, institution, load_policies
 from tests.federation.conftest import AREA_B, federate
 from tests.federation.steps import HOSPITAL_B, count, fee, keyed
+from tests.fixtures.app import clean
 from tests.helpers import settings_env
 from tests.servers import _wait_port, free_port
 from tests.settlement.visit_steps import visit_body
@@ -99,6 +99,6 @@ async def test_two_provinces_as_processes_verify_and_settle_over_http(
         assert await count(runtime_b, ClearingRecord) == 1
     finally:
         for runtime, settings in ((runtime_a, a), (runtime_b, b)):
-            await _clean(runtime, settings.redis_url)
+            await clean(runtime, settings.redis_url)
             await runtime.engine.dispose()
             await runtime.store.close()

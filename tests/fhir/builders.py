@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, ec_token
 from tests.helpers import Client
 from tests.settlement.visit_steps import line, setup

@@ -9,7 +9,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.claimresponse import ClaimResponse
 
 from ecert.fhir.adjudication import LINE_SHARES, TOTALS
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.fhir.builders import by_code, claim, scanned
 from tests.helpers import Client
 from tests.settlement.visit_steps import (

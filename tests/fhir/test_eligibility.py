@@ -8,7 +8,7 @@ from fhir.resources.R4B.coverageeligibilityresponse import CoverageEligibilityRe
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
 from ecert.db.models import Person
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.fhir.builders import FHIR, claim, eligibility, fen, scanned
 from tests.helpers import Client
 from tests.settlement.visit_steps import AMOXICILLIN, COSMETIC, line, setup

@@ -9,10 +9,11 @@ import httpx
 import pytest
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
-from ecert.runtime import Runtime
-from tests.factories import ec_token
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, ec_token
 from tests.fhir.builders import FHIR, claim
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 from tests.settlement.visit_steps import AMOXICILLIN, line, open_visit, setup, visit_body
 
 FEES = [line("1", AMOXICILLIN, "1", 1_250)]

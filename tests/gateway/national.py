@@ -12,9 +12,11 @@ from typing import Any
 
 import httpx
 
-from ecert.runtime import Runtime
 from ecert.security import gateway_keys
-from tests.helpers import Client, add_client, bearer, client_token
+from ecert.server.runtime import Runtime
+from tests.factories import add_client
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 URL = "/fsi/api/rsfComIfsService/callService"
 TEXT_PLAIN = {"Content-Type": "text/plain; charset=utf-8"}

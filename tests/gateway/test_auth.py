@@ -9,9 +9,11 @@ import time
 from sqlalchemy import select
 
 from ecert.db.models import UsedJti
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
+from tests.factories import add_client
+from tests.fixtures.auth import bearer, client_token
 from tests.gateway.national import call, envelope, hospital, ok, refused
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.helpers import Client
 
 SIGN_IN = {"signIn": {"opter_no": "0001", "mac": "00-16-EA-AE-3C-40", "ip": "10.1.1.8"}}
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from ecert.db.models import Card
-from ecert.runtime import Runtime
-from tests.factories import holder, load_policies
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, holder, load_policies
+from tests.fixtures.auth import bearer, client_token
 from tests.gateway.national import envelope, hospital, ok, refused
-from tests.helpers import Client, add_client, bearer, client_token
+from tests.helpers import Client
 from tests.settlement.visit_steps import id_number
 
 

@@ -10,7 +10,7 @@ import json
 from sqlalchemy import func, select
 
 from ecert.db.models import AuditEvent, Settlement, Visit
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import credit, ec_token, holder, load_policies
 from tests.gateway.national import URL, call, envelope, hospital, ok, refused
 from tests.gateway.test_visits import national_line, register

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from ecert.clock import business_date
 from ecert.db.models import Visit
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.gateway.national import Hospital, envelope, fen, hospital, ok
 from tests.helpers import Client

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from ecert import ledger
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.config import Settings, get_settings
 from ecert.db.migrate import upgrade
 from ecert.db.models import (
@@ -33,10 +33,12 @@ from ecert.db.models import (
 from ecert.imports.readers import rows
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
-from ecert.runtime import Runtime
 from ecert.security.auditchain import derive_key
-from tests.conftest import AppFactory
-from tests.helpers import Client, add_client, bearer, client_token, new_id_number
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, new_id_number
+from tests.fixtures.app import AppFactory
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 A, B = new_id_number(), new_id_number("110105", dt.date(1960, 1, 2))
 PERSONS_CSV = f"""id_number,name,area,category,extra_column

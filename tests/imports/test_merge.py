@@ -13,8 +13,8 @@ from ecert.db.models import Account, Contribution, LedgerEntry
 from ecert.imports import services
 from ecert.imports.readers import rows
 from ecert.imports.schemas import Reject
-from ecert.runtime import Runtime
-from tests.helpers import new_id_number
+from ecert.server.runtime import Runtime
+from tests.factories import new_id_number
 
 PEOPLE = [new_id_number("370102", dt.date(1970, 1, 1) + dt.timedelta(days=i)) for i in range(4)]
 HEADER = "id_number,month,base,employer_amount,employee_amount,account_credit,status\n"

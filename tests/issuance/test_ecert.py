@@ -13,18 +13,12 @@ import zxingcpp
 from PIL import Image
 from sqlalchemy import func, select
 
-from ecert import qrtoken
 from ecert.db.models import ECert, PersonSuspension
-from ecert.runtime import Runtime
-from tests.factories import Holder, holder, institution, mint_at
-from tests.helpers import (
-    Client,
-    add_client,
-    add_person,
-    bearer,
-    client_token,
-    person_token,
-)
+from ecert.qr import codec
+from ecert.server.runtime import Runtime
+from tests.factories import Holder, add_client, add_person, holder, institution, mint_at
+from tests.fixtures.auth import bearer, client_token, person_token
+from tests.helpers import Client
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
 
@@ -84,12 +78,12 @@ async def test_qr_claims_header_and_no_personal_data(client: Client, runtime: Ru
     assert response.headers["cache-control"] == "no-store"
     body = response.json()
     text = body["qr"]
-    header = qrtoken.read_header(text)
-    claims = qrtoken.decode(text, await _jwk(client, header.kid), now=before, leeway_s=5)
+    header = codec.read_header(text)
+    claims = codec.decode(text, await _jwk(client, header.kid), now=before, leeway_s=5)
     assert claims.iss == runtime.settings.issuer_area
     assert claims.ver == 1
     assert claims.exp - claims.iat == runtime.settings.qr_ttl_s
-    jws = qrtoken.to_compact_jws(text)
+    jws = codec.to_compact_jws(text)
     for secret in (id_number, id_number[-8:], "李四"):
         assert secret not in jws
         assert secret not in str(jwt.decode(jws, options={"verify_signature": False}))
@@ -149,8 +143,8 @@ async def test_images_decode_to_a_valid_token(client: Client, runtime: Runtime) 
     png = await client.get("/v1/me/ecert/qr.png", headers=headers)
     assert png.headers["content-type"] == "image/png"
     [result] = zxingcpp.read_barcodes(Image.open(io.BytesIO(png.content)))
-    kid = qrtoken.read_header(result.text).kid
-    claims = qrtoken.decode(result.text, await _jwk(client, kid), now=int(time.time()), leeway_s=5)
+    kid = codec.read_header(result.text).kid
+    claims = codec.decode(result.text, await _jwk(client, kid), now=int(time.time()), leeway_s=5)
     assert claims.ver == 1
     svg = await client.get("/v1/me/ecert/qr.svg", headers=headers)
     assert svg.headers["content-type"].startswith("image/svg+xml")

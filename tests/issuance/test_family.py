@@ -6,11 +6,12 @@ import asyncio
 
 from sqlalchemy import func, select
 
-from ecert import qrtoken
 from ecert.db.models import AuditEvent, ECert
-from ecert.runtime import Runtime
-from tests.factories import Holder, holder, institution
-from tests.helpers import Client, add_client, add_person, bearer, client_token, new_id_number
+from ecert.qr import codec
+from ecert.server.runtime import Runtime
+from tests.factories import Holder, add_client, add_person, holder, institution, new_id_number
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 
 
 async def _ask(
@@ -55,7 +56,7 @@ async def test_consent_then_code_carries_the_relative(client: Client, runtime: R
             await session.scalars(select(AuditEvent).where(AuditEvent.action == "family.qr"))
         ).one()
     assert ecert is not None
-    assert qrtoken.to_compact_jws(code["qr"])  # well-formed
+    assert codec.to_compact_jws(code["qr"])  # well-formed
     assert audit.person_id == mother.person_id
     assert audit.detail == {"shown_by": str(child.person_id)}
 

@@ -8,21 +8,14 @@ import datetime as dt
 import jwt
 from sqlalchemy import update
 
-from ecert import qrtoken
 from ecert.db.models import SigningKey, utcnow
-from ecert.runtime import Runtime
+from ecert.qr import codec
 from ecert.security import keys
-from tests.conftest import Backend
-from tests.factories import holder, institution
-from tests.helpers import (
-    Client,
-    add_client,
-    add_person,
-    bearer,
-    client_token,
-    person_token,
-    run_cli,
-)
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, add_person, holder, institution
+from tests.fixtures.auth import bearer, client_token, person_token
+from tests.fixtures.database import Backend
+from tests.helpers import Client, run_cli
 
 DEVICE = {"device_id": "phone-1", "device_name": "Mate 60"}
 
@@ -70,13 +63,13 @@ async def test_jwks_content_and_headers(client: Client, runtime: Runtime) -> Non
 async def test_rotation_timeline(client: Client, runtime: Runtime) -> None:
     headers = await _ecert(client, runtime)
     old_text = (await client.post("/v1/me/ecert/qr", headers=headers)).json()["qr"]
-    old_kid = qrtoken.read_header(old_text).kid
+    old_kid = codec.read_header(old_text).kid
     next_kid = next(k.kid for k in runtime.keys.published("qr") if k.state == "next")
     assert next_kid in await _published(client)  # published before it signs
 
     assert await _rotate(runtime) == next_kid
     new_text = (await client.post("/v1/me/ecert/qr", headers=headers)).json()["qr"]
-    assert qrtoken.read_header(new_text).kid == next_kid
+    assert codec.read_header(new_text).kid == next_kid
     # The retiring key is still published and still verifies the codes it signed.
     assert old_kid in await _published(client)
     assert runtime.keys.verifier("qr", old_kid) is not None
@@ -96,7 +89,7 @@ async def test_rotation_timeline(client: Client, runtime: Runtime) -> None:
 async def test_emergency_revocation_kills_at_once(client: Client, runtime: Runtime) -> None:
     headers = await _ecert(client, runtime)
     text = (await client.post("/v1/me/ecert/qr", headers=headers)).json()["qr"]
-    kid = qrtoken.read_header(text).kid
+    kid = codec.read_header(text).kid
     assert await keys.revoke_now(runtime.sessions, runtime.cipher, runtime.store, kid)
     assert kid not in await _published(client)
     assert runtime.keys.verifier("qr", kid) is None
@@ -159,7 +152,7 @@ async def test_finding_05_revoked_qr_key_dies_at_once(
     person = await holder(client, runtime)
     hospital = await institution(client, runtime)
     text = await person.qr(client)
-    kid = qrtoken.read_header(text).kid
+    kid = codec.read_header(text).kid
     await run_cli(backend.settings, "keys", "revoke", "--", kid)
     # At once, on every backend: the verify transaction asks the database about the key.
     refused = await client.post("/v1/verify", json={"qr": text}, headers=hospital)
@@ -175,7 +168,7 @@ async def test_finding_05_revoked_qr_key_dies_at_once(
     assert kid in jwt.decode(feed["jws"], options={"verify_signature": False})["revoked_kids"]
     # The next key was promoted in the revoking transaction: minting goes on, with a new key.
     fresh = await person.qr(client)
-    assert qrtoken.read_header(fresh).kid != kid
+    assert codec.read_header(fresh).kid != kid
     ok = await client.post("/v1/verify", json={"qr": fresh}, headers=hospital)
     assert ok.status_code == 200, ok.text
 

@@ -9,8 +9,8 @@ from sqlalchemy import func, select
 
 from ecert import ledger
 from ecert.db.models import LedgerEntry, MutualAidAuthorisation, Person, utcnow
-from ecert.runtime import Runtime
-from tests.helpers import add_person
+from ecert.server.runtime import Runtime
+from tests.factories import add_person
 
 
 async def test_a_guarded_move_refuses_an_overdraft_and_writes_nothing(runtime: Runtime) -> None:

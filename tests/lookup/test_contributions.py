@@ -6,7 +6,7 @@ import json
 
 from ecert.imports.readers import rows
 from ecert.imports.services import run_import
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import holder
 from tests.helpers import Client
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ecert.clock import business_date
 from ecert.db.models import AuditEvent
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 

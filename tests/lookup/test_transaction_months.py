@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ecert import ledger
 from ecert.clock import business_date
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import credit, holder
 from tests.helpers import Client
 

@@ -17,8 +17,10 @@ from jwt.utils import base64url_encode
 from sqlalchemy import select
 
 from ecert.db.models import UsedJti
-from ecert.runtime import Runtime
-from tests.helpers import JWT_BEARER, Client, add_client, add_person, person_assertion
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, add_person
+from tests.fixtures.auth import JWT_BEARER, person_assertion
+from tests.helpers import Client
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 

@@ -11,8 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from litestar import Litestar
 
-from ecert.runtime import Runtime
-from tests.helpers import Client, add_client, bearer
+from ecert.server.runtime import Runtime
+from tests.factories import add_client
+from tests.fixtures.auth import bearer
+from tests.helpers import Client
 
 METADATA = "/.well-known/oauth-authorization-server"
 

@@ -20,8 +20,8 @@ from ecert.db.models import QrUse, UsedJti
 from ecert.db.partitions import create_day
 from ecert.db.upsert import insert_ignore
 from ecert.ops.partitions import maintain
-from ecert.runtime import Runtime
-from tests.test_ops import _fresh_database
+from ecert.server.runtime import Runtime
+from tests.ops.test_ops import _fresh_database
 
 pytestmark = pytest.mark.postgres
 

@@ -15,9 +15,9 @@ from ecert.clock import utcnow
 from ecert.config import ConfigurationError, Settings, retention_floors, settings_from_env
 from ecert.db.models import ECert, EcToken, IdempotencyRecord, NumericCode, QrUse, UsedJti
 from ecert.ops.purge import TARGETS, purge
-from ecert.runtime import Runtime
-from tests.conftest import AppFactory, open_client
+from ecert.server.runtime import Runtime
 from tests.factories import holder, institution
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client, run_cli
 
 HOUR = dt.timedelta(hours=1)

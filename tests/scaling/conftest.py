@@ -16,7 +16,8 @@ from litestar import Litestar
 
 from ecert.db.migrate import upgrade
 from tests import servers
-from tests.conftest import AppFactory, Backend, _in_ci
+from tests.fixtures.app import AppFactory
+from tests.fixtures.database import Backend, in_ci
 
 T = TypeVar("T")
 
@@ -27,7 +28,7 @@ def required(start: Callable[[], contextlib.AbstractContextManager[T]]) -> Itera
         try:
             value = stack.enter_context(start())
         except servers.ServerMissing as exc:
-            if _in_ci():
+            if in_ci():
                 pytest.fail(f"needed in CI: {exc}")
             pytest.skip(f"{exc}; CI=true makes this a failure")
         yield value

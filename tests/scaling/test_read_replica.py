@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from ecert.db.replica import READ_BOUND_S
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests import servers
-from tests.conftest import AppFactory, open_client
 from tests.factories import Holder, holder
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client
 
 pytestmark = pytest.mark.postgres

@@ -9,12 +9,12 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from redis.asyncio.cluster import RedisCluster
 
-from ecert.runtime import Runtime
 from ecert.security.keys import VERSION_KEY
+from ecert.server.runtime import Runtime
 from ecert.store import RedisStore
 from tests import servers
-from tests.conftest import AppFactory, open_client
 from tests.factories import holder, institution
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client
 
 pytestmark = pytest.mark.postgres

@@ -14,23 +14,17 @@ from click.testing import CliRunner
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.clock import utcnow
 from ecert.config import Settings, get_settings
 from ecert.db.models import AuditAnchor, AuditEvent
-from ecert.runtime import Runtime, build_runtime
 from ecert.security import auditchain, auditpurge
-from tests.conftest import Backend, _clean
-from tests.factories import holder, institution, set_enrolment
-from tests.helpers import (
-    JWT_BEARER,
-    Client,
-    add_client,
-    add_person,
-    person_assertion,
-    run_cli,
-    settings_env,
-)
+from ecert.server.runtime import Runtime, build_runtime
+from tests.factories import add_client, add_person, holder, institution, set_enrolment
+from tests.fixtures.app import clean
+from tests.fixtures.auth import JWT_BEARER, person_assertion
+from tests.fixtures.database import Backend
+from tests.helpers import Client, run_cli, settings_env
 
 
 async def _rows(runtime: Runtime) -> list[AuditEvent]:
@@ -129,7 +123,7 @@ async def _tamper(settings: Settings, how: str) -> int:
 async def _cleanup(settings: Settings) -> None:
     runtime = build_runtime(settings)
     try:
-        await _clean(runtime, settings.redis_url)
+        await clean(runtime, settings.redis_url)
     finally:
         await runtime.store.close()
         await runtime.engine.dispose()

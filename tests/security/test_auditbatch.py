@@ -11,9 +11,9 @@ from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ecert.db.models import AuditEvent
-from ecert.runtime import Runtime
 from ecert.security import auditchain
 from ecert.security.auditbatch import AuditBatches
+from ecert.server.runtime import Runtime
 
 
 def _row(n: int) -> AuditEvent:

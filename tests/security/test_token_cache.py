@@ -1,6 +1,6 @@
 """A worker remembers the access tokens it has checked (ecert.security.tokens.VerifiedTokens):
 a remembered token must still die with its key and its expiry (its client's disablement:
-tests/test_oauth.py, with a token used before)."""
+tests/oauth/test_token.py, with a token used before)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ import jwt
 import pytest
 
 from ecert.errors import Unauthorized
-from ecert.runtime import Runtime
 from ecert.security import keys
 from ecert.security.tokens import Principal, VerifiedTokens, mint_access_token
-from tests.helpers import add_client, bearer, client_token
+from ecert.server.runtime import Runtime
+from tests.factories import add_client
+from tests.fixtures.auth import bearer, client_token
 
 
 async def _ok(client: httpx.AsyncClient, token: str) -> int:

@@ -10,11 +10,11 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from ecert.db.models import Account, IdempotencyRecord, LedgerEntry, Settlement, utcnow
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement.exceptions import IdempotencyInProgress
-from tests.conftest import AppFactory, open_client
 from tests.factories import credit, ec_token, holder, institution, load_policies
+from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client
 
 HASH = "0" * 64

@@ -13,7 +13,7 @@ from ecert import ledger
 from ecert.benefits import InvalidPolicy, Policy, YearToDate
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import Client
 from tests.settlement.test_returns import _return
 from tests.settlement.test_visit_settle import SPLIT

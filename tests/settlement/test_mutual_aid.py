@@ -26,7 +26,7 @@ from ecert.db.models import (
     Settlement,
 )
 from ecert.identity import mask_name
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement.mutual_aid import plan
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client

@@ -15,11 +15,11 @@ from msgspec.structs import astuple
 
 from ecert.clock import business_date
 from ecert.db.models import Reversal, Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement.reconciliation import services as recon
 from ecert.settlement.reconciliation.schemas import Totals
-from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
-from tests.helpers import Client, add_person
+from tests.factories import Holder, add_person, credit, ec_token, holder, institution, load_policies
+from tests.helpers import Client
 
 A = {"code": "A001", "name": "检查", "item_class": "A"}
 

@@ -18,7 +18,7 @@ from ecert.benefits import Bill, BillItem, Policy, YearToDate, compute
 from ecert.data import illustrative_policies
 from ecert.db.models import Account, BenefitUsage, LedgerEntry, Reversal, Settlement
 from ecert.ledger import fen, over_limit
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement.basis import Basis, BasisLine
 from ecert.settlement.returns import POOLS, pools, reprice
 from tests.factories import ec_token, holder

@@ -14,7 +14,7 @@ from ecert import ledger
 from ecert.clock import business_date
 from ecert.data import illustrative_policies
 from ecert.db.models import Account, Institution, Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from ecert.settlement import reversal
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client

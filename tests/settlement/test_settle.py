@@ -23,7 +23,7 @@ from ecert.db.models import (
     Settlement,
     utcnow,
 )
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 from tests.settlement.visit_steps import id_number

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ecert.db.models import FeeLine
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.helpers import Client
 from tests.settlement.visit_steps import (
     AMOXICILLIN,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 
 from ecert.clock import business_date
 from ecert.db.models import Account, BenefitUsage, Institution, LedgerEntry, Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import ec_token
 from tests.helpers import Client
 from tests.settlement.visit_steps import (

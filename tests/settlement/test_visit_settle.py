@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from ecert.cards import services as cards
 from ecert.db.models import BenefitUsage, LedgerEntry, Person, Settlement
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import ec_token
 from tests.helpers import Client
 from tests.settlement.visit_steps import (

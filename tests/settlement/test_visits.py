@@ -9,7 +9,7 @@ from sqlalchemy import select, update
 
 from ecert.cards import services as cards
 from ecert.db.models import EcToken, Institution, Person, PersonSuspension, Visit
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import ec_token, institution
 from tests.helpers import Client
 from tests.settlement.visit_steps import open_visit, opened, setup, visit_body

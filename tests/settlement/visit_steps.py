@@ -12,7 +12,7 @@ from ecert.data import illustrative_catalogue
 from ecert.identity import make_id_number
 from ecert.imports.schemas import Reject
 from ecert.imports.services import run_import
-from ecert.runtime import Runtime
+from ecert.server.runtime import Runtime
 from tests.factories import Holder, credit, ec_token, holder, institution, load_policies
 from tests.helpers import Client
 

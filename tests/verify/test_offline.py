@@ -9,10 +9,10 @@ from pathlib import Path
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert import qrtoken
-from ecert.cli import main
+from ecert.cli.main import main
 from ecert.config import Settings
-from ecert.runtime import Runtime
+from ecert.qr import codec
+from ecert.server.runtime import Runtime
 from ecert.verify.offline import OfflineVerifier
 from tests.factories import holder, mint_at, now
 from tests.helpers import Client, run_cli
@@ -48,12 +48,12 @@ async def test_accepts_good_and_refuses_bad_without_network(
     )  # rebind: version 2, old codes revoked
     current = await person.qr(client)
     expired = await mint_at(runtime, person, iat=now() - 600)
-    jws = qrtoken.to_compact_jws(current)
-    tampered = qrtoken.SCHEME_PREFIX + qrtoken.pack(
+    jws = codec.to_compact_jws(current)
+    tampered = codec.SCHEME_PREFIX + codec.pack(
         jws[:-3] + ("A" if jws[-3] != "A" else "B") + jws[-2:]
     )
-    stranger = qrtoken.encode(
-        qrtoken.new_claims("370102", "AbCdEfGhIjKl", 1, now(), 60),
+    stranger = codec.encode(
+        codec.new_claims("370102", "AbCdEfGhIjKl", 1, now(), 60),
         ec.generate_private_key(ec.SECP256R1()),
         "zzzz",
     )
@@ -117,7 +117,7 @@ async def test_finding_05_offline_refuses_a_revoked_key_after_the_feed_refresh(
 ) -> None:
     person = await holder(client, runtime)
     text = await person.qr(client)
-    kid = qrtoken.read_header(text).kid
+    kid = codec.read_header(text).kid
     fetch = Recorder(await _documents(client))
     verifier = OfflineVerifier(fetch=fetch)
     verifier.refresh()

@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from ecert import qrtoken
-from ecert.cli import main
-from ecert.runtime import Runtime
+from ecert.cli.main import main
+from ecert.qr import codec
 from ecert.security.keys import public_jwk
+from ecert.server.runtime import Runtime
 from ecert.verify.trust import TrustList, TrustListInvalid
 from tests.factories import holder, now
 from tests.helpers import Client
@@ -24,7 +24,7 @@ BEIJING_KEY = ec.generate_private_key(ec.SECP256R1())
 
 
 def _beijing_code(iss: str = BEIJING, key: ec.EllipticCurvePrivateKey = BEIJING_KEY) -> str:
-    return qrtoken.encode(qrtoken.new_claims(iss, "BjPseudonym1", 1, now(), 60), key, "bj1")
+    return codec.encode(codec.new_claims(iss, "BjPseudonym1", 1, now(), 60), key, "bj1")
 
 
 async def _trust_file(client: Client, folder: Path) -> Path:

@@ -9,12 +9,13 @@ import re
 from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import update
 
-from ecert import qrtoken
 from ecert.db.models import Institution, NumericCode, utcnow
-from ecert.runtime import Runtime
-from tests.conftest import AppFactory, open_client
-from tests.factories import holder, institution, mint_at, now, set_enrolment
-from tests.helpers import Client, add_client, bearer, client_token
+from ecert.qr import codec
+from ecert.server.runtime import Runtime
+from tests.factories import add_client, holder, institution, mint_at, now, set_enrolment
+from tests.fixtures.app import AppFactory, open_client
+from tests.fixtures.auth import bearer, client_token
+from tests.helpers import Client
 from tests.servers import free_port
 
 
@@ -112,12 +113,12 @@ async def test_forged_and_unknown_key_codes(client: Client, runtime: Runtime) ->
     person = await holder(client, runtime)
     hospital = await institution(client, runtime)
     good = await person.qr(client)
-    kid = qrtoken.read_header(good).kid
-    claims = qrtoken.new_claims("370102", "AbCdEfGhIjKl", 1, now(), 60)
+    kid = codec.read_header(good).kid
+    claims = codec.new_claims("370102", "AbCdEfGhIjKl", 1, now(), 60)
     stranger = ec.generate_private_key(ec.SECP256R1())
-    forged = qrtoken.encode(claims, stranger, kid)
+    forged = codec.encode(claims, stranger, kid)
     assert (await _verify(client, hospital, forged))[1]["code"] == "qr_signature_invalid"
-    unknown = qrtoken.encode(claims, stranger, "zzzz")
+    unknown = codec.encode(claims, stranger, "zzzz")
     assert (await _verify(client, hospital, unknown))[1]["code"] == "qr_unknown_key"
     status, body = await _verify(client, hospital, "not a code at all")
     assert (status, body["code"]) == (422, "qr_malformed")

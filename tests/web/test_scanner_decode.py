@@ -11,8 +11,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from ecert import qrimage
-from ecert.runtime import Runtime
+from ecert.qr import image
+from ecert.server.runtime import Runtime
 from ecert.web import images
 from tests.factories import holder, institution
 from tests.helpers import Client
@@ -22,7 +22,7 @@ async def test_decode_reads_the_code_from_an_image(client: Client, runtime: Runt
     person = await holder(client, runtime)
     hospital = await institution(client, runtime)
     text = await person.qr(client)
-    png = qrimage.render_png(text)
+    png = image.render_png(text)
     decoded = await client.post(
         "/v1/scanner/decode", content=png, headers={**hospital, "Content-Type": "image/png"}
     )
@@ -75,7 +75,7 @@ async def test_finding_10_a_phone_photo_still_decodes(client: Client, runtime: R
     hospital = await institution(client, runtime)
     text = await person.qr(client)
     photo = Image.new("L", (4032, 3024), 200)
-    code = Image.open(io.BytesIO(qrimage.render_png(text, scale=16)))
+    code = Image.open(io.BytesIO(image.render_png(text, scale=16)))
     photo.paste(code, (1500, 1000))
     noise = Image.effect_noise((4032, 3024), 60)  # camera noise: the JPEG stays photo-sized
     photo = Image.blend(photo, noise, 0.15)
@@ -107,7 +107,7 @@ async def test_finding_10_decoding_runs_off_the_event_loop(
     monkeypatch.setattr(zxingcpp, "read_barcodes", spy)
     response = await client.post(
         "/v1/scanner/decode",
-        content=qrimage.render_png(text),
+        content=image.render_png(text),
         headers={**hospital, "Content-Type": "image/png"},
     )
     assert response.json() == {"text": text}

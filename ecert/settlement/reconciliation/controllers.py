@@ -10,8 +10,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
-from ecert.security.auth import institution_guard, principal_of
+from ecert.server.auth import institution_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement.reconciliation import schemas, services
 
 Day = Annotated[dt.date, QueryParameter(description="YYYY-MM-DD, Asia/Shanghai business day")]

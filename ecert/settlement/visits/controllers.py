@@ -8,8 +8,8 @@ from litestar import Controller, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from ecert.deps import AnyRequest, DbSession, RuntimeDep
-from ecert.security.auth import institution_guard, principal_of
+from ecert.server.auth import institution_guard, principal_of
+from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement import replies
 from ecert.settlement.controllers import IdempotencyKey, replayable
 from ecert.settlement.visits import fees, pricing, schemas, services, view

@@ -20,9 +20,9 @@ from ecert import ledger
 from ecert.benefits import Bill, BillItem, Layer, Split, YearToDate, compute, layer_of
 from ecert.clock import business_date
 from ecert.db.models import FeeLine, Person, Visit, VisitStatus
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement.basis import BasisLine
 from ecert.settlement.context import PersonContext, designated_institution

@@ -16,9 +16,9 @@ from ecert.errors import ValidationFailed
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.ledger import person_policy
 from ecert.persons import person_id_number, person_name
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency
 from ecert.settlement.context import (
     allow_med_type,

@@ -11,9 +11,9 @@ import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import FeeLine, Person, Settlement
-from ecert.runtime import Runtime
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
 from ecert.settlement.basis import Basis
 from ecert.settlement.returns import reprice
 from ecert.settlement.visits import schemas

@@ -1,0 +1,1 @@
+"""The ``ecert`` command, one module a command group; ``main.py`` assembles them."""

@@ -1,0 +1,1 @@
+"""Family codes: a holder shows QR codes for relatives who consented."""

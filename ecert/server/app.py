@@ -1,0 +1,204 @@
+"""``create_app(settings)``: builds the Litestar app. Importing this module has no side effects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from advanced_alchemy.extensions.litestar import (
+    AsyncSessionConfig,
+    SQLAlchemyAsyncConfig,
+    SQLAlchemyPlugin,
+)
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.prometheus import PrometheusConfig
+
+from ecert import __version__
+from ecert.agency.controllers import (
+    AgencyKeysController,
+    AgencyPersonController,
+    AgencyReconciliationController,
+    StaffSessionController,
+)
+from ecert.agency.lookups import AgencyLookupController
+from ecert.apischema.document import render_plugins
+from ecert.apischema.operation_ids import operation_id
+from ecert.cards.controllers import AgencyCardController, CardCheckController, MyCardController
+from ecert.cards.workdays import calendar
+from ecert.config import Settings, get_settings
+from ecert.federation.controllers import ClearingController, FederationController
+from ecert.federation.middleware import federation_middleware
+from ecert.federation.routing import load_federation
+from ecert.fhir.controllers import FhirController
+from ecert.fhir.outcome import as_outcome
+from ecert.gateway.controllers import PATH as GATEWAY_PATH
+from ecert.gateway.controllers import GatewayController
+from ecert.imports.controllers import ImportController
+from ecert.issuance.controllers import (
+    AgencyECertController,
+    MyECertController,
+    PublicKeysController,
+)
+from ecert.issuance.family.controllers import AgencyFamilyController, FamilyController
+from ecert.issuance.feed import FeedCache
+from ecert.lookup.controllers import LookupController
+from ecert.metrics import watch_pool
+from ecert.oauth.controllers import ServerMetadataController, TokenController
+from ecert.oauth.status import ClientStatus
+from ecert.ops.controllers import HealthController
+from ecert.ops.metrics import MetricsController
+from ecert.ops.readiness import Drain, SchemaCheck
+from ecert.security.auditchain import audit_key, session_info
+from ecert.security.keys import ensure_active_keys
+from ecert.server.auth import BearerAuthMiddleware, key_ring_middleware
+from ecert.server.observability import configure_logging, log_startup, request_id_middleware
+from ecert.server.problems import exception_handlers, problems_middleware
+from ecert.server.ratelimit import RateLimiter, rate_limit_middleware
+from ecert.server.runtime import build_runtime
+from ecert.settlement.controllers import AgencyPolicyController, SettlementController
+from ecert.settlement.mutual_aid_controllers import MutualAidController
+from ecert.settlement.reconciliation.controllers import ReconciliationController
+from ecert.settlement.visits.controllers import VisitController
+from ecert.verify.controllers import VerifyController
+from ecert.web import static_routers
+from ecert.web.controllers import DemoController, ScannerController
+
+PUBLIC_PATHS = [
+    "^/schema",
+    "^/healthz$",
+    "^/readyz$",
+    "^/metrics$",
+    "^/.well-known/",
+    "^/fhir/metadata$",
+    "^/v1/revocations$",
+    "^/(app|scanner|agency|web)(/|$)",
+]
+
+
+def route_handlers(settings: Settings) -> list[Any]:
+    """Every controller of every domain, the demo pages, and the demo sign-in when enabled."""
+    demo = [DemoController] if settings.demo_signin else []
+    return [
+        *static_routers(),
+        *demo,
+        ScannerController,
+        HealthController,
+        TokenController,
+        ServerMetadataController,
+        MyECertController,
+        AgencyECertController,
+        PublicKeysController,
+        FamilyController,
+        AgencyFamilyController,
+        VerifyController,
+        SettlementController,
+        ReconciliationController,
+        VisitController,
+        LookupController,
+        MutualAidController,
+        ImportController,
+        MyCardController,
+        AgencyCardController,
+        CardCheckController,
+        AgencyPolicyController,
+        GatewayController,
+        FhirController,
+        ClearingController,
+        FederationController,
+        StaffSessionController,
+        AgencyPersonController,
+        AgencyLookupController,
+        AgencyKeysController,
+        AgencyReconciliationController,
+    ]
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    configure_logging(settings)
+    calendar(settings.workday_file)  # read (and checked) now, not in a request on the event loop
+    runtime = build_runtime(settings)
+    engine, cipher = runtime.engine, runtime.cipher
+    drain = Drain(settings.drain_grace_s)
+    federation = load_federation(settings)
+    watch_pool(engine)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
+        async with runtime.sessions.begin() as session:
+            await ensure_active_keys(session, cipher)
+        await runtime.refresh_keys()
+        log_startup(settings)
+        drain.install(asyncio.get_running_loop())
+        try:
+            yield
+        finally:
+            drain.uninstall()
+            if federation is not None:
+                await federation.close()
+            await runtime.close()
+
+    db_config = SQLAlchemyAsyncConfig(
+        engine_instance=engine,
+        session_config=AsyncSessionConfig(
+            expire_on_commit=False,
+            info=session_info(audit_key(runtime)),
+        ),
+        before_send_handler="autocommit",
+    )
+    prometheus = PrometheusConfig(app_name="ecert", prefix="ecert", group_path=True)
+    return Litestar(
+        route_handlers=[*route_handlers(settings), MetricsController],
+        plugins=[SQLAlchemyPlugin(config=db_config)],
+        dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
+        middleware=[
+            request_id_middleware,
+            prometheus.middleware,
+            # Inside the two above: they log and count the problem a middleware's error became.
+            problems_middleware,
+            key_ring_middleware,
+            # The national gateway authenticates itself (Bearer or signed _api_* headers).
+            DefineMiddleware(BearerAuthMiddleware, exclude=[*PUBLIC_PATHS, f"^{GATEWAY_PATH}$"]),
+            rate_limit_middleware,
+            # Innermost: it needs the caller, and sends other provinces' insured there.
+            federation_middleware,
+        ],
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="ecert",
+            version=__version__,
+            description="Electronic medical insurance certificates: issue, verify, settle, look up",
+            path="/schema",
+            render_plugins=render_plugins(PUBLIC_PATHS),
+            operation_id_creator=operation_id,
+            components=Components(
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")
+                }
+            ),
+            security=[{"bearer": []}],
+        ),
+        state=State(
+            {
+                "runtime": runtime,
+                "rate_limiter": RateLimiter(runtime),
+                "feed_cache": FeedCache(),
+                "drain": drain,
+                "federation": federation,
+                "schema_check": SchemaCheck(engine),
+                "client_status": ClientStatus(runtime.sessions, settings.client_status_refresh_s),
+                # Refusals raised by middleware (401, 429) on a face's paths, in its shape.
+                "problem_shapes": {"/fhir/": as_outcome},
+            }
+        ),
+        debug=False,
+    )

@@ -1,0 +1,117 @@
+"""Bearer-token authentication middleware and guards by client kind, scope and person."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from litestar.connection import ASGIConnection
+from litestar.enums import ScopeType
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from ecert.errors import Forbidden, Unauthorized
+from ecert.oauth.status import ClientStatus
+from ecert.security import staff
+from ecert.security.province import ON_BEHALF_HEADER, acting_for
+from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid
+from ecert.server.runtime import Runtime
+
+Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
+
+
+#: Probes use no key: they cost no store read.
+_NO_KEYS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def key_ring_middleware(app: ASGIApp) -> ASGIApp:
+    """Before any key signs or verifies: reload the key ring when a key changed elsewhere.
+
+    A store read at most every ``keys.VERSION_CHECK_S`` a worker (no database round trip);
+    ``ecert keys revoke`` waits that long after publishing, so a revocation reaches every
+    worker's next request before it returns (docs/security.md, finding 5).
+    """
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and scope["path"] not in _NO_KEYS:
+            runtime: Runtime = scope["litestar_app"].state.runtime
+            await runtime.current_keys()
+        await app(scope, receive, send)
+
+    return middleware
+
+
+class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
+    """Turns ``Authorization: Bearer <jwt>`` into ``request.user`` (a :class:`Principal`)."""
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
+        return AuthenticationResult(user=await bearer_principal(connection), auth=None)
+
+
+async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
+    """The principal of ``Authorization: Bearer <jwt>``, or of a staff session's cookie (the
+    agency console); also for routes that accept other credentials."""
+    header = connection.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    from_cookie = not header and staff.COOKIE in connection.cookies
+    if from_cookie:
+        token = _cookie_token(connection)
+    elif scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send an access token as 'Authorization: Bearer …'")
+    runtime: Runtime = connection.app.state.runtime
+    kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
+    # key_ring_middleware has already reloaded a ring that a revocation made stale.
+    if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
+        await runtime.refresh_keys()
+    principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
+    if from_cookie and principal.staff_role is None:
+        raise Unauthorized("only a staff session travels in a cookie")
+    status: ClientStatus = connection.app.state.client_status
+    if not await status.is_active(principal.client_id):
+        raise Unauthorized("this client is disabled")
+    if principal.kind == "province":
+        principal = acting_for(principal, connection.headers.get(ON_BEHALF_HEADER))
+    return principal
+
+
+def _cookie_token(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
+    """The staff session cookie; a state-changing request must also prove it is same-site."""
+    if connection.scope.get("method") not in ("GET", "HEAD") and not connection.headers.get(
+        staff.CSRF_HEADER
+    ):
+        raise Forbidden(f"a staff session must send the {staff.CSRF_HEADER} header")
+    return connection.cookies[staff.COOKIE]
+
+
+def principal_of(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
+    user = connection.scope.get("user")
+    if not isinstance(user, Principal):
+        raise Unauthorized()
+    return user
+
+
+def require(*kinds: str, person: bool = False, scope: str | None = None) -> Guard:
+    """A guard admitting only the given client kinds (and a person-scoped token if asked)."""
+
+    # Async on purpose: Litestar runs a plain-function guard in a worker thread on every request.
+    async def guard(connection: ASGIConnection, handler: BaseRouteHandler) -> None:  # type: ignore[type-arg]
+        principal = principal_of(connection)
+        if principal.kind not in kinds:
+            raise Forbidden(f"this route is for {' or '.join(kinds)} clients")
+        if principal.staff_role is not None and principal.staff_role not in staff.admitted(
+            handler.opt
+        ):
+            raise Forbidden(f"a {principal.staff_role} may not do this")
+        if person and principal.person_id is None:
+            raise Forbidden("this route needs a person-scoped token (JWT-bearer grant)")
+        if not person and principal.person_id is not None:
+            raise Forbidden("a person-scoped token cannot call this route")
+        if scope is not None and scope not in principal.scopes:
+            raise Forbidden(f"this route needs the '{scope}' scope")
+
+    return guard
+
+
+person_guard = require("channel", person=True)
+institution_guard = require("institution")
+agency_guard = require("agency")

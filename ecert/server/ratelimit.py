@@ -1,0 +1,150 @@
+"""Rate limits in the shared store, with a local fallback when it is down.
+
+Buckets (fixed one-minute windows):
+
+- a client token: ``c:{client_id}``, the client's own quota (the ``rlm`` claim, set at
+  registration) or ``ECERT_CLIENT_RATE_LIMIT_PER_MINUTE``; the token endpoint counts each
+  authenticated client here too (``count_client``), and so does the national gateway;
+- a person-scoped token: ``c:{client_id}:{person_id}``, ``ECERT_RATE_LIMIT_PER_MINUTE``;
+- ``POST /oauth/token`` and the national gateway before authentication, and the revocation
+  feed (it reads the database): the address, each in a bucket of its own, only as a coarse
+  outer bound
+  (``ECERT_PEER_RATE_LIMIT_PER_MINUTE``);
+- any other anonymous request: the address, ``ECERT_RATE_LIMIT_PER_MINUTE``.
+
+Health probes, metrics and the JWKS (served from the in-memory key ring) are not counted, so a
+scanner fleet behind one address cannot spend a hospital's budget. The address is the peer's,
+or — only when the peer is a configured trusted proxy — the rightmost ``X-Forwarded-For`` hop
+that is not a trusted proxy: a caller can write anything into the header, only the hops our own
+proxies appended are facts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+from litestar.enums import ScopeType
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from ecert.config import Settings
+from ecert.errors import RateLimited
+from ecert.security.tokens import Principal
+from ecert.server.runtime import Runtime
+from ecert.store import MemoryStore, StoreUnavailable
+
+WINDOW_S = 60
+#: Probes, scrapers and the key set: cheap, cacheable, never counted.
+FEED_PATH = "/v1/revocations"
+#: Not counted here. The feed counts itself, only the pages it must read from the database
+#: (``feed_bucket``): the pages it serves from its cache cost nothing anyone could exhaust.
+UNLIMITED = frozenset({"/healthz", "/readyz", "/metrics", "/.well-known/jwks.json", FEED_PATH})
+TOKEN_PATH = "/oauth/token"  # noqa: S105 - a route, not a password
+#: Routes that authenticate their callers themselves, then count them with ``count_client``: the
+#: token endpoint and the national gateway (signed headers). Before that, the address only.
+SELF_AUTHENTICATING = frozenset({TOKEN_PATH, "/fsi/api/rsfComIfsService/callService"})
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def parse_networks(text: str) -> tuple[Network, ...]:
+    """``ECERT_TRUSTED_PROXIES``: comma-separated CIDR networks (a bare address is a /32)."""
+    networks = []
+    for part in text.split(","):
+        if part.strip():
+            try:
+                networks.append(ipaddress.ip_network(part.strip(), strict=False))
+            except ValueError as exc:
+                raise ValueError(
+                    f"ECERT_TRUSTED_PROXIES: {part.strip()!r} is not a network"
+                ) from exc
+    return tuple(networks)
+
+
+def _address(text: str) -> Address | None:
+    try:
+        address = ipaddress.ip_address(text.strip())
+    except ValueError:
+        return None
+    mapped = getattr(address, "ipv4_mapped", None)
+    return mapped or address
+
+
+def client_address(scope: Scope, trusted: tuple[Network, ...]) -> str:
+    """The caller's address: the peer, or behind trusted proxies the first untrusted hop."""
+    client = scope.get("client")
+    peer = client[0] if client else "unknown"
+    address = _address(peer)
+    if not trusted or address is None or not any(address in n for n in trusted):
+        return peer
+    hops = [
+        hop
+        for name, value in scope["headers"]
+        if name == b"x-forwarded-for"
+        for hop in value.decode("latin-1").split(",")
+    ]
+    for hop in reversed(hops):
+        found = _address(hop)
+        if found is None:
+            return peer  # a proxy of ours never writes garbage: trust nothing left of it
+        if not any(found in n for n in trusted):
+            return str(found)
+    return peer
+
+
+class RateLimiter:
+    """Fixed one-minute windows; the fallback counts per process while the store is down."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._fallback = MemoryStore()
+        self.trusted = parse_networks(runtime.settings.trusted_proxies)
+
+    async def hit(self, key: str, limit: int) -> None:
+        window = int(time.time()) // WINDOW_S
+        full = f"rl:{key}:{window}"
+        try:
+            count = await self._runtime.store.incr_window(full, WINDOW_S)
+        except StoreUnavailable:
+            count = await self._fallback.incr_window(full, WINDOW_S)
+        if count > limit:
+            retry = WINDOW_S - int(time.time()) % WINDOW_S
+            raise RateLimited(f"more than {limit} requests a minute", retry_after=retry)
+
+    async def count_client(self, client_id: str, quota: int | None) -> None:
+        """Count a token request of an authenticated client against the client's own quota."""
+        await self.hit(
+            f"c:{client_id}", quota or self._runtime.settings.client_rate_limit_per_minute
+        )
+
+    def bucket(self, scope: Scope) -> tuple[str, int]:
+        """The key and the limit this request is counted under."""
+        settings: Settings = self._runtime.settings
+        user = scope.get("user")
+        if isinstance(user, Principal):
+            if user.person_id:
+                return f"c:{user.client_id}:{user.person_id}", settings.rate_limit_per_minute
+            return f"c:{user.client_id}", user.rate_limit or settings.client_rate_limit_per_minute
+        address = client_address(scope, self.trusted)
+        if scope["path"] in SELF_AUTHENTICATING:
+            kind = "token" if scope["path"] == TOKEN_PATH else "gateway"
+            return f"{kind}-ip:{address}", settings.peer_rate_limit_per_minute
+        return f"ip:{address}", settings.rate_limit_per_minute
+
+    def feed_bucket(self, scope: Scope) -> tuple[str, int]:
+        """Where a revocation-feed page read from the database is counted (per address)."""
+        address = client_address(scope, self.trusted)
+        return f"feed-ip:{address}", self._runtime.settings.peer_rate_limit_per_minute
+
+
+def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
+    """Count each HTTP request in its bucket; 429 problem+json past the limit."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == ScopeType.HTTP and scope["path"] not in UNLIMITED:
+            limiter: RateLimiter = scope["litestar_app"].state.rate_limiter
+            await limiter.hit(*limiter.bucket(scope))
+        await app(scope, receive, send)
+
+    return middleware

@@ -35,9 +35,13 @@ _UNTRACED = ["^/healthz$", "^/readyz$", "^/metrics$"]
 _URLS = frozenset({"http.url", "url.full"})
 #: Attributes that carry the path with its query string: kept as the path.
 _TARGETS = frozenset({"http.target"})
-#: Attributes dropped outright: query strings, client addresses, agents, user names.
+#: Attributes dropped outright: query strings, client addresses, agents, user names, and an
+#: exception's message and stack trace (a driver's message quotes the values of the row; the
+#: log line of the same trace has the traceback with the message withheld).
 _DROPPED = frozenset(
     {
+        "exception.message",
+        "exception.stacktrace",
         "url.query",
         "client.address",
         "client.port",
@@ -56,7 +60,7 @@ _HEADERS = ("http.request.header.", "http.response.header.")
 
 
 def scrub(attributes: MutableMapping[str, Any]) -> dict[str, Any]:
-    """The attributes fit to export: no query string, header, client address or user name."""
+    """The attributes fit to export: no query string, header, address, user or error message."""
     kept: dict[str, Any] = {}
     for key, value in attributes.items():
         if key in _DROPPED or key.startswith(_HEADERS):
@@ -90,12 +94,12 @@ def _scrub_event(event: Event) -> Event:
     return type(event)(event.name, scrub(dict(event.attributes or {})), event.timestamp)
 
 
-def _scrubbing(inner: SpanProcessor) -> SpanProcessor:
+def scrubbing(inner: SpanProcessor) -> SpanProcessor:
+    """A processor that hands ``inner`` each ended span with :func:`scrub`'s attributes."""
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+    from opentelemetry.trace import Status
 
     class _Scrubbed(SpanProcessor):
-        """Hands the inner processor a copy of each ended span with :func:`scrub`'s attributes."""
-
         def on_start(self, span: Span, parent_context: Context | None = None) -> None:
             inner.on_start(span, parent_context)
 
@@ -110,7 +114,8 @@ def _scrubbing(inner: SpanProcessor) -> SpanProcessor:
                     events=[_scrub_event(event) for event in span.events],
                     links=span.links,
                     kind=span.kind,
-                    status=span.status,
+                    # The status's description is the exception's message: the code only.
+                    status=Status(span.status.status_code),
                     start_time=span.start_time,
                     end_time=span.end_time,
                     instrumentation_scope=span.instrumentation_scope,
@@ -171,7 +176,7 @@ def start_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
         resource=resource, sampler=ParentBased(TraceIdRatioBased(settings.otel_sample_ratio))
     )
     exporter = exporter_factory() if exporter_factory else OTLPSpanExporter()
-    provider.add_span_processor(_scrubbing(BatchSpanProcessor(exporter)))
+    provider.add_span_processor(scrubbing(BatchSpanProcessor(exporter)))
     # Statements are recorded with their placeholders; the engine has hide_parameters=True and
     # the instrumentation never records bound values. The commenter stays off.
     SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sys
 
+import msgspec
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from ecert.config import ConfigurationError, Settings, settings_from_env
 from ecert.server import tracing
@@ -114,6 +118,9 @@ def test_scrub_keeps_paths_and_drops_queries_headers_and_addresses() -> None:
             "url.query": "id_number=1",
             "http.request.header.authorization": ("Bearer x",),
             "net.peer.ip": "10.0.0.1",
+            "exception.message": "DETAIL: Key (x)=(1)",
+            "exception.stacktrace": "Traceback … DETAIL: Key (x)=(1)",
+            "exception.type": "UniqueViolationError",
             "http.method": "POST",
         }
     )
@@ -121,4 +128,31 @@ def test_scrub_keeps_paths_and_drops_queries_headers_and_addresses() -> None:
         "http.url": "http://host/v1/verify",
         "http.target": "/v1/verify",
         "http.method": "POST",
+        "exception.type": "UniqueViolationError",
     }
+
+
+def test_a_failed_span_is_exported_without_the_error_message() -> None:
+    """SQLAlchemy's and Redis's instrumentations put a driver's message in status and events."""
+    spans = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(tracing.scrubbing(SimpleSpanProcessor(spans)))
+    leaked = "Key (id_number_hash)=(370102198005170016) already exists."
+    with contextlib.suppress(ValueError), provider.get_tracer("test").start_as_current_span("q"):
+        raise ValueError(leaked)
+    [span] = spans.get_finished_spans()
+    assert span.status.status_code == StatusCode.ERROR
+    assert [event.name for event in span.events] == ["exception"]
+    text = repr(span.status.description) + repr([event.attributes for event in span.events])
+    assert "370102198005170016" not in text
+    assert "ValueError" in text
+
+
+def test_enabled_without_the_extra_is_one_plain_sentence(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime: Runtime = make_app().state.runtime
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk", None)  # as if not installed
+    enabled = msgspec.structs.replace(runtime.settings, otel_enabled=True)
+    with pytest.raises(ConfigurationError, match=r"^ECERT_OTEL_ENABLED=true needs .*otel\]\.$"):
+        tracing.start_tracing(enabled, runtime.engine)

@@ -118,6 +118,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: On SIGTERM ``/readyz`` answers 503 for this long while requests are still served, so the
     #: load balancer takes the node out before the server stops accepting connections.
     drain_grace_s: Annotated[float, Meta(ge=0, le=120)] = 5.0
+    #: OpenTelemetry traces (the ``ecert[otel]`` extra): exported over OTLP/HTTP to the SDK's own
+    #: ``OTEL_EXPORTER_OTLP_*`` settings. Off: nothing of OpenTelemetry is imported.
+    otel_enabled: bool = False
+    #: Share of traces kept (a parent's decision is followed), 0 to 1.
+    otel_sample_ratio: Annotated[float, Meta(ge=0, le=1)] = 1.0
     #: Requests a minute before 429 for each person-scoped token and each anonymous address.
     rate_limit_per_minute: Positive = 600
     #: Default quota of a client (requests a minute, token requests included) when it was

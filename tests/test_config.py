@@ -90,6 +90,7 @@ def test_ops_production_names_every_missing_essential(
         ("ECERT_ISSUER_AREA", "37"),
         ("ECERT_LOG_LEVEL", "LOUD"),
         ("ECERT_ENV", "prod"),
+        ("ECERT_OTEL_SAMPLE_RATIO", "1.5"),
     ],
 )
 def test_ops_out_of_range_value_is_one_sentence(

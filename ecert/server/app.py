@@ -62,6 +62,7 @@ from ecert.server.observability import configure_logging, log_startup, request_i
 from ecert.server.problems import exception_handlers, problems_middleware
 from ecert.server.ratelimit import RateLimiter, rate_limit_middleware
 from ecert.server.runtime import build_runtime
+from ecert.server.tracing import add_trace_ids, start_tracing
 from ecert.settlement.controllers import AgencyPolicyController, SettlementController
 from ecert.settlement.mutual_aid_controllers import MutualAidController
 from ecert.settlement.reconciliation.controllers import ReconciliationController
@@ -122,13 +123,14 @@ def route_handlers(settings: Settings) -> list[Any]:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
-    configure_logging(settings)
+    configure_logging(settings, [add_trace_ids] if settings.otel_enabled else [])
     calendar(settings.workday_file)  # read (and checked) now, not in a request on the event loop
     runtime = build_runtime(settings)
     engine, cipher = runtime.engine, runtime.cipher
     drain = Drain(settings.drain_grace_s)
     federation = load_federation(settings)
     watch_pool(engine)
+    tracing = start_tracing(settings, engine)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
@@ -144,6 +146,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if federation is not None:
                 await federation.close()
             await runtime.close()
+            if tracing is not None:
+                tracing.shutdown()  # flushes the spans still batched
 
     db_config = SQLAlchemyAsyncConfig(
         engine_instance=engine,
@@ -156,7 +160,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     prometheus = PrometheusConfig(app_name="ecert", prefix="ecert", group_path=True)
     return Litestar(
         route_handlers=[*route_handlers(settings), MetricsController],
-        plugins=[SQLAlchemyPlugin(config=db_config)],
+        plugins=[SQLAlchemyPlugin(config=db_config), *([tracing.plugin] if tracing else [])],
         dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
         middleware=[
             request_id_middleware,

@@ -8,7 +8,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import structlog
@@ -24,8 +24,11 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _log = structlog.get_logger("ecert.http")
 
 
-def configure_logging(settings: Settings) -> None:
-    """structlog → stdout, JSON lines in production. Nothing here logs bodies or query strings."""
+def configure_logging(settings: Settings, extra: Sequence[Any] = ()) -> None:
+    """structlog → stdout, JSON lines in production. Nothing here logs bodies or query strings.
+
+    ``extra`` processors run before rendering (tracing adds the trace id).
+    """
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if settings.log_json
@@ -38,6 +41,7 @@ def configure_logging(settings: Settings) -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             withhold_database_messages,
             structlog.processors.format_exc_info,
+            *extra,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(

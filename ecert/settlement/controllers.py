@@ -97,4 +97,6 @@ class AgencyPolicyController(Controller):
         self, data: JSONBody[list[Policy]], db_session: DbSession
     ) -> schemas.PolicyUpsertResult:
         policies = [msgspec.to_builtins(policy) for policy in data]
-        return schemas.PolicyUpsertResult(await ledger.upsert_policies(db_session, policies))
+        return schemas.PolicyUpsertResult(
+            upserted=await ledger.upsert_policies(db_session, policies)
+        )

@@ -72,7 +72,7 @@ class ReversalResult(msgspec.Struct, kw_only=True):
     repriced: dict[str, Any] | None = None
 
 
-class PolicyUpsertResult(msgspec.Struct):
+class PolicyUpsertResult(msgspec.Struct, kw_only=True):
     upserted: int
 
 

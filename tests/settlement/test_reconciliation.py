@@ -329,7 +329,8 @@ Bills = st.lists(
 
 
 def _sum(totals: list[Totals]) -> Totals:
-    return Totals(*(sum(column) for column in zip(*(astuple(t) for t in totals), strict=True)))
+    columns = zip(*(astuple(t) for t in totals), strict=True)
+    return Totals(**dict(zip(Totals.__struct_fields__, map(sum, columns), strict=True)))
 
 
 @settings(

@@ -14,7 +14,7 @@ InsuranceType = Annotated[str, msgspec.Meta(pattern=r"^\d{3}$")]
 Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class Totals(msgspec.Struct):
+class Totals(msgspec.Struct, kw_only=True):
     count: int = 0
     total: int = 0
     fund_paid: int = 0
@@ -22,7 +22,7 @@ class Totals(msgspec.Struct):
     cash_paid: int = 0
 
 
-class ReconciliationLine(msgspec.Struct):
+class ReconciliationLine(msgspec.Struct, kw_only=True):
     kind: str
     id: uuid.UUID
     settlement_id: uuid.UUID
@@ -61,7 +61,7 @@ class ReconciliationCheck(msgspec.Struct, forbid_unknown_fields=True):
     reversal_count: Count | None = None
 
 
-class Figures(msgspec.Struct):
+class Figures(msgspec.Struct, kw_only=True):
     settlement_count: int
     reversal_count: int | None
     total: int

@@ -111,7 +111,11 @@ async def day_totals(
         )
     ).one()
     # PostgreSQL sums bigint as numeric: back to int fen.
-    return Totals(*(int(v) for v in settled)), Totals(*(int(v) for v in reversed_))
+    fields = Totals.__struct_fields__
+    return (
+        Totals(**{f: int(v) for f, v in zip(fields, settled, strict=True)}),
+        Totals(**{f: int(v) for f, v in zip(fields, reversed_, strict=True)}),
+    )
 
 
 async def reconcile(
@@ -125,22 +129,22 @@ async def reconcile(
     where = filters(clearing, insurance)
     s, r = await day_totals(session, code, day, where)
     net = Totals(
-        s.count,  # settlements: reversals are counted apart
-        s.total - r.total,
-        s.fund_paid - r.fund_paid,
-        s.account_paid - r.account_paid,
-        s.cash_paid - r.cash_paid,
+        count=s.count,  # settlements: reversals are counted apart
+        total=s.total - r.total,
+        fund_paid=s.fund_paid - r.fund_paid,
+        account_paid=s.account_paid - r.account_paid,
+        cash_paid=s.cash_paid - r.cash_paid,
     )
     details = [
         ReconciliationLine(
-            line.kind,
-            line.id,
-            line.settlement_id,
-            line.at,
-            line.total,
-            line.fund_paid,
-            line.account_paid,
-            line.cash_paid,
+            kind=line.kind,
+            id=line.id,
+            settlement_id=line.settlement_id,
+            at=line.at,
+            total=line.total,
+            fund_paid=line.fund_paid,
+            account_paid=line.account_paid,
+            cash_paid=line.cash_paid,
         )
         for kind in ("settlement", "reversal")
         async for batch in _batches(_in(session), kind, code, day, where)
@@ -159,14 +163,18 @@ async def check(
         session, code, data.date, filters(data.clearing_type, data.insurance_type)
     )
     ours = Figures(
-        s.count,
-        r.count,
-        s.total - r.total,
-        s.fund_paid - r.fund_paid,
-        s.account_paid - r.account_paid,
+        settlement_count=s.count,
+        reversal_count=r.count,
+        total=s.total - r.total,
+        fund_paid=s.fund_paid - r.fund_paid,
+        account_paid=s.account_paid - r.account_paid,
     )
     theirs = Figures(
-        data.settlement_count, data.reversal_count, data.total, data.fund_paid, data.account_paid
+        settlement_count=data.settlement_count,
+        reversal_count=data.reversal_count,
+        total=data.total,
+        fund_paid=data.fund_paid,
+        account_paid=data.account_paid,
     )
     differences = msgspec.convert(
         {

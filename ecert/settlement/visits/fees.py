@@ -129,7 +129,9 @@ async def add(
         {"visit_id": str(visit.id), "added": added, "unchanged": len(held)},
     )
     priced = await price_lines(session, principal, visit, await lines_of(session, visit.id))
-    return schemas.FeeUploadResult(visit.id, [s for s in priced if s.line_no in checked])
+    return schemas.FeeUploadResult(
+        visit_id=visit.id, lines=[s for s in priced if s.line_no in checked]
+    )
 
 
 async def remove(

@@ -155,10 +155,12 @@ def result(
 def fund_parts(insurance: str, layer: Layer | None, split: Split) -> list[schemas.FundPart]:
     """The basic pooled fund (national fund type <insurance type>100) and, with a policy layer
     above the cap, that layer's fund (e.g. 330100 large-expense, 390200 critical illness)."""
-    basic = schemas.FundPart(f"{insurance}100", split.fund_paid - split.layer_fund_paid)
+    basic = schemas.FundPart(
+        fund_type=f"{insurance}100", amount=split.fund_paid - split.layer_fund_paid
+    )
     if layer is None:
         return [basic]
-    return [basic, schemas.FundPart(layer.fund, split.layer_fund_paid)]
+    return [basic, schemas.FundPart(fund_type=layer.fund, amount=split.layer_fund_paid)]
 
 
 def remaining(

@@ -106,7 +106,7 @@ class FeeLineView(LineSplit, kw_only=True):
     doctor_code: str | None
 
 
-class FeeUploadResult(msgspec.Struct):
+class FeeUploadResult(msgspec.Struct, kw_only=True):
     visit_id: uuid.UUID
     lines: list[LineSplit]
 
@@ -119,7 +119,7 @@ class VisitSettleRequest(msgspec.Struct, forbid_unknown_fields=True):
     referred: bool = False
 
 
-class FundPart(msgspec.Struct):
+class FundPart(msgspec.Struct, kw_only=True):
     fund_type: str
     amount: int
 

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ecert.cli.common import run_with_runtime
+from ecert.cli.common import batch_options, run_with_runtime
 from ecert.server.runtime import Runtime
 
 
@@ -46,14 +46,7 @@ def audit_verify() -> None:
 
 
 @audit_group.command("purge")
-@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
-@click.option(
-    "--batch-size",
-    default=5_000,
-    show_default=True,
-    type=click.IntRange(1, 100_000),
-    help="Rows deleted (and one anchor written) per transaction.",
-)
+@batch_options("Rows deleted (and one anchor written) per transaction.")
 def audit_purge(dry_run: bool, batch_size: int) -> None:
     """Delete audit rows older than ECERT_RETENTION_AUDIT_DAYS, leaving a MACed anchor so that
     `ecert audit verify` still verifies. PostgreSQL: run as the tables' owner role."""

@@ -37,6 +37,25 @@ def person_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--person-no", help="The person's opaque person number instead.")(command)
 
 
+def batch_options(what: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--dry-run`` and ``--batch-size`` of the purges (``ecert purge``, ``ecert audit purge``);
+    ``what`` says what one transaction does."""
+
+    def add(command: Callable[..., Any]) -> Callable[..., Any]:
+        command = click.option(
+            "--batch-size",
+            default=5_000,
+            show_default=True,
+            type=click.IntRange(1, 100_000),
+            help=what,
+        )(command)
+        return click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")(
+            command
+        )
+
+    return add
+
+
 def staff_option(command: Callable[..., Any]) -> Callable[..., Any]:
     return click.option(
         "--staff",

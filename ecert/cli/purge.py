@@ -6,19 +6,12 @@ import json
 
 import click
 
-from ecert.cli.common import run_with_runtime
+from ecert.cli.common import batch_options, run_with_runtime
 from ecert.server.runtime import Runtime
 
 
 @click.command("purge")
-@click.option("--dry-run", is_flag=True, help="Count what would go; delete nothing.")
-@click.option(
-    "--batch-size",
-    default=5_000,
-    show_default=True,
-    type=click.IntRange(1, 100_000),
-    help="Rows deleted per transaction.",
-)
+@batch_options("Rows deleted per transaction.")
 def purge_command(dry_run: bool, batch_size: int) -> None:
     """Delete single-use marks, tokens, codes and idempotency records past ECERT_RETENTION_*.
 

@@ -79,6 +79,15 @@ async def get_person(session: AsyncSession, person_id: uuid.UUID) -> Person | No
     return await session.get(Person, person_id)
 
 
+async def people_by_id(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Person]:
+    """The registered ones of these people, by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = (await session.scalars(select(Person).where(Person.id.in_(wanted)))).all()
+    return {p.id: p for p in rows}
+
+
 async def find_person(
     session: AsyncSession, cipher: PiiCipher, number: IdNumber, *, enrolments: bool = True
 ) -> Person | None:

@@ -4,6 +4,9 @@ The ID number and the name exist only sealed (``ecert.security.pii``); a person 
 keyed hash of the ID number. Nothing else in ecert encrypts, decrypts or hashes them, builds a
 ``Person`` row or looks one up by ID number — the import, the demo, the token endpoint, card
 errata and PII key maintenance all come here. It imports no domain.
+
+It is also the repository of ``persons``: its queries live here (plain async functions taking
+the caller's session; none commits), not in a separate module.
 """
 
 from __future__ import annotations

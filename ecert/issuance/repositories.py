@@ -1,4 +1,4 @@
-"""Issuance's queries: the revocation feed and the person's suspensions as issuance changes them.
+"""Issuance's queries: the revocation feed and a person's e-certs.
 
 Plain async functions taking the caller's session; none commits. (E-cert lookups that the hot
 paths share still sit beside their rules in ``services.py``.)"""
@@ -6,12 +6,12 @@ paths share still sit beside their rules in ``services.py``.)"""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import ECert, KeyEvent, PersonSuspension, RevocationEntry, SigningKey, utcnow
+from ecert.db.models import ECert, KeyEvent, RevocationEntry, SigningKey
 
 
 async def feed_state(session: AsyncSession) -> tuple[int, int]:
@@ -46,30 +46,6 @@ async def revoked_kids(session: AsyncSession) -> list[str]:
                 .order_by(SigningKey.kid)
             )
         ).all()
-    )
-
-
-async def suspension_kinds_in_force(session: AsyncSession, person_id: uuid.UUID) -> set[str]:
-    kinds = await session.scalars(
-        select(PersonSuspension.kind).where(
-            PersonSuspension.person_id == person_id, PersonSuspension.lifted_at.is_(None)
-        )
-    )
-    return set(kinds)
-
-
-async def lift_suspensions(
-    session: AsyncSession, person_id: uuid.UUID, kinds: Collection[str], lifted_by: str
-) -> None:
-    """Lift the person's suspensions of these kinds that are in force."""
-    await session.execute(
-        update(PersonSuspension)
-        .where(
-            PersonSuspension.person_id == person_id,
-            PersonSuspension.lifted_at.is_(None),
-            PersonSuspension.kind.in_(kinds),
-        )
-        .values(lifted_at=utcnow(), lifted_by=lifted_by)
     )
 
 

@@ -11,13 +11,10 @@ import uuid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert import suspension
 from ecert.db.models import ECertStatus, PersonSuspension, SuspensionKind
 from ecert.issuance.exceptions import ChannelNotBound, SuspendedByAgency
-from ecert.issuance.repositories import (
-    lift_suspensions,
-    person_ecerts,
-    suspension_kinds_in_force,
-)
+from ecert.issuance.repositories import person_ecerts
 from ecert.issuance.services import bump_version, find_ecert
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -51,7 +48,7 @@ async def suspend(
 ) -> int:
     """Suspend all of a person's e-certs (the agency, or the person through any channel)."""
     kind = _kind_of(principal)
-    if kind not in await suspension_kinds_in_force(session, person_id):
+    if kind not in await suspension.kinds_in_force(session, person_id):
         session.add(
             PersonSuspension(
                 person_id=person_id, kind=kind, imposed_by=principal.client_id, reason=reason
@@ -75,7 +72,7 @@ async def resume(session: AsyncSession, principal: Principal, person_id: uuid.UU
     The agency lifts any suspension. A person lifts only their own, and only through a channel
     where their e-cert is bound: a channel they never used cannot undo a lost-phone report.
     """
-    kinds = await suspension_kinds_in_force(session, person_id)
+    kinds = await suspension.kinds_in_force(session, person_id)
     liftable = set(SuspensionKind)
     if principal.kind != "agency":
         liftable = {SuspensionKind.PERSON}
@@ -84,9 +81,9 @@ async def resume(session: AsyncSession, principal: Principal, person_id: uuid.UU
         if kinds and not await _bound_here(session, principal, person_id):
             raise ChannelNotBound()
     # Only the kinds this caller may lift, even if another suspension landed meanwhile.
-    await lift_suspensions(session, person_id, liftable, principal.client_id)
+    await suspension.lift(session, person_id, liftable, principal.client_id)
     changed = 0
-    if not await suspension_kinds_in_force(session, person_id):
+    if not await suspension.kinds_in_force(session, person_id):
         changed = await _mirror(session, person_id, suspend=False)
     await record_audit(
         session, principal, person_id, "ecert.resume", "ok", {"lifted": sorted(kinds)}

@@ -4,6 +4,9 @@ The ID number and the name exist only sealed (``ecert.security.pii``); a person 
 keyed hash of the ID number. Nothing else in ecert encrypts, decrypts or hashes them, builds a
 ``Person`` row or looks one up by ID number — the import, the demo, the token endpoint, card
 errata and PII key maintenance all come here. It imports no domain.
+
+It is also the repository of ``persons``: its queries live here (plain async functions taking
+the caller's session; none commits), not in a separate module.
 """
 
 from __future__ import annotations
@@ -77,6 +80,15 @@ def renumber(cipher: PiiCipher, person: Person, number: IdNumber) -> None:
 
 async def get_person(session: AsyncSession, person_id: uuid.UUID) -> Person | None:
     return await session.get(Person, person_id)
+
+
+async def people_by_id(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Person]:
+    """The registered ones of these people, by id."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = (await session.scalars(select(Person).where(Person.id.in_(wanted)))).all()
+    return {p.id: p for p in rows}
 
 
 async def find_person(

@@ -18,13 +18,11 @@ def keys_group() -> None:
 @keys_group.command("list")
 def keys_list() -> None:
     """Show every signing key with its purpose and state (no private material)."""
-    from sqlalchemy import select
-
-    from ecert.db.models import SigningKey
+    from ecert.security.repositories import signing_keys
 
     async def work(runtime: Runtime) -> list[dict[str, str | None]]:
         async with runtime.sessions() as session:
-            rows = (await session.scalars(select(SigningKey).order_by(SigningKey.created_at))).all()
+            rows = await signing_keys(session)
             return [
                 {
                     "kid": r.kid,

@@ -85,12 +85,13 @@ def pii_reencrypt(batch_size: int) -> None:
     """
     from ecert import persons
     from ecert.security import piimaint
+    from ecert.security import repositories as security_repositories
 
     async def work(runtime: Runtime) -> tuple[str, dict[str, int]]:
         result: dict[str, int] = {}
         for model, column, context in (*persons.SEALED_COLUMNS, *piimaint.CIPHER_COLUMNS):
             async with runtime.sessions() as session:
-                total = await piimaint.count(session, model)
+                total = await security_repositories.row_count(session, model)
 
             async def step(
                 after: object, model: Any = model, column: str = column, context: str = context
@@ -122,11 +123,11 @@ def pii_rehash(batch_size: int) -> None:
     """
     from ecert import persons
     from ecert.db.models import Person
-    from ecert.security import piimaint
+    from ecert.security import repositories as security_repositories
 
     async def work(runtime: Runtime) -> int:
         async with runtime.sessions() as session:
-            total = await piimaint.count(session, Person)
+            total = await security_repositories.row_count(session, Person)
 
         async def step(after: object) -> tuple[int, int, object]:
             async with runtime.sessions.begin() as session:

@@ -27,7 +27,7 @@ from ecert.settlement.reconciliation.services import clearing_type
 from ecert.settlement.schemas import ReversalRequest
 from ecert.settlement.services import owned
 from ecert.settlement.visits import pricing, schemas
-from ecert.settlement.visits.services import lines_of
+from ecert.settlement.visits.repositories import lines_of
 
 ZERO = to_yuan(0)
 

@@ -1,4 +1,7 @@
-"""PostgreSQL's set-based contributions merge: ``COPY`` a batch into a staging table, then one
+"""The imports' writes: batched upserts of enrolments, contributions and institutions, the
+guarded claim of months to credit, and (below) PostgreSQL's set-based contributions merge.
+
+PostgreSQL's set-based contributions merge: ``COPY`` a batch into a staging table, then one
 statement merges it and credits the newly paid months, exactly once.
 
 Why the statement looks the way it does: PostgreSQL 15 has no ``RETURNING old.*``, so a merged
@@ -17,11 +20,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Row, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger
-from ecert.db.upsert import raw_connection
+from ecert.db.models import Contribution, ContributionStatus, Enrolment, Institution
+from ecert.db.upsert import bulk_upsert, raw_connection, upsert
 
 STAGE = "import_contributions_stage"
 #: The staged columns, in ``COPY`` order; ``line``: the file's, last one wins within a batch.
@@ -112,4 +116,64 @@ def staged(line: int, person_id: uuid.UUID, row: Any) -> tuple[Any, ...]:
         row.employee_amount,
         row.account_credit,
         row.status,
+    )
+
+
+async def upsert_enrolments(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await bulk_upsert(
+        session,
+        Enrolment.__table__,
+        rows,
+        keys=("person_id", "insurance_type"),
+        update=("area", "employer", "status", "start_date", "end_date", "updated_at"),
+    )
+
+
+async def upsert_contributions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """The portable path (SQLite): months land without crediting (see :func:`claim_credits`)."""
+    await bulk_upsert(
+        session,
+        Contribution.__table__,
+        rows,
+        keys=("person_id", "month"),
+        update=(
+            "base",
+            "employer_amount",
+            "employee_amount",
+            "account_credit",
+            "status",
+            "updated_at",
+        ),
+    )
+
+
+async def claim_credits(
+    session: AsyncSession, person_ids: set[uuid.UUID]
+) -> Sequence[Row[tuple[uuid.UUID, str, int]]]:
+    """(person, month, amount) of the paid months not yet credited, now marked credited.
+
+    One guarded update: a concurrent or repeated import of the same month finds ``credited``
+    already true and claims nothing."""
+    return (
+        await session.execute(
+            update(Contribution)
+            .where(
+                Contribution.person_id.in_(person_ids),
+                Contribution.credited.is_(False),
+                Contribution.account_credit > 0,
+                Contribution.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID)),
+            )
+            .values(credited=True)
+            .returning(Contribution.person_id, Contribution.month, Contribution.account_credit)
+        )
+    ).all()
+
+
+async def upsert_institutions(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    await upsert(
+        session,
+        Institution.__table__,
+        rows,
+        keys=("code",),
+        update=("name", "kind", "level", "area", "designated", "updated_at"),
     )

@@ -14,13 +14,11 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger, persons
 from ecert.benefits import Policy
-from ecert.db.models import Contribution, ContributionStatus, Enrolment, Institution, utcnow
-from ecert.db.upsert import bulk_upsert, upsert
+from ecert.db.models import utcnow
 from ecert.errors import EcertError
 from ecert.identity import normalise_name, parse_id_number
 from ecert.imports import repositories, schemas
@@ -136,13 +134,7 @@ async def _enrolments(
     session: AsyncSession, runtime: Runtime, batch: list[tuple[int, Any]]
 ) -> list[schemas.Reject]:
     rows, rejects = await _by_person(session, runtime, batch, _row)
-    await bulk_upsert(
-        session,
-        Enrolment.__table__,
-        _last_wins(rows, "person_id", "insurance_type"),
-        keys=("person_id", "insurance_type"),
-        update=("area", "employer", "status", "start_date", "end_date", "updated_at"),
-    )
+    await repositories.upsert_enrolments(session, _last_wins(rows, "person_id", "insurance_type"))
     return rejects
 
 
@@ -155,35 +147,8 @@ async def _contributions(
         session, runtime, batch, lambda pid, r: _row(pid, r, credited=False)
     )
     rows = _last_wins(rows, "person_id", "month")
-    await bulk_upsert(
-        session,
-        Contribution.__table__,
-        rows,
-        keys=("person_id", "month"),
-        update=(
-            "base",
-            "employer_amount",
-            "employee_amount",
-            "account_credit",
-            "status",
-            "updated_at",
-        ),
-    )
-    # Claim the months to credit in one guarded update: a concurrent or repeated import of the
-    # same month finds ``credited`` already true and credits nothing.
-    claimed = (
-        await session.execute(
-            update(Contribution)
-            .where(
-                Contribution.person_id.in_({r["person_id"] for r in rows}),
-                Contribution.credited.is_(False),
-                Contribution.account_credit > 0,
-                Contribution.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID)),
-            )
-            .values(credited=True)
-            .returning(Contribution.person_id, Contribution.month, Contribution.account_credit)
-        )
-    ).all()
+    await repositories.upsert_contributions(session, rows)
+    claimed = await repositories.claim_credits(session, {r["person_id"] for r in rows})
     by_person: dict[uuid.UUID, list[tuple[int, str]]] = {}
     for person_id, month, amount in sorted(claimed, key=lambda c: (str(c[0]), c[1])):
         by_person.setdefault(person_id, []).append((amount, f"contribution {month}"))
@@ -215,13 +180,7 @@ async def _institutions(
         {"id": uuid.uuid4(), **msgspec.structs.asdict(r), "created_at": now, "updated_at": now}
         for _, r in batch
     ]
-    await upsert(
-        session,
-        Institution.__table__,
-        _last_wins(rows, "code"),
-        keys=("code",),
-        update=("name", "kind", "level", "area", "designated", "updated_at"),
-    )
+    await repositories.upsert_institutions(session, _last_wins(rows, "code"))
     return []
 
 

@@ -9,10 +9,12 @@ from typing import Any
 
 import jwt
 import msgspec
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import KeyEvent, RevocationEntry, SigningKey
+from ecert.issuance import repositories
+
+# Re-exported: the feed controller asks the feed module what state a cached page was signed for.
+from ecert.issuance.repositories import feed_state as feed_state
 from ecert.issuance.schemas import Jwks, RevocationFeed, RevocationItem
 from ecert.server.runtime import Runtime
 
@@ -65,25 +67,9 @@ class FeedCache:
         self._pages[since] = (self._clock() + self._ttl, state, page)
 
 
-async def feed_state(session: AsyncSession) -> tuple[int, int]:
-    """(the feed's newest sequence number, the key table's version), in one index-only read:
-    what a cached page was signed for."""
-    head = select(func.max(RevocationEntry.id)).scalar_subquery()
-    keys = select(func.max(KeyEvent.id)).scalar_subquery()
-    row = (await session.execute(select(head, keys))).one()
-    return int(row[0] or 0), int(row[1] or 0)
-
-
 async def revocations(session: AsyncSession, runtime: Runtime, since: int) -> RevocationFeed:
     """Feed entries with ``seq > since`` in order, at most one page, signed with the feed key."""
-    rows = (
-        await session.scalars(
-            select(RevocationEntry)
-            .where(RevocationEntry.id > since)
-            .order_by(RevocationEntry.id)
-            .limit(PAGE + 1)
-        )
-    ).all()
+    rows = await repositories.revocation_entries(session, since, PAGE + 1)
     more = len(rows) > PAGE
     entries = [
         RevocationItem(seq=r.id, sub=r.pseudonym, min_version=r.min_version, status=r.status)
@@ -91,15 +77,7 @@ async def revocations(session: AsyncSession, runtime: Runtime, since: int) -> Re
     ]
     until = entries[-1].seq if entries else since
     # Emergency revocations are rare, so the whole list fits in every page.
-    revoked_kids = list(
-        (
-            await session.scalars(
-                select(SigningKey.kid)
-                .where(SigningKey.state == "revoked", SigningKey.purpose.in_(("qr", "feed")))
-                .order_by(SigningKey.kid)
-            )
-        ).all()
-    )
+    revoked_kids = await repositories.revoked_kids(session)
     payload: dict[str, Any] = {
         "iss": runtime.settings.issuer_area,
         "since": since,

@@ -8,13 +8,13 @@ learn of it through the revocation feed.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import ECert, ECertStatus, PersonSuspension, SuspensionKind, utcnow
+from ecert import suspension
+from ecert.db.models import ECertStatus, PersonSuspension, SuspensionKind
 from ecert.issuance.exceptions import ChannelNotBound, SuspendedByAgency
+from ecert.issuance.repositories import person_ecerts
 from ecert.issuance.services import bump_version, find_ecert
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
@@ -24,20 +24,9 @@ def _kind_of(principal: Principal) -> SuspensionKind:
     return SuspensionKind.AGENCY if principal.kind == "agency" else SuspensionKind.PERSON
 
 
-async def _in_force(session: AsyncSession, person_id: uuid.UUID) -> set[str]:
-    kinds = await session.scalars(
-        select(PersonSuspension.kind).where(
-            PersonSuspension.person_id == person_id, PersonSuspension.lifted_at.is_(None)
-        )
-    )
-    return set(kinds)
-
-
 async def _mirror(session: AsyncSession, person_id: uuid.UUID, *, suspend: bool) -> int:
     """Carry the person's state onto each e-cert; returns how many changed."""
-    ecerts: Sequence[ECert] = (
-        await session.scalars(select(ECert).where(ECert.person_id == person_id))
-    ).all()
+    ecerts = await person_ecerts(session, person_id)
     before, after = (
         (ECertStatus.ACTIVE, ECertStatus.SUSPENDED)
         if suspend
@@ -59,7 +48,7 @@ async def suspend(
 ) -> int:
     """Suspend all of a person's e-certs (the agency, or the person through any channel)."""
     kind = _kind_of(principal)
-    if kind not in await _in_force(session, person_id):
+    if kind not in await suspension.kinds_in_force(session, person_id):
         session.add(
             PersonSuspension(
                 person_id=person_id, kind=kind, imposed_by=principal.client_id, reason=reason
@@ -83,7 +72,7 @@ async def resume(session: AsyncSession, principal: Principal, person_id: uuid.UU
     The agency lifts any suspension. A person lifts only their own, and only through a channel
     where their e-cert is bound: a channel they never used cannot undo a lost-phone report.
     """
-    kinds = await _in_force(session, person_id)
+    kinds = await suspension.kinds_in_force(session, person_id)
     liftable = set(SuspensionKind)
     if principal.kind != "agency":
         liftable = {SuspensionKind.PERSON}
@@ -92,17 +81,9 @@ async def resume(session: AsyncSession, principal: Principal, person_id: uuid.UU
         if kinds and not await _bound_here(session, principal, person_id):
             raise ChannelNotBound()
     # Only the kinds this caller may lift, even if another suspension landed meanwhile.
-    await session.execute(
-        update(PersonSuspension)
-        .where(
-            PersonSuspension.person_id == person_id,
-            PersonSuspension.lifted_at.is_(None),
-            PersonSuspension.kind.in_(liftable),
-        )
-        .values(lifted_at=utcnow(), lifted_by=principal.client_id)
-    )
+    await suspension.lift(session, person_id, liftable, principal.client_id)
     changed = 0
-    if not await _in_force(session, person_id):
+    if not await suspension.kinds_in_force(session, person_id):
         changed = await _mirror(session, person_id, suspend=False)
     await record_audit(
         session, principal, person_id, "ecert.resume", "ok", {"lifted": sorted(kinds)}

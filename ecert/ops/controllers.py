@@ -6,10 +6,10 @@ import asyncio
 
 import msgspec
 from litestar import Controller, Request, Response, get
-from sqlalchemy import text
 
 from ecert.cards.workdays import calendar
 from ecert.clock import business_date
+from ecert.ops import repositories
 from ecert.ops.readiness import Drain, SchemaCheck, SchemaState, StoreState
 from ecert.server.deps import RuntimeDep
 
@@ -48,7 +48,7 @@ class HealthController(Controller):
         database = "ok"
         try:
             async with asyncio.timeout(2), runtime.engine.connect() as connection:
-                await connection.execute(text("SELECT 1"))
+                await repositories.ping(connection)
         except Exception:  # any failure means not ready; the reason is in the logs
             database = "down"
         schema = await schema_check.state() if database == "ok" else SchemaState.UNKNOWN

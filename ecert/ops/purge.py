@@ -12,12 +12,13 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Table, delete, func, select
+from sqlalchemy import ColumnElement, Table
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ecert.clock import utcnow
 from ecert.config import Settings
 from ecert.db.models import EcToken, IdempotencyRecord, NumericCode, QrUse, UsedJti
+from ecert.ops import repositories
 
 DEFAULT_BATCH = 5_000
 
@@ -63,8 +64,8 @@ async def count_expired(
     counts: dict[str, int] = {}
     async with engine.connect() as connection:
         for target in TARGETS:
-            statement = select(func.count()).where(target.old(target.cutoff(settings, now)))
-            counts[target.name] = int((await connection.scalar(statement)) or 0)
+            old = target.old(target.cutoff(settings, now))
+            counts[target.name] = await repositories.count_where(connection, old)
     return counts
 
 
@@ -77,13 +78,12 @@ async def purge_table(
     advance: Callable[[int], None] = lambda _: None,
 ) -> int:
     """Delete ``target``'s rows older than ``cutoff``, ``batch`` rows a transaction."""
-    ids = target.table.c.id
     removed = 0
     while True:
-        chosen = select(ids).where(target.old(cutoff)).order_by(ids).limit(batch)
         async with engine.begin() as connection:
-            result = await connection.execute(delete(target.table).where(ids.in_(chosen)))
-        done = int(result.rowcount or 0)
+            done = await repositories.delete_batch(
+                connection, target.table, target.old(cutoff), batch
+            )
         removed += done
         advance(done)
         if done < batch:

@@ -19,14 +19,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 
-from sqlalchemy import delete, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecert.clock import utcnow
-from ecert.db.models import AuditAnchor, AuditChainHead, AuditEvent
+from ecert.db.models import AuditAnchor, AuditEvent
+from ecert.security import repositories
 from ecert.security.auditchain import GENESIS, anchor_mac, anchors
-
-_TRIGGER = "audit_events_append_only"
 
 
 async def purge_through(session: AsyncSession, cutoff: dt.datetime) -> int | None:
@@ -36,21 +34,19 @@ async def purge_through(session: AsyncSession, cutoff: dt.datetime) -> int | Non
     A chain's rows rise in id in the order they commit (its head is locked from the row's insert
     to the commit), so a row still being appended to a chain is newer than every row of that
     chain the prefix takes: the anchor stays its predecessor."""
-    newest = await session.scalar(select(func.max(AuditChainHead.last_id)))
+    newest = await repositories.newest_chain_head(session)
     if newest is None:
         return None
-    young = await session.scalar(select(func.min(AuditEvent.id)).where(AuditEvent.at >= cutoff))
+    young = await repositories.first_audit_id_since(session, cutoff)
     bound = newest if young is None else min(newest, young - 1)
-    last = await session.scalar(select(func.max(AuditEvent.id)).where(AuditEvent.id <= bound))
-    return None if last is None else int(last)
+    return await repositories.last_audit_id_through(session, bound)
 
 
 async def count_purgeable(session: AsyncSession, cutoff: dt.datetime) -> int:
     through = await purge_through(session, cutoff)
     if through is None:
         return 0
-    statement = select(func.count()).select_from(AuditEvent).where(AuditEvent.id <= through)
-    return int(await session.scalar(statement) or 0)
+    return await repositories.audit_count_through(session, through)
 
 
 async def _batch(session: AsyncSession, key: bytes, cutoff: dt.datetime, size: int) -> int:
@@ -59,22 +55,14 @@ async def _batch(session: AsyncSession, key: bytes, cutoff: dt.datetime, size: i
         # First wait for the appends in flight and hold new ones off (the lock the ALTER below
         # takes anyway): a row still being appended to one chain may have an id below another
         # chain's newest, and must not be deleted behind its chain's anchor.
-        await session.execute(text("LOCK TABLE audit_events IN SHARE ROW EXCLUSIVE MODE"))
+        await repositories.lock_audit_log(session)
     through = await purge_through(session, cutoff)
     if through is None:
         return 0
-    ids = select(AuditEvent.id).where(AuditEvent.id <= through).order_by(AuditEvent.id)
-    last = await session.scalar(select(func.max(ids.limit(size).subquery().c.id)))
+    last = await repositories.audit_batch_end(session, through, size)
     if last is None:
         return 0
-    purged = AuditEvent.id <= last
-    per_chain = (
-        await session.execute(
-            select(AuditEvent.chain, func.max(AuditEvent.id), func.count())
-            .where(purged)
-            .group_by(AuditEvent.chain)
-        )
-    ).all()
+    per_chain = await repositories.audit_chains_through(session, last)
     earlier = await anchors(session)
     prev_mac = earlier[-1].mac if earlier else GENESIS
     now = utcnow()
@@ -97,15 +85,9 @@ async def _batch(session: AsyncSession, key: bytes, cutoff: dt.datetime, size: i
         )
         anchor.mac = prev_mac = anchor_mac(key, anchor)
         written.append(anchor)
-    if postgres:
-        await session.execute(text(f"ALTER TABLE audit_events DISABLE TRIGGER {_TRIGGER}"))
-    result = await session.execute(
-        delete(AuditEvent).where(purged).execution_options(synchronize_session=False)
-    )
-    if postgres:
-        await session.execute(text(f"ALTER TABLE audit_events ENABLE TRIGGER {_TRIGGER}"))
+    removed = await repositories.delete_audit_through(session, last, postgres=postgres)
     session.add_all(written)
-    return int(getattr(result, "rowcount", 0) or 0)
+    return removed
 
 
 async def purge_audit(

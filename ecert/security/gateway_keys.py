@@ -16,11 +16,10 @@ import hashlib
 import hmac
 import secrets
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import Client
 from ecert.security.pii import PiiCipher
+from ecert.security.repositories import institution_client
 
 CONTEXT = "client.gateway-key"
 
@@ -46,9 +45,7 @@ def signature(key: str, pairs: dict[str, str]) -> str:
 
 async def issue(session: AsyncSession, cipher: PiiCipher, client_id: str) -> str | None:
     """Give an institution client a new gateway key (replacing any); None if no such client."""
-    client = await session.scalar(
-        select(Client).where(Client.client_id == client_id, Client.kind == "institution")
-    )
+    client = await institution_client(session, client_id)
     if client is None:
         return None
     key = new_key()

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import Client, Person, SigningKey
+from ecert.db.models import Client, SigningKey
+from ecert.security import repositories
 from ecert.security.pii import PiiCipher, sealed_kid
 
 #: (model, cipher column, associated-data context) of ecert's own encrypted columns; the
@@ -35,10 +35,6 @@ class Batch:
     last: Any
 
 
-async def count(session: AsyncSession, model: Any) -> int:
-    return int(await session.scalar(select(func.count()).select_from(model)) or 0)
-
-
 async def reencrypt_batch(
     session: AsyncSession,
     cipher: PiiCipher,
@@ -49,21 +45,13 @@ async def reencrypt_batch(
     size: int,
 ) -> Batch:
     """Seal the next ``size`` rows after ``after`` (a primary key, or None) with the active key."""
-    col = getattr(model, column)
-    # Nullable columns (a client without a gateway key) have nothing to seal.
-    query = select(model.id, col).where(col.is_not(None)).order_by(model.id).limit(size)
-    if after is not None:
-        query = query.where(model.id > after)
-    rows = (await session.execute(query)).all()
+    rows = await repositories.sealed_page(session, model, column, after, size)
     changed = 0
     for pk, blob in rows:
         if sealed_kid(blob) == cipher.active_kid:
             continue
         fresh = cipher.encrypt(cipher.decrypt(blob, context=context), context=context)
-        result = await session.execute(
-            update(model).where(model.id == pk, col == blob).values({column: fresh})
-        )
-        changed += result.rowcount  # type: ignore[attr-defined]
+        changed += await repositories.reseal(session, model, column, pk, blob, fresh)
     return Batch(len(rows), changed, rows[-1][0] if rows else None)
 
 
@@ -73,8 +61,6 @@ async def missing_kids(session: AsyncSession, cipher: PiiCipher, sample: int = 2
     A start-up check: the newest rows show a key made active elsewhere before it was deployed
     here; the signing keys are few and all read.
     """
-    blobs = list(await session.scalars(select(SigningKey.private_cipher)))
-    recent = select(Person.id_cipher, Person.name_cipher).order_by(Person.updated_at.desc())
-    for id_blob, name_blob in (await session.execute(recent.limit(sample))).all():
-        blobs += [id_blob, name_blob]
+    blobs = await repositories.signing_key_blobs(session)
+    blobs += await repositories.recent_person_blobs(session, sample)
     return {kid for kid in map(sealed_kid, blobs) if kid not in cipher.keys}

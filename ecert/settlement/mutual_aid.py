@@ -11,10 +11,9 @@ holders in reverse drawing order (``refund_mutual_aid``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,7 @@ from ecert.db.models import (
 from ecert.errors import NotFound
 from ecert.identity import names_match, parse_id_number
 from ecert.ledger import HOLDER_CATEGORIES
-from ecert.persons import find_person, person_name
+from ecert.persons import find_person, people_by_id, person_name
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
@@ -39,6 +38,11 @@ from ecert.settlement.exceptions import (
     MutualAidNotFound,
     MutualAidSelf,
     RelativeNotMatched,
+)
+from ecert.settlement.repositories import (
+    draws_of,
+    live_authorisation,
+    live_authorisations_of,
 )
 
 
@@ -68,7 +72,7 @@ async def authorise(
         raise RelativeNotMatched()
     if relative.id == holder.id:
         raise MutualAidSelf()
-    live = await _live(session, holder.id, relative.id)
+    live = await live_authorisation(session, holder.id, relative.id)
     if live is None:
         row = MutualAidAuthorisation(
             holder_id=holder.id,
@@ -81,7 +85,7 @@ async def authorise(
                 session.add(row)
         except IntegrityError:
             # A concurrent request made the same pair live first (partial unique index).
-            live = await _live(session, holder.id, relative.id)
+            live = await live_authorisation(session, holder.id, relative.id)
             assert live is not None
         else:
             live = row
@@ -96,19 +100,6 @@ async def authorise(
     return live
 
 
-async def _live(
-    session: AsyncSession, holder_id: uuid.UUID, relative_id: uuid.UUID
-) -> MutualAidAuthorisation | None:
-    row: MutualAidAuthorisation | None = await session.scalar(
-        select(MutualAidAuthorisation).where(
-            MutualAidAuthorisation.holder_id == holder_id,
-            MutualAidAuthorisation.relative_id == relative_id,
-            MutualAidAuthorisation.revoked_at.is_(None),
-        )
-    )
-    return row
-
-
 @dataclass(frozen=True)
 class Listed:
     authorisation: MutualAidAuthorisation
@@ -119,31 +110,11 @@ class Listed:
 async def listing(session: AsyncSession, principal: Principal) -> list[Listed]:
     """Live authorisations in both directions: whom I authorised, who authorised me."""
     me = _me(principal)
-    rows = (
-        await session.scalars(
-            select(MutualAidAuthorisation)
-            .where(
-                or_(
-                    MutualAidAuthorisation.holder_id == me,
-                    MutualAidAuthorisation.relative_id == me,
-                ),
-                MutualAidAuthorisation.revoked_at.is_(None),
-            )
-            .order_by(MutualAidAuthorisation.created_at, MutualAidAuthorisation.id)
-        )
-    ).all()
+    rows = await live_authorisations_of(session, me)
     others = {r.relative_id if r.holder_id == me else r.holder_id for r in rows}
-    people = await _people(session, others)
+    people = await people_by_id(session, others)
     await record_audit(session, principal, me, "mutual_aid.list", "ok")
     return [Listed(r, people[r.relative_id if r.holder_id == me else r.holder_id]) for r in rows]
-
-
-async def _people(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Person]:
-    wanted = set(ids)
-    if not wanted:
-        return {}
-    rows = (await session.scalars(select(Person).where(Person.id.in_(wanted)))).all()
-    return {p.id: p for p in rows}
 
 
 async def revoke(session: AsyncSession, principal: Principal, authorisation_id: uuid.UUID) -> None:
@@ -227,27 +198,14 @@ async def debit(
         )
 
 
-async def drawn(session: AsyncSession, settlement_id: uuid.UUID) -> list[MutualAidDraw]:
-    return list(
-        (
-            await session.scalars(
-                select(MutualAidDraw)
-                .where(MutualAidDraw.settlement_id == settlement_id)
-                .order_by(MutualAidDraw.seq)
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    )
-
-
 async def holders_drawn(session: AsyncSession, settlement_id: uuid.UUID) -> list[uuid.UUID]:
     """The holders a settlement drew on (pass them to ``lock_person(also=…)`` before refunding)."""
-    return [d.holder_id for d in await drawn(session, settlement_id)]
+    return [d.holder_id for d in await draws_of(session, settlement_id)]
 
 
 async def refunded_so_far(session: AsyncSession, settlement_id: uuid.UUID) -> tuple[int, int]:
     """(mutual aid paid, given back so far) for a settlement."""
-    draws = await drawn(session, settlement_id)
+    draws = await draws_of(session, settlement_id)
     return sum(d.amount for d in draws), sum(d.refunded for d in draws)
 
 
@@ -258,7 +216,7 @@ async def refund_mutual_aid(session: AsyncSession, settlement: Settlement, amoun
     total given back; ValueError if more than what is left was asked."""
     if amount < 0:
         raise ValueError("a refund is not negative")
-    draws = await drawn(session, settlement.id)
+    draws = await draws_of(session, settlement.id)
     left = amount
     for d in reversed(draws):
         give = min(left, d.amount - d.refunded)

@@ -21,13 +21,12 @@ from fractions import Fraction
 from typing import Any
 
 import msgspec
-from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger
 from ecert.benefits import INPATIENT_TYPES, YearToDate
 from ecert.clock import business_date
-from ecert.db.models import Reversal, ReversalKind, Settlement
+from ecert.db.models import Reversal, ReversalKind
 from ecert.errors import ValidationFailed
 from ecert.metrics import REVERSALS
 from ecert.security.audit import record_audit
@@ -36,6 +35,7 @@ from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency, mutual_aid, returns
 from ecert.settlement.context import designated_institution
 from ecert.settlement.exceptions import ReversalModeConflict, ReversalTooLarge
+from ecert.settlement.repositories import lock_settlement
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
 from ecert.settlement.services import owned
 
@@ -106,11 +106,7 @@ async def _reverse(
     await owned(session, principal, settlement_id)
     await designated_institution(session, principal)  # 2208 is a settlement transaction too
     # Take the settlement's row lock before reading what is left of it.
-    await session.execute(
-        update(Settlement)
-        .where(Settlement.id == settlement_id)
-        .values(reversed_total=Settlement.reversed_total)
-    )
+    await lock_settlement(session, settlement_id)
     s = await owned(session, principal, settlement_id)
     if data.lines is not None:
         return await returns.return_lines(session, principal, s, data)

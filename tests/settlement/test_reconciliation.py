@@ -16,6 +16,7 @@ from msgspec.structs import astuple
 from ecert.clock import business_date
 from ecert.db.models import Reversal, Settlement
 from ecert.server.runtime import Runtime
+from ecert.settlement.reconciliation import repositories as recon_db
 from ecert.settlement.reconciliation import services as recon
 from ecert.settlement.reconciliation.schemas import Totals
 from tests.factories import Holder, add_person, credit, ec_token, holder, institution, load_policies
@@ -386,13 +387,13 @@ async def test_clearing_types_partition_the_day_and_the_details_add_up(
                 )
     monkeypatch.setattr(recon, "BATCH", 2)
     async with runtime.sessions() as session:
-        whole = await recon.day_totals(session, code, day, [])
+        whole = await recon_db.day_totals(session, code, day, [])
         for insurance in (None, "310", "390"):
             parts = [
-                await recon.day_totals(session, code, day, recon.filters(c, insurance))
+                await recon_db.day_totals(session, code, day, recon.filters(c, insurance))
                 for c in ("11", "21", "41", "99")
             ]
-            overall = await recon.day_totals(session, code, day, recon.filters(None, insurance))
+            overall = await recon_db.day_totals(session, code, day, recon.filters(None, insurance))
             assert _sum([s for s, _ in parts]) == overall[0]
             assert _sum([r for _, r in parts]) == overall[1]
     settled_today = [b for b in bills if not b[3]]

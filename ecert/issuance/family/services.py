@@ -11,10 +11,9 @@ import datetime as dt
 import uuid
 from collections.abc import Sequence
 
-from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import ECert, ECertStatus, FamilyLink, Person, utcnow
+from ecert.db.models import ECertStatus, FamilyLink, Person, utcnow
 from ecert.errors import (
     Conflict,
     ECertSuspended,
@@ -24,9 +23,11 @@ from ecert.errors import (
     ValidationFailed,
 )
 from ecert.identity import names_match, parse_id_number
+from ecert.issuance.family.repositories import link_between, links_of, live_link_count
 from ecert.issuance.services import (
     bump_version,
     claim_ecert,
+    find_ecert,
     has_active_enrolment,
     new_number,
     sign_code,
@@ -80,19 +81,10 @@ async def request_link(
     relative = await _relative(session, runtime, id_number, name)
     if relative.id == holder:
         raise ValidationFailed("a person cannot be their own relative")
-    existing = await session.scalar(
-        select(FamilyLink).where(
-            FamilyLink.holder_id == holder, FamilyLink.relative_id == relative.id
-        )
-    )
+    existing = await link_between(session, holder, relative.id)
     if existing is not None and existing.status != "revoked":
         return existing
-    live = await session.scalar(
-        select(func.count())
-        .select_from(FamilyLink)
-        .where(FamilyLink.holder_id == holder, FamilyLink.status != "revoked")
-    )
-    if (live or 0) >= MAX_RELATIVES:
+    if await live_link_count(session, holder) >= MAX_RELATIVES:
         raise FamilyLimit()
     if existing is None:
         existing = FamilyLink(holder_id=holder, relative_id=relative.id, relation=relation)
@@ -142,19 +134,10 @@ async def agency_consent(
     relative = await find_person(session, runtime.cipher, parse_id_number(relative_id_number))
     if holder is None or relative is None or holder.id == relative.id:
         raise ValidationFailed("both people must be insured and different")
-    link = await session.scalar(
-        select(FamilyLink).where(
-            FamilyLink.holder_id == holder.id, FamilyLink.relative_id == relative.id
-        )
-    )
-    if link is None or link.status == "revoked":
-        live = await session.scalar(
-            select(func.count())
-            .select_from(FamilyLink)
-            .where(FamilyLink.holder_id == holder.id, FamilyLink.status != "revoked")
-        )
-        if (live or 0) >= MAX_RELATIVES:
-            raise FamilyLimit()
+    link = await link_between(session, holder.id, relative.id)
+    revived = link is None or link.status == "revoked"
+    if revived and await live_link_count(session, holder.id) >= MAX_RELATIVES:
+        raise FamilyLimit()
     if link is None:
         link = FamilyLink(holder_id=holder.id, relative_id=relative.id, relation=relation)
         session.add(link)
@@ -174,17 +157,7 @@ async def agency_consent(
 
 async def links(session: AsyncSession, principal: Principal) -> Sequence[FamilyLink]:
     """Links where the caller is the holder or the relative (pending requests included)."""
-    me = _me(principal)
-    return (
-        await session.scalars(
-            select(FamilyLink)
-            .where(
-                or_(FamilyLink.holder_id == me, FamilyLink.relative_id == me),
-                FamilyLink.status != "revoked",
-            )
-            .order_by(FamilyLink.created_at)
-        )
-    ).all()
+    return await links_of(session, _me(principal))
 
 
 async def revoke(session: AsyncSession, principal: Principal, link_id: uuid.UUID) -> None:
@@ -194,11 +167,7 @@ async def revoke(session: AsyncSession, principal: Principal, link_id: uuid.UUID
     if link is None or me not in (link.holder_id, link.relative_id) or link.status == "revoked":
         raise LinkNotFound()
     link.status = "revoked"
-    ecert = await session.scalar(
-        select(ECert).where(
-            ECert.person_id == link.relative_id, ECert.channel == f"family:{link.holder_id}"
-        )
-    )
+    ecert = await find_ecert(session, link.relative_id, f"family:{link.holder_id}")
     if ecert is not None and ecert.status != ECertStatus.REVOKED:
         ecert.status = ECertStatus.REVOKED
         bump_version(session, ecert, "family_ended")
@@ -221,9 +190,7 @@ async def mint_for_relative(
     await ensure_not_suspended(session, link.relative_id)
     await ensure_not_suspended(session, link.holder_id)
     channel = f"family:{link.holder_id}"
-    ecert = await session.scalar(
-        select(ECert).where(ECert.person_id == link.relative_id, ECert.channel == channel)
-    )
+    ecert = await find_ecert(session, link.relative_id, channel)
     if ecert is None:
         relative = await session.get(Person, link.relative_id)
         assert relative is not None

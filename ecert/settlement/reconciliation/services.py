@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import msgspec
-from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.sql.elements import ColumnElement
 
-from ecert.db.models import Person, Reversal, Settlement
+from ecert.settlement.reconciliation import repositories
+from ecert.settlement.reconciliation.repositories import Filters, Runner
 from ecert.settlement.reconciliation.schemas import (
     ClearingType,
     DetailLine,
@@ -43,16 +42,6 @@ CLEARING_TYPES: dict[str, ClearingType] = {
 #: Rows per query of the detail stream (one short transaction each).
 BATCH = 500
 
-Filters = list[ColumnElement[bool]]
-Runner = Callable[[Select[Any]], Awaitable[Sequence[Row[Any]]]]
-
-
-def _in(session: AsyncSession) -> Runner:
-    async def run(statement: Select[Any]) -> Sequence[Row[Any]]:
-        return (await session.execute(statement)).all()
-
-    return run
-
 
 def clearing_type(med_type: str) -> ClearingType:
     return CLEARING_TYPES.get(med_type, "99")
@@ -60,62 +49,12 @@ def clearing_type(med_type: str) -> ClearingType:
 
 def filters(clearing: ClearingType | None, insurance: str | None) -> Filters:
     """Conditions on the settlement (a reversal is filtered by the bill it reverses)."""
-    where: Filters = []
     if clearing == "99":
-        where.append(Settlement.med_type.not_in(list(CLEARING_TYPES)))
-    elif clearing is not None:
-        where.append(
-            Settlement.med_type.in_([m for m, c in CLEARING_TYPES.items() if c == clearing])
-        )
-    if insurance is not None:
-        where.append(Settlement.insurance_type == insurance)
-    return where
-
-
-async def day_totals(
-    session: AsyncSession, code: str, day: dt.date, where: Filters
-) -> tuple[Totals, Totals]:
-    """Settlements and reversals of the day, summed by the database."""
-    settled = (
-        await session.execute(
-            select(
-                func.count(Settlement.id),
-                *(
-                    func.coalesce(func.sum(column), 0)
-                    for column in (
-                        Settlement.total,
-                        Settlement.fund_paid,
-                        Settlement.account_paid,
-                        Settlement.cash_paid,
-                    )
-                ),
-            ).where(Settlement.institution_code == code, Settlement.business_date == day, *where)
-        )
-    ).one()
-    reversed_ = (
-        await session.execute(
-            select(
-                func.count(Reversal.id),
-                *(
-                    func.coalesce(func.sum(column), 0)
-                    for column in (
-                        Reversal.amount,
-                        Reversal.fund_refund,
-                        Reversal.account_refund,
-                        Reversal.cash_refund,
-                    )
-                ),
-            )
-            .join(Settlement, Settlement.id == Reversal.settlement_id)
-            .where(Reversal.institution_code == code, Reversal.business_date == day, *where)
-        )
-    ).one()
-    # PostgreSQL sums bigint as numeric: back to int fen.
-    fields = Totals.__struct_fields__
-    return (
-        Totals(**{f: int(v) for f, v in zip(fields, settled, strict=True)}),
-        Totals(**{f: int(v) for f, v in zip(fields, reversed_, strict=True)}),
-    )
+        return repositories.settlement_filters(other_than=list(CLEARING_TYPES), insurance=insurance)
+    med_types = None
+    if clearing is not None:
+        med_types = [m for m, c in CLEARING_TYPES.items() if c == clearing]
+    return repositories.settlement_filters(med_types=med_types, insurance=insurance)
 
 
 async def reconcile(
@@ -127,7 +66,7 @@ async def reconcile(
 ) -> Reconciliation:
     """The day report (docs/settlement.md): totals apart, ``net`` amounts, and every line."""
     where = filters(clearing, insurance)
-    s, r = await day_totals(session, code, day, where)
+    s, r = await repositories.day_totals(session, code, day, where)
     net = Totals(
         count=s.count,  # settlements: reversals are counted apart
         total=s.total - r.total,
@@ -147,7 +86,7 @@ async def reconcile(
             cash_paid=line.cash_paid,
         )
         for kind in ("settlement", "reversal")
-        async for batch in _batches(_in(session), kind, code, day, where)
+        async for batch in _batches(repositories.runner(session), kind, code, day, where)
         for line in batch
     ]
     return Reconciliation(
@@ -159,7 +98,7 @@ async def check(
     session: AsyncSession, code: str, data: ReconciliationCheck
 ) -> ReconciliationResult:
     """The 3201 check: our net figures for the day against the institution's."""
-    s, r = await day_totals(
+    s, r = await repositories.day_totals(
         session, code, data.date, filters(data.clearing_type, data.insurance_type)
     )
     ours = Figures(
@@ -207,11 +146,7 @@ async def detail_stream(
     one short read of its own (keyset on time and id), so a slow reader holds no transaction and
     the day is never held in memory."""
     where = filters(clearing, insurance)
-
-    async def run(statement: Select[Any]) -> Sequence[Row[Any]]:
-        async with sessions() as session:
-            return (await session.execute(statement)).all()
-
+    run = repositories.fresh_session_runner(sessions)
     for kind in ("settlement", "reversal"):
         async for batch in _batches(run, kind, code, day, where):
             yield b"".join(msgspec.json.encode(line) + b"\n" for line in batch)
@@ -222,7 +157,7 @@ async def _batches(
 ) -> AsyncIterator[list[DetailLine]]:
     size = BATCH
     after: tuple[dt.datetime, uuid.UUID] | None = None
-    query = _settlements if kind == "settlement" else _reversals
+    query = repositories.settlement_lines if kind == "settlement" else repositories.reversal_lines
     while True:
         rows = await run(query(code, day, where, after).limit(size))
         if not rows:
@@ -238,71 +173,4 @@ def _line(kind: str, row: Any) -> DetailLine:
         kind="settlement" if kind == "settlement" else "reversal",
         clearing_type=clearing_type(row.med_type),
         **row._asdict(),
-    )
-
-
-def _after(at: Any, ident: Any, after: tuple[dt.datetime, uuid.UUID] | None) -> Filters:
-    if after is None:
-        return []
-    return [or_(at > after[0], and_(at == after[0], ident > after[1]))]
-
-
-def _settlements(
-    code: str, day: dt.date, where: Filters, after: tuple[dt.datetime, uuid.UUID] | None
-) -> Select[Any]:
-    return (
-        select(
-            Settlement.id,
-            Settlement.id.label("settlement_id"),
-            Settlement.created_at.label("at"),
-            Settlement.business_date,
-            Settlement.business_date.label("settlement_date"),
-            Settlement.med_type,
-            Settlement.insurance_type,
-            Person.person_no,
-            Settlement.visit_id,
-            Settlement.total,
-            Settlement.fund_paid,
-            Settlement.account_paid,
-            Settlement.cash_paid,
-        )
-        .join(Person, Person.id == Settlement.person_id)
-        .where(
-            Settlement.institution_code == code,
-            Settlement.business_date == day,
-            *where,
-            *_after(Settlement.created_at, Settlement.id, after),
-        )
-        .order_by(Settlement.created_at, Settlement.id)
-    )
-
-
-def _reversals(
-    code: str, day: dt.date, where: Filters, after: tuple[dt.datetime, uuid.UUID] | None
-) -> Select[Any]:
-    return (
-        select(
-            Reversal.id,
-            Reversal.settlement_id,
-            Reversal.created_at.label("at"),
-            Reversal.business_date,
-            Settlement.business_date.label("settlement_date"),
-            Settlement.med_type,
-            Settlement.insurance_type,
-            Person.person_no,
-            Settlement.visit_id,
-            Reversal.amount.label("total"),
-            Reversal.fund_refund.label("fund_paid"),
-            Reversal.account_refund.label("account_paid"),
-            Reversal.cash_refund.label("cash_paid"),
-        )
-        .join(Settlement, Settlement.id == Reversal.settlement_id)
-        .join(Person, Person.id == Settlement.person_id)
-        .where(
-            Reversal.institution_code == code,
-            Reversal.business_date == day,
-            *where,
-            *_after(Reversal.created_at, Reversal.id, after),
-        )
-        .order_by(Reversal.created_at, Reversal.id)
     )

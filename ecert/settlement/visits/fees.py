@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
 import msgspec
-from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import FeeLine
@@ -22,7 +21,7 @@ from ecert.errors import ValidationFailed
 from ecert.ledger import fen
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
-from ecert.settlement.visits import schemas
+from ecert.settlement.visits import repositories, schemas
 from ecert.settlement.visits.exceptions import (
     FeeAmountMismatch,
     FeeLineConflict,
@@ -30,7 +29,7 @@ from ecert.settlement.visits.exceptions import (
     FeeQuantityInvalid,
 )
 from ecert.settlement.visits.pricing import price_lines
-from ecert.settlement.visits.services import lines_of, lock_open
+from ecert.settlement.visits.services import lock_open
 
 _DECIMAL = re.compile(r"^\d{1,12}(\.\d+)?$")
 MAX_PLACES = 4
@@ -90,12 +89,7 @@ async def add(
             raise FeeLineConflict(f"line {line.line_no} is sent twice, differently")
         checked[line.line_no] = c
     visit = await lock_open(session, principal, visit_id)
-    held = {
-        line.line_no: line.fingerprint
-        for line in await session.scalars(
-            select(FeeLine).where(FeeLine.visit_id == visit.id, FeeLine.line_no.in_(checked))
-        )
-    }
+    held = await repositories.fingerprints(session, visit.id, checked)
     for line_no, c in checked.items():
         if line_no in held:
             if held[line_no] != c.fingerprint:
@@ -128,7 +122,8 @@ async def add(
         "ok",
         {"visit_id": str(visit.id), "added": added, "unchanged": len(held)},
     )
-    priced = await price_lines(session, principal, visit, await lines_of(session, visit.id))
+    lines = await repositories.lines_of(session, visit.id)
+    priced = await price_lines(session, principal, visit, lines)
     return schemas.FeeUploadResult(
         visit_id=visit.id, lines=[s for s in priced if s.line_no in checked]
     )
@@ -138,10 +133,7 @@ async def remove(
     session: AsyncSession, principal: Principal, visit_id: uuid.UUID, line_no: str
 ) -> None:
     visit = await lock_open(session, principal, visit_id)
-    gone = await session.execute(
-        delete(FeeLine).where(FeeLine.visit_id == visit.id, FeeLine.line_no == line_no)
-    )
-    if gone.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repositories.delete_line(session, visit.id, line_no):
         raise FeeLineNotFound()
     await record_audit(
         session, principal, visit.person_id, "visit.fees.delete", "ok", {"visit_id": str(visit.id)}

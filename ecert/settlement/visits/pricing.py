@@ -29,8 +29,8 @@ from ecert.settlement.context import PersonContext, designated_institution
 from ecert.settlement.services import book, layer_usage
 from ecert.settlement.visits import schemas
 from ecert.settlement.visits.exceptions import VisitNotOpen
+from ecert.settlement.visits.repositories import lines_of
 from ecert.settlement.visits.services import (
-    lines_of,
     lock_open,
     owned,
 )

@@ -6,12 +6,11 @@ import uuid
 from typing import Any
 
 import msgspec
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.cards import services as cards
 from ecert.clock import business_date
-from ecert.db.models import FeeLine, Person, Reversal, Settlement, Visit, VisitStatus, utcnow
+from ecert.db.models import Person, Settlement, Visit, VisitStatus, utcnow
 from ecert.errors import ValidationFailed
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.ledger import person_policy
@@ -26,7 +25,7 @@ from ecert.settlement.context import (
     pricing_context,
     spend,
 )
-from ecert.settlement.visits import schemas
+from ecert.settlement.visits import repositories, schemas
 from ecert.settlement.visits.exceptions import (
     CardNotUsable,
     VisitNotFound,
@@ -142,17 +141,9 @@ async def lock_open(
     values: dict[str, Any] = {"updated_at": utcnow()}
     if to is not None:
         values["status"] = to.value
-    changed = await session.execute(
-        update(Visit)
-        .where(
-            Visit.id == visit_id,
-            Visit.institution_code == principal.institution_code,
-            Visit.status == VisitStatus.OPEN.value,
-        )
-        .values(**values)
-    )
+    changed = await repositories.lock_if_open(session, visit_id, principal.institution_code, values)
     visit = await owned(session, principal, visit_id)
-    if changed.rowcount != 1:  # type: ignore[attr-defined]
+    if not changed:
         raise VisitNotOpen(f"the visit is {visit.status}")
     return visit
 
@@ -169,27 +160,10 @@ async def cancel(session: AsyncSession, principal: Principal, visit_id: uuid.UUI
     return visit
 
 
-async def lines_of(session: AsyncSession, visit_id: uuid.UUID) -> list[FeeLine]:
-    return list(
-        (
-            await session.scalars(
-                select(FeeLine).where(FeeLine.visit_id == visit_id).order_by(FeeLine.id)
-            )
-        ).all()
-    )
-
-
 async def settlements_of(
     session: AsyncSession, visit_id: uuid.UUID
 ) -> list[schemas.VisitSettlementSummary]:
-    rows = (
-        await session.scalars(
-            select(Settlement)
-            .where(Settlement.visit_id == visit_id)
-            .order_by(Settlement.created_at)
-            .execution_options(populate_existing=True)
-        )
-    ).all()
+    rows = await repositories.settlements_of(session, visit_id)
     reversals = await reversals_of(session, [s.id for s in rows])
     return [
         schemas.VisitSettlementSummary(
@@ -209,11 +183,7 @@ async def reversals_of(
     """The reversals of these settlements, oldest first, by settlement."""
     if not settlement_ids:
         return {}
-    rows = await session.scalars(
-        select(Reversal)
-        .where(Reversal.settlement_id.in_(settlement_ids))
-        .order_by(Reversal.created_at, Reversal.id)
-    )
+    rows = await repositories.reversals_of(session, settlement_ids)
     out: dict[uuid.UUID, list[schemas.VisitReversal]] = {}
     for r in rows:
         out.setdefault(r.settlement_id, []).append(

@@ -18,7 +18,8 @@ from ecert.settlement.basis import Basis
 from ecert.settlement.returns import reprice
 from ecert.settlement.visits import schemas
 from ecert.settlement.visits.pricing import price_lines
-from ecert.settlement.visits.services import lines_of, masked_person, owned, settlements_of
+from ecert.settlement.visits.repositories import lines_of
+from ecert.settlement.visits.services import masked_person, owned, settlements_of
 
 
 async def view(

@@ -21,7 +21,7 @@ from ecert import ledger
 from ecert.benefits import Bill, compute, layer_of
 from ecert.clock import BUSINESS_TZ
 from ecert.db.engine import reads_only
-from ecert.db.models import AuditEvent, Person
+from ecert.db.models import Person
 from ecert.db.replica import read_where_fresh
 from ecert.errors import NotFound
 from ecert.identity import mask_id_number, mask_name
@@ -78,7 +78,7 @@ def audited(action: str) -> Callable[[Lookup[P, T]], Lookup[P, T]]:
             )
             # Committed before the answer, together with the other reads' rows of the moment.
             row = audit_values(principal, principal.person_id, action, "ok")
-            await runtime.audit_batches.append(AuditEvent(**row))
+            await runtime.audit_batches.append(row)
             return result
 
         return lookup

@@ -13,11 +13,11 @@ is a few lines of asyncio around the existing chain, no library does it for a SQ
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ecert.db.models import AuditEvent
-from ecert.security.auditchain import defer
+from ecert.security import auditchain
 
 #: Rows a batch carries at most (one multi-row INSERT).
 MAX_BATCH = 256
@@ -28,11 +28,11 @@ class AuditBatches:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        self._waiting: list[tuple[AuditEvent, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def append(self, row: AuditEvent) -> None:
-        """Return once ``row`` is committed (raises what the write raised)."""
+    async def append(self, row: dict[str, Any]) -> None:
+        """Return once ``row`` (``audit_values``) is committed (raises what the write raised)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, done))
         if self._writer is None or self._writer.done():
@@ -44,8 +44,7 @@ class AuditBatches:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 async with self._sessions.begin() as session:
-                    for row, _ in batch:
-                        defer(session.sync_session, row)
+                    await auditchain.append(session, [row for row, _ in batch])
             except Exception as exc:  # every reader of this batch gets the failure
                 for _, done in batch:
                     if not done.done():

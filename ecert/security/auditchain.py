@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import CTE, event, func, inspect, select, update
+from sqlalchemy import CTE, Table, bindparam, event, func, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,8 +121,10 @@ def free_head_cte() -> CTE:
     return _lock_free().cte("audit_head")
 
 
+@functools.cache
 def _lock_free() -> ReturningUpdate[tuple[int, str]]:
-    """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``."""
+    """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``.
+    Built once a process (statements are immutable)."""
     free = (
         select(AuditChainHead.id)
         .order_by(func.random())
@@ -157,6 +160,19 @@ def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> d
     row = {**row, "at": row.get("at") or utcnow(), "chain": chain, "prev_hash": prev}
     row["row_hash"] = _mac(key, row, prev)
     return row
+
+
+async def append(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (``audit_events`` values) as consecutive links of one chain, in Core: for
+    a writer of nothing but audit rows (``ecert.security.auditbatch``), no unit of work. The
+    chain is locked as :func:`defer` would lock it, to the end of the session's transaction."""
+    chain, prev = await session.run_sync(_lock_head)
+    linked = []
+    for row in rows:
+        linked.append(link(session, chain, prev, row))
+        prev = linked[-1]["row_hash"]
+    connection = await session.connection()
+    await connection.execute(insert(cast(Table, AuditEvent.__table__)), linked)
 
 
 #: ``Session.info`` key of the audit rows waiting for the commit.
@@ -213,10 +229,11 @@ def _chain(session: Session, _: UOWTransaction, __: Any) -> None:
         row.row_hash = prev = row_mac(key, row, prev)
 
 
-def _lock(chain: int) -> Any:
+@functools.cache
+def _lock() -> Any:
     return (
         update(AuditChainHead)
-        .where(AuditChainHead.id == chain)
+        .where(AuditChainHead.id == bindparam("chain"))
         # A no-op change: the point is the row lock, held to commit, and the last link.
         .values(last_hash=AuditChainHead.last_hash)
         .returning(AuditChainHead.last_hash)
@@ -232,20 +249,22 @@ def _lock_head(session: Session) -> tuple[int, str]:
     """
     held = session.info.get(_HELD)
     postgres = session.get_bind().dialect.name == "postgresql"
+    # On the connection, in Core: nothing of the ORM's (no session state to synchronise).
+    connection = session.connection()
     if held is None and postgres:
-        got = session.execute(_lock_free()).first()
+        got = connection.execute(_lock_free()).first()
         if got is not None:
             session.info[_HELD] = int(got[0])
             return int(got[0]), str(got[1])
     # Every head busy (or SQLite, or held): wait for one.
     chain = held if held is not None else random.randint(1, CHAINS) if postgres else 1  # noqa: S311
-    last = session.execute(_lock(chain)).scalar()
+    last = connection.execute(_lock(), {"chain": chain}).scalar()
     if last is None:
         # No heads yet (a wiped test database): seed them. Concurrent seeders: one wins.
         values = [{"id": c, "last_id": None, "last_hash": GENESIS} for c in range(1, CHAINS + 1)]
         insert = pg_insert if postgres else sqlite_insert
-        session.execute(insert(AuditChainHead).values(values).on_conflict_do_nothing())
-        last = session.execute(_lock(chain)).scalar_one()
+        connection.execute(insert(AuditChainHead).values(values).on_conflict_do_nothing())
+        last = connection.execute(_lock(), {"chain": chain}).scalar_one()
     session.info[_HELD] = chain
     return chain, str(last)
 

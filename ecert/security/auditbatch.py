@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ecert.security import auditchain
 
@@ -26,8 +26,9 @@ MAX_BATCH = 256
 class AuditBatches:
     """One per worker (``Runtime.audit_batches``)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, engine: AsyncEngine, key: bytes | None) -> None:
+        self._engine = engine
+        self._key = key
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -43,8 +44,9 @@ class AuditBatches:
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
-                async with self._sessions.begin() as session:
-                    await auditchain.append(session, [row for row, _ in batch])
+                # A connection, not a session: nothing here needs the ORM.
+                async with self._engine.begin() as connection:
+                    await auditchain.append(connection, self._key, [row for row, _ in batch])
             except Exception as exc:  # every reader of this batch gets the failure
                 for _, done in batch:
                     if not done.done():

@@ -90,8 +90,8 @@ def _contributions() -> Select[Any]:
         )
         .where(*where)
         .order_by(c.month.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
         .subquery()
     )
     year = func.substr(c.month, 1, 4)
@@ -217,8 +217,8 @@ def _movements(start: bool, end: bool) -> Select[Any]:
         )
         .where(*_in_days(start, end))
         .order_by(e.at.desc(), e.id.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
     )
 
 
@@ -304,8 +304,8 @@ def _settlements() -> Select[Any]:
         select(Settlement, func.count().over().label("total"))
         .where(Settlement.person_id == bindparam("person_id"))
         .order_by(Settlement.created_at.desc())
-        .limit(bindparam("limit"))
-        .offset(bindparam("offset"))
+        .limit(bindparam("limit", type_=Integer))
+        .offset(bindparam("offset", type_=Integer))
     )
 
 

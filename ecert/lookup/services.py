@@ -14,31 +14,19 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
-from sqlalchemy import case, func, select
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
 
 from ecert import ledger
 from ecert.benefits import Bill, compute, layer_of
 from ecert.clock import BUSINESS_TZ
 from ecert.db.engine import reads_only
-from ecert.db.models import (
-    Account,
-    AuditEvent,
-    Contribution,
-    ContributionStatus,
-    Enrolment,
-    LedgerEntry,
-    MutualAidAuthorisation,
-    MutualAidDraw,
-    Person,
-    Settlement,
-)
+from ecert.db.models import Person
 from ecert.db.replica import read_where_fresh
 from ecert.errors import NotFound
 from ecert.identity import mask_id_number, mask_name
-from ecert.lookup import schemas
-from ecert.persons import person_id_number, person_name
+from ecert.lookup import repositories, schemas
+from ecert.persons import open_id_number, open_name
 from ecert.security.audit import audit_values
 from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
@@ -47,14 +35,20 @@ T = TypeVar("T")
 P = ParamSpec("P")
 
 
-async def _me(session: AsyncSession, principal: Principal, *, enrolments: bool = False) -> Person:
-    """The caller's person row. Enrolments only when asked (one query fewer): touching
-    ``person.enrolments`` without them raises instead of quietly querying."""
+def _mine(principal: Principal) -> uuid.UUID:
     assert principal.person_id is not None  # person_guard
-    options = [] if enrolments else [raiseload(Person.enrolments)]
-    person = await session.get(Person, principal.person_id, options=options)
+    return principal.person_id
+
+
+def _gone() -> NotFound:
+    return NotFound("the person is no longer registered")
+
+
+async def _me(session: AsyncSession, principal: Principal) -> Person:
+    """The caller's person row with its enrolments, for the ledger's policy and usage reads."""
+    person = await repositories.person(session, _mine(principal), enrolments=True)
     if person is None:
-        raise NotFound("the person is no longer registered")
+        raise _gone()
     return person
 
 
@@ -84,7 +78,7 @@ def audited(action: str) -> Callable[[Lookup[P, T]], Lookup[P, T]]:
             )
             # Committed before the answer, together with the other reads' rows of the moment.
             row = audit_values(principal, principal.person_id, action, "ok")
-            await runtime.audit_batches.append(AuditEvent(**row))
+            await runtime.audit_batches.append(row)
             return result
 
         return lookup
@@ -96,15 +90,12 @@ def audited(action: str) -> Callable[[Lookup[P, T]], Lookup[P, T]]:
 async def enrolment(
     session: AsyncSession, runtime: Runtime, principal: Principal
 ) -> schemas.Enrolments:
-    person = await _me(session, principal)
-    rows = (
-        await session.scalars(
-            select(Enrolment).where(Enrolment.person_id == person.id).order_by(Enrolment.start_date)
-        )
-    ).all()
+    rows = await repositories.enrolments(session, _mine(principal))
+    if not rows:
+        raise _gone()
     return schemas.Enrolments(
-        person_category=person.category,
-        insured_area=person.area,
+        person_category=rows[0].category,
+        insured_area=rows[0].insured_area,
         enrolments=[
             schemas.EnrolmentView(
                 insurance_type=e.insurance_type,
@@ -115,6 +106,7 @@ async def enrolment(
                 end_date=e.end_date,
             )
             for e in rows
+            if e.insurance_type is not None
         ],
     )
 
@@ -123,60 +115,27 @@ async def enrolment(
 async def account(
     session: AsyncSession, runtime: Runtime, principal: Principal
 ) -> schemas.AccountView:
-    person = await _me(session, principal)
-    return schemas.AccountView(balance=await ledger.balance(session, person.id))
+    found = await repositories.account(session, _mine(principal))
+    if found is None:
+        raise _gone()
+    return schemas.AccountView(balance=None if found.balance is None else int(found.balance))
 
 
-def _day_bounds(start: dt.date | None, end: dt.date | None) -> list[Any]:
-    conditions: list[Any] = []
-    if start is not None:
-        conditions.append(LedgerEntry.at >= dt.datetime.combine(start, dt.time(), BUSINESS_TZ))
-    if end is not None:
-        after = dt.datetime.combine(end + dt.timedelta(days=1), dt.time(), BUSINESS_TZ)
-        conditions.append(LedgerEntry.at < after)
-    return conditions
+def _day_bounds(start: dt.date | None, end: dt.date | None) -> dict[str, dt.datetime | None]:
+    """Business days as the instants they start and end at (Asia/Shanghai)."""
+    after = None if end is None else end + dt.timedelta(days=1)
+    return {
+        "start": None if start is None else dt.datetime.combine(start, dt.time(), BUSINESS_TZ),
+        "end": None if after is None else dt.datetime.combine(after, dt.time(), BUSINESS_TZ),
+    }
 
 
-async def _family_parties(
-    session: AsyncSession,
-    runtime: Runtime,
-    settlement_ids: set[uuid.UUID],
-    *,
-    holder_id: uuid.UUID,
-) -> dict[uuid.UUID, schemas.FamilyParty]:
-    """For the holder's family movements: the relative each settlement was for, masked."""
-    if not settlement_ids:
-        return {}
-    rows = (
-        await session.execute(
-            select(MutualAidDraw.settlement_id, MutualAidAuthorisation)
-            .join(
-                MutualAidAuthorisation,
-                MutualAidAuthorisation.id == MutualAidDraw.authorisation_id,
-            )
-            .where(
-                MutualAidDraw.settlement_id.in_(settlement_ids),
-                MutualAidDraw.holder_id == holder_id,
-            )
-        )
-    ).all()
-    people = {p.id: p for p in await _persons(session, {a.relative_id for _, a in rows})}
-    return {sid: _party(runtime, people[a.relative_id], a.relation) for sid, a in rows}
-
-
-async def _persons(session: AsyncSession, ids: set[uuid.UUID]) -> list[Person]:
-    if not ids:
-        return []
-    found = await session.scalars(
-        select(Person).where(Person.id.in_(ids)).options(raiseload(Person.enrolments))
-    )
-    return list(found.all())
-
-
-def _party(runtime: Runtime, person: Person, relation: str) -> schemas.FamilyParty:
+def _party(
+    runtime: Runtime, id_cipher: bytes, name_cipher: bytes, relation: str
+) -> schemas.FamilyParty:
     return schemas.FamilyParty(
-        name=mask_name(person_name(runtime.cipher, person)),
-        id_number=mask_id_number(person_id_number(runtime.cipher, person)),
+        name=mask_name(open_name(runtime.cipher, name_cipher)),
+        id_number=mask_id_number(open_id_number(runtime.cipher, id_cipher)),
         relation=relation,
     )
 
@@ -192,21 +151,20 @@ async def transactions(
     limit: int,
     offset: int,
 ) -> schemas.TransactionPage:
-    person = await _me(session, principal)
-    account_id = await session.scalar(select(Account.id).where(Account.person_id == person.id))
-    where = [LedgerEntry.account_id == account_id, *_day_bounds(start, end)]
-    total = await session.scalar(select(func.count()).select_from(LedgerEntry).where(*where))
-    rows = (
-        await session.scalars(
-            select(LedgerEntry)
-            .where(*where)
-            .order_by(LedgerEntry.at.desc(), LedgerEntry.id.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
+    person_id = _mine(principal)
+    found = await repositories.account(session, person_id)
+    if found is None:
+        raise _gone()
+    if found.account_id is None:
+        return schemas.TransactionPage(items=[], limit=limit, offset=offset, total=0)
+    rows, total = await repositories.movements(
+        session, found.account_id, bounds=_day_bounds(start, end), limit=limit, offset=offset
+    )
     family = {r.settlement_id for r in rows if r.kind == "family" and r.settlement_id}
-    relatives = await _family_parties(session, runtime, family, holder_id=person.id)
+    relatives = {
+        r.settlement_id: _party(runtime, r.id_cipher, r.name_cipher, r.relation)
+        for r in await repositories.relatives(session, family, person_id)
+    }
     items = [
         schemas.Transaction(
             id=r.id,
@@ -221,22 +179,23 @@ async def transactions(
         )
         for r in rows
     ]
-    return schemas.TransactionPage(items=items, limit=limit, offset=offset, total=total or 0)
+    return schemas.TransactionPage(items=items, limit=limit, offset=offset, total=total)
 
 
-def _month(entry: LedgerEntry) -> str:
+def _month(entry: Row[Any]) -> str:
     """A monthly credit belongs to its contribution month (memo ``contribution YYYYMM``)."""
-    memo = entry.memo or ""
+    memo: str = entry.memo or ""
     if entry.kind == "credit" and memo.startswith("contribution ") and memo[-6:].isdigit():
         return memo[-6:]
-    return entry.at.astimezone(BUSINESS_TZ).strftime("%Y%m")
+    at: dt.datetime = entry.at
+    return at.astimezone(BUSINESS_TZ).strftime("%Y%m")
 
 
 @audited("lookup.benefits")
 async def benefits(
     session: AsyncSession, runtime: Runtime, principal: Principal
 ) -> schemas.BenefitsView:
-    person = await _me(session, principal, enrolments=True)
+    person = await _me(session, principal)
     enrolled, policy, year = await ledger.person_policy(session, person)
     used = await ledger.usage(session, person.id, year, enrolled.insurance_type)
 
@@ -271,7 +230,7 @@ async def estimate(
     session: AsyncSession, runtime: Runtime, principal: Principal, data: schemas.EstimateRequest
 ) -> ledger.Costs:
     """The settlement engine on the person's own policy, usage and balance; nothing is written."""
-    person = await _me(session, principal, enrolments=True)
+    person = await _me(session, principal)
     enrolled, policy, year = await ledger.person_policy(session, person)
     used = await ledger.usage(session, person.id, year, enrolled.insurance_type)
     balance = await ledger.balance(session, person.id)
@@ -299,33 +258,13 @@ async def estimate(
 async def settlements(
     session: AsyncSession, runtime: Runtime, principal: Principal, *, limit: int, offset: int
 ) -> schemas.SettlementPage:
-    person = await _me(session, principal)
-    where = [Settlement.person_id == person.id]
-    total = await session.scalar(select(func.count()).select_from(Settlement).where(*where))
-    rows = (
-        await session.scalars(
-            select(Settlement)
-            .where(*where)
-            .order_by(Settlement.created_at.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
-    draws = (
-        await session.execute(
-            select(MutualAidDraw, MutualAidAuthorisation.relation)
-            .join(
-                MutualAidAuthorisation,
-                MutualAidAuthorisation.id == MutualAidDraw.authorisation_id,
-            )
-            .where(MutualAidDraw.settlement_id.in_([s.id for s in rows]))
-            .order_by(MutualAidDraw.seq)
-        )
-    ).all()
-    holders = {p.id: p for p in await _persons(session, {d.holder_id for d, _ in draws})}
+    person_id = _mine(principal)
+    rows, total = await repositories.settlements(session, person_id, limit=limit, offset=offset)
+    if not rows and not await repositories.exists(session, person_id):
+        raise _gone()
     sources: dict[uuid.UUID, list[schemas.MutualAidSource]] = {}
-    for d, relation in draws:
-        holder = _party(runtime, holders[d.holder_id], relation)
+    for d in await repositories.sources(session, [s.id for s in rows]):
+        holder = _party(runtime, d.id_cipher, d.name_cipher, d.relation)
         sources.setdefault(d.settlement_id, []).append(
             schemas.MutualAidSource(holder=holder, amount=d.amount)
         )
@@ -335,7 +274,7 @@ async def settlements(
         )
         for s in rows
     ]
-    return schemas.SettlementPage(items=items, limit=limit, offset=offset, total=total or 0)
+    return schemas.SettlementPage(items=items, limit=limit, offset=offset, total=total)
 
 
 @audited("lookup.contributions")
@@ -349,42 +288,20 @@ async def contributions(
     limit: int,
     offset: int,
 ) -> schemas.ContributionPage:
-    person = await _me(session, principal)
-    where = [Contribution.person_id == person.id]
-    if start:
-        where.append(Contribution.month >= start)
-    if end:
-        where.append(Contribution.month <= end)
-    year = func.substr(Contribution.month, 1, 4)
-    paid = Contribution.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID))
-    totals = (
-        await session.execute(
-            select(
-                year,
-                func.sum(Contribution.employer_amount),
-                func.sum(Contribution.employee_amount),
-                func.sum(case((paid, Contribution.account_credit), else_=0)),
-                func.sum(case((paid, 1), else_=0)),
-                func.sum(case((Contribution.status == ContributionStatus.ARREARS, 1), else_=0)),
-            )
-            .where(*where)
-            .group_by(year)
-            .order_by(year.desc())
-        )
-    ).all()
-    rows = (
-        await session.scalars(
-            select(Contribution)
-            .where(*where)
-            .order_by(Contribution.month.desc())
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
+    rows = await repositories.contributions(
+        session, _mine(principal), start=start, end=end, limit=limit, offset=offset
+    )
+    parts: dict[int, list[Row[Any]]] = {repositories.MONTH: [], repositories.YEAR: []}
+    for row in rows:
+        parts.setdefault(row.part, []).append(row)
+    if repositories.PERSON not in parts:
+        raise _gone()
+    months = sorted(parts[repositories.MONTH], key=lambda r: r.key, reverse=True)
+    years = sorted(parts[repositories.YEAR], key=lambda r: r.key, reverse=True)
     return schemas.ContributionPage(
         items=[
             schemas.ContributionView(
-                month=c.month,
+                month=c.key,
                 base=c.base,
                 employer_amount=c.employer_amount,
                 employee_amount=c.employee_amount,
@@ -392,20 +309,20 @@ async def contributions(
                 status=c.status,
                 credited=c.credited,
             )
-            for c in rows
+            for c in months
         ],
         totals_by_year=[
             schemas.YearTotals(
-                year=int(y),
-                employer_amount=int(er or 0),
-                employee_amount=int(ee or 0),
-                account_credit=int(cr or 0),
-                months_paid=int(p or 0),
-                months_in_arrears=int(a or 0),
+                year=int(y.key),
+                employer_amount=int(y.employer_amount or 0),
+                employee_amount=int(y.employee_amount or 0),
+                account_credit=int(y.account_credit or 0),
+                months_paid=int(y.paid or 0),
+                months_in_arrears=int(y.arrears or 0),
             )
-            for y, er, ee, cr, p, a in totals
+            for y in years
         ],
         limit=limit,
         offset=offset,
-        total=sum(int(p or 0) + int(a or 0) for *_, p, a in totals),
+        total=sum(int(y.paid or 0) + int(y.arrears or 0) for y in years),
     )

@@ -13,11 +13,11 @@ is a few lines of asyncio around the existing chain, no library does it for a SQ
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from ecert.db.models import AuditEvent
-from ecert.security.auditchain import defer
+from ecert.security import auditchain
 
 #: Rows a batch carries at most (one multi-row INSERT).
 MAX_BATCH = 256
@@ -26,13 +26,14 @@ MAX_BATCH = 256
 class AuditBatches:
     """One per worker (``Runtime.audit_batches``)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
-        self._waiting: list[tuple[AuditEvent, asyncio.Future[None]]] = []
+    def __init__(self, engine: AsyncEngine, key: bytes | None) -> None:
+        self._engine = engine
+        self._key = key
+        self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def append(self, row: AuditEvent) -> None:
-        """Return once ``row`` is committed (raises what the write raised)."""
+    async def append(self, row: dict[str, Any]) -> None:
+        """Return once ``row`` (``audit_values``) is committed (raises what the write raised)."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, done))
         if self._writer is None or self._writer.done():
@@ -43,9 +44,9 @@ class AuditBatches:
         while self._waiting:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
-                async with self._sessions.begin() as session:
-                    for row, _ in batch:
-                        defer(session.sync_session, row)
+                # A connection, not a session: nothing here needs the ORM.
+                async with self._engine.begin() as connection:
+                    await auditchain.append(connection, self._key, [row for row, _ in batch])
             except Exception as exc:  # every reader of this batch gets the failure
                 for _, done in batch:
                     if not done.done():

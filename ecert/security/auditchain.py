@@ -17,20 +17,22 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import CTE, event, func, inspect, select, update
+from sqlalchemy import CTE, Table, bindparam, event, func, insert, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
-from sqlalchemy.sql.dml import ReturningUpdate
+from sqlalchemy.sql.dml import Insert, ReturningUpdate
 
 from ecert.clock import utcnow
 from ecert.config import Settings
@@ -120,8 +122,10 @@ def free_head_cte() -> CTE:
     return _lock_free().cte("audit_head")
 
 
+@functools.cache
 def _lock_free() -> ReturningUpdate[tuple[int, str]]:
-    """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``."""
+    """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``.
+    Built once a process (statements are immutable)."""
     free = (
         select(AuditChainHead.id)
         .order_by(func.random())
@@ -154,9 +158,35 @@ def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> d
     key = session.info.get(AUDIT_KEY)
     if key is None:
         raise RuntimeError("this session has no audit key: audit rows would not be chained")
+    return _linked(key, chain, prev, row)
+
+
+def _linked(key: bytes, chain: int, prev: str, row: dict[str, Any]) -> dict[str, Any]:
     row = {**row, "at": row.get("at") or utcnow(), "chain": chain, "prev_hash": prev}
     row["row_hash"] = _mac(key, row, prev)
     return row
+
+
+async def append(
+    connection: AsyncConnection, key: bytes | None, rows: list[dict[str, Any]]
+) -> None:
+    """Insert ``rows`` (``audit_events`` values) as consecutive links of one chain, in Core on
+    ``connection`` (in a transaction): for a writer of nothing but audit rows
+    (``ecert.security.auditbatch``), no ORM session. The chain is locked as :func:`defer` would
+    lock it, to the end of the transaction."""
+    if key is None:
+        raise RuntimeError("no audit key: audit rows would not be chained")
+    chain, prev = await connection.run_sync(_lock_chain, None)
+    linked = []
+    for row in rows:
+        linked.append(_linked(key, chain, prev, row))
+        prev = linked[-1]["row_hash"]
+    await connection.execute(_insert(), linked)
+
+
+@functools.cache
+def _insert() -> Insert:
+    return insert(cast(Table, AuditEvent.__table__))
 
 
 #: ``Session.info`` key of the audit rows waiting for the commit.
@@ -213,10 +243,11 @@ def _chain(session: Session, _: UOWTransaction, __: Any) -> None:
         row.row_hash = prev = row_mac(key, row, prev)
 
 
-def _lock(chain: int) -> Any:
+@functools.cache
+def _lock() -> Any:
     return (
         update(AuditChainHead)
-        .where(AuditChainHead.id == chain)
+        .where(AuditChainHead.id == bindparam("chain"))
         # A no-op change: the point is the row lock, held to commit, and the last link.
         .values(last_hash=AuditChainHead.last_hash)
         .returning(AuditChainHead.last_hash)
@@ -224,29 +255,32 @@ def _lock(chain: int) -> Any:
 
 
 def _lock_head(session: Session) -> tuple[int, str]:
-    """Lock a chain's head to the commit: ``(chain, its last link)``.
+    """Lock a chain's head to the commit: ``(chain, its last link)``. A transaction that holds
+    one already (an earlier flush) keeps it: holding two could deadlock."""
+    # On the connection, in Core: nothing of the ORM's (no session state to synchronise).
+    chain, last = _lock_chain(session.connection(), session.info.get(_HELD))
+    session.info[_HELD] = chain
+    return chain, last
 
-    A transaction that holds one already (an earlier flush) keeps it: holding two could deadlock.
-    On PostgreSQL, a head no other transaction holds (``SKIP LOCKED``), else wait for a random one;
-    on SQLite (one writer at a time anyway) chain 1.
-    """
-    held = session.info.get(_HELD)
-    postgres = session.get_bind().dialect.name == "postgresql"
+
+def _lock_chain(connection: Connection, held: int | None) -> tuple[int, str]:
+    """Lock chain ``held``'s head, or when None: on PostgreSQL a head no other transaction holds
+    (``SKIP LOCKED``), else wait for a random one; on SQLite (one writer at a time anyway)
+    chain 1. ``(chain, its last link)``, locked to the transaction's end."""
+    postgres = connection.dialect.name == "postgresql"
     if held is None and postgres:
-        got = session.execute(_lock_free()).first()
+        got = connection.execute(_lock_free()).first()
         if got is not None:
-            session.info[_HELD] = int(got[0])
             return int(got[0]), str(got[1])
     # Every head busy (or SQLite, or held): wait for one.
     chain = held if held is not None else random.randint(1, CHAINS) if postgres else 1  # noqa: S311
-    last = session.execute(_lock(chain)).scalar()
+    last = connection.execute(_lock(), {"chain": chain}).scalar()
     if last is None:
         # No heads yet (a wiped test database): seed them. Concurrent seeders: one wins.
         values = [{"id": c, "last_id": None, "last_hash": GENESIS} for c in range(1, CHAINS + 1)]
         insert = pg_insert if postgres else sqlite_insert
-        session.execute(insert(AuditChainHead).values(values).on_conflict_do_nothing())
-        last = session.execute(_lock(chain)).scalar_one()
-    session.info[_HELD] = chain
+        connection.execute(insert(AuditChainHead).values(values).on_conflict_do_nothing())
+        last = connection.execute(_lock(), {"chain": chain}).scalar_one()
     return chain, str(last)
 
 

@@ -155,8 +155,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine_instance=engine,
         session_config=AsyncSessionConfig(
             expire_on_commit=False,
-            info=session_info(audit_key(runtime)),
+            info={
+                **session_info(audit_key(runtime)),
+                # No advanced-alchemy cache is configured: without this its listener asks
+                # engine.execution_options() (a copy of the engine) after every commit.
+                "enable_cache_listener": False,
+            },
         ),
+        # No FileObject column exists: its flush and commit listeners would find nothing.
+        enable_file_object_listener=False,
         before_send_handler="autocommit",
         # Handlers ask for "db_session"; the plugin's own provider goes under a key none asks for.
         session_dependency_key="_plugin_db_session",

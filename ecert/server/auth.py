@@ -4,18 +4,25 @@ and person."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from ecert.errors import Forbidden, Unauthorized
-from ecert.oauth.status import ClientStatus
 from ecert.security import staff
 from ecert.security.province import ON_BEHALF_HEADER, acting_for
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid
 from ecert.server.runtime import Runtime
 
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
+
+
+class ClientActivity(Protocol):
+    """Whether a client is still enabled: ``app.state.client_status``, oauth's ``ClientStatus``
+    (wired by ``ecert.app``; the plumbing imports no domain)."""
+
+    async def is_active(self, client_id: str) -> bool: ...
 
 
 #: Probes use no key: they cost no store read (``ecert.server.gate`` skips the key ring for them).
@@ -40,7 +47,7 @@ async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ig
     principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
     if from_cookie and principal.staff_role is None:
         raise Unauthorized("only a staff session travels in a cookie")
-    status: ClientStatus = connection.app.state.client_status
+    status: ClientActivity = connection.app.state.client_status
     if not await status.is_active(principal.client_id):
         raise Unauthorized("this client is disabled")
     if principal.kind == "province":

@@ -44,10 +44,10 @@ from bench.harness import (
     uvicorn_serve,
     worker_peak_rss_mb,
 )
+from ecert.app import create_app
 from ecert.clock import business_date
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade
-from ecert.server.app import create_app
 from ecert.server.runtime import build_runtime
 from tests import servers
 from tests.fixtures.auth import person_assertion

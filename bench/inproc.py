@@ -31,10 +31,10 @@ from sqlalchemy.engine import Engine
 
 from bench.__main__ import BILL, add_contributions
 from bench.harness import JWT_BEARER, bench_env, seed, sign_in
+from ecert.app import create_app
 from ecert.clock import business_date
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade
-from ecert.server.app import create_app
 from tests import servers
 from tests.fixtures.auth import person_assertion
 

@@ -25,12 +25,12 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import text
 
+from ecert.app import create_app
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade
 from ecert.oauth.services import register_client
 from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal, mint_access_token
-from ecert.server.app import create_app
 from tests import servers
 from tests.fixtures.app import running
 

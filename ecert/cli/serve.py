@@ -86,7 +86,7 @@ def serve(
         ) from exc
     with _metrics_dir(workers):
         uvicorn.run(
-            "ecert.server.app:create_app",
+            "ecert.app:create_app",
             factory=True,
             host=host,
             port=port,

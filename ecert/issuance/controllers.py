@@ -187,7 +187,7 @@ class PublicKeysController(Controller):
 
     @get("/.well-known/jwks.json", exclude_from_auth=True, summary="QR verification keys")
     async def jwks(self, request: AnyRequest, runtime: RuntimeDep) -> Response[Any]:
-        body, etag = feed.jwks(runtime)  # key_ring_middleware made the ring current
+        body, etag = feed.jwks(runtime)  # the request gate made the ring current
         headers = {
             # Short: a revoked key leaves scanners' caches within seconds (the ETag keeps it cheap).
             "Cache-Control": "public, max-age=10",

@@ -1,17 +1,15 @@
-"""Bearer-token authentication middleware and guards by client kind, scope and person."""
+"""Bearer-token authentication (run by ``ecert.server.gate``) and guards by client kind, scope
+and person."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from litestar.connection import ASGIConnection
-from litestar.enums import ScopeType
 from litestar.handlers.base import BaseRouteHandler
-from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
-from litestar.types import ASGIApp, Receive, Scope, Send
 
 from ecert.errors import Forbidden, Unauthorized
-from ecert.oauth.status import ClientStatus
 from ecert.security import staff
 from ecert.security.province import ON_BEHALF_HEADER, acting_for
 from ecert.security.tokens import ACCESS_TOKEN_TYPE, Principal, read_kid
@@ -20,32 +18,15 @@ from ecert.server.runtime import Runtime
 Guard = Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]  # type: ignore[type-arg]
 
 
-#: Probes use no key: they cost no store read.
-_NO_KEYS = frozenset({"/healthz", "/readyz", "/metrics"})
+class ClientActivity(Protocol):
+    """Whether a client is still enabled: ``app.state.client_status``, oauth's ``ClientStatus``
+    (wired by ``ecert.app``; the plumbing imports no domain)."""
+
+    async def is_active(self, client_id: str) -> bool: ...
 
 
-def key_ring_middleware(app: ASGIApp) -> ASGIApp:
-    """Before any key signs or verifies: reload the key ring when a key changed elsewhere.
-
-    A store read at most every ``keys.VERSION_CHECK_S`` a worker (no database round trip);
-    ``ecert keys revoke`` waits that long after publishing, so a revocation reaches every
-    worker's next request before it returns (docs/security.md, finding 5).
-    """
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and scope["path"] not in _NO_KEYS:
-            runtime: Runtime = scope["litestar_app"].state.runtime
-            await runtime.current_keys()
-        await app(scope, receive, send)
-
-    return middleware
-
-
-class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
-    """Turns ``Authorization: Bearer <jwt>`` into ``request.user`` (a :class:`Principal`)."""
-
-    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
-        return AuthenticationResult(user=await bearer_principal(connection), auth=None)
+#: Probes use no key: they cost no store read (``ecert.server.gate`` skips the key ring for them).
+NO_KEYS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
 async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
@@ -60,13 +41,13 @@ async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ig
         raise Unauthorized("send an access token as 'Authorization: Bearer …'")
     runtime: Runtime = connection.app.state.runtime
     kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
-    # key_ring_middleware has already reloaded a ring that a revocation made stale.
+    # The gate has already reloaded a ring that a revocation made stale.
     if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
         await runtime.refresh_keys()
     principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
     if from_cookie and principal.staff_role is None:
         raise Unauthorized("only a staff session travels in a cookie")
-    status: ClientStatus = connection.app.state.client_status
+    status: ClientActivity = connection.app.state.client_status
     if not await status.is_active(principal.client_id):
         raise Unauthorized("this client is disabled")
     if principal.kind == "province":

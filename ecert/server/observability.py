@@ -1,19 +1,19 @@
-"""Request ids, structured JSON logs without personal data, and request logging."""
+"""Request ids, structured JSON logs without personal data, and the startup line.
+
+The request log line is written by ``ecert.server.edge``."""
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
-import time
 import traceback
-import uuid
 from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import structlog
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, StatementError
 
@@ -21,7 +21,6 @@ from ecert import __version__
 from ecert.config import Settings, redis_cluster_nodes
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
-_log = structlog.get_logger("ecert.http")
 
 
 def configure_logging(settings: Settings, extra: Sequence[Any] = ()) -> None:
@@ -102,50 +101,16 @@ def ensure_request_id(scope: Scope) -> str:
     existing = state.get("request_id")
     if isinstance(existing, str):
         return existing
-    incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-    request_id = incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    # A walk over the raw headers (the last one wins, as in a dict): no dict built per request.
+    incoming = b""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            incoming = value
+    text = incoming.decode("latin-1")
+    # 32 hex digits, as uuid4().hex gave, without building a UUID object.
+    request_id = text if _REQUEST_ID.match(text) else os.urandom(16).hex()
     state["request_id"] = request_id
     return request_id
-
-
-def request_id_middleware(app: ASGIApp) -> ASGIApp:
-    """Accept a sane ``X-Request-ID`` or make one; echo it; put it in logs and problems."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        request_id = ensure_request_id(scope)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
-        started = time.perf_counter()
-        status = 500
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                headers = list(message.get("headers", []))
-                headers.append((b"x-request-id", request_id.encode()))
-                message["headers"] = headers
-            await send(message)
-
-        try:
-            await app(scope, receive, send_wrapper)
-        finally:
-            user = scope.get("user")
-            # Path only: query strings are never logged, and no route puts personal data in a path.
-            _log.info(
-                "request",
-                method=scope.get("method"),
-                path=scope.get("path"),
-                status=status,
-                request_id=request_id,
-                ms=round((time.perf_counter() - started) * 1000, 2),
-                client=getattr(user, "client_id", None),
-            )
-            structlog.contextvars.clear_contextvars()
-
-    return middleware
 
 
 def _store(url: str) -> str:

@@ -10,10 +10,9 @@ from typing import Any
 
 import structlog
 from litestar import MediaType, Request, Response
-from litestar.enums import ScopeType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError
 
 from ecert.errors import EcertError
@@ -213,41 +212,24 @@ def _handler(exc: Exception) -> Any:
     return handle_crash
 
 
-def problems_middleware(app: ASGIApp) -> ASGIApp:
-    """Turn an error raised by a middleware (401 from authentication, 429 from the rate limit)
-    into its problem response here, inside the request-id and metrics middleware.
+async def render_middleware_error(
+    scope: Scope, receive: Receive, send: Send, exc: Exception
+) -> None:
+    """Send the problem response of an error a middleware raised (401 from authentication, 429
+    from the rate limit); ``ecert.server.edge`` calls it inside the request log and the metrics.
 
     Litestar renders such errors outside every middleware, where the request log, the metrics
-    and the ``X-Request-ID`` header never saw the response: they recorded a 500 (logs) and a 200
-    (metrics). Errors of route handlers are already rendered inside the route.
+    and the ``X-Request-ID`` header never see the response. Errors of route handlers are already
+    rendered inside the route.
     """
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        started = False
-
-        async def watch(message: Any) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await app(scope, receive, watch)
-        except Exception as exc:
-            if started:
-                raise
-            app_ = scope["litestar_app"]
-            request: Request[Any, Any, Any] = app_.request_class(scope, receive)
-            response = _handler(exc)(request, exc)
-            # A face that speaks another language (FHIR) reshapes the refusal under its prefix.
-            for prefix, reshape in app_.state.get("problem_shapes", {}).items():
-                if scope["path"].startswith(prefix):
-                    response = reshape(response)
-            await response.to_asgi_response(app=None, request=request)(scope, receive, send)
-
-    return middleware
+    app = scope["litestar_app"]
+    request: Request[Any, Any, Any] = app.request_class(scope, receive)
+    response = _handler(exc)(request, exc)
+    # A face that speaks another language (FHIR) reshapes the refusal under its prefix.
+    for prefix, reshape in app.state.get("problem_shapes", {}).items():
+        if scope["path"].startswith(prefix):
+            response = reshape(response)
+    await response.to_asgi_response(app=None, request=request)(scope, receive, send)
 
 
-__all__ = ["PROBLEM_JSON", "MediaType", "exception_handlers", "problem", "problems_middleware"]
+__all__ = ["PROBLEM_JSON", "MediaType", "exception_handlers", "problem", "render_middleware_error"]

@@ -24,8 +24,7 @@ from __future__ import annotations
 import ipaddress
 import time
 
-from litestar.enums import ScopeType
-from litestar.types import ASGIApp, Receive, Scope, Send
+from litestar.types import Scope
 
 from ecert.config import Settings
 from ecert.errors import RateLimited
@@ -136,15 +135,3 @@ class RateLimiter:
         """Where a revocation-feed page read from the database is counted (per address)."""
         address = client_address(scope, self.trusted)
         return f"feed-ip:{address}", self._runtime.settings.peer_rate_limit_per_minute
-
-
-def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
-    """Count each HTTP request in its bucket; 429 problem+json past the limit."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == ScopeType.HTTP and scope["path"] not in UNLIMITED:
-            limiter: RateLimiter = scope["litestar_app"].state.rate_limiter
-            await limiter.hit(*limiter.bucket(scope))
-        await app(scope, receive, send)
-
-    return middleware

@@ -18,6 +18,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+from ecert.app import create_app
 from ecert.config import settings_from_env
 from ecert.db.migrate import upgrade
 from ecert.identity import make_id_number
@@ -25,7 +26,6 @@ from ecert.oauth.services import register_client
 from ecert.persons import upsert_person
 from ecert.security.keys import ensure_active_keys
 from ecert.security.tokens import Principal, mint_access_token
-from ecert.server.app import create_app
 from ecert.server.runtime import Runtime
 
 TOKENS: dict[str, str] = {}

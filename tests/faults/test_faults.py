@@ -20,11 +20,11 @@ import pytest
 import redis.asyncio as aioredis
 from sqlalchemy import func, select, text
 
+from ecert.app import create_app
 from ecert.config import Settings, settings_from_env
 from ecert.db.migrate import upgrade_engine
 from ecert.db.models import Account, LedgerEntry, Settlement
 from ecert.qr import codec
-from ecert.server.app import create_app
 from ecert.server.runtime import Runtime
 from tests import servers
 from tests.factories import credit, ec_token, holder, institution, load_policies

@@ -26,10 +26,10 @@ from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from ecert.app import create_app
 from ecert.config import Settings
 from ecert.db.migrate import upgrade
 from ecert.federation.routing import Federation
-from ecert.server.app import create_app
 from ecert.server.runtime import Runtime, build_runtime
 from tests.factories import add_client
 from tests.fixtures.app import clean, open_client

@@ -25,10 +25,10 @@ from click.testing import CliRunner
 from sqlalchemy.engine import make_url
 from structlog.testing import capture_logs
 
+from ecert.app import create_app
 from ecert.cli.main import main
 from ecert.config import Settings, get_settings, settings_from_env
 from ecert.db.migrate import schema_state, upgrade
-from ecert.server.app import create_app
 from ecert.server.runtime import Runtime, build_runtime
 from ecert.store import RedisStore, StoreUnavailable
 from tests import servers

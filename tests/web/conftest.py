@@ -16,10 +16,10 @@ import msgspec
 import pytest
 import uvicorn
 
+from ecert.app import create_app
 from ecert.config import Settings, settings_from_env
 from ecert.db.migrate import upgrade
 from ecert.demo import seed_demo
-from ecert.server.app import create_app
 from ecert.server.runtime import build_runtime
 from tests.servers import _wait_port, free_port
 

@@ -1,4 +1,8 @@
-"""``create_app(settings)``: builds the Litestar app. Importing this module has no side effects."""
+"""``create_app(settings)``: builds the Litestar app. Importing this module has no side effects.
+
+The top of the house: it wires every domain's controllers to the request plumbing of
+``ecert.server``, which sits below the domains and imports none of them (``lint-imports``).
+"""
 
 from __future__ import annotations
 
@@ -15,10 +19,10 @@ from advanced_alchemy.extensions.litestar import (
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.plugins.prometheus import PrometheusConfig
+from litestar.types import Scope
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import __version__
 from ecert.agency.controllers import (
@@ -57,10 +61,12 @@ from ecert.ops.metrics import MetricsController
 from ecert.ops.readiness import Drain, SchemaCheck
 from ecert.security.auditchain import audit_key, session_info
 from ecert.security.keys import ensure_active_keys
-from ecert.server.auth import BearerAuthMiddleware, key_ring_middleware
-from ecert.server.observability import configure_logging, log_startup, request_id_middleware
-from ecert.server.problems import exception_handlers, problems_middleware
-from ecert.server.ratelimit import RateLimiter, rate_limit_middleware
+from ecert.server.deps import RuntimeDep
+from ecert.server.edge import edge_middleware
+from ecert.server.gate import gate_middleware
+from ecert.server.observability import configure_logging, log_startup
+from ecert.server.problems import exception_handlers
+from ecert.server.ratelimit import RateLimiter
 from ecert.server.runtime import build_runtime
 from ecert.server.tracing import add_trace_ids, start_tracing
 from ecert.settlement.controllers import AgencyPolicyController, SettlementController
@@ -153,24 +159,42 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine_instance=engine,
         session_config=AsyncSessionConfig(
             expire_on_commit=False,
-            info=session_info(audit_key(runtime)),
+            info={
+                **session_info(audit_key(runtime)),
+                # No advanced-alchemy cache is configured: without this its listener asks
+                # engine.execution_options() (a copy of the engine) after every commit.
+                "enable_cache_listener": False,
+            },
         ),
+        # No FileObject column exists: its flush and commit listeners would find nothing.
+        enable_file_object_listener=False,
         before_send_handler="autocommit",
+        # Handlers ask for "db_session"; the plugin's own provider goes under a key none asks for.
+        session_dependency_key="_plugin_db_session",
     )
-    prometheus = PrometheusConfig(app_name="ecert", prefix="ecert", group_path=True)
+
+    def provide_db_session(runtime: RuntimeDep, state: State, scope: Scope) -> AsyncSession:
+        """The request's session (advanced-alchemy's), resolved after ``runtime``.
+
+        ``runtime`` only orders the two: Litestar resolves the dependencies of one level
+        together in an anyio task group (two tasks a request); one after the other they are
+        two plain calls.
+        """
+        return db_config.provide_session(state, scope)
+
     return Litestar(
         route_handlers=[*route_handlers(settings), MetricsController],
         plugins=[SQLAlchemyPlugin(config=db_config), *([tracing.plugin] if tracing else [])],
-        dependencies={"runtime": Provide(lambda: runtime, sync_to_thread=False)},
+        dependencies={
+            "runtime": Provide(lambda: runtime, sync_to_thread=False, use_cache=True),
+            "db_session": Provide(provide_db_session, sync_to_thread=False),
+        },
         middleware=[
-            request_id_middleware,
-            prometheus.middleware,
-            # Inside the two above: they log and count the problem a middleware's error became.
-            problems_middleware,
-            key_ring_middleware,
-            # The national gateway authenticates itself (Bearer or signed _api_* headers).
-            DefineMiddleware(BearerAuthMiddleware, exclude=[*PUBLIC_PATHS, f"^{GATEWAY_PATH}$"]),
-            rate_limit_middleware,
+            # Request id, request log, HTTP metrics; renders the gate's refusals (401, 429).
+            edge_middleware,
+            # Key ring, caller, rate limit. The national gateway authenticates itself (Bearer or
+            # signed _api_* headers).
+            gate_middleware([*PUBLIC_PATHS, f"^{GATEWAY_PATH}$"]),
             # Innermost: it needs the caller, and sends other provinces' insured there.
             federation_middleware,
         ],

@@ -16,7 +16,7 @@ from ecert.ledger.catalogue import (
     over_limit,
 )
 from ecert.ledger.exceptions import InsufficientBalance, NoPolicy
-from ecert.ledger.policies import BASIC_TYPES, person_policy
+from ecert.ledger.policies import BASIC_TYPES, PolicyCache, business_year, person_policy
 from ecert.ledger.repositories import (
     HOLDER_CATEGORIES,
     balance,
@@ -56,9 +56,11 @@ __all__ = [
     "InsufficientBalance",
     "ItemClass",
     "NoPolicy",
+    "PolicyCache",
     "Reason",
     "SettlementView",
     "balance",
+    "business_year",
     "catalogue_entries",
     "classify",
     "costs_of",

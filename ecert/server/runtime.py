@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from ecert.config import Settings
 from ecert.db.engine import make_engine
 from ecert.db.replica import ReadReplica
+from ecert.ledger import PolicyCache
 from ecert.security.auditbatch import AuditBatches
 from ecert.security.auditchain import derive_key, session_info
 from ecert.security.keys import KeyRing
@@ -33,6 +34,8 @@ class Runtime:
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
     #: Access tokens this worker has checked (ecert.security.tokens.VerifiedTokens).
     access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
+    #: Policies parsed by this worker, checked against their row version (settle's load).
+    policies: PolicyCache = field(default_factory=PolicyCache)
     #: Group commit of the reads' audit rows (ecert.security.auditbatch).
     audit_batches: AuditBatches = field(init=False)
 

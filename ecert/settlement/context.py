@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import uuid
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal, Protocol, cast
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import contains_eager
 
+from ecert import ledger
 from ecert.benefits import INPATIENT_TYPES, Bill, BillItem, Level, Policy
-from ecert.db.models import ECert, EcToken, Enrolment, Institution, Person, utcnow
-from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated
-from ecert.ledger import person_policy
+from ecert.db.models import ECert, EcToken, Institution, Person, utcnow
+from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
+from ecert.ledger import NoPolicy, PolicyCache, person_policy
 from ecert.security.tokens import Principal
+from ecert.settlement import repositories
 from ecert.settlement.exceptions import (
     EcTokenExpired,
     EcTokenInvalid,
@@ -26,13 +30,44 @@ from ecert.suspension import in_force, refuse_if
 MATERNITY_TYPES = frozenset({"51", "52"})
 
 
+class PersonFacts(Protocol):
+    """What pricing reads of a person: an ORM row or the hot path's plain one."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def area(self) -> str: ...
+    @property
+    def gender(self) -> str | None: ...
+    @property
+    def birth_date(self) -> dt.date | None: ...
+
+
+class InstitutionFacts(Protocol):
+    @property
+    def code(self) -> str: ...
+    @property
+    def area(self) -> str: ...
+    @property
+    def level(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+
+
+class EnrolmentFacts(Protocol):
+    @property
+    def insurance_type(self) -> str: ...
+    @property
+    def area(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class PersonContext:
     """Who is billed where, under which enrolment and policy (a visit has no live token)."""
 
-    person: Person
-    institution: Institution
-    enrolment: Enrolment
+    person: PersonFacts
+    institution: InstitutionFacts
+    enrolment: EnrolmentFacts
     policy: Policy
     year: int
 
@@ -66,6 +101,8 @@ def allow_med_type(med_type: str, institution_kind: str, gender: str | None) -> 
 @dataclass(frozen=True)
 class PricingContext(PersonContext):
     token: EcToken
+    #: The ORM row (callers show or open it), where pricing needs only ``PersonFacts``.
+    person: Person
 
 
 async def pricing_context(
@@ -106,6 +143,55 @@ async def pricing_context(
         raise ECertRevoked("the e-cert changed since this token was issued; verify again")
     enrolment, policy, year = await person_policy(session, person)
     return PricingContext(person, institution, enrolment, policy, year, token)
+
+
+async def loaded_context(
+    session: AsyncSession,
+    policies: PolicyCache,
+    principal: Principal,
+    loaded: repositories.Loaded | None,
+    year: int,
+) -> PersonContext:
+    """:func:`pricing_context`'s checks, in its order, on the hot path's plain load
+    (``repositories.load``); the policy from the worker's cache when its version still holds."""
+    if loaded is None:
+        raise EcTokenInvalid()
+    if loaded.institution_code != principal.institution_code:
+        raise EcTokenWrongInstitution()
+    if loaded.expires_at < utcnow():
+        raise EcTokenExpired()
+    institution = loaded.institution
+    if institution is None or not institution.designated:
+        raise NotDesignated()
+    if loaded.spent:
+        raise EcTokenSpent()
+    if loaded.ecert_status is None or loaded.ecert_status == "revoked":
+        raise ECertRevoked()
+    refuse_if(loaded.suspended)
+    if loaded.ecert_status == "suspended":
+        raise ECertSuspended()
+    if loaded.token_version != loaded.ecert_version:
+        raise ECertRevoked("the e-cert changed since this token was issued; verify again")
+    enrolment, person = loaded.enrolment, loaded.person
+    if enrolment is None:
+        raise NotEnrolled()
+    if loaded.policy_version is not None:  # PostgreSQL: named by the load, with its version
+        policy_id, version = loaded.policy_version
+        policy = policies.get(policy_id, version)
+        if policy is None:
+            policy = policies.put(
+                policy_id, version, await repositories.policy_body(session, policy_id)
+            )
+    elif loaded.locked is None:  # SQLite: read here (no version to cache it by)
+        found = await ledger.find_policy(
+            session, enrolment.area, enrolment.insurance_type, year, person.category
+        )
+        if found is None:
+            raise NoPolicy()
+        policy = found
+    else:
+        raise NoPolicy()
+    return PersonContext(person, institution, enrolment, policy, year)
 
 
 async def designated_institution(session: AsyncSession, principal: Principal) -> Institution:

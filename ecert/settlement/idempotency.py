@@ -1,6 +1,7 @@
 """Idempotency-Key handling, as in the IETF draft and Stripe's API.
 
-The key is claimed in its own short transaction first, so a concurrent duplicate sees it at once
+The key is claimed first by one statement committed on its own (autocommit: a plain INSERT, a
+held key being a unique violation), so a concurrent duplicate sees it at once
 (409 while the first runs); the work and the stored answer then commit together in the request's
 transaction; a failed attempt releases the key so the client can retry.
 
@@ -15,6 +16,7 @@ and the takeover then finds the key done.) Release is fenced the same way.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -22,11 +24,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
-from ecert.db.models import IdempotencyRecord, utcnow
-from ecert.db.upsert import insert_ignore
+from ecert.db.engine import reads_only
+from ecert.db.models import IdempotencyRecord, IdempotencyStatus, utcnow
 from ecert.server.runtime import Runtime
 from ecert.settlement.exceptions import (
     IdempotencyClaimLost,
@@ -55,22 +59,8 @@ def fingerprint(path: str, body: msgspec.Struct) -> str:
 async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str) -> Claim:
     if not key or len(key) > 255 or not key.isprintable():
         raise IdempotencyKeyRequired()
-    table = IdempotencyRecord.__table__
     token = secrets.token_urlsafe(16)
-    async with runtime.sessions.begin() as session:
-        record_id = await insert_ignore(
-            session,
-            table,
-            {
-                "scope": scope,
-                "key": key,
-                "request_hash": request_hash,
-                "status": "in_progress",
-                "started_at": utcnow(),
-                "fence_token": token,
-            },
-            returning=table.c.id,
-        )
+    record_id = await _insert_claim(runtime, scope, key, request_hash, token)
     if record_id is not None:
         return Claim(int(record_id), token)
     async with runtime.sessions.begin() as session:
@@ -99,6 +89,34 @@ async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str
         if taken.rowcount != 1:  # type: ignore[attr-defined]
             raise IdempotencyInProgress()
         return Claim(record.id, token)
+
+
+@functools.cache
+def _claim_statement() -> ReturningInsert[tuple[int]]:
+    # A plain INSERT, built once: the dialects' INSERT … ON CONFLICT is compiled afresh for
+    # every request by SQLAlchemy 2.0 (sqlalchemy#10445); a held key is a unique violation.
+    return insert(IdempotencyRecord).returning(IdempotencyRecord.id)
+
+
+async def _insert_claim(
+    runtime: Runtime, scope: str, key: str, request_hash: str, token: str
+) -> int | None:
+    """Insert the claim, committed at once (autocommit: one round trip, no BEGIN and COMMIT),
+    so a concurrent duplicate sees it; None when the key is held already."""
+    values = {
+        "scope": scope,
+        "key": key,
+        "request_hash": request_hash,
+        "status": IdempotencyStatus.IN_PROGRESS,
+        "started_at": utcnow(),
+        "fence_token": token,
+    }
+    async with runtime.sessions() as session:
+        await reads_only(session)  # one statement that commits on its own
+        try:
+            return int((await session.execute(_claim_statement(), values)).scalar_one())
+        except IntegrityError:  # the unique (scope, key): another attempt holds the key
+            return None
 
 
 async def complete(

@@ -173,7 +173,7 @@ def detail_of(draws: Sequence[Draw]) -> dict[str, object]:
 
 
 async def debit(
-    session: AsyncSession, settlement: Settlement, draws: Sequence[Draw], memo: str
+    session: AsyncSession, settlement_id: uuid.UUID, draws: Sequence[Draw], memo: str
 ) -> None:
     """Debit each holder (guarded: never below 0) and record the draw, in the caller's
     transaction; the holders' rows must already be locked (``lock_person(also=…)``)."""
@@ -183,12 +183,12 @@ async def debit(
             d.authorisation.holder_id,
             -d.amount,
             kind="family",
-            settlement_id=settlement.id,
+            settlement_id=settlement_id,
             memo=memo,
         )
         session.add(
             MutualAidDraw(
-                settlement_id=settlement.id,
+                settlement_id=settlement_id,
                 authorisation_id=d.authorisation.id,
                 holder_id=d.authorisation.holder_id,
                 seq=seq,

@@ -7,23 +7,35 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
 
 from ecert import ledger
 from ecert.benefits import Bill, Split, YearToDate, compute, layer_of
 from ecert.clock import business_date
-from ecert.db.models import Settlement
+from ecert.db.models import AuditEvent, Settlement, utcnow
 from ecert.ledger import COLUMN_FIELDS, costs_of
 from ecert.metrics import SETTLEMENTS
-from ecert.security.audit import record_audit
+from ecert.security import auditchain
+from ecert.security.audit import audit_values, record_audit
 from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
-from ecert.settlement import idempotency
+from ecert.settlement import idempotency, repositories
 from ecert.settlement import mutual_aid as aid
 from ecert.settlement.basis import Basis, BasisLine, one_shot_lines
-from ecert.settlement.context import PersonContext, pricing_context, spend
+from ecert.settlement.context import PersonContext, loaded_context, pricing_context, spend
 from ecert.settlement.exceptions import SettlementNotFound
 from ecert.settlement.schemas import SettlementRequest, SettlementResult
+
+#: A new settlement has reversed nothing yet.
+REVERSED_COLUMNS = (
+    "reversed_total",
+    "reversed_fund",
+    "reversed_account",
+    "reversed_cash",
+    "reversed_deductible",
+)
 
 
 async def preview(
@@ -62,17 +74,31 @@ async def settle(
         principal.client_id,
         key,
         idempotency.fingerprint("/v1/settlements", data),
-        lambda: _settle(session, principal, data),
+        lambda: _settle(session, runtime, principal, data),
     )
 
 
 async def _settle(
-    session: AsyncSession, principal: Principal, data: SettlementRequest
+    session: AsyncSession, runtime: Runtime, principal: Principal, data: SettlementRequest
 ) -> dict[str, Any]:
-    ctx = await pricing_context(session, principal, data.ec_token)
-    ctx.allow(data.med_type)
-    await spend(session, ctx.token)  # before the money moves: a second settlement stops here
-    settlement, split = await book(
+    if data.mutual_aid and data.use_account:
+        # Relatives' accounts are locked with the person's, in person order, before pricing:
+        # the path that loads and locks step by step (``book`` without ``locked``).
+        priced = await pricing_context(session, principal, data.ec_token)
+        priced.allow(data.med_type)
+        await spend(session, priced.token)  # before the money moves: a second one stops here
+        ctx: PersonContext = priced
+        locked, token_id = None, None
+    else:
+        year = ledger.business_year()
+        loaded = await repositories.load(
+            session, data.ec_token, principal.institution_code or "", year, utcnow()
+        )
+        ctx = await loaded_context(session, runtime.policies, principal, loaded, year)
+        ctx.allow(data.med_type)
+        assert loaded is not None  # loaded_context refuses a missing token
+        locked, token_id = loaded.locked, loaded.token_id
+    settlement_id, split = await book(
         session,
         principal,
         ctx,
@@ -80,8 +106,10 @@ async def _settle(
         use_account=data.use_account,
         ec_token=data.ec_token,
         mutual_aid=data.mutual_aid,
+        locked=locked,
+        token_id=token_id,
     )
-    result = SettlementResult(settlement_id=settlement.id, **costs_of(split))
+    result = SettlementResult(settlement_id=settlement_id, **costs_of(split))
     return msgspec.to_builtins(result)  # type: ignore[no-any-return]
 
 
@@ -97,19 +125,28 @@ async def book(
     detail: Callable[[Split], dict[str, Any]] | None = None,
     mutual_aid: bool = False,
     lines: list[BasisLine] | None = None,
-) -> tuple[Settlement, Split]:
+    locked: repositories.Locked | None = None,
+    token_id: int | None = None,
+) -> tuple[uuid.UUID, Split]:
     """Price and book a bill in the caller's transaction: lock the person's usage and account
     (and the accounts of relatives who authorised mutual aid, when asked), price, write the
     settlement, debit the accounts, store usage, audit. One-shot settlements and visits both
     come here, so a bill is never priced or booked two ways. ``lines``: the visit's lines as
     classified (default: the bill's items by position), kept with what the bill was priced
-    against so that returns can price what remains the same way."""
+    against so that returns can price what remains the same way. ``locked``: the usage row and
+    account as the caller's load already locked them (PostgreSQL's one-shot settle; never with
+    mutual aid). ``token_id``: the ``ec_token`` row to spend with the write."""
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
     family = use_account and mutual_aid
     sources = await ledger.mutual_aid_sources(session, person_id) if family else []
     holders = [a.holder_id for a in sources]
-    ytd, balance = await ledger.lock_person(session, person_id, ctx.year, insurance, also=holders)
-    held = await ledger.holder_balances(session, holders)
+    if locked is None:
+        ytd, balance = await ledger.lock_person(
+            session, person_id, ctx.year, insurance, also=holders
+        )
+    else:
+        ytd, balance = locked.usage, locked.balance
+    held = await ledger.holder_balances(session, holders) if holders else {}
     available = sum(held.values()) if family else None
     layer = layer_of(ctx.policy, bill.med_type)
     layer_ytd = None
@@ -141,51 +178,57 @@ async def book(
         mutual_aid_before=available,
         layer_usage_before=layer_ytd,
     )
-    settlement = Settlement(
-        institution_code=ctx.institution.code,
-        person_id=person_id,
-        ec_token=ec_token,
-        med_type=bill.med_type,
-        insurance_type=insurance,
-        year=ctx.year,
-        business_date=business_date(),
-        items=msgspec.to_builtins(bill.items),
-        visit_id=visit_id,
-        detail=stored or None,
-        pricing=msgspec.to_builtins(basis),
-        **{
-            **{f: getattr(split, f) for f in COLUMN_FIELDS},
-            "steps": msgspec.to_builtins(split.steps),
-        },
+    now = utcnow()
+    settlement_id = uuid7()
+    row: dict[str, Any] = {
+        "id": settlement_id,
+        "institution_code": ctx.institution.code,
+        "person_id": person_id,
+        "ec_token": ec_token,
+        "med_type": bill.med_type,
+        "insurance_type": insurance,
+        "year": ctx.year,
+        "business_date": business_date(),
+        "items": msgspec.to_builtins(bill.items),
+        **{f: getattr(split, f) for f in COLUMN_FIELDS},
+        "steps": msgspec.to_builtins(split.steps),
+        **dict.fromkeys(REVERSED_COLUMNS, 0),
+        "visit_id": visit_id,
+        "detail": stored or None,
+        "pricing": msgspec.to_builtins(basis),
+        "created_at": now,
+        "updated_at": now,
+    }
+    memo = ctx.institution.code
+    head = await repositories.write(
+        session,
+        repositories.Booking(
+            settlement=row,
+            person_id=person_id,
+            year=ctx.year,
+            insurance_type=insurance,
+            usage_after=split.usage_after,
+            debit=split.account_paid,
+            memo=memo,
+            token_id=token_id,
+            now=now,
+        ),
     )
-    session.add(settlement)
-    await session.flush()
     # Here, once a settlement is written (one-shot or visit), never on an idempotent replay.
     SETTLEMENTS.labels(bill.med_type).inc()
-    if split.account_paid:
-        await ledger.move(
-            session,
-            person_id,
-            -split.account_paid,
-            kind="debit",
-            settlement_id=settlement.id,
-            memo=ctx.institution.code,
-        )
-    await aid.debit(session, settlement, draws, memo=ctx.institution.code)
-    await ledger.store_usage(session, person_id, ctx.year, insurance, split.usage_after)
+    await aid.debit(session, settlement_id, draws, memo=memo)
     if layer is not None and split.layer_usage_after is not None:
         await ledger.store_usage(
             session, person_id, ctx.year, layer.insurance_type, split.layer_usage_after
         )
-    await record_audit(
-        session,
-        principal,
-        person_id,
-        "settlement.settle",
-        "ok",
-        {"settlement_id": str(settlement.id), "total": split.total},
-    )
-    return settlement, split
+    audit = {"settlement_id": str(settlement_id), "total": split.total}
+    if head is None:  # SQLite, or no chain was free: written at the commit, last
+        await record_audit(session, principal, person_id, "settlement.settle", "ok", audit)
+    else:  # the chain the write locked: the row in one statement of its own
+        chain, prev = await auditchain.take_link(session, *head)
+        values = audit_values(principal, person_id, "settlement.settle", "ok", audit)
+        await session.execute(insert(AuditEvent), [auditchain.link(session, chain, prev, values)])
+    return settlement_id, split
 
 
 async def layer_usage(

@@ -392,6 +392,30 @@ async def test_the_policy_in_force_across_a_year_change(
     assert years == [year, year + 1]
 
 
+async def test_a_policy_changed_in_place_prices_the_next_settlement(
+    client: Client, runtime: Runtime
+) -> None:
+    """Settle caches parsed policies per worker by row version: the same policy row uploaded
+    again with another deductible (an update, same id) prices the very next settlement."""
+    person, hospital = await _setup(client, runtime, balance=0)
+    body = bill("11", {**A, "amount": 150_000}, use_account=False)
+
+    async def settle_now() -> dict[str, Any]:
+        token = await ec_token(client, runtime, person, hospital)
+        reply = await _settle(client, hospital, {**body, "ec_token": token})
+        assert reply.status_code == 201, reply.text
+        return dict(reply.json())
+
+    assert (await settle_now())["deductible_paid"] == 100_000  # cached from here on
+    changed = illustrative_policies(business_date().year)
+    for policy in changed:
+        policy["outpatient"]["deductible"] = 120_000
+    async with runtime.sessions.begin() as session:
+        await ledger.upsert_policies(session, changed)
+    # 100,000 of the deductible is used: 20,000 more under the changed policy, not 0.
+    assert (await settle_now())["deductible_paid"] == 20_000
+
+
 async def test_med_type_must_fit_the_institution_and_the_person_one_shot(
     client: Client, runtime: Runtime
 ) -> None:

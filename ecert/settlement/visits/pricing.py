@@ -284,7 +284,7 @@ async def _settle(
         # in their own column.
         return {k: v for k, v in stored.items() if k not in ("steps", "settlement_id")}
 
-    settlement, _ = await book(
+    settlement_id, _ = await book(
         session,
         principal,
         ctx,
@@ -296,5 +296,5 @@ async def _settle(
         lines=basis_lines(priced),
         mutual_aid=data.mutual_aid,
     )
-    settled = msgspec.structs.replace(answer["result"], settlement_id=settlement.id)
+    settled = msgspec.structs.replace(answer["result"], settlement_id=settlement_id)
     return msgspec.to_builtins(settled)  # type: ignore[no-any-return]

@@ -161,6 +161,13 @@ def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> d
     return _linked(key, chain, prev, row)
 
 
+async def insert_linked(
+    session: AsyncSession, chain: int, prev: str, row: dict[str, Any]
+) -> None:
+    """Insert ``row`` chained after ``prev`` (see :func:`link`) in a statement of its own."""
+    await session.execute(_insert(), [link(session, chain, prev, row)])
+
+
 def _linked(key: bytes, chain: int, prev: str, row: dict[str, Any]) -> dict[str, Any]:
     row = {**row, "at": row.get("at") or utcnow(), "chain": chain, "prev_hash": prev}
     row["row_hash"] = _mac(key, row, prev)

@@ -7,14 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
 from ecert import ledger
 from ecert.benefits import Bill, Split, YearToDate, compute, layer_of
 from ecert.clock import business_date
-from ecert.db.models import AuditEvent, Settlement, utcnow
+from ecert.db.models import Settlement, utcnow
 from ecert.ledger import COLUMN_FIELDS, costs_of
 from ecert.metrics import SETTLEMENTS
 from ecert.security import auditchain
@@ -227,7 +226,7 @@ async def book(
     else:  # the chain the write locked: the row in one statement of its own
         chain, prev = await auditchain.take_link(session, *head)
         values = audit_values(principal, person_id, "settlement.settle", "ok", audit)
-        await session.execute(insert(AuditEvent), [auditchain.link(session, chain, prev, values)])
+        await auditchain.insert_linked(session, chain, prev, values)
     return settlement_id, split
 
 

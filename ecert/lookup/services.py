@@ -24,7 +24,6 @@ from ecert.clock import BUSINESS_TZ
 from ecert.db.engine import reads_only
 from ecert.db.models import (
     Account,
-    AuditEvent,
     Contribution,
     ContributionStatus,
     Enrolment,
@@ -84,7 +83,7 @@ def audited(action: str) -> Callable[[Lookup[P, T]], Lookup[P, T]]:
             )
             # Committed before the answer, together with the other reads' rows of the moment.
             row = audit_values(principal, principal.person_id, action, "ok")
-            await runtime.audit_batches.append(AuditEvent(**row))
+            await runtime.audit_batches.append(row)
             return result
 
         return lookup

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import random
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import CTE, event, func, inspect, select, update
+from sqlalchemy import CTE, bindparam, event, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,7 @@ from sqlalchemy.sql.dml import ReturningUpdate
 
 from ecert.clock import utcnow
 from ecert.config import Settings
+from ecert.db import native
 from ecert.db.models import AuditAnchor, AuditChainHead, AuditEvent
 from ecert.security.pii import PiiCipher
 
@@ -120,6 +122,7 @@ def free_head_cte() -> CTE:
     return _lock_free().cte("audit_head")
 
 
+@functools.cache
 def _lock_free() -> ReturningUpdate[tuple[int, str]]:
     """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``."""
     free = (
@@ -146,11 +149,53 @@ async def take_link(session: AsyncSession, chain: int | None, prev: str | None) 
     return await session.run_sync(_lock_head)
 
 
+async def lock_for_append(session: AsyncSession) -> tuple[int, str]:
+    """Lock a chain's head to the end of the transaction: ``(chain, its last link)``, for a
+    writer that inserts its chained rows itself (:func:`link`) inside ``native.transaction``.
+
+    As :func:`_lock_head`: on PostgreSQL a free head, else wait for a random one; on SQLite (or
+    with no heads yet, a wiped database) through the session."""
+    if session.get_bind().dialect.name == "postgresql":
+        got = await native.fetch(session, _native_lock_free(), {})
+        if not got:  # every head busy: wait for one
+            chain = random.randint(1, CHAINS)  # noqa: S311 - spreading waiters, not a secret
+            got = [
+                (chain, *row) for row in await native.fetch(session, _native_lock(), {"id": chain})
+            ]
+        if got:
+            return int(got[0][0]), str(got[0][1])
+        await native.fetch(session, _native_seed(), {})
+        return await lock_for_append(session)
+    return await session.run_sync(_lock_head)
+
+
+@functools.cache
+def _native_lock_free() -> native.Native:
+    return native.Native(_lock_free())
+
+
+@functools.cache
+def _native_lock() -> native.Native:
+    return native.Native(_lock(bindparam("chain_id")))
+
+
+@functools.cache
+def _native_seed() -> native.Native:
+    values = [{"id": c, "last_id": None, "last_hash": GENESIS} for c in range(1, CHAINS + 1)]
+    return native.Native(
+        pg_insert(AuditChainHead)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(AuditChainHead.id)
+    )
+
+
 def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` (an ``audit_events`` insert's values) chained after ``prev``: for a hot path that
-    inserts its audit row in its own statement instead of through :func:`defer`. Only one row a
-    transaction this way: the next link needs this row to be written (the trigger moves the
-    head), which :func:`defer` then reads as usual."""
+    """``row`` (an ``audit_events`` insert's values) chained after ``prev``: for a writer that
+    inserts its audit rows in its own statements instead of through :func:`defer`. Several rows
+    chain one after another (``prev`` = the previous row's ``row_hash``) when they are inserted
+    in that order under the same lock; the trigger moves the head to each, and a later
+    :func:`defer` in the transaction reads the head as usual."""
     key = session.info.get(AUDIT_KEY)
     if key is None:
         raise RuntimeError("this session has no audit key: audit rows would not be chained")
@@ -213,7 +258,7 @@ def _chain(session: Session, _: UOWTransaction, __: Any) -> None:
         row.row_hash = prev = row_mac(key, row, prev)
 
 
-def _lock(chain: int) -> Any:
+def _lock(chain: Any) -> Any:
     return (
         update(AuditChainHead)
         .where(AuditChainHead.id == chain)

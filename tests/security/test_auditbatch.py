@@ -16,10 +16,14 @@ from ecert.security.auditbatch import AuditBatches
 from ecert.server.runtime import Runtime
 
 
-def _row(n: int) -> AuditEvent:
-    return AuditEvent(
-        actor=f"batch-test-{n}", actor_kind="test", person_id=None, action="lookup.t", outcome="ok"
-    )
+def _row(n: int) -> dict[str, Any]:
+    return {
+        "actor": f"batch-test-{n}",
+        "actor_kind": "test",
+        "person_id": None,
+        "action": "lookup.t",
+        "outcome": "ok",
+    }
 
 
 async def test_reads_waiting_together_share_one_commit(runtime: Runtime) -> None:

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import httpx
 import redis.asyncio as aioredis
 from rich.console import Console
@@ -47,14 +48,33 @@ def _tracing() -> Iterator[list[str]]:
     def statement(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
         seen.append("sql: " + " ".join(sql.split())[:150])
 
-    def begin(conn: Any) -> None:
-        seen.append("sql: BEGIN")
+    # Transactions at the driver: only those that reach the server (an autocommit session's
+    # "begin" sends nothing), and those of ecert.db.native, which SQLAlchemy never sees.
+    transaction = asyncpg.transaction.Transaction
+    # (asyncpg's private commit and rollback: its context manager calls them, not the public.)
+    said = {
+        "start": "BEGIN",
+        "_Transaction__commit": "COMMIT",
+        "_Transaction__rollback": "ROLLBACK",
+    }
+    originals = {name: getattr(transaction, name) for name in said}
 
-    def commit(conn: Any) -> None:
-        seen.append("sql: COMMIT")
+    def sent(name: str) -> Callable[..., Any]:
+        async def run(self: Any) -> Any:
+            seen.append(f"sql: {said[name]}")
+            return await originals[name](self)
 
-    def rollback(conn: Any) -> None:
-        seen.append("sql: ROLLBACK")
+        return run
+
+    fetch, executemany = asyncpg.Connection.fetch, asyncpg.Connection.executemany
+
+    async def native_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append("sql (native): " + " ".join(query.split())[:140])
+        return await fetch(self, query, *args, **kwargs)
+
+    async def native_many(self: Any, query: str, args: Any, **kwargs: Any) -> Any:
+        seen.append(f"sql (native, {len(args)} pipelined): " + " ".join(query.split())[:120])
+        return await executemany(self, query, args, **kwargs)
 
     original = aioredis.Redis.execute_command
     original_pipe = aioredis.client.Pipeline.execute
@@ -67,14 +87,13 @@ def _tracing() -> Iterator[list[str]]:
         seen.append(f"redis: pipeline of {len(self.command_stack)}")
         return await original_pipe(self, *args, **kwargs)
 
-    hooks: list[tuple[str, Callable[..., Any]]] = [
-        ("before_cursor_execute", statement),
-        ("begin", begin),
-        ("commit", commit),
-        ("rollback", rollback),
-    ]
+    hooks: list[tuple[str, Callable[..., Any]]] = [("before_cursor_execute", statement)]
     for name, fn in hooks:
         event.listen(Engine, name, fn)
+    for name in originals:
+        setattr(transaction, name, sent(name))
+    asyncpg.Connection.fetch = native_fetch
+    asyncpg.Connection.executemany = native_many
     aioredis.Redis.execute_command = command  # type: ignore[method-assign]
     aioredis.client.Pipeline.execute = pipe  # type: ignore[method-assign]
     try:
@@ -84,6 +103,10 @@ def _tracing() -> Iterator[list[str]]:
             event.remove(Engine, name, fn)
         aioredis.Redis.execute_command = original  # type: ignore[method-assign]
         aioredis.client.Pipeline.execute = original_pipe  # type: ignore[method-assign]
+        for name, fn in originals.items():
+            setattr(transaction, name, fn)
+        asyncpg.Connection.fetch = fetch
+        asyncpg.Connection.executemany = executemany
 
 
 def run(paths: list[str], n: int, profile: str, trace: bool) -> dict[str, float]:

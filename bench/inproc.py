@@ -1,6 +1,7 @@
 """CPU per request of a hot path, in process: the figure to iterate on while changing a path.
 
     python -m bench.inproc [--paths verify,mint,lookup,settle,grant] [-n 400] [--profile FILE]
+                           [--concurrency N]
 
 Real PostgreSQL and Redis on loopback, the app built by ``create_app`` and called through
 Litestar's test client one request at a time, so that ``process CPU ÷ requests`` is this
@@ -109,7 +110,9 @@ def _tracing() -> Iterator[list[str]]:
         asyncpg.Connection.executemany = executemany
 
 
-def run(paths: list[str], n: int, profile: str, trace: bool) -> dict[str, float]:
+def run(
+    paths: list[str], n: int, profile: str, trace: bool, concurrency: int = 1
+) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as data,
         servers.postgres() as db_url,
@@ -117,11 +120,11 @@ def run(paths: list[str], n: int, profile: str, trace: bool) -> dict[str, float]
     ):
         env = bench_env(db_url, redis_url, data)
         upgrade(db_url)  # alembic runs its own event loop
-        return asyncio.run(_measure(env, paths, n, profile, trace))
+        return asyncio.run(_measure(env, paths, n, profile, trace, concurrency))
 
 
 async def _measure(
-    env: dict[str, str], paths: list[str], n: int, profile: str, trace: bool
+    env: dict[str, str], paths: list[str], n: int, profile: str, trace: bool, concurrency: int
 ) -> dict[str, float]:
     if True:
         seeded = await seed(env, 20)
@@ -217,9 +220,12 @@ async def _measure(
                 start = time.process_time()
                 if profiler:
                     profiler.enable()
-                for i in range(n - 1):
-                    status = await work(i)
-                    statuses[status] = statuses.get(status, 0) + 1
+                # In waves of ``concurrency`` requests in flight (1: one at a time), so that what
+                # requests share (the audit group commit) shows in the CPU per request.
+                for wave in range(0, n - 1, concurrency):
+                    ids = range(wave, min(wave + concurrency, n - 1))
+                    for status in await asyncio.gather(*(work(i) for i in ids)):
+                        statuses[status] = statuses.get(status, 0) + 1
                 if profiler:
                     profiler.disable()
                 cpu = time.process_time() - start
@@ -242,9 +248,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=400)
     parser.add_argument("--profile", default="")
     parser.add_argument("--trace", action="store_true", help="print one request's round trips")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once")
     args = parser.parse_args()
-    results = run(args.paths.split(","), args.n, args.profile, args.trace)
-    table = Table(title="CPU of this process per request (ms), one request at a time")
+    results = run(args.paths.split(","), args.n, args.profile, args.trace, args.concurrency)
+    at_once = "one request at a time" if args.concurrency == 1 else f"{args.concurrency} at once"
+    table = Table(title=f"CPU of this process per request (ms), {at_once}")
     table.add_column("path")
     table.add_column("ms CPU")
     table.add_column("Python calls")

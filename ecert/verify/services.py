@@ -14,7 +14,6 @@ from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.engine import reads_only
 from ecert.db.models import AuditEvent, utcnow
 from ecert.errors import EcertError, ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
@@ -261,8 +260,8 @@ async def _from_qr(
     institution = principal.institution_code or principal.client_id
     try:
         if _postgres(session):
-            if not session.in_transaction():
-                await reads_only(session)  # the spend is one statement: its own transaction
+            # No reads_only: the spend is the session's first statement, and a native statement
+            # before SQLAlchemy has begun a transaction is its own (ecert.db.native).
             holder, token = await _spend_on_postgres(
                 session, principal, claims, kid, institution, business_type, expires
             )

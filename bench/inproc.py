@@ -1,6 +1,7 @@
 """CPU per request of a hot path, in process: the figure to iterate on while changing a path.
 
     python -m bench.inproc [--paths verify,mint,lookup,settle,grant] [-n 400] [--profile FILE]
+                           [--concurrency N]
 
 Real PostgreSQL and Redis on loopback, the app built by ``create_app`` and called through
 Litestar's test client one request at a time, so that ``process CPU ÷ requests`` is this
@@ -22,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, cast
 
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 import httpx
 import redis.asyncio as aioredis
 from rich.console import Console
@@ -47,14 +49,33 @@ def _tracing() -> Iterator[list[str]]:
     def statement(conn: Any, cursor: Any, sql: str, *_: Any) -> None:
         seen.append("sql: " + " ".join(sql.split())[:150])
 
-    def begin(conn: Any) -> None:
-        seen.append("sql: BEGIN")
+    # Transactions at the driver: only those that reach the server (an autocommit session's
+    # "begin" sends nothing), and those of ecert.db.native, which SQLAlchemy never sees.
+    transaction = asyncpg.transaction.Transaction
+    # (asyncpg's private commit and rollback: its context manager calls them, not the public.)
+    said = {
+        "start": "BEGIN",
+        "_Transaction__commit": "COMMIT",
+        "_Transaction__rollback": "ROLLBACK",
+    }
+    originals = {name: getattr(transaction, name) for name in said}
 
-    def commit(conn: Any) -> None:
-        seen.append("sql: COMMIT")
+    def sent(name: str) -> Callable[..., Any]:
+        async def run(self: Any) -> Any:
+            seen.append(f"sql: {said[name]}")
+            return await originals[name](self)
 
-    def rollback(conn: Any) -> None:
-        seen.append("sql: ROLLBACK")
+        return run
+
+    fetch, executemany = asyncpg.Connection.fetch, asyncpg.Connection.executemany
+
+    async def native_fetch(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+        seen.append("sql (native): " + " ".join(query.split())[:140])
+        return await fetch(self, query, *args, **kwargs)
+
+    async def native_many(self: Any, query: str, args: Any, **kwargs: Any) -> Any:
+        seen.append(f"sql (native, {len(args)} pipelined): " + " ".join(query.split())[:120])
+        return await executemany(self, query, args, **kwargs)
 
     original = aioredis.Redis.execute_command
     original_pipe = aioredis.client.Pipeline.execute
@@ -67,14 +88,13 @@ def _tracing() -> Iterator[list[str]]:
         seen.append(f"redis: pipeline of {len(self.command_stack)}")
         return await original_pipe(self, *args, **kwargs)
 
-    hooks: list[tuple[str, Callable[..., Any]]] = [
-        ("before_cursor_execute", statement),
-        ("begin", begin),
-        ("commit", commit),
-        ("rollback", rollback),
-    ]
+    hooks: list[tuple[str, Callable[..., Any]]] = [("before_cursor_execute", statement)]
     for name, fn in hooks:
         event.listen(Engine, name, fn)
+    for name in originals:
+        setattr(transaction, name, sent(name))
+    asyncpg.Connection.fetch = native_fetch
+    asyncpg.Connection.executemany = native_many
     aioredis.Redis.execute_command = command  # type: ignore[method-assign]
     aioredis.client.Pipeline.execute = pipe  # type: ignore[method-assign]
     try:
@@ -84,9 +104,15 @@ def _tracing() -> Iterator[list[str]]:
             event.remove(Engine, name, fn)
         aioredis.Redis.execute_command = original  # type: ignore[method-assign]
         aioredis.client.Pipeline.execute = original_pipe  # type: ignore[method-assign]
+        for name, fn in originals.items():
+            setattr(transaction, name, fn)
+        asyncpg.Connection.fetch = fetch
+        asyncpg.Connection.executemany = executemany
 
 
-def run(paths: list[str], n: int, profile: str, trace: bool) -> dict[str, float]:
+def run(
+    paths: list[str], n: int, profile: str, trace: bool, concurrency: int = 1
+) -> dict[str, float]:
     with (
         tempfile.TemporaryDirectory() as data,
         servers.postgres() as db_url,
@@ -94,11 +120,11 @@ def run(paths: list[str], n: int, profile: str, trace: bool) -> dict[str, float]
     ):
         env = bench_env(db_url, redis_url, data)
         upgrade(db_url)  # alembic runs its own event loop
-        return asyncio.run(_measure(env, paths, n, profile, trace))
+        return asyncio.run(_measure(env, paths, n, profile, trace, concurrency))
 
 
 async def _measure(
-    env: dict[str, str], paths: list[str], n: int, profile: str, trace: bool
+    env: dict[str, str], paths: list[str], n: int, profile: str, trace: bool, concurrency: int
 ) -> dict[str, float]:
     if True:
         seeded = await seed(env, 20)
@@ -194,9 +220,12 @@ async def _measure(
                 start = time.process_time()
                 if profiler:
                     profiler.enable()
-                for i in range(n - 1):
-                    status = await work(i)
-                    statuses[status] = statuses.get(status, 0) + 1
+                # In waves of ``concurrency`` requests in flight (1: one at a time), so that what
+                # requests share (the audit group commit) shows in the CPU per request.
+                for wave in range(0, n - 1, concurrency):
+                    ids = range(wave, min(wave + concurrency, n - 1))
+                    for status in await asyncio.gather(*(work(i) for i in ids)):
+                        statuses[status] = statuses.get(status, 0) + 1
                 if profiler:
                     profiler.disable()
                 cpu = time.process_time() - start
@@ -219,9 +248,11 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=400)
     parser.add_argument("--profile", default="")
     parser.add_argument("--trace", action="store_true", help="print one request's round trips")
+    parser.add_argument("--concurrency", type=int, default=1, help="requests in flight at once")
     args = parser.parse_args()
-    results = run(args.paths.split(","), args.n, args.profile, args.trace)
-    table = Table(title="CPU of this process per request (ms), one request at a time")
+    results = run(args.paths.split(","), args.n, args.profile, args.trace, args.concurrency)
+    at_once = "one request at a time" if args.concurrency == 1 else f"{args.concurrency} at once"
+    table = Table(title=f"CPU of this process per request (ms), {at_once}")
     table.add_column("path")
     table.add_column("ms CPU")
     table.add_column("Python calls")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -24,6 +25,15 @@ from ecert.metrics import STORE_FALLBACKS
 _log = structlog.get_logger("ecert.store")
 
 
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A rate-limit window's counter: its key, its length and the most hits it allows."""
+
+    key: str
+    seconds: int
+    limit: int
+
+
 class StoreUnavailable(Exception):
     """Raised when the store did not answer within its timeout; callers fall back."""
 
@@ -37,6 +47,11 @@ class Store(Protocol):
 
     async def incr_window(self, key: str, window_s: int) -> int:
         """Count a hit in a fixed window; returns the count so far in this window."""
+        ...
+
+    async def count_and_mark(self, window: Window, key: str, ttl_s: int) -> tuple[int, bool]:
+        """:meth:`incr_window` and, unless that count is over ``window.limit``, :meth:`set_once`
+        of ``key``: a hot path's rate limit and its early replay mark in one round trip."""
         ...
 
     async def get(self, key: str) -> bytes | None: ...
@@ -91,6 +106,10 @@ class MemoryStore:
             expiry = self._data[key][0] if current is not None else now + window_s
             self._data[key] = (expiry, str(count).encode())
             return count
+
+    async def count_and_mark(self, window: Window, key: str, ttl_s: int) -> tuple[int, bool]:
+        count = await self.incr_window(window.key, window.seconds)
+        return count, count <= window.limit and await self.set_once(key, ttl_s)
 
     async def get(self, key: str) -> bytes | None:
         return self._live(key, time.monotonic())
@@ -152,8 +171,9 @@ def redis_client(url: str, timeout_s: float) -> aioredis.Redis | RedisCluster:
     """A client for ``redis://`` or, for ``redis+cluster://h:p,h:p``, redis-py's cluster client.
 
     The cluster client learns the slot map from any listed node and follows MOVED/ASK itself.
-    Every command (and the one script) ecert sends touches a single key, so no hash tags are
-    needed; a future command, script or pipeline on several keys must give them one ``{tag}``.
+    Every command (and the one script) ecert sends a cluster touches a single key, so no hash
+    tags are needed (verify's two-key script runs on a single server only); a future command,
+    script or pipeline on several keys must give them one ``{tag}``.
     """
     if not url.startswith(("redis+cluster://", "rediss+cluster://")):
         return aioredis.Redis.from_url(
@@ -186,6 +206,16 @@ if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
 
+#: :meth:`RedisStore.count_and_mark` on one server: the window's count, then the mark unless the
+#: count is over the limit (a refused request spends no code). ``{count, 1 if marked}``.
+_COUNT_AND_MARK = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+if count > tonumber(ARGV[2]) then return {count, 0} end
+local marked = redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[3])
+return {count, marked and 1 or 0}
+"""
+
 
 class RedisStore:
     """Redis (one server or a cluster) behind explicit short timeouts and a circuit breaker: a
@@ -204,6 +234,7 @@ class RedisStore:
         self.breaker = CircuitBreaker(breaker_s)
         self._redis = redis_client(url, timeout_s)
         self._incr_window = self._redis.register_script(_INCR_WINDOW)
+        self._count_and_mark = self._redis.register_script(_COUNT_AND_MARK)
 
     async def _guard(self, awaitable: object) -> object:
         if not self.breaker.allow():
@@ -235,6 +266,22 @@ class RedisStore:
         )
         assert isinstance(result, int)
         return result
+
+    async def count_and_mark(self, window: Window, key: str, ttl_s: int) -> tuple[int, bool]:
+        if isinstance(self._redis, RedisCluster):
+            # The two keys live in different slots (a code's mark is global, the counter the
+            # caller's), which one script cannot touch on a cluster: two calls there.
+            count = await self.incr_window(window.key, window.seconds)
+            return count, count <= window.limit and await self.set_once(key, ttl_s)
+        result = await self._guard(
+            self._count_and_mark(
+                keys=[self._prefix + window.key, self._prefix + key],
+                args=[window.seconds, window.limit, ttl_s],
+                client=self._redis,
+            )
+        )
+        assert isinstance(result, list)
+        return int(result[0]), bool(result[1])
 
     async def get(self, key: str) -> bytes | None:
         result = await self._guard(self._redis.get(self._prefix + key))

@@ -30,12 +30,13 @@ from sqlalchemy import CTE, Table, bindparam, event, func, insert, inspect, sele
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.sql.dml import Insert, ReturningUpdate
 
 from ecert.clock import utcnow
 from ecert.config import Settings
+from ecert.db import native
 from ecert.db.models import AuditAnchor, AuditChainHead, AuditEvent
 from ecert.security.pii import PiiCipher
 
@@ -150,20 +151,61 @@ async def take_link(session: AsyncSession, chain: int | None, prev: str | None) 
     return await session.run_sync(_lock_head)
 
 
+async def lock_for_append(session: AsyncSession) -> tuple[int, str]:
+    """Lock a chain's head to the end of the transaction: ``(chain, its last link)``, for a
+    writer that inserts its chained rows itself (:func:`link`) inside ``native.transaction``.
+
+    As :func:`_lock_head`: on PostgreSQL a free head, else wait for a random one; on SQLite (or
+    with no heads yet, a wiped database) through the session."""
+    if session.get_bind().dialect.name == "postgresql":
+        got = await native.fetch(session, _native_lock_free(), {})
+        if not got:  # every head busy: wait for one
+            chain = random.randint(1, CHAINS)  # noqa: S311 - spreading waiters, not a secret
+            got = [
+                (chain, *row)
+                for row in await native.fetch(session, _native_lock(), {"chain": chain})
+            ]
+        if got:
+            return int(got[0][0]), str(got[0][1])
+        await native.fetch(session, _native_seed(), {})
+        return await lock_for_append(session)
+    return await session.run_sync(_lock_head)
+
+
+@functools.cache
+def _native_lock_free() -> native.Native:
+    return native.Native(_lock_free())
+
+
+@functools.cache
+def _native_lock() -> native.Native:
+    return native.Native(_lock())
+
+
+@functools.cache
+def _native_seed() -> native.Native:
+    values = [{"id": c, "last_id": None, "last_hash": GENESIS} for c in range(1, CHAINS + 1)]
+    return native.Native(
+        pg_insert(AuditChainHead)
+        .values(values)
+        .on_conflict_do_nothing()
+        .returning(AuditChainHead.id)
+    )
+
+
 def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` (an ``audit_events`` insert's values) chained after ``prev``: for a hot path that
-    inserts its audit row in its own statement instead of through :func:`defer`. Only one row a
-    transaction this way: the next link needs this row to be written (the trigger moves the
-    head), which :func:`defer` then reads as usual."""
+    """``row`` (an ``audit_events`` insert's values) chained after ``prev``: for a writer that
+    inserts its audit rows in its own statements instead of through :func:`defer`. Several rows
+    chain one after another (``prev`` = the previous row's ``row_hash``) when they are inserted
+    in that order under the same lock; the trigger moves the head to each, and a later
+    :func:`defer` in the transaction reads the head as usual."""
     key = session.info.get(AUDIT_KEY)
     if key is None:
         raise RuntimeError("this session has no audit key: audit rows would not be chained")
     return _linked(key, chain, prev, row)
 
 
-async def insert_linked(
-    session: AsyncSession, chain: int, prev: str, row: dict[str, Any]
-) -> None:
+async def insert_linked(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> None:
     """Insert ``row`` chained after ``prev`` (see :func:`link`) in a statement of its own."""
     await session.execute(_insert(), [link(session, chain, prev, row)])
 
@@ -172,23 +214,6 @@ def _linked(key: bytes, chain: int, prev: str, row: dict[str, Any]) -> dict[str,
     row = {**row, "at": row.get("at") or utcnow(), "chain": chain, "prev_hash": prev}
     row["row_hash"] = _mac(key, row, prev)
     return row
-
-
-async def append(
-    connection: AsyncConnection, key: bytes | None, rows: list[dict[str, Any]]
-) -> None:
-    """Insert ``rows`` (``audit_events`` values) as consecutive links of one chain, in Core on
-    ``connection`` (in a transaction): for a writer of nothing but audit rows
-    (``ecert.security.auditbatch``), no ORM session. The chain is locked as :func:`defer` would
-    lock it, to the end of the transaction."""
-    if key is None:
-        raise RuntimeError("no audit key: audit rows would not be chained")
-    chain, prev = await connection.run_sync(_lock_chain, None)
-    linked = []
-    for row in rows:
-        linked.append(_linked(key, chain, prev, row))
-        prev = linked[-1]["row_hash"]
-    await connection.execute(_insert(), linked)
 
 
 @functools.cache

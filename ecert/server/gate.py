@@ -5,7 +5,8 @@ In this order, as when they were three middleware:
 1. the key ring is reloaded when a key changed elsewhere (not for probes: they use no key);
 2. ``Authorization: Bearer`` (or a staff cookie) becomes ``scope["user"]``, except on public
    paths, on routes with ``exclude_from_auth`` and for ``OPTIONS``;
-3. the request is counted in its rate-limit bucket (not probes, metrics, the key set or the feed).
+3. the request is counted in its rate-limit bucket (not probes, metrics, the key set or the feed;
+   online verify's handler takes its charge itself, with its replay mark: ``ratelimit.Charge``).
 
 A refusal (401, 429) propagates to ``ecert.server.edge``, which renders it as problem+json.
 """
@@ -20,7 +21,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from ecert.server.auth import NO_KEYS, bearer_principal
-from ecert.server.ratelimit import UNLIMITED, RateLimiter
+from ecert.server.ratelimit import CHARGE, DEFERRED, UNLIMITED, Charge, RateLimiter
 from ecert.server.runtime import Runtime
 
 
@@ -58,7 +59,16 @@ def gate_middleware(public: Sequence[str]) -> Callable[[ASGIApp], ASGIApp]:
                 scope["auth"] = None
             if path not in UNLIMITED:
                 limiter: RateLimiter = state.rate_limiter
-                await limiter.hit(*limiter.bucket(scope))
+                key, limit = limiter.bucket(scope)
+                if path in DEFERRED:  # the handler charges, with its own store call
+                    charge = Charge(limiter, key, limit)
+                    scope.setdefault("state", {})[CHARGE] = charge
+                    try:
+                        await app(scope, receive, send)
+                    finally:
+                        await charge.settle()
+                    return
+                await limiter.hit(key, limit)
             await app(scope, receive, send)
 
         return middleware

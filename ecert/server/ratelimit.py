@@ -12,6 +12,10 @@ Buckets (fixed one-minute windows):
   (``ECERT_PEER_RATE_LIMIT_PER_MINUTE``);
 - any other anonymous request: the address, ``ECERT_RATE_LIMIT_PER_MINUTE``.
 
+Online verify is charged by its handler (``DEFERRED``, :class:`Charge`): the count and the
+code's early replay mark go to the store in one round trip. A request refused before its
+handler ran (a malformed body) is counted after its answer instead, so every request counts.
+
 Health probes, metrics and the JWKS (served from the in-memory key ring) are not counted, so a
 scanner fleet behind one address cannot spend a hospital's budget. The address is the peer's,
 or — only when the peer is a configured trusted proxy — the rightmost ``X-Forwarded-For`` hop
@@ -21,6 +25,7 @@ proxies appended are facts.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import time
 
@@ -30,7 +35,7 @@ from ecert.config import Settings
 from ecert.errors import RateLimited
 from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
-from ecert.store import MemoryStore, StoreUnavailable
+from ecert.store import MemoryStore, StoreUnavailable, Window
 
 WINDOW_S = 60
 #: Probes, scrapers and the key set: cheap, cacheable, never counted.
@@ -42,6 +47,10 @@ TOKEN_PATH = "/oauth/token"  # noqa: S105 - a route, not a password
 #: Routes that authenticate their callers themselves, then count them with ``count_client``: the
 #: token endpoint and the national gateway (signed headers). Before that, the address only.
 SELF_AUTHENTICATING = frozenset({TOKEN_PATH, "/fsi/api/rsfComIfsService/callService"})
+#: Routes whose handler makes the charge itself, with a store call of its own (:class:`Charge`).
+DEFERRED = frozenset({"/v1/verify"})
+#: ``scope["state"]`` key of a deferred route's :class:`Charge`.
+CHARGE = "ecert.rate_charge"
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -101,15 +110,27 @@ class RateLimiter:
         self.trusted = parse_networks(runtime.settings.trusted_proxies)
 
     async def hit(self, key: str, limit: int) -> None:
-        window = int(time.time()) // WINDOW_S
-        full = f"rl:{key}:{window}"
+        window = self.window(key, limit)
         try:
-            count = await self._runtime.store.incr_window(full, WINDOW_S)
+            count = await self._runtime.store.incr_window(window.key, WINDOW_S)
         except StoreUnavailable:
-            count = await self._fallback.incr_window(full, WINDOW_S)
-        if count > limit:
-            retry = WINDOW_S - int(time.time()) % WINDOW_S
-            raise RateLimited(f"more than {limit} requests a minute", retry_after=retry)
+            count = await self._fallback.incr_window(window.key, WINDOW_S)
+        refuse_over(count, limit)
+
+    async def hit_and_mark(self, key: str, limit: int, mark: str, ttl_s: int) -> bool:
+        """:meth:`hit` and the store's ``set_once(mark)`` in one round trip: True when the mark
+        is new, and True as well when the store is down (the caller's authority decides)."""
+        window = self.window(key, limit)
+        try:
+            count, first = await self._runtime.store.count_and_mark(window, mark, ttl_s)
+        except StoreUnavailable:
+            count, first = await self._fallback.incr_window(window.key, WINDOW_S), True
+        refuse_over(count, limit)
+        return first
+
+    @staticmethod
+    def window(key: str, limit: int) -> Window:
+        return Window(f"rl:{key}:{int(time.time()) // WINDOW_S}", WINDOW_S, limit)
 
     async def count_client(self, client_id: str, quota: int | None) -> None:
         """Count a token request of an authenticated client against the client's own quota."""
@@ -135,3 +156,33 @@ class RateLimiter:
         """Where a revocation-feed page read from the database is counted (per address)."""
         address = client_address(scope, self.trusted)
         return f"feed-ip:{address}", self._runtime.settings.peer_rate_limit_per_minute
+
+
+def refuse_over(count: int, limit: int) -> None:
+    if count > limit:
+        retry = WINDOW_S - int(time.time()) % WINDOW_S
+        raise RateLimited(f"more than {limit} requests a minute", retry_after=retry)
+
+
+class Charge:
+    """A deferred route's one charge: taken by its handler (alone, or with a replay mark), or
+    else by the middleware once the answer is out (counted then, too late to refuse)."""
+
+    def __init__(self, limiter: RateLimiter, key: str, limit: int) -> None:
+        self._limiter, self._key, self._limit = limiter, key, limit
+        self.taken = False
+
+    async def take(self) -> None:
+        """Charge now; :class:`RateLimited` past the limit."""
+        self.taken = True
+        await self._limiter.hit(self._key, self._limit)
+
+    async def take_with_mark(self, mark: str, ttl_s: int) -> bool:
+        """Charge now, and mark ``mark`` once in the same round trip (``hit_and_mark``)."""
+        self.taken = True
+        return await self._limiter.hit_and_mark(self._key, self._limit, mark, ttl_s)
+
+    async def settle(self) -> None:
+        if not self.taken:
+            with contextlib.suppress(RateLimited):
+                await self.take()

@@ -40,7 +40,7 @@ class Runtime:
     audit_batches: AuditBatches = field(init=False)
 
     def __post_init__(self) -> None:
-        self.audit_batches = AuditBatches(self.engine, derive_key(self.settings, self.cipher))
+        self.audit_batches = AuditBatches(self.sessions)
 
     async def close(self) -> None:
         await self.store.close()

@@ -9,6 +9,7 @@ from ecert.errors import EcertError
 from ecert.metrics import VERIFICATIONS
 from ecert.server.auth import institution_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
+from ecert.server.ratelimit import CHARGE
 from ecert.verify import schemas, services
 
 
@@ -32,7 +33,12 @@ class VerifyController(Controller):
     ) -> schemas.VerifyResponse:
         try:
             result = await services.verify(
-                db_session, runtime, principal_of(request), data.qr, data.business_type
+                db_session,
+                runtime,
+                principal_of(request),
+                data.qr,
+                data.business_type,
+                request.scope.get("state", {}).get(CHARGE),
             )
         except EcertError as exc:
             VERIFICATIONS.labels(exc.code).inc()

@@ -2,71 +2,55 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import functools
 import re
 import secrets
 import string
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
-from sqlalchemy import Select, String, bindparam, func, insert, select, true, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import (
-    AuditEvent,
-    ECert,
-    EcToken,
-    Enrolment,
-    Institution,
-    NumericCode,
-    Person,
-    QrUse,
-    utcnow,
-)
-from ecert.db.upsert import insert_ignore
-from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
+from ecert.db.models import AuditEvent, utcnow
+from ecert.errors import EcertError, ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
 from ecert.persons import open_id_number, open_name
 from ecert.qr import codec
 from ecert.security import auditchain, keys
 from ecert.security.audit import audit_values, concerning, record_audit
 from ecert.security.tokens import Principal
+from ecert.server.ratelimit import Charge
 from ecert.server.runtime import Runtime
 from ecert.store import StoreUnavailable
-from ecert.suspension import in_force, refuse_if
+from ecert.suspension import refuse_if
+from ecert.verify import repositories
 from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse
 
 NUMERIC_CODE = re.compile(r"^424\d{25}$")
 FULL_IDENTITY_SCOPE = "identity:full"
 _TOKEN_CHARS = string.ascii_lowercase + string.digits
-UNIQUE_VIOLATION = "23505"
+_TAIL = 32
+_TAIL_SPACE = len(_TOKEN_CHARS) ** _TAIL
 
 
 @dataclass(frozen=True, slots=True)
 class Holder:
     """What a verify needs of the e-cert, its person and enrolments: plain columns, no ORM."""
 
-    ecert_id: uuid.UUID
-    person_id: uuid.UUID
-    version: int
-    area: str
-    gender: str | None
-    birth_date: dt.date | None
-    id_cipher: bytes
-    name_cipher: bytes
+    #: The e-cert's and the person's columns (the first of the rows, one per enrolment).
+    row: repositories.HolderRow
     enrolments: list[tuple[str, str]]
     #: The audit chain the load locked (PostgreSQL), ``None`` when it found none free.
     chain: int | None = None
     prev: str | None = None
 
 
-async def _ecert_from_qr(
-    session: AsyncSession, runtime: Runtime, principal: Principal, text: str
-) -> tuple[Holder, codec.QrClaims]:
+async def _claims(runtime: Runtime, session: AsyncSession, text: str) -> tuple[codec.QrClaims, str]:
+    """The QR's signed claims: its key known to the ring and not revoked there, signature and
+    times checked (the database re-checks the key's state with the holder)."""
     jws, header = codec.open_code(text)
     key = runtime.keys.verifier("qr", header.kid)
     if key is None and runtime.keys.may_refresh_for_unknown():
@@ -82,65 +66,72 @@ async def _ecert_from_qr(
         leeway_s=settings.leeway_s,
         issuers={settings.issuer_area},
     )
-    # The database is the authority on revoked keys, whether or not the store could tell us:
-    # the holder's load also reads the key's state (no extra round trip).
-    holder = await _load_holder(
-        session, principal, version=claims.ver, sub=claims.sub, qr_kid=header.kid
-    )
-    # Early reject in the store; the unique key in the database is the authority.
-    try:
-        first = await runtime.store.set_once(
-            f"qr:{claims.iss}:{claims.sub}:{claims.jti}", settings.qr_ttl_s + 2 * settings.leeway_s
-        )
-    except StoreUnavailable:
-        first = True
+    return claims, header.kid
+
+
+async def _mark(runtime: Runtime, charge: Charge | None, claims: codec.QrClaims) -> None:
+    """Early reject in the store (the unique key in the database is the authority), with the
+    caller's rate-limit charge in the same round trip when the route deferred it."""
+    key = f"qr:{claims.iss}:{claims.sub}:{claims.jti}"
+    ttl = runtime.settings.qr_ttl_s + 2 * runtime.settings.leeway_s
+    if charge is not None:
+        first = await charge.take_with_mark(key, ttl)
+    else:
+        try:
+            first = await runtime.store.set_once(key, ttl)
+        except StoreUnavailable:
+            first = True
     if not first:
         raise codec.QrReplayed()
-    return holder, claims
+
+
+async def _unmark(runtime: Runtime, claims: codec.QrClaims) -> None:
+    """A refused code was not spent: let a later scan (another institution's, the person's once
+    the suspension is lifted) use it. Best effort: with the store down the code stays refused
+    early until its short life ends, and the person shows a new one."""
+    with contextlib.suppress(StoreUnavailable):
+        await runtime.store.delete(f"qr:{claims.iss}:{claims.sub}:{claims.jti}")
 
 
 def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-@functools.cache
-def _holder_statement(by_pseudonym: bool, postgres: bool) -> Select[Any]:
-    """Built once a process (binds, not values): building a statement costs more Python than
-    running it, and a compiled statement is reused from SQLAlchemy's cache."""
-    designated = (
-        select(Institution.designated)
-        .where(Institution.code == bindparam("institution"))
-        .scalar_subquery()
+async def _no_holder(session: AsyncSession, principal: Principal, qr_kid: str | None) -> NoReturn:
+    """Why no e-cert came back: the key, the caller, or the pseudonym."""
+    if qr_kid is not None and not await keys.verifies(session, "qr", qr_kid):
+        raise codec.QrUnknownKey()
+    if not await repositories.designated(session, principal.institution_code):
+        raise NotDesignated()
+    raise ECertRevoked("no e-cert has this pseudonym")
+
+
+def _check(row: Any, version: int, qr_kid: str | None) -> None:
+    """Refuse a holder row that fails a check, in the order the caller learns them."""
+    if qr_kid is not None and row.key_state not in keys.VERIFYING_STATES:
+        raise codec.QrUnknownKey()
+    concerning(row.person_id)  # a refusal from here on is audited against the person
+    if not row.designated:
+        raise NotDesignated()
+    refuse_if(row.suspended)
+    if row.ecert_status == "suspended":
+        raise ECertSuspended()
+    if row.ecert_status != "active" or version != row.version:
+        raise ECertRevoked()
+
+
+def _holder(rows: list[Any], chain: bool = False) -> Holder:
+    first = rows[0]
+    return Holder(
+        row=repositories.HolderRow(*first[: len(repositories.HolderRow._fields)]),
+        enrolments=[
+            (row.insurance_type, row.enrolment_status)
+            for row in rows
+            if row.insurance_type is not None
+        ],
+        chain=first.chain if chain else None,
+        prev=first.prev if chain else None,
     )
-    columns: list[Any] = [
-        ECert.id,
-        ECert.person_id,
-        ECert.status,
-        ECert.version,
-        Person.area,
-        Person.gender,
-        Person.birth_date,
-        Person.id_cipher,
-        Person.name_cipher,
-        designated,
-        in_force(ECert.person_id),
-        keys.state_of("qr", bindparam("kid", type_=String())),
-        Enrolment.insurance_type,
-        Enrolment.status,
-    ]
-    where = (
-        ECert.pseudonym == bindparam("sub") if by_pseudonym else ECert.id == bindparam("ecert_id")
-    )
-    statement = (
-        select(*columns)
-        .join(Person, Person.id == ECert.person_id)
-        .outerjoin(Enrolment, Enrolment.person_id == Person.id)
-        .where(where)
-    )
-    if postgres:
-        head = auditchain.free_head_cte()
-        statement = statement.add_columns(head.c.chain, head.c.prev).outerjoin(head, true())
-    return statement
 
 
 async def _load_holder(
@@ -153,87 +144,31 @@ async def _load_holder(
     qr_kid: str | None = None,
 ) -> Holder:
     """The e-cert (by QR pseudonym ``sub`` or by ``ecert_id``), its person and enrolments in one
-    round trip (the hot path), checked.
-
-    The same statement says whether the QR key still verifies (``qr_kid``), whether the caller's
-    institution is designated and whether the person is suspended, so that every refusal comes
-    before the code is spent; on PostgreSQL it also locks an audit chain (the audit row is then
-    written with the path's other rows, not in two statements of its own at the commit).
-    """
-    statement = _holder_statement(sub is not None, _postgres(session))
+    round trip, checked: the key's state (``qr_kid``), designation and suspension too, so that
+    every refusal comes before the code is spent. On PostgreSQL it also locks an audit chain."""
     values: dict[str, Any] = {"institution": principal.institution_code, "kid": qr_kid or ""}
     values |= {"sub": sub} if sub is not None else {"ecert_id": ecert_id}
-    rows = (await session.execute(statement, values)).all()  # all: one row per enrolment
+    rows = await repositories.holder_rows(session, values)
     if not rows:
-        if qr_kid is not None and not await keys.verifies(session, "qr", qr_kid):
-            raise codec.QrUnknownKey()
-        designated = select(Institution.designated).where(
-            Institution.code == principal.institution_code
-        )
-        if not await session.scalar(designated):
-            raise NotDesignated()
-        raise ECertRevoked("no e-cert has this pseudonym")
-    first = rows[0]
-    ecert_id, person_id, status, current_version = first[0], first[1], first[2], first[3]
-    is_designated, suspended, state = first[9], first[10], first[11]
-    if qr_kid is not None and state not in keys.VERIFYING_STATES:
-        raise codec.QrUnknownKey()
-    concerning(person_id)  # a refusal from here on is audited against the person
-    if not is_designated:
-        raise NotDesignated()
-    refuse_if(suspended)
-    if status == "suspended":
-        raise ECertSuspended()
-    if status != "active" or version != current_version:
-        raise ECertRevoked()
-    return Holder(
-        ecert_id=ecert_id,
-        person_id=person_id,
-        version=current_version,
-        area=first[4],
-        gender=first[5],
-        birth_date=first[6],
-        id_cipher=first[7],
-        name_cipher=first[8],
-        enrolments=[(row[12], row[13]) for row in rows if row[12] is not None],
-        chain=first[14] if len(first) > 14 else None,
-        prev=first[15] if len(first) > 14 else None,
-    )
+        await _no_holder(session, principal, qr_kid)
+    _check(rows[0], version, qr_kid)
+    return _holder(rows, chain=_postgres(session))
 
 
 async def _ecert_from_numeric(session: AsyncSession, principal: Principal, code: str) -> Holder:
-    row = await session.scalar(select(NumericCode).where(NumericCode.code == code))
+    row = await repositories.numeric_code(session, code)
     if row is None:
         raise codec.QrMalformed("unknown numeric code")
     if row.expires_at < utcnow():
         raise codec.QrExpired()
     holder = await _load_holder(session, principal, version=row.version, ecert_id=row.ecert_id)
-    # Guarded update: of concurrent scans of one code exactly one sees a row change.
-    used = await session.execute(
-        update(NumericCode)
-        .where(NumericCode.id == row.id, NumericCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
-    if used.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repositories.use_numeric_code(session, row.id, utcnow()):
         raise codec.QrReplayed()
     return holder
 
 
-async def _spend_qr(
-    session: AsyncSession,
-    claims: codec.QrClaims,
-    institution: str,
-    token: dict[str, Any],
-    audit: dict[str, Any],
-    holder: Holder,
-) -> None:
-    """Mark the code used, store the ec_token and the audit row; :class:`QrReplayed` if another
-    scan used the code first (the unique key decides: of concurrent scans exactly one inserts).
-
-    On PostgreSQL one statement (data-modifying CTEs: the token and the audit row are inserted
-    only if the use was); on SQLite (one writer, no DML in CTEs) the same rows one by one.
-    """
-    use = {
+def _use(claims: codec.QrClaims, institution: str) -> dict[str, Any]:
+    return {
         "iss": claims.iss,
         "sub": claims.sub,
         "jti": claims.jti,
@@ -242,90 +177,124 @@ async def _spend_qr(
         "expires_at": dt.datetime.fromtimestamp(claims.exp, dt.UTC),
         "institution_code": institution,
     }
-    if not _postgres(session):
-        used = await insert_ignore(session, QrUse.__table__, use, returning=QrUse.__table__.c.id)
-        if used is None:
-            raise codec.QrReplayed()
-        await session.execute(insert(EcToken), [token])
-        auditchain.defer(session.sync_session, AuditEvent(**audit))
-        return
-    chain, prev = await auditchain.take_link(session, holder.chain, holder.prev)
-    audit = auditchain.link(session, chain, prev, audit)
-    values = {f"u_{k}": v for k, v in use.items()}
-    values |= {f"t_{k}": v for k, v in token.items()}
-    values |= {f"a_{k}": v for k, v in audit.items()}
-    try:
-        spent = (await session.execute(_spend_statement(), values)).one()
-    except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
-            raise codec.QrReplayed() from None  # of concurrent scans, another one was first
-        raise
-    if spent[0] != 1:
-        raise codec.QrReplayed()
 
 
-#: The columns :func:`_spend_statement` writes (``verify`` passes exactly these).
-_USE = ("iss", "sub", "jti", "at", "expires_at", "institution_code")
-_TOKEN = (
-    "token",
-    "person_id",
-    "ecert_id",
-    "institution_code",
-    "business_type",
-    "expires_at",
-    "ecert_version",
-)
-_AUDIT = (
-    "actor",
-    "actor_kind",
-    "person_id",
-    "action",
-    "outcome",
-    "request_id",
-    "detail",
-    "at",
-    "chain",
-    "prev_hash",
-    "row_hash",
-)
+async def _spend_on_postgres(
+    session: AsyncSession,
+    principal: Principal,
+    claims: codec.QrClaims,
+    kid: str,
+    institution: str,
+    business_type: str | None,
+    expires: dt.datetime,
+) -> tuple[Holder, str]:
+    """One autocommitted statement: the holder's checks, the use and the ``ec_token``."""
+    tail = _token_tail()
+    values: dict[str, Any] = {f"u_{k}": v for k, v in _use(claims, institution).items()}
+    values |= {
+        "institution": principal.institution_code,
+        "kid": kid,
+        "sub": claims.sub,
+        "ver": claims.ver,
+        "token_tail": tail,
+        "business_type": business_type,
+        "token_expires_at": expires,
+    }
+    rows, token = await repositories.spend_qr(session, values)
+    if not rows:
+        await _no_holder(session, principal, kid)
+    _check(rows[0], claims.ver, kid)
+    holder = _holder(rows)
+    _refuse_unless_enrolled(holder)
+    if token is None:
+        raise codec.QrReplayed()  # every check passed: another scan used the code first
+    return holder, token
 
 
-@functools.cache
-def _spend_statement() -> Select[Any]:
-    """PostgreSQL: the use, the token and the audit row in one statement, built once."""
-    table = QrUse.__table__
-    # A plain INSERT, not ON CONFLICT DO NOTHING: SQLAlchemy 2.0 does not cache the PostgreSQL
-    # dialect's INSERT (sqlalchemy#10445), which cost a compile of this statement per verify.
-    # A second use of the code is a unique violation instead (the transaction is lost anyway).
-    used = (
-        insert(QrUse)
-        .values({c: bindparam(f"u_{c}", type_=table.c[c].type) for c in _USE})
-        .returning(table.c.id)
-        .cte("qr_use")
-    )
-    token = _insert_after(EcToken, "t_", _TOKEN, used, "ec_token")
-    audit = _insert_after(AuditEvent, "a_", _AUDIT, used, "audit_row")
-    return select(
-        select(func.count()).select_from(token).scalar_subquery(),
-        select(func.count()).select_from(audit).scalar_subquery(),
-    )
+def _refuse_unless_enrolled(holder: Holder) -> None:
+    if not any(status == "active" for _, status in holder.enrolments):
+        raise NotEnrolled()
 
 
-def _insert_after(model: Any, prefix: str, names: tuple[str, ...], after: Any, name: str) -> Any:
-    """``INSERT … SELECT <binds> FROM after RETURNING id``: a row only if ``after`` has one."""
-    table = model.__table__
-    row = select(*(bindparam(prefix + n, type_=table.c[n].type) for n in names))
-    return (
-        insert(table)
-        .from_select(list(names), row.select_from(after))
-        .returning(table.c.id)
-        .cte(name)
-    )
+def _token_tail() -> str:
+    """32 random lowercase alphanumerics: the base-36 digits of one uniform draw below 36**32
+    (each digit uniform and independent; one call to the system's random source, not 32)."""
+    n = secrets.randbelow(_TAIL_SPACE)
+    chars = []
+    for _ in range(_TAIL):
+        n, digit = divmod(n, len(_TOKEN_CHARS))
+        chars.append(_TOKEN_CHARS[digit])
+    return "".join(chars)
 
 
 def new_ec_token(area: str) -> str:
     """6-digit area + 32 random lowercase alphanumerics, like the national ecToken."""
-    return area + "".join(secrets.choice(_TOKEN_CHARS) for _ in range(32))
+    return area + _token_tail()
+
+
+async def _from_qr(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    text: str,
+    business_type: str | None,
+    expires: dt.datetime,
+    charge: Charge | None,
+) -> tuple[Holder, str]:
+    """A QR code's holder and its new ``ec_token``, the code spent; the audit row is the
+    caller's (on PostgreSQL after the spend, through the worker's group commit)."""
+    try:
+        claims, kid = await _claims(runtime, session, text)
+    except EcertError:
+        if charge is not None:
+            await charge.take()  # a flood of bad codes is counted too (429 past the limit)
+        raise
+    try:
+        await _mark(runtime, charge, claims)
+    except codec.QrReplayed:
+        # The refusal's audit row names the person, as when the database refuses the replay.
+        person_id = await repositories.person_of_pseudonym(session, claims.sub)
+        if person_id is not None:
+            concerning(person_id)
+        raise
+    institution = principal.institution_code or principal.client_id
+    try:
+        if _postgres(session):
+            # No reads_only: the spend is the session's first statement, and a native statement
+            # before SQLAlchemy has begun a transaction is its own (ecert.db.native).
+            holder, token = await _spend_on_postgres(
+                session, principal, claims, kid, institution, business_type, expires
+            )
+            return holder, token
+        holder = await _load_holder(
+            session, principal, version=claims.ver, sub=claims.sub, qr_kid=kid
+        )
+        _refuse_unless_enrolled(holder)
+        if not await repositories.insert_use(session, _use(claims, institution)):
+            raise codec.QrReplayed()
+        token = new_ec_token(holder.row.area)
+        await repositories.insert_token(
+            session, _token(token, holder, institution, business_type, expires)
+        )
+        return holder, token
+    except Exception as exc:
+        if not isinstance(exc, codec.QrReplayed):
+            await _unmark(runtime, claims)
+        raise
+
+
+def _token(
+    token: str, holder: Holder, institution: str, business_type: str | None, expires: dt.datetime
+) -> dict[str, Any]:
+    return {
+        "token": token,
+        "person_id": holder.row.person_id,
+        "ecert_id": holder.row.ecert_id,
+        "institution_code": institution,
+        "business_type": business_type,
+        "expires_at": expires,
+        "ecert_version": holder.row.version,
+    }
 
 
 async def verify(
@@ -334,53 +303,48 @@ async def verify(
     principal: Principal,
     text: str,
     business_type: str | None,
+    charge: Charge | None = None,
 ) -> VerifyResponse:
+    """``charge``: the route's deferred rate-limit charge (``ecert.server.ratelimit.Charge``),
+    taken here with the code's replay mark; None when the caller was charged already."""
     code = text.strip()
-    claims = None
-    if NUMERIC_CODE.match(code):
-        holder = await _ecert_from_numeric(session, principal, code)
-    else:
-        holder, claims = await _ecert_from_qr(session, runtime, principal, code)
-    if not any(status == "active" for _, status in holder.enrolments):
-        raise NotEnrolled()
-    expires = utcnow() + dt.timedelta(seconds=runtime.settings.ec_token_ttl_s)
-    institution = principal.institution_code or principal.client_id
-    ec_token = new_ec_token(holder.area)
-    token: dict[str, Any] = {
-        "token": ec_token,
-        "person_id": holder.person_id,
-        "ecert_id": holder.ecert_id,
-        "institution_code": institution,
-        "business_type": business_type,
-        "expires_at": expires,
-        "ecert_version": holder.version,
-    }
     full = FULL_IDENTITY_SCOPE in principal.scopes
-    audit = audit_values(
-        principal,
-        holder.person_id,
-        "verify",
-        "ok",
-        {"business_type": business_type, "full_identity": full},
-    )
-    if claims is not None:
-        await _spend_qr(session, claims, institution, token, audit, holder)
-    else:
-        await session.execute(insert(EcToken), [token])
+    detail = {"business_type": business_type, "full_identity": full}
+    expires = utcnow() + dt.timedelta(seconds=runtime.settings.ec_token_ttl_s)
+    if NUMERIC_CODE.match(code):
+        if charge is not None:
+            await charge.take()
+        holder = await _ecert_from_numeric(session, principal, code)
+        _refuse_unless_enrolled(holder)
+        institution = principal.institution_code or principal.client_id
+        ec_token = new_ec_token(holder.row.area)
+        await repositories.insert_token(
+            session, _token(ec_token, holder, institution, business_type, expires)
+        )
         if holder.chain is not None:
             await auditchain.take_link(session, holder.chain, holder.prev)
-        await record_audit(session, principal, holder.person_id, "verify", "ok", audit["detail"])
-    name = open_name(runtime.cipher, holder.name_cipher)
-    number = open_id_number(runtime.cipher, holder.id_cipher)
+        await record_audit(session, principal, holder.row.person_id, "verify", "ok", detail)
+    else:
+        holder, ec_token = await _from_qr(
+            session, runtime, principal, code, business_type, expires, charge
+        )
+        audit = audit_values(principal, holder.row.person_id, "verify", "ok", detail)
+        if _postgres(session):
+            # The spend is committed; the answer waits for its audit row's COMMIT too.
+            await runtime.audit_batches.append(audit)
+        else:
+            auditchain.defer(session.sync_session, AuditEvent(**audit))
+    name = open_name(runtime.cipher, holder.row.name_cipher)
+    number = open_id_number(runtime.cipher, holder.row.id_cipher)
     return VerifyResponse(
         ec_token=ec_token,
         expires_at=expires,
         person=VerifiedPerson(
             name=name if full else mask_name(name),
             id_number=number if full else mask_id_number(number),
-            gender=holder.gender,
-            age=age_on(holder.birth_date, dt.date.today()) if holder.birth_date else None,
-            insured_area=holder.area,
+            gender=holder.row.gender,
+            age=age_on(holder.row.birth_date, dt.date.today()) if holder.row.birth_date else None,
+            insured_area=holder.row.area,
         ),
         insurances=[
             Insurance(insurance_type=kind, status=status) for kind, status in holder.enrolments

@@ -11,7 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from ecert.security.keys import VERSION_KEY
 from ecert.server.runtime import Runtime
-from ecert.store import RedisStore
+from ecert.store import RedisStore, Window
 from tests import servers
 from tests.factories import holder, institution
 from tests.fixtures.app import AppFactory, open_client
@@ -34,6 +34,12 @@ async def test_every_store_call_on_the_cluster(redis_cluster: servers.RedisClust
         assert await store.set_once("qr:370102:sub:jti-1", 60)
         assert not await store.set_once("qr:370102:sub:jti-1", 60)
         assert [await store.incr_window("rl:ip:127.0.0.1:1", 60) for _ in range(3)] == [1, 2, 3]
+        # Verify's two keys live in different slots: two calls there, the same answers.
+        window = Window("rl:c:h1:1", 60, 2)
+        assert await store.count_and_mark(window, "qr:370102:sub:jti-2", 60) == (1, True)
+        assert await store.count_and_mark(window, "qr:370102:sub:jti-2", 60) == (2, False)
+        assert await store.count_and_mark(window, "qr:370102:sub:jti-3", 60) == (3, False)
+        assert await store.set_once("qr:370102:sub:jti-3", 60)  # over the limit: not marked
         await store.set(VERSION_KEY, b"7", 60)
         assert await store.get(VERSION_KEY) == b"7"
         await store.delete(VERSION_KEY)

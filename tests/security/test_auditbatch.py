@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
+from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from ecert.db.models import AuditEvent
 from ecert.security import auditchain
@@ -47,8 +48,9 @@ async def test_reads_waiting_together_share_one_commit(runtime: Runtime) -> None
 
 
 async def test_a_failed_write_fails_the_reads_it_carried(runtime: Runtime) -> None:
-    # Without the audit key, audit rows are refused: the batch fails.
-    batches = AuditBatches(runtime.engine, None)
+    # Sessions without the audit key refuse to write audit rows: the batch fails.
+    keyless = async_sessionmaker(runtime.engine, expire_on_commit=False)
+    batches = AuditBatches(keyless)
     with pytest.raises(RuntimeError, match="audit key"):
         await asyncio.gather(*(batches.append(_row(n)) for n in range(3)))
     async with runtime.sessions() as session:

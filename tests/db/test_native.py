@@ -1,0 +1,53 @@
+"""ecert.db.native: one statement, asyncpg on PostgreSQL and the session on SQLite, with the same
+values in and out as ``session.execute``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import bindparam, insert, select
+
+from ecert.db import native
+from ecert.db.engine import reads_only
+from ecert.db.models import QrUse
+from ecert.server.runtime import Runtime
+
+_TABLE = QrUse.__table__
+_INSERT = native.Native(
+    insert(QrUse)
+    .values(
+        {c: bindparam(c, type_=_TABLE.c[c].type) for c in ("iss", "sub", "jti", "at", "expires_at")}
+    )
+    .values(institution_code="H-NATIVE")  # a value bound in the statement itself
+    .returning(_TABLE.c.id, _TABLE.c.at)
+)
+_SELECT = native.Native(
+    select(QrUse.jti, QrUse.at, QrUse.institution_code)
+    .where(QrUse.sub == bindparam("sub"), QrUse.iss == "370102")
+    .order_by(QrUse.jti)
+)
+
+
+async def test_a_statement_runs_with_the_same_values_in_and_out(runtime: Runtime) -> None:
+    at = dt.datetime(2026, 12, 1, 5, 30, tzinfo=dt.UTC)
+    async with runtime.sessions() as session:
+        await reads_only(session)  # each statement its own transaction, on both backends
+        for jti in ("b", "a"):
+            values = {"iss": "370102", "sub": "native-sub", "jti": jti, "at": at, "expires_at": at}
+            [(row_id, written)] = await native.fetch(session, _INSERT, values)
+            assert isinstance(row_id, int)
+            assert written == at
+        rows = await native.fetch(session, _SELECT, {"sub": "native-sub"})
+    assert rows == [("a", at, "H-NATIVE"), ("b", at, "H-NATIVE")]
+    async with runtime.sessions() as session:  # committed: another session sees them
+        orm = (await session.execute(_SELECT.statement, {"sub": "native-sub"})).all()
+    assert [tuple(row) for row in orm] == rows
+
+
+@pytest.mark.postgres  # SQLite runs the statement through the session, which expands it
+async def test_an_expanding_in_is_refused(runtime: Runtime) -> None:
+    statement = native.Native(select(QrUse.id).where(QrUse.jti.in_(["a", "b"])))
+    async with runtime.sessions() as session:
+        with pytest.raises(ValueError, match="expanding"):
+            await native.fetch(session, statement, {})

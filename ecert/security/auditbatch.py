@@ -13,53 +13,15 @@ is a few lines of asyncio around the existing chain, no library does it for a SQ
 from __future__ import annotations
 
 import asyncio
-import functools
 from typing import Any
 
-from sqlalchemy import bindparam, insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecert.db import native
-from ecert.db.models import AuditEvent
-from ecert.security.auditchain import link, lock_for_append
+from ecert.security import auditchain
 
 #: Rows a batch carries at most (one pipelined INSERT per row, one round trip).
 MAX_BATCH = 256
-#: The columns a batch writes (``ecert.security.audit.audit_values`` and the chain's three).
-_COLUMNS = (
-    "at",
-    "actor",
-    "actor_kind",
-    "person_id",
-    "action",
-    "outcome",
-    "request_id",
-    "detail",
-    "chain",
-    "prev_hash",
-    "row_hash",
-)
-
-
-@functools.cache
-def _insert() -> native.Native:
-    columns = AuditEvent.__table__.c
-    return native.Native(
-        insert(AuditEvent).values({c: bindparam(c, type_=columns[c].type) for c in _COLUMNS})
-    )
-
-
-async def _append(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """``rows`` as consecutive links of one chain, in this transaction: the head's lock, then
-    the rows (``ecert.db.native``, not the ORM: a batch of one is a lookup's or a verify's whole
-    audit cost, four round trips whose client CPU is now the driver's)."""
-    chain, prev = await lock_for_append(session)
-    linked = []
-    for row in rows:
-        row = link(session, chain, prev, row)
-        linked.append({c: row.get(c) for c in _COLUMNS})
-        prev = row["row_hash"]
-    await native.execute_many(session, _insert(), linked)
 
 
 class AuditBatches:
@@ -83,7 +45,7 @@ class AuditBatches:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             try:
                 async with self._sessions() as session, native.transaction(session):
-                    await _append(session, [row for row, _ in batch])
+                    await auditchain.append(session, [row for row, _ in batch])
             except Exception as exc:  # every reader of this batch gets the failure
                 for _, done in batch:
                     if not done.done():

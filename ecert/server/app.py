@@ -48,6 +48,8 @@ from ecert.issuance.controllers import (
 )
 from ecert.issuance.family.controllers import AgencyFamilyController, FamilyController
 from ecert.issuance.feed import FeedCache
+from ecert.issuance.mintcache import CACHE_KEY as MINT_CACHE_KEY
+from ecert.issuance.mintcache import MintCache
 from ecert.lookup.controllers import LookupController
 from ecert.metrics import watch_pool
 from ecert.oauth.controllers import ServerMetadataController, TokenController
@@ -131,6 +133,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     federation = load_federation(settings)
     watch_pool(engine)
     tracing = start_tracing(settings, engine)
+    mint_cache = MintCache(settings.mint_cache_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
@@ -153,7 +156,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         engine_instance=engine,
         session_config=AsyncSessionConfig(
             expire_on_commit=False,
-            info=session_info(audit_key(runtime)),
+            # The request sessions tell the mint cache which e-certs they changed (mintcache).
+            info={**session_info(audit_key(runtime)), MINT_CACHE_KEY: mint_cache},
         ),
         before_send_handler="autocommit",
     )
@@ -196,6 +200,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "runtime": runtime,
                 "rate_limiter": RateLimiter(runtime),
                 "feed_cache": FeedCache(),
+                "mint_cache": mint_cache,
                 "drain": drain,
                 "federation": federation,
                 "schema_check": SchemaCheck(engine),

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import hashlib
 import hmac
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import msgspec
-from sqlalchemy import CTE, event, func, inspect, select, update
+from sqlalchemy import CTE, Table, event, func, inspect, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -120,20 +121,24 @@ def free_head_cte() -> CTE:
     return _lock_free().cte("audit_head")
 
 
+@functools.cache
 def _lock_free() -> ReturningUpdate[tuple[int, str]]:
-    """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``."""
+    """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``.
+    Built once, on the table (Core): an ORM UPDATE pays for synchronising the session first."""
+    table = cast(Table, AuditChainHead.__table__)
+    heads = table.c
     free = (
-        select(AuditChainHead.id)
+        select(heads.id)
         .order_by(func.random())
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     return (
-        update(AuditChainHead)
-        .where(AuditChainHead.id == free)
-        .values(last_hash=AuditChainHead.last_hash)
-        .returning(AuditChainHead.id.label("chain"), AuditChainHead.last_hash.label("prev"))
+        update(table)
+        .where(heads.id == free)
+        .values(last_hash=heads.last_hash)
+        .returning(heads.id.label("chain"), heads.last_hash.label("prev"))
     )
 
 
@@ -148,9 +153,10 @@ async def take_link(session: AsyncSession, chain: int | None, prev: str | None) 
 
 def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> dict[str, Any]:
     """``row`` (an ``audit_events`` insert's values) chained after ``prev``: for a hot path that
-    inserts its audit row in its own statement instead of through :func:`defer`. Only one row a
-    transaction this way: the next link needs this row to be written (the trigger moves the
-    head), which :func:`defer` then reads as usual."""
+    inserts its audit row in its own statement instead of through :func:`defer`. Rows linked one
+    after another (each after the last one's ``row_hash``) go in one INSERT in that order
+    (``auditbatch``); a later :func:`defer` in the same transaction reads the head the trigger
+    moved, as usual."""
     key = session.info.get(AUDIT_KEY)
     if key is None:
         raise RuntimeError("this session has no audit key: audit rows would not be chained")

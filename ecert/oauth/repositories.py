@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, insert, select, true
+from sqlalchemy import Select, bindparam, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -27,11 +27,50 @@ async def client_by_id(
     return client
 
 
-async def active_client(session: AsyncSession, client_id: str) -> Client | None:
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id, Client.active.is_(True))
+class AuthClient(NamedTuple):
+    """What the token endpoint needs of an active client (read as columns, not an ORM row)."""
+
+    client_id: str
+    kind: str
+    secret_hash: str | None
+    previous_secret_hash: str | None
+    previous_secret_until: dt.datetime | None
+    public_key_pem: str | None
+    scopes: str
+    rate_limit: int | None
+    institution_code: str | None
+
+
+async def active_client(session: AsyncSession, client_id: str) -> AuthClient | None:
+    row = (await session.execute(_active_client(), {"client_id": client_id})).first()
+    return AuthClient(*row) if row is not None else None
+
+
+@functools.cache
+def _active_client() -> Select[Any]:
+    """Built once: the client and its institution's code in one Core statement."""
+    return (
+        select(
+            Client.client_id,
+            Client.kind,
+            Client.secret_hash,
+            Client.previous_secret_hash,
+            Client.previous_secret_until,
+            Client.public_key_pem,
+            Client.scopes,
+            Client.rate_limit,
+            Institution.code,
+        )
+        .outerjoin(Institution, Client.institution_id == Institution.id)
+        .where(Client.client_id == bindparam("client_id"), Client.active.is_(True))
     )
-    return client
+
+
+async def set_secret_hash(session: AsyncSession, client_id: str, secret_hash: str) -> None:
+    """Store a client's secret under a new hash (a legacy or rotated-out hash, on first use)."""
+    await session.execute(
+        update(Client).where(Client.client_id == client_id).values(secret_hash=secret_hash)
+    )
 
 
 async def client_by_name(session: AsyncSession, name: str) -> Client | None:

@@ -18,7 +18,7 @@ from ecert.errors import InvalidClient, InvalidGrant, OAuthError, ValidationFail
 from ecert.identity import names_match, parse_id_number
 from ecert.oauth import assertions, repositories
 from ecert.oauth.assertions import AssertionRefused, algorithms_for
-from ecert.oauth.repositories import AssertedPerson
+from ecert.oauth.repositories import AssertedPerson, AuthClient
 from ecert.oauth.schemas import (
     ASSERTION_TYPE_JWT,
     GRANT_CLIENT_CREDENTIALS,
@@ -168,7 +168,7 @@ async def _consume_jti(session: AsyncSession, issuer: str, claims: dict[str, Any
 
 async def authenticate_client(
     session: AsyncSession, runtime: Runtime, form: TokenRequest, authorization: str | None
-) -> tuple[Client, str | None]:
+) -> tuple[AuthClient, str | None]:
     """Exactly one of: HTTP Basic, client_secret in the form, or private_key_jwt."""
     basic = _basic_credentials(authorization)
     methods = sum(
@@ -211,34 +211,41 @@ async def authenticate_client(
     client = await _active_client(session, client_id)
     stored = client.secret_hash if client is not None else None
     key = secret_key(runtime.cipher)
+    upgraded: str | None = None  # the secret's hash under the active key, to store now
     if client is not None and stored is not None and client_secrets.is_legacy(stored):
         # Registered before keyed hashes: Argon2, off the loop; upgraded on first success.
         if not await client_secrets.legacy_match(stored, secret):
             raise InvalidClient()
-        client.secret_hash = client_secrets.hash_secret(key, secret)
+        upgraded = client_secrets.hash_secret(key, secret)
     # Unknown clients are checked against a dummy hash too: the same (tiny) cost either way.
-    elif not client_secrets.keyed_match(key, stored, secret) and (
-        client is None or not _other_secret_matches(runtime, client, secret)
-    ):
-        raise InvalidClient()
+    elif not client_secrets.keyed_match(key, stored, secret):
+        matched, upgraded = (
+            _other_secret_matches(runtime, client, secret) if client else (False, None)
+        )
+        if not matched:
+            raise InvalidClient()
     if client is None:
         raise InvalidClient()
+    if upgraded is not None:
+        await repositories.set_secret_hash(session, client.client_id, upgraded)
     return client, secret
 
 
-def _other_secret_matches(runtime: Runtime, client: Client, secret: str) -> bool:
-    """The secret replaced by ``rotate-secret --grace`` while its grace lasts, or a secret hashed
-    under a hash key being rotated out (moved to the active key on this first use)."""
+def _other_secret_matches(
+    runtime: Runtime, client: AuthClient, secret: str
+) -> tuple[bool, str | None]:
+    """Whether it is the secret replaced by ``rotate-secret --grace`` while its grace lasts, or a
+    secret hashed under a hash key being rotated out; for the latter also its hash under the
+    active key, stored on this first use."""
     key = secret_key(runtime.cipher)
     until = client.previous_secret_until
     in_grace = until is not None and utcnow() < until
     if in_grace and client_secrets.keyed_match(key, client.previous_secret_hash, secret):
-        return True
+        return True, None
     for old in runtime.cipher.other_hash_keys:
         if client_secrets.keyed_match(client_secrets.derive_key(old), client.secret_hash, secret):
-            client.secret_hash = client_secrets.hash_secret(key, secret)
-            return True
-    return False
+            return True, client_secrets.hash_secret(key, secret)
+    return False, None
 
 
 async def rotate_secret(
@@ -266,7 +273,7 @@ def secret_key(cipher: PiiCipher) -> bytes:
     return client_secrets.derive_key(cipher.hash_key)
 
 
-async def _active_client(session: AsyncSession, client_id: str) -> Client | None:
+async def _active_client(session: AsyncSession, client_id: str) -> AuthClient | None:
     if not client_id or len(client_id) > 64:
         return None
     return await repositories.active_client(session, client_id)
@@ -297,7 +304,7 @@ async def issue_token(
                 "a requested scope is not granted to this client", error="invalid_scope"
             )
         scopes = requested
-    institution_code = client.institution.code if client.institution is not None else None
+    institution_code = client.institution_code
     if form.grant_type == GRANT_CLIENT_CREDENTIALS:
         principal = Principal(
             client.client_id, client.kind, scopes, None, institution_code, client.rate_limit
@@ -322,7 +329,11 @@ async def issue_token(
 
 
 async def _asserted_person(
-    session: AsyncSession, runtime: Runtime, client: Client, token: str | None, secret: str | None
+    session: AsyncSession,
+    runtime: Runtime,
+    client: AuthClient,
+    token: str | None,
+    secret: str | None,
 ) -> AssertedPerson:
     if not token:
         raise InvalidGrant("the jwt-bearer grant needs an 'assertion'")

@@ -5,7 +5,7 @@ suspension). Minting from memory is safe because nothing is decided here: verifi
 e-cert's status, version and the person's suspension from the database, and every change of an
 e-cert moves it to a new version (``services.bump_version``), so a code minted from a stale entry
 carries the old version and is refused online at once and offline once the feed has the entry.
-A change made through this worker's sessions drops the person's entries when its transaction
+A change made through this worker's sessions drops the e-cert's entry when its transaction
 ends; other workers' entries expire after ``ECERT_MINT_CACHE_S``. docs/security.md ("The e-cert
 behind a code is remembered for minting").
 """
@@ -24,61 +24,64 @@ from ecert.issuance.repositories import MintState
 
 #: ``Session.info`` key of the worker's cache (set by ``create_app``).
 CACHE_KEY = "ecert.mint_cache"
-#: ``Session.info`` key of the persons whose e-certs this transaction changed.
+#: ``Session.info`` key of the (person, channel) e-certs this transaction changed.
 _CHANGED = "ecert.mint_changed"
-#: Persons remembered at most (each entry ~0.3 kB): least recently used go first.
-MAX_PERSONS = 50_000
+#: E-certs remembered at most (~0.5 kB each: ~25 MB a worker when full); least recently used
+#: go first.
+MAX_ENTRIES = 50_000
+
+Key = tuple[uuid.UUID, str]
 
 
 class MintCache:
-    """LRU by person, each entry valid ``ttl_s`` seconds; ``ttl_s`` 0 remembers nothing."""
+    """LRU by (person, channel), each entry valid ``ttl_s`` seconds; ``ttl_s`` 0 remembers
+    nothing."""
 
-    def __init__(self, ttl_s: float, size: int = MAX_PERSONS) -> None:
+    def __init__(self, ttl_s: float, size: int = MAX_ENTRIES) -> None:
         self._ttl = ttl_s
         self._size = size
-        self._persons: OrderedDict[uuid.UUID, dict[str, tuple[float, MintState]]] = OrderedDict()
+        self._entries: OrderedDict[Key, tuple[float, MintState]] = OrderedDict()
 
     def get(self, person_id: uuid.UUID, channel: str) -> MintState | None:
-        found = self._persons.get(person_id)
-        entry = found.get(channel) if found is not None else None
+        key = (person_id, channel)
+        entry = self._entries.get(key)
         if entry is None:
             return None
         if time.monotonic() - entry[0] >= self._ttl:
+            del self._entries[key]
             return None
-        self._persons.move_to_end(person_id)
+        self._entries.move_to_end(key)
         return entry[1]
 
     def put(self, person_id: uuid.UUID, channel: str, state: MintState) -> None:
         if self._ttl <= 0:
             return
-        channels = self._persons.get(person_id)
-        if channels is None:
-            if len(self._persons) >= self._size:
-                self._persons.popitem(last=False)
-            channels = self._persons[person_id] = {}
-        channels[channel] = (time.monotonic(), state)
-        self._persons.move_to_end(person_id)
+        key = (person_id, channel)
+        self._entries[key] = (time.monotonic(), state)
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
 
-    def forget(self, person_id: uuid.UUID) -> None:
-        self._persons.pop(person_id, None)
+    def forget(self, person_id: uuid.UUID, channel: str) -> None:
+        self._entries.pop((person_id, channel), None)
 
     def __len__(self) -> int:
-        return len(self._persons)
+        return len(self._entries)
 
 
-def changed(session: AsyncSession, person_id: uuid.UUID) -> None:
-    """Note that this transaction changes the person's e-cert: the worker forgets the person's
-    entries when the transaction ends (forgetting after a rollback too is harmless)."""
+def changed(session: AsyncSession, person_id: uuid.UUID, channel: str) -> None:
+    """Note that this transaction changes the person's e-cert on ``channel``: the worker forgets
+    it when the transaction ends (forgetting after a rollback too is harmless)."""
     if not event.contains(Session, "after_transaction_end", _forget_changed):
         event.listen(Session, "after_transaction_end", _forget_changed)
-    session.sync_session.info.setdefault(_CHANGED, set()).add(person_id)
+    session.sync_session.info.setdefault(_CHANGED, set()).add((person_id, channel))
 
 
 def _forget_changed(session: Session, transaction: SessionTransaction) -> None:
     if transaction.parent is not None:  # a savepoint: the outer transaction decides
         return
-    persons = session.info.pop(_CHANGED, None)
+    changes = session.info.pop(_CHANGED, None)
     cache = session.info.get(CACHE_KEY)
-    if persons and isinstance(cache, MintCache):
-        for person_id in persons:
-            cache.forget(person_id)
+    if changes and isinstance(cache, MintCache):
+        for person_id, channel in changes:
+            cache.forget(person_id, channel)

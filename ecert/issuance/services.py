@@ -73,7 +73,7 @@ def _feed(session: AsyncSession, ecert: ECert, reason: str) -> None:
 
 def bump_version(session: AsyncSession, ecert: ECert, reason: str) -> None:
     """Kill every outstanding code of this e-cert by moving to the next version."""
-    mintcache.changed(session, ecert.person_id)
+    mintcache.changed(session, ecert.person_id, ecert.channel)
     if ecert.version >= codec.MAX_VERSION:
         # Versions must stay short enough for the QR; start over under a new pseudonym.
         session.add(

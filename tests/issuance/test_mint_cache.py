@@ -35,7 +35,7 @@ def test_entries_expire_and_the_least_recently_used_go_first(
     assert cache.get(first, "other channel") is None
     now[0] += 5
     assert cache.get(first, "ch") is None
-    cache.forget(third)
+    cache.forget(third, "ch")
     assert cache.get(third, "ch") is None
 
 

@@ -52,6 +52,8 @@ from ecert.issuance.controllers import (
 )
 from ecert.issuance.family.controllers import AgencyFamilyController, FamilyController
 from ecert.issuance.feed import FeedCache
+from ecert.issuance.mintcache import CACHE_KEY as MINT_CACHE_KEY
+from ecert.issuance.mintcache import MintCache
 from ecert.lookup.controllers import LookupController
 from ecert.metrics import watch_pool
 from ecert.oauth.controllers import ServerMetadataController, TokenController
@@ -137,6 +139,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     federation = load_federation(settings)
     watch_pool(engine)
     tracing = start_tracing(settings, engine)
+    mint_cache = MintCache(settings.mint_cache_s)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncGenerator[None, None]:
@@ -161,6 +164,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             expire_on_commit=False,
             info={
                 **session_info(audit_key(runtime)),
+                # The request sessions tell the mint cache which e-certs they changed (mintcache).
+                MINT_CACHE_KEY: mint_cache,
                 # No advanced-alchemy cache is configured: without this its listener asks
                 # engine.execution_options() (a copy of the engine) after every commit.
                 "enable_cache_listener": False,
@@ -220,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "runtime": runtime,
                 "rate_limiter": RateLimiter(runtime),
                 "feed_cache": FeedCache(),
+                "mint_cache": mint_cache,
                 "drain": drain,
                 "federation": federation,
                 "schema_check": SchemaCheck(engine),

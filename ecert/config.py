@@ -131,6 +131,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     #: How long a worker trusts its cached "client is active" answer: a disabled client's
     #: still-valid access tokens stop working within this interval.
     client_status_refresh_s: Annotated[float, Meta(ge=0, le=300)] = 5.0
+    #: How long a worker mints codes from a remembered e-cert (``ecert.issuance.mintcache``): a
+    #: change made through another worker reaches its minting within this; 0 remembers nothing.
+    mint_cache_s: Annotated[float, Meta(ge=0, le=120)] = 60.0
     #: Coarse outer bound per address, a bucket each, on ``POST /oauth/token`` (clients are
     #: then counted by id) and on the revocation feed (scanner fleets share addresses).
     peer_rate_limit_per_minute: Positive = 6000

@@ -45,8 +45,8 @@ class Store(Protocol):
         """Mark ``key``; True the first time, False while the mark lives."""
         ...
 
-    async def incr_window(self, key: str, window_s: int) -> int:
-        """Count a hit in a fixed window; returns the count so far in this window."""
+    async def incr_window(self, key: str, window_s: int, by: int = 1) -> int:
+        """Count ``by`` hits in a fixed window; returns the count so far in this window."""
         ...
 
     async def count_and_mark(self, window: Window, key: str, ttl_s: int) -> tuple[int, bool]:
@@ -98,11 +98,11 @@ class MemoryStore:
             self._data[key] = (now + ttl_s, b"1")
             return True
 
-    async def incr_window(self, key: str, window_s: int) -> int:
+    async def incr_window(self, key: str, window_s: int, by: int = 1) -> int:
         async with self._lock:
             now = time.monotonic()
             current = self._live(key, now)
-            count = int(current) + 1 if current is not None else 1
+            count = int(current) + by if current is not None else by
             expiry = self._data[key][0] if current is not None else now + window_s
             self._data[key] = (expiry, str(count).encode())
             return count
@@ -201,8 +201,8 @@ def redis_client(url: str, timeout_s: float) -> aioredis.Redis | RedisCluster:
 #: Count and set the window's expiry in one atomic step on one key. A script rather than
 #: MULTI: redis-py runs a cluster MULTI on a thread of its own that blocks the event loop.
 _INCR_WINDOW = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return count
 """
 
@@ -260,9 +260,9 @@ class RedisStore:
         result = await self._guard(self._redis.set(self._prefix + key, b"1", nx=True, ex=ttl_s))
         return bool(result)
 
-    async def incr_window(self, key: str, window_s: int) -> int:
+    async def incr_window(self, key: str, window_s: int, by: int = 1) -> int:
         result = await self._guard(
-            self._incr_window(keys=[self._prefix + key], args=[window_s], client=self._redis)
+            self._incr_window(keys=[self._prefix + key], args=[window_s, by], client=self._redis)
         )
         assert isinstance(result, int)
         return result

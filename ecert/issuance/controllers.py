@@ -12,6 +12,7 @@ from ecert.db.models import ECert as ECertRow
 from ecert.db.models import ECertStatus
 from ecert.errors import InvalidIdNumber
 from ecert.issuance import feed, schemas, services, suspensions
+from ecert.issuance.mintcache import MintCache
 from ecert.persons import find_by_ref
 from ecert.qr.image import render_png, render_svg
 from ecert.server.auth import agency_guard, person_guard, principal_of
@@ -19,6 +20,11 @@ from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.server.ratelimit import RateLimiter
 
 NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _mint_cache(request: AnyRequest) -> MintCache:
+    cache: MintCache = request.app.state.mint_cache
+    return cache
 
 
 def _view(ecert: ECertRow) -> schemas.ECert:
@@ -63,14 +69,16 @@ class MyECertController(Controller):
     async def qr(
         self,
         request: AnyRequest,
-        db_session: DbSession,
         runtime: RuntimeDep,
         image: Annotated[
             Literal["svg"] | None,
             QueryParameter(description="Also return the code as an SVG image (`svg`)"),
         ] = None,
     ) -> schemas.Qr:
-        text, expires, refresh = await services.mint_qr(db_session, runtime, principal_of(request))
+        # No database session here: a remembered e-cert needs none (services.mint_qr).
+        text, expires, refresh = await services.mint_qr(
+            runtime, principal_of(request), _mint_cache(request)
+        )
         svg = render_svg(text) if image == "svg" else None
         return schemas.Qr(qr=text, expires_at=expires, refresh_after=refresh, svg=svg)
 
@@ -78,20 +86,18 @@ class MyECertController(Controller):
     async def qr_png(
         self,
         request: AnyRequest,
-        db_session: DbSession,
         runtime: RuntimeDep,
     ) -> Response[bytes]:
-        text, _, _ = await services.mint_qr(db_session, runtime, principal_of(request))
+        text, _, _ = await services.mint_qr(runtime, principal_of(request), _mint_cache(request))
         return Response(render_png(text), media_type="image/png", headers=NO_STORE)
 
     @get("/qr.svg", summary="The current QR token as an SVG image", media_type="image/svg+xml")
     async def qr_svg(
         self,
         request: AnyRequest,
-        db_session: DbSession,
         runtime: RuntimeDep,
     ) -> Response[str]:
-        text, _, _ = await services.mint_qr(db_session, runtime, principal_of(request))
+        text, _, _ = await services.mint_qr(runtime, principal_of(request), _mint_cache(request))
         return Response(render_svg(text), media_type="image/svg+xml", headers=NO_STORE)
 
     @post(

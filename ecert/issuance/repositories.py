@@ -1,4 +1,4 @@
-"""Issuance's queries: the revocation feed and a person's e-certs.
+"""Issuance's queries: the revocation feed, a person's e-certs, and what the hot mint path reads.
 
 Plain async functions taking the caller's session; none commits. (E-cert lookups that the hot
 paths share still sit beside their rules in ``services.py``.)"""
@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import ECert, KeyEvent, RevocationEntry, SigningKey
+from ecert.suspension import in_force
 
 
 async def feed_state(session: AsyncSession) -> tuple[int, int]:
@@ -52,3 +54,29 @@ async def revoked_kids(session: AsyncSession) -> list[str]:
 async def person_ecerts(session: AsyncSession, person_id: uuid.UUID) -> Sequence[ECert]:
     """All of a person's e-certs, every channel and status."""
     return (await session.scalars(select(ECert).where(ECert.person_id == person_id))).all()
+
+
+class MintState(NamedTuple):
+    """What minting needs of an e-cert, and whether its person is suspended."""
+
+    ecert_id: uuid.UUID
+    pseudonym: str
+    version: int
+    status: str
+    suspended: bool
+
+
+_PERSON = bindparam("person_id", type_=ECert.person_id.type)
+#: Built once (Core, five columns, no ORM identity map): the statement's cache key is then
+#: found without rebuilding the select on every mint.
+_MINT_STATE = select(
+    ECert.id, ECert.pseudonym, ECert.version, ECert.status, in_force(_PERSON)
+).where(ECert.person_id == _PERSON, ECert.channel == bindparam("channel"))
+
+
+async def mint_state(session: AsyncSession, person_id: uuid.UUID, channel: str) -> MintState | None:
+    """The person's e-cert on ``channel`` as minting sees it; None when there is none."""
+    row = (await session.execute(_MINT_STATE, {"person_id": person_id, "channel": channel})).first()
+    if row is None:
+        return None
+    return MintState(row[0], row[1], row[2], str(row[3]), bool(row[4]))

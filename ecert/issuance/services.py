@@ -10,7 +10,6 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.engine import reads_only
 from ecert.db.models import (
     ECert,
     ECertStatus,
@@ -23,12 +22,15 @@ from ecert.db.models import (
 )
 from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled, NotFound
+from ecert.issuance import mintcache, repositories
+from ecert.issuance.mintcache import MintCache
+from ecert.issuance.repositories import MintState
 from ecert.qr import codec
 from ecert.security import keys
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
-from ecert.suspension import ensure_not_suspended, in_force, refuse_if
+from ecert.suspension import ensure_not_suspended, refuse_if
 
 #: A client should fetch a new code this many seconds before the current one expires.
 REFRESH_MARGIN_S = 10
@@ -71,6 +73,7 @@ def _feed(session: AsyncSession, ecert: ECert, reason: str) -> None:
 
 def bump_version(session: AsyncSession, ecert: ECert, reason: str) -> None:
     """Kill every outstanding code of this e-cert by moving to the next version."""
+    mintcache.changed(session, ecert.person_id, ecert.channel)
     if ecert.version >= codec.MAX_VERSION:
         # Versions must stay short enough for the QR; start over under a new pseudonym.
         session.add(
@@ -189,47 +192,51 @@ async def unbind(session: AsyncSession, principal: Principal) -> None:
     await record_audit(session, principal, ecert.person_id, "ecert.unbind", "ok")
 
 
-async def _active_ecert(session: AsyncSession, principal: Principal) -> ECert:
-    person_id = _person_of(principal)
-    # One statement (mint's only one): the e-cert and whether its person is suspended.
-    row = (
-        await session.execute(
-            select(ECert, in_force(person_id)).where(
-                ECert.person_id == person_id, ECert.channel == principal.client_id
-            )
-        )
-    ).first()
-    if row is None:
+def _mintable(state: MintState | None) -> MintState:
+    """The state, if it may get a code; else the refusal."""
+    if state is None:
         raise NoECert()
-    ecert: ECert = row[0]
-    refuse_if(row[1])
-    if ecert.status == ECertStatus.SUSPENDED:
+    refuse_if(state.suspended)
+    if state.status == ECertStatus.SUSPENDED:
         raise ECertSuspended()
-    if ecert.status != ECertStatus.ACTIVE:
+    if state.status != ECertStatus.ACTIVE:
         raise ECertRevoked()
-    return ecert
+    return state
 
 
 async def mint_qr(
-    session: AsyncSession, runtime: Runtime, principal: Principal
+    runtime: Runtime, principal: Principal, cache: MintCache
 ) -> tuple[str, dt.datetime, dt.datetime]:
-    """A fresh signed QR token for the caller's active e-cert: (text, expires_at, refresh_after)."""
-    await reads_only(session)
-    ecert = await _active_ecert(session, principal)
+    """A fresh signed QR token for the caller's active e-cert: (text, expires_at, refresh_after).
+
+    The e-cert comes from the worker's ``MintCache`` (``ecert.issuance.mintcache``: why that is
+    safe), else from one read in autocommit (no BEGIN and COMMIT around a lone read).
+    """
+    person_id = _person_of(principal)
+    state = cache.get(person_id, principal.client_id)
+    if state is None:
+        async with runtime.sessions() as session:
+            await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            state = await repositories.mint_state(session, person_id, principal.client_id)
+        if state is not None:
+            cache.put(person_id, principal.client_id, state)
+    state = _mintable(state)
     if keys.rotation_due(runtime.keys, "qr", runtime.settings.key_rotate_days):
         async with runtime.sessions.begin() as rotating:  # one transaction of its own
             await keys.rotate(rotating, runtime.cipher, "qr", overlap_s=overlap_seconds(runtime))
-        await runtime.keys.refresh(session)
+        await runtime.refresh_keys()
     # No audit row: showing one's own code reads nobody's data; each use is audited at verify.
-    return sign_code(runtime, ecert)
+    return sign_code(runtime, state.pseudonym, state.version)
 
 
-def sign_code(runtime: Runtime, ecert: ECert) -> tuple[str, dt.datetime, dt.datetime]:
+def sign_code(
+    runtime: Runtime, pseudonym: str, version: int
+) -> tuple[str, dt.datetime, dt.datetime]:
     """Sign a fresh QR token for an e-cert: (text, expires_at, refresh_after)."""
     settings = runtime.settings
     signer = runtime.keys.signer("qr")
     claims = codec.new_claims(
-        settings.issuer_area, ecert.pseudonym, ecert.version, int(time.time()), settings.qr_ttl_s
+        settings.issuer_area, pseudonym, version, int(time.time()), settings.qr_ttl_s
     )
     text = codec.encode(claims, signer.private, signer.kid)
     return text, _at(claims.exp), _at(claims.exp - REFRESH_MARGIN_S)
@@ -239,12 +246,15 @@ async def mint_numeric(
     session: AsyncSession, runtime: Runtime, principal: Principal
 ) -> tuple[str, dt.datetime, dt.datetime]:
     """A 28-digit code in the national layout: 424 + 17 + 2 random digits + province + 0000."""
-    ecert = await _active_ecert(session, principal)
+    # Read afresh, not remembered: this path writes the code row anyway.
+    state = _mintable(
+        await repositories.mint_state(session, _person_of(principal), principal.client_id)
+    )
     province = runtime.settings.issuer_area[:2]
     code = f"424{secrets.randbelow(10**19):019d}{province}0000"
     expires = utcnow() + dt.timedelta(seconds=runtime.settings.qr_ttl_s)
     session.add(
-        NumericCode(code=code, ecert_id=ecert.id, version=ecert.version, expires_at=expires)
+        NumericCode(code=code, ecert_id=state.ecert_id, version=state.version, expires_at=expires)
     )
     return code, expires, expires - dt.timedelta(seconds=REFRESH_MARGIN_S)
 

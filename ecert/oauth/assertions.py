@@ -8,19 +8,28 @@ assertion, a key or a secret.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from ecert.db.models import Client
 from ecert.errors import ValidationFailed
 from ecert.server.runtime import Runtime
 
 #: Signing algorithms a registered public key may use (see ``algorithms_for``).
 PUBLIC_KEY_ALGORITHMS = ("ES256", "PS256", "RS256", "EdDSA")
 _FORBIDDEN_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c", "crit"})
+
+
+class AssertingClient(Protocol):
+    """The client an assertion comes from: its id, and its public key if it has one."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def public_key_pem(self) -> str | None: ...
 
 
 class AssertionRefused(Exception):
@@ -64,7 +73,7 @@ def _refusal(exc: jwt.PyJWTError) -> AssertionRefused:
 
 def decode(
     runtime: Runtime,
-    client: Client,
+    client: AssertingClient,
     token: str,
     *,
     secret: str | None,

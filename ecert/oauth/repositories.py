@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import uuid
 from collections.abc import Sequence
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, insert, select, true, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import Client, Institution
+from ecert.db.models import Client, Institution, Person, UsedJti
+from ecert.db.upsert import insert_ignore
+
+#: PostgreSQL's SQLSTATE for a unique key refusing a row.
+UNIQUE_VIOLATION = "23505"
 
 
 async def client_by_id(
@@ -18,11 +27,50 @@ async def client_by_id(
     return client
 
 
-async def active_client(session: AsyncSession, client_id: str) -> Client | None:
-    client: Client | None = await session.scalar(
-        select(Client).where(Client.client_id == client_id, Client.active.is_(True))
+class AuthClient(NamedTuple):
+    """What the token endpoint needs of an active client (read as columns, not an ORM row)."""
+
+    client_id: str
+    kind: str
+    secret_hash: str | None
+    previous_secret_hash: str | None
+    previous_secret_until: dt.datetime | None
+    public_key_pem: str | None
+    scopes: str
+    rate_limit: int | None
+    institution_code: str | None
+
+
+async def active_client(session: AsyncSession, client_id: str) -> AuthClient | None:
+    row = (await session.execute(_active_client(), {"client_id": client_id})).first()
+    return AuthClient(*row) if row is not None else None
+
+
+@functools.cache
+def _active_client() -> Select[Any]:
+    """Built once: the client and its institution's code in one Core statement."""
+    return (
+        select(
+            Client.client_id,
+            Client.kind,
+            Client.secret_hash,
+            Client.previous_secret_hash,
+            Client.previous_secret_until,
+            Client.public_key_pem,
+            Client.scopes,
+            Client.rate_limit,
+            Institution.code,
+        )
+        .outerjoin(Institution, Client.institution_id == Institution.id)
+        .where(Client.client_id == bindparam("client_id"), Client.active.is_(True))
     )
-    return client
+
+
+async def set_secret_hash(session: AsyncSession, client_id: str, secret_hash: str) -> None:
+    """Store a client's secret under a new hash (a legacy or rotated-out hash, on first use)."""
+    await session.execute(
+        update(Client).where(Client.client_id == client_id).values(secret_hash=secret_hash)
+    )
 
 
 async def client_by_name(session: AsyncSession, name: str) -> Client | None:
@@ -41,3 +89,82 @@ async def institution_by_code(session: AsyncSession, code: str) -> Institution |
         select(Institution).where(Institution.code == code)
     )
     return institution
+
+
+class AssertedPerson(NamedTuple):
+    """What the JWT-bearer grant needs of the person an assertion names."""
+
+    id: uuid.UUID
+    name_cipher: bytes
+
+
+def _postgres(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _jti_row(issuer: str, jti: str, expires: dt.datetime) -> dict[str, Any]:
+    return {"issuer": issuer, "jti": jti, "expires_at": expires}
+
+
+async def spend_jti(session: AsyncSession, issuer: str, jti: str, expires: dt.datetime) -> bool:
+    """Record a single-use assertion id; False when it was already used (the unique key on
+    ``(issuer, jti)`` decides, also between concurrent requests)."""
+    if not _postgres(session):
+        row = _jti_row(issuer, jti, expires)
+        used = await insert_ignore(session, UsedJti.__table__, row, returning=UsedJti.id)
+        return used is not None
+    try:
+        await session.execute(_spend_jti(), _jti_row(issuer, jti, expires))
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+            return False
+        raise
+    return True
+
+
+async def spend_jti_find_person(
+    session: AsyncSession, issuer: str, jti: str, expires: dt.datetime, id_hashes: list[str]
+) -> tuple[bool, AssertedPerson | None]:
+    """Spend a person assertion's ``jti`` and find the person it names by ID-number hash: on
+    PostgreSQL one statement (the INSERT in a data-modifying CTE, spent whether or not the person
+    is found); on SQLite (no DML in CTEs) two. Returns (first use, the person or None)."""
+    values = {**_jti_row(issuer, jti, expires), "hashes": id_hashes}
+    if not _postgres(session):
+        if not await spend_jti(session, issuer, jti, expires):
+            return False, None
+        found = (await session.execute(_find_person(), values)).first()
+        return True, AssertedPerson(found[0], found[1]) if found is not None else None
+    try:
+        row = (await session.execute(_spend_and_find(), values)).one()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
+            return False, None
+        raise
+    if row[1] is None or row[2] is None:
+        return True, None
+    return True, AssertedPerson(row[1], row[2])
+
+
+# Built once each. A plain INSERT, not ON CONFLICT DO NOTHING: SQLAlchemy 2.0 does not cache the
+# PostgreSQL dialect's INSERT (sqlalchemy#10445); the unique violation says "used" instead.
+@functools.cache
+def _spend_jti() -> Any:
+    return insert(UsedJti).values(
+        issuer=bindparam("issuer"), jti=bindparam("jti"), expires_at=bindparam("expires_at")
+    )
+
+
+@functools.cache
+def _find_person() -> Select[tuple[uuid.UUID, bytes]]:
+    return select(Person.id, Person.name_cipher).where(
+        Person.id_hash.in_(bindparam("hashes", expanding=True))
+    )
+
+
+@functools.cache
+def _spend_and_find() -> Select[tuple[int, uuid.UUID | None, bytes | None]]:
+    spent = _spend_jti().returning(UsedJti.id).cte("spent")
+    person = _find_person().subquery("person")
+    return select(spent.c.id, person.c.id, person.c.name_cipher).select_from(
+        spent.outerjoin(person, true())
+    )

@@ -13,12 +13,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.clock import utcnow
-from ecert.db.models import Client, Institution, Person, UsedJti
-from ecert.db.upsert import insert_ignore
+from ecert.db.models import Client, Institution
 from ecert.errors import InvalidClient, InvalidGrant, OAuthError, ValidationFailed
 from ecert.identity import names_match, parse_id_number
 from ecert.oauth import assertions, repositories
 from ecert.oauth.assertions import AssertionRefused, algorithms_for
+from ecert.oauth.repositories import AssertedPerson, AuthClient
 from ecert.oauth.schemas import (
     ASSERTION_TYPE_JWT,
     GRANT_CLIENT_CREDENTIALS,
@@ -27,9 +27,9 @@ from ecert.oauth.schemas import (
     TokenRequest,
     TokenResponse,
 )
-from ecert.persons import find_person, person_name
+from ecert.persons import open_name
 from ecert.security import client_secrets
-from ecert.security.audit import acting, concerning, record_audit, refusal_reason
+from ecert.security.audit import acting, audit_values, concerning, refusal_reason
 from ecert.security.pii import PiiCipher
 from ecert.security.province import province_scope
 from ecert.security.tokens import Principal, mint_access_token
@@ -151,18 +151,24 @@ def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
     return unquote(client_id), unquote(secret)
 
 
+def _expiry(claims: dict[str, Any]) -> dt.datetime:
+    """A used ``jti`` is kept until its assertion's ``exp`` (purged only after it)."""
+    return dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
+
+
+def _replayed() -> AssertionRefused:
+    return AssertionRefused("replayed_jti", "this jti was already used")
+
+
 async def _consume_jti(session: AsyncSession, issuer: str, claims: dict[str, Any]) -> None:
-    """Record a single-use assertion id until the assertion's ``exp`` (purged only after it)."""
-    expires = dt.datetime.fromtimestamp(claims["exp"], dt.UTC)
-    row = {"issuer": issuer, "jti": claims["jti"], "expires_at": expires}
-    used = await insert_ignore(session, UsedJti.__table__, row, returning=UsedJti.__table__.c.id)
-    if used is None:
-        raise AssertionRefused("replayed_jti", "this jti was already used")
+    """Record a single-use assertion id (PostgreSQL's unique key is the authority)."""
+    if not await repositories.spend_jti(session, issuer, claims["jti"], _expiry(claims)):
+        raise _replayed()
 
 
 async def authenticate_client(
     session: AsyncSession, runtime: Runtime, form: TokenRequest, authorization: str | None
-) -> tuple[Client, str | None]:
+) -> tuple[AuthClient, str | None]:
     """Exactly one of: HTTP Basic, client_secret in the form, or private_key_jwt."""
     basic = _basic_credentials(authorization)
     methods = sum(
@@ -205,34 +211,41 @@ async def authenticate_client(
     client = await _active_client(session, client_id)
     stored = client.secret_hash if client is not None else None
     key = secret_key(runtime.cipher)
+    upgraded: str | None = None  # the secret's hash under the active key, to store now
     if client is not None and stored is not None and client_secrets.is_legacy(stored):
         # Registered before keyed hashes: Argon2, off the loop; upgraded on first success.
         if not await client_secrets.legacy_match(stored, secret):
             raise InvalidClient()
-        client.secret_hash = client_secrets.hash_secret(key, secret)
+        upgraded = client_secrets.hash_secret(key, secret)
     # Unknown clients are checked against a dummy hash too: the same (tiny) cost either way.
-    elif not client_secrets.keyed_match(key, stored, secret) and (
-        client is None or not _other_secret_matches(runtime, client, secret)
-    ):
-        raise InvalidClient()
+    elif not client_secrets.keyed_match(key, stored, secret):
+        matched, upgraded = (
+            _other_secret_matches(runtime, client, secret) if client else (False, None)
+        )
+        if not matched:
+            raise InvalidClient()
     if client is None:
         raise InvalidClient()
+    if upgraded is not None:
+        await repositories.set_secret_hash(session, client.client_id, upgraded)
     return client, secret
 
 
-def _other_secret_matches(runtime: Runtime, client: Client, secret: str) -> bool:
-    """The secret replaced by ``rotate-secret --grace`` while its grace lasts, or a secret hashed
-    under a hash key being rotated out (moved to the active key on this first use)."""
+def _other_secret_matches(
+    runtime: Runtime, client: AuthClient, secret: str
+) -> tuple[bool, str | None]:
+    """Whether it is the secret replaced by ``rotate-secret --grace`` while its grace lasts, or a
+    secret hashed under a hash key being rotated out; for the latter also its hash under the
+    active key, stored on this first use."""
     key = secret_key(runtime.cipher)
     until = client.previous_secret_until
     in_grace = until is not None and utcnow() < until
     if in_grace and client_secrets.keyed_match(key, client.previous_secret_hash, secret):
-        return True
+        return True, None
     for old in runtime.cipher.other_hash_keys:
         if client_secrets.keyed_match(client_secrets.derive_key(old), client.secret_hash, secret):
-            client.secret_hash = client_secrets.hash_secret(key, secret)
-            return True
-    return False
+            return True, client_secrets.hash_secret(key, secret)
+    return False, None
 
 
 async def rotate_secret(
@@ -260,7 +273,7 @@ def secret_key(cipher: PiiCipher) -> bytes:
     return client_secrets.derive_key(cipher.hash_key)
 
 
-async def _active_client(session: AsyncSession, client_id: str) -> Client | None:
+async def _active_client(session: AsyncSession, client_id: str) -> AuthClient | None:
     if not client_id or len(client_id) > 64:
         return None
     return await repositories.active_client(session, client_id)
@@ -275,6 +288,9 @@ async def issue_token(
 ) -> TokenResponse:
     if form.grant_type not in (GRANT_CLIENT_CREDENTIALS, GRANT_JWT_BEARER):
         raise UnsupportedGrant()
+    # Every statement here commits on its own (no BEGIN and COMMIT): each is a lone read or a
+    # lone single-use mark, and the audit row is group-committed (ecert.security.auditbatch).
+    await session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
     client, secret = await authenticate_client(session, runtime, form, authorization)
     acting(client.client_id, client.kind)  # a refusal from here on is audited against the client
     # Counted once authenticated: a count by the claimed client_id would let anyone who knows
@@ -288,7 +304,7 @@ async def issue_token(
                 "a requested scope is not granted to this client", error="invalid_scope"
             )
         scopes = requested
-    institution_code = client.institution.code if client.institution is not None else None
+    institution_code = client.institution_code
     if form.grant_type == GRANT_CLIENT_CREDENTIALS:
         principal = Principal(
             client.client_id, client.kind, scopes, None, institution_code, client.rate_limit
@@ -300,7 +316,9 @@ async def issue_token(
         person = await _asserted_person(session, runtime, client, form.assertion, secret)
         principal = Principal(client.client_id, "channel", scopes, person.id, None)
         ttl = runtime.settings.person_token_ttl_s
-        await record_audit(session, principal, person.id, "person_token.issue", "ok")
+        # Committed before the answer, together with the other requests' rows of the moment.
+        row = audit_values(principal, person.id, "person_token.issue", "ok")
+        await runtime.audit_batches.append(row)
     token = mint_access_token(runtime.keys, runtime.settings, principal, ttl_s=ttl)
     return TokenResponse(
         access_token=token,
@@ -311,8 +329,12 @@ async def issue_token(
 
 
 async def _asserted_person(
-    session: AsyncSession, runtime: Runtime, client: Client, token: str | None, secret: str | None
-) -> Person:
+    session: AsyncSession,
+    runtime: Runtime,
+    client: AuthClient,
+    token: str | None,
+    secret: str | None,
+) -> AssertedPerson:
     if not token:
         raise InvalidGrant("the jwt-bearer grant needs an 'assertion'")
     try:
@@ -331,17 +353,19 @@ async def _asserted_person(
         raise InvalidGrant("the person assertion must say how the person was verified (amr)")
     if not isinstance(claims.get("name"), str):
         raise InvalidGrant("the person assertion must carry the person's name")
-    try:
-        await _consume_jti(session, client.client_id, claims)
-    except AssertionRefused as exc:
-        raise InvalidGrant(f"person {exc}", rule=exc.rule) from exc
     number = parse_id_number(str(claims["sub"]))
     cipher = runtime.cipher
-    # The grant needs who, not their enrolments: one query, not two.
-    person = await find_person(session, cipher, number, enrolments=False)
+    # One statement: the jti spent (the authority for single use) and the person found. The jti
+    # stays spent when the identity is then refused: an assertion is used once, either way.
+    hashes = cipher.lookup_hashes(number.value)
+    first, person = await repositories.spend_jti_find_person(
+        session, client.client_id, claims["jti"], _expiry(claims), hashes
+    )
+    if not first:
+        raise InvalidGrant(f"person {_replayed()}", rule="replayed_jti")
     if person is not None:
         concerning(person.id)
-    registered = person_name(cipher, person) if person else None
+    registered = open_name(cipher, person.name_cipher) if person else None
     if person is None or registered is None or not names_match(registered, claims["name"]):
         # The refusal's audit row says which it was (ecert.security.audit); the caller is not told.
         refusal_reason("unknown_person" if person is None else "name_mismatch")

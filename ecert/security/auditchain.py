@@ -126,19 +126,21 @@ def free_head_cte() -> CTE:
 @functools.cache
 def _lock_free() -> ReturningUpdate[tuple[int, str]]:
     """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``.
-    Built once a process (statements are immutable)."""
+    Built once, on the table (Core): an ORM UPDATE pays for synchronising the session first."""
+    table = cast(Table, AuditChainHead.__table__)
+    heads = table.c
     free = (
-        select(AuditChainHead.id)
+        select(heads.id)
         .order_by(func.random())
         .limit(1)
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
     return (
-        update(AuditChainHead)
-        .where(AuditChainHead.id == free)
-        .values(last_hash=AuditChainHead.last_hash)
-        .returning(AuditChainHead.id.label("chain"), AuditChainHead.last_hash.label("prev"))
+        update(table)
+        .where(heads.id == free)
+        .values(last_hash=heads.last_hash)
+        .returning(heads.id.label("chain"), heads.last_hash.label("prev"))
     )
 
 

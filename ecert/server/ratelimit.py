@@ -16,6 +16,10 @@ Online verify is charged by its handler (``DEFERRED``, :class:`Charge`): the cou
 code's early replay mark go to the store in one round trip. A request refused before its
 handler ran (a malformed body) is counted after its answer instead, so every request counts.
 
+Each worker counts a small share of a limit itself before telling the store (``LocalShares``):
+a caller well inside its limit costs no store round trip, and the deployment's total can pass the
+limit by at most one share a worker a window (docs/security.md, "Rate limits counted locally").
+
 Health probes, metrics and the JWKS (served from the in-memory key ring) are not counted, so a
 scanner fleet behind one address cannot spend a hospital's budget. The address is the peer's,
 or — only when the peer is a configured trusted proxy — the rightmost ``X-Forwarded-For`` hop
@@ -51,6 +55,11 @@ SELF_AUTHENTICATING = frozenset({TOKEN_PATH, "/fsi/api/rsfComIfsService/callServ
 DEFERRED = frozenset({"/v1/verify"})
 #: ``scope["state"]`` key of a deferred route's :class:`Charge`.
 CHARGE = "ecert.rate_charge"
+
+#: A worker counts up to this fraction of a limit on its own (limits below 20: none, exact).
+SHARE_DIVISOR = 20
+#: Buckets a worker counts locally in one window at most; past it, straight to the store.
+MAX_LOCAL_BUCKETS = 50_000
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -101,36 +110,78 @@ def client_address(scope: Scope, trusted: tuple[Network, ...]) -> str:
     return peer
 
 
+class LocalShares:
+    """A worker's hits not yet told to the store, and the store's last count, per bucket.
+
+    A hit stays here while the bucket's unsent hits are at most ``limit // SHARE_DIVISOR`` and
+    the last known count plus them is within the limit; otherwise all unsent hits go to the store
+    in one increment, whose answer decides. Forgotten when the window turns.
+    """
+
+    def __init__(self) -> None:
+        self._window = -1
+        #: bucket → [unsent hits, the store's count when last asked]
+        self._buckets: dict[str, list[int]] = {}
+
+    def take(self, key: str, window: int, limit: int) -> int:
+        """0: counted here; else the hits to send to the store now."""
+        if window != self._window:
+            self._window, self._buckets = window, {}
+        found = self._buckets.get(key)
+        if found is None:
+            if len(self._buckets) >= MAX_LOCAL_BUCKETS:
+                return 1
+            found = self._buckets[key] = [0, 0]
+        found[0] += 1
+        if found[0] <= limit // SHARE_DIVISOR and found[1] + found[0] <= limit:
+            return 0
+        unsent, found[0] = found[0], 0
+        return unsent
+
+    def told(self, key: str, count: int) -> None:
+        found = self._buckets.get(key)
+        if found is not None:
+            found[1] = count
+
+
 class RateLimiter:
     """Fixed one-minute windows; the fallback counts per process while the store is down."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
         self._fallback = MemoryStore()
+        self._local = LocalShares()
         self.trusted = parse_networks(runtime.settings.trusted_proxies)
 
     async def hit(self, key: str, limit: int) -> None:
-        window = self.window(key, limit)
+        number = int(time.time()) // WINDOW_S
+        window = self.window(key, limit, number)
+        unsent = self._local.take(window.key, number, limit)
+        if not unsent:
+            return
         try:
-            count = await self._runtime.store.incr_window(window.key, WINDOW_S)
+            count = await self._runtime.store.incr_window(window.key, WINDOW_S, unsent)
         except StoreUnavailable:
-            count = await self._fallback.incr_window(window.key, WINDOW_S)
+            count = await self._fallback.incr_window(window.key, WINDOW_S, unsent)
+        self._local.told(window.key, count)
         refuse_over(count, limit)
 
     async def hit_and_mark(self, key: str, limit: int, mark: str, ttl_s: int) -> bool:
         """:meth:`hit` and the store's ``set_once(mark)`` in one round trip: True when the mark
-        is new, and True as well when the store is down (the caller's authority decides)."""
-        window = self.window(key, limit)
+        is new, and True as well when the store is down (the caller's authority decides). Counted
+        in the store at once, not in a local share: the mark needs the round trip anyway."""
+        window = self.window(key, limit, int(time.time()) // WINDOW_S)
         try:
             count, first = await self._runtime.store.count_and_mark(window, mark, ttl_s)
         except StoreUnavailable:
             count, first = await self._fallback.incr_window(window.key, WINDOW_S), True
+        self._local.told(window.key, count)
         refuse_over(count, limit)
         return first
 
     @staticmethod
-    def window(key: str, limit: int) -> Window:
-        return Window(f"rl:{key}:{int(time.time()) // WINDOW_S}", WINDOW_S, limit)
+    def window(key: str, limit: int, number: int) -> Window:
+        return Window(f"rl:{key}:{number}", WINDOW_S, limit)
 
     async def count_client(self, client_id: str, quota: int | None) -> None:
         """Count a token request of an authenticated client against the client's own quota."""

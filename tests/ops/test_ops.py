@@ -332,10 +332,12 @@ async def test_ops_business_counters_move(client: Client, runtime: Runtime) -> N
 
 
 async def test_ops_store_fallbacks_are_counted(make_app: AppFactory) -> None:
-    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    # A limit under 20 a minute has no local share (ratelimit.LocalShares): every hit asks the
+    # store first, then counts locally.
+    app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0", peer_rate_limit_per_minute=10)
     async with open_client(app) as client:
         before = (await client.get("/metrics")).text
-        for _ in range(3):  # the rate limit asks the store first, then counts locally
+        for _ in range(3):
             await client.post("/oauth/token", data={"grant_type": "client_credentials"})
         after = (await client.get("/metrics")).text
     assert (

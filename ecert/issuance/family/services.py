@@ -202,7 +202,7 @@ async def mint_for_relative(
         bump_version(session, ecert, "family_renewed")
     if ecert.status == ECertStatus.SUSPENDED:
         raise ECertSuspended()
-    code = sign_code(runtime, ecert)
+    code = sign_code(runtime, ecert.pseudonym, ecert.version)
     await record_audit(
         session, principal, link.relative_id, "family.qr", "ok", {"shown_by": str(link.holder_id)}
     )

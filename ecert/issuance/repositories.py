@@ -1,7 +1,6 @@
 """Issuance's queries: the revocation feed, a person's e-certs, and what the hot mint path reads.
 
-Plain async functions taking the caller's session; none commits. (E-cert lookups that the hot
-paths share still sit beside their rules in ``services.py``.)"""
+Plain async functions taking the caller's session; none commits."""
 
 from __future__ import annotations
 
@@ -12,7 +11,17 @@ from typing import NamedTuple
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import ECert, KeyEvent, RevocationEntry, SigningKey
+from ecert.db.models import (
+    ECert,
+    ECertStatus,
+    Enrolment,
+    EnrolmentStatus,
+    KeyEvent,
+    RevocationEntry,
+    SigningKey,
+    utcnow,
+)
+from ecert.db.upsert import insert_ignore
 from ecert.suspension import in_force
 
 
@@ -54,6 +63,55 @@ async def revoked_kids(session: AsyncSession) -> list[str]:
 async def person_ecerts(session: AsyncSession, person_id: uuid.UUID) -> Sequence[ECert]:
     """All of a person's e-certs, every channel and status."""
     return (await session.scalars(select(ECert).where(ECert.person_id == person_id))).all()
+
+
+async def has_active_enrolment(session: AsyncSession, person_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        select(Enrolment.id)
+        .where(Enrolment.person_id == person_id, Enrolment.status == EnrolmentStatus.ACTIVE)
+        .limit(1)
+    )
+    return found is not None
+
+
+async def find_ecert(session: AsyncSession, person_id: uuid.UUID, channel: str) -> ECert | None:
+    ecert: ECert | None = await session.scalar(
+        select(ECert).where(ECert.person_id == person_id, ECert.channel == channel)
+    )
+    return ecert
+
+
+async def claim_ecert(
+    session: AsyncSession, person_id: uuid.UUID, channel: str, number: str, pseudonym: str
+) -> tuple[ECert, bool]:
+    """The person's e-cert on ``channel``, made if missing, locked for this transaction.
+
+    Concurrent first requests (four taps on "activate") each insert-or-skip on the unique
+    (person, channel) key and then read the one row, instead of three failing on the key.
+    Returns the e-cert and whether this call made it.
+    """
+    made = await insert_ignore(
+        session,
+        ECert.__table__,
+        {
+            "person_id": person_id,
+            "channel": channel,
+            "number": number,
+            "pseudonym": pseudonym,
+            "version": 1,
+            "status": ECertStatus.ACTIVE,
+            "bound_at": utcnow(),
+        },
+        returning=ECert.__table__.c.id,
+    )
+    ecert = await session.scalar(
+        select(ECert)
+        .where(ECert.person_id == person_id, ECert.channel == channel)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert ecert is not None  # inserted above, or by the concurrent request that won
+    return ecert, made is not None
 
 
 class MintState(NamedTuple):

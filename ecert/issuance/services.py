@@ -7,20 +7,16 @@ import secrets
 import time
 import uuid
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.models import (
     ECert,
     ECertStatus,
-    Enrolment,
-    EnrolmentStatus,
     NumericCode,
     Person,
     RevocationEntry,
     utcnow,
 )
-from ecert.db.upsert import insert_ignore
 from ecert.errors import ECertRevoked, ECertSuspended, NotEnrolled, NotFound
 from ecert.issuance import mintcache, repositories
 from ecert.issuance.mintcache import MintCache
@@ -53,15 +49,6 @@ def new_number(area: str, prefix: str = "E") -> str:
     return f"{prefix}{area}{secrets.randbelow(10**12):012d}"
 
 
-async def has_active_enrolment(session: AsyncSession, person_id: uuid.UUID) -> bool:
-    found = await session.scalar(
-        select(Enrolment.id)
-        .where(Enrolment.person_id == person_id, Enrolment.status == EnrolmentStatus.ACTIVE)
-        .limit(1)
-    )
-    return found is not None
-
-
 def _feed(session: AsyncSession, ecert: ECert, reason: str) -> None:
     """Tell offline scanners: codes of this pseudonym below its current version are dead."""
     session.add(
@@ -91,13 +78,6 @@ def bump_version(session: AsyncSession, ecert: ECert, reason: str) -> None:
     _feed(session, ecert, reason)
 
 
-async def find_ecert(session: AsyncSession, person_id: uuid.UUID, channel: str) -> ECert | None:
-    ecert: ECert | None = await session.scalar(
-        select(ECert).where(ECert.person_id == person_id, ECert.channel == channel)
-    )
-    return ecert
-
-
 def _person_of(principal: Principal) -> uuid.UUID:
     assert principal.person_id is not None  # guaranteed by person_guard
     return principal.person_id
@@ -106,34 +86,9 @@ def _person_of(principal: Principal) -> uuid.UUID:
 async def claim_ecert(
     session: AsyncSession, person_id: uuid.UUID, channel: str, number: str
 ) -> tuple[ECert, bool]:
-    """The person's e-cert on ``channel``, made if missing, locked for this transaction.
-
-    Concurrent first requests (four taps on "activate") each insert-or-skip on the unique
-    (person, channel) key and then read the one row, instead of three failing on the key.
-    Returns the e-cert and whether this call made it.
-    """
-    made = await insert_ignore(
-        session,
-        ECert.__table__,
-        {
-            "person_id": person_id,
-            "channel": channel,
-            "number": number,
-            "pseudonym": new_pseudonym(),
-            "version": 1,
-            "status": ECertStatus.ACTIVE,
-            "bound_at": utcnow(),
-        },
-        returning=ECert.__table__.c.id,
-    )
-    ecert = await session.scalar(
-        select(ECert)
-        .where(ECert.person_id == person_id, ECert.channel == channel)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    assert ecert is not None  # inserted above, or by the concurrent request that won
-    return ecert, made is not None
+    """The person's e-cert on ``channel``, made (under a new pseudonym) if missing, locked for
+    this transaction; and whether this call made it (``repositories.claim_ecert``)."""
+    return await repositories.claim_ecert(session, person_id, channel, number, new_pseudonym())
 
 
 async def activate(
@@ -142,12 +97,12 @@ async def activate(
     """Bind the e-cert to a device; a new device replaces the old binding and kills its codes."""
     person_id = _person_of(principal)
     person = await session.get(Person, person_id)
-    if person is None or not await has_active_enrolment(session, person_id):
+    if person is None or not await repositories.has_active_enrolment(session, person_id):
         await record_audit(session, principal, person_id, "ecert.activate", "not_enrolled")
         raise NotEnrolled()
     # Checked on the person: a channel the person never used gets no e-cert while suspended.
     await ensure_not_suspended(session, person_id)
-    ecert = await find_ecert(session, person_id, principal.client_id)
+    ecert = await repositories.find_ecert(session, person_id, principal.client_id)
     made = False
     if ecert is None:
         ecert, made = await claim_ecert(
@@ -175,7 +130,7 @@ async def activate(
 
 
 async def current(session: AsyncSession, principal: Principal) -> ECert:
-    ecert = await find_ecert(session, _person_of(principal), principal.client_id)
+    ecert = await repositories.find_ecert(session, _person_of(principal), principal.client_id)
     if ecert is None:
         raise NoECert()
     await record_audit(session, principal, ecert.person_id, "ecert.read", "ok")
@@ -183,7 +138,7 @@ async def current(session: AsyncSession, principal: Principal) -> ECert:
 
 
 async def unbind(session: AsyncSession, principal: Principal) -> None:
-    ecert = await find_ecert(session, _person_of(principal), principal.client_id)
+    ecert = await repositories.find_ecert(session, _person_of(principal), principal.client_id)
     if ecert is None or ecert.status == ECertStatus.REVOKED:
         raise NoECert()
     ecert.status = ECertStatus.REVOKED

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ecert import suspension
 from ecert.db.models import ECertStatus, PersonSuspension, SuspensionKind
 from ecert.issuance.exceptions import ChannelNotBound, SuspendedByAgency
-from ecert.issuance.repositories import person_ecerts
-from ecert.issuance.services import bump_version, find_ecert
+from ecert.issuance.repositories import find_ecert, person_ecerts
+from ecert.issuance.services import bump_version
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal
 

@@ -12,7 +12,7 @@ from sqlalchemy import Select, bindparam, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import Client, Institution, Person, UsedJti
+from ecert.db.models import Client, Institution, Person, Staff, UsedJti
 from ecert.db.upsert import insert_ignore
 
 #: PostgreSQL's SQLSTATE for a unique key refusing a row.
@@ -25,6 +25,20 @@ async def client_by_id(
     query = select(Client).where(Client.client_id == client_id)
     client: Client | None = await session.scalar(query.with_for_update() if for_update else query)
     return client
+
+
+async def client_active(session: AsyncSession, client_id: str) -> bool | None:
+    """``clients.active``; None for an unknown client."""
+    active: bool | None = await session.scalar(
+        select(Client.active).where(Client.client_id == client_id)
+    )
+    return active
+
+
+async def staff_active(session: AsyncSession, login: str) -> bool | None:
+    """``staff.active``; None for an unknown login."""
+    active: bool | None = await session.scalar(select(Staff.active).where(Staff.login == login))
+    return active
 
 
 class AuthClient(NamedTuple):

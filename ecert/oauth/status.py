@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ecert.db.models import Client, Staff
+from ecert.oauth import repositories
 from ecert.security.staff import PREFIX as STAFF_PREFIX
 
 _MAX_ENTRIES = 10_000
@@ -33,11 +32,11 @@ class ClientStatus:
             return cached[1]
         try:
             async with self._sessions() as session:
-                active = await session.scalar(
-                    # A staff member disabled by `ecert staff disable` is out within seconds.
-                    select(Staff.active).where(Staff.login == client_id[len(STAFF_PREFIX) :])
+                # A staff member disabled by `ecert staff disable` is out within seconds.
+                active = await (
+                    repositories.staff_active(session, client_id[len(STAFF_PREFIX) :])
                     if client_id.startswith(STAFF_PREFIX)
-                    else select(Client.active).where(Client.client_id == client_id)
+                    else repositories.client_active(session, client_id)
                 )
         except Exception:
             if cached is not None:  # a database blip: the last answer beats failing the request

@@ -11,6 +11,10 @@ of its chain. The lock is held to the commit, so no chain forks.
 The oldest rows may be purged only together with anchors (``ecert.security.auditpurge``, one per
 chain): the walk of a chain then starts after its newest anchor, and the anchors' own MAC chain
 shows a forged or dropped anchor.
+
+This module is the repository of the audit tables (``audit_events``, ``audit_chain_head``,
+``audit_anchors``): their statements live here, beside the MAC rules they must follow, rather
+than in ``repositories.py`` (only the purge's bulk reads and deletes sit there).
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from sqlalchemy import BindParameter, ScalarSelect, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecert.db.models import KeyEvent, SigningKey, utcnow
+from ecert.security import repositories
 from ecert.security.pii import PiiCipher
 from ecert.store import Store, StoreUnavailable
 
@@ -175,8 +175,7 @@ class KeyRing:
     async def refresh(self, session: AsyncSession) -> None:
         # The version first: a change committed between the two reads only causes one more reload.
         version = await ring_version(session)
-        rows = (await session.scalars(select(SigningKey))).all()
-        self.replace(rows, version)
+        self.replace(await repositories.all_signing_keys(session), version)
 
     @property
     def loaded_at(self) -> float:
@@ -228,8 +227,7 @@ class KeyRing:
 
 async def ensure_active_keys(session: AsyncSession, cipher: PiiCipher) -> None:
     """Give every purpose an active key and a published ``next`` key (first start)."""
-    rows = (await session.execute(select(SigningKey.purpose, SigningKey.state))).all()
-    present = {(purpose, state) for purpose, state in rows}
+    present = await repositories.key_purposes_and_states(session)
     for purpose in PURPOSES:
         for state in ("active", "next"):
             if (purpose, state) not in present:
@@ -241,7 +239,7 @@ async def ensure_active_keys(session: AsyncSession, cipher: PiiCipher) -> None:
 
 async def ring_version(session: AsyncSession) -> int:
     """The key table's version: the highest key event (0 before the first)."""
-    return int(await session.scalar(select(func.max(KeyEvent.id))) or 0)
+    return await repositories.ring_version(session)
 
 
 def _record(session: AsyncSession, kid: str, purpose: str, action: KeyAction) -> None:
@@ -270,46 +268,19 @@ async def rotate(
     Returns the kid that became active, or None when another process rotated at the same time.
     """
     now = utcnow()
-    await session.execute(
-        update(SigningKey)
-        .where(
-            SigningKey.purpose == purpose,
-            SigningKey.state == "retiring",
-            SigningKey.publish_until <= now,
-        )
-        .values(state="retired")
-    )
-    active = (
-        await session.scalars(
-            select(SigningKey).where(SigningKey.purpose == purpose, SigningKey.state == "active")
-        )
-    ).all()
-    nxt = await session.scalar(
-        select(SigningKey)
-        .where(SigningKey.purpose == purpose, SigningKey.state == "next")
-        .order_by(SigningKey.created_at)
-        .limit(1)
-    )
+    await repositories.retire_expired_keys(session, purpose, now)
+    active = await repositories.keys_in_state(session, purpose, "active")
+    nxt = await repositories.oldest_key_in_state(session, purpose, "next")
     for key in active:
         # Conditional update: of two processes rotating together, exactly one moves each key.
-        moved = await session.execute(
-            update(SigningKey)
-            .where(SigningKey.id == key.id, SigningKey.state == "active")
-            .values(
-                state="retiring",
-                retiring_at=now,
-                publish_until=now + dt.timedelta(seconds=overlap_s),
-            )
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        until = now + dt.timedelta(seconds=overlap_s)
+        if not await repositories.start_retiring(session, key.id, now, until):
             return None
     if nxt is None:
         nxt = new_key_row(cipher, purpose, "next")
         session.add(nxt)
         await session.flush()
-    await session.execute(
-        update(SigningKey).where(SigningKey.id == nxt.id).values(state="active", activated_at=now)
-    )
+    await repositories.activate_key(session, nxt.id, now)
     session.add(new_key_row(cipher, purpose, "next"))
     _record(session, nxt.kid, purpose, KeyAction.ROTATED)
     await session.flush()
@@ -323,18 +294,11 @@ async def revoke(session: AsyncSession, cipher: PiiCipher, kid: str) -> bool:
     a new one), and a new ``next`` is published, so signing never stops. The caller publishes
     the new version (:func:`publish_version`) after the commit.
     """
-    row = await session.scalar(
-        select(SigningKey).where(SigningKey.kid == kid, SigningKey.state != "revoked")
-    )
+    row = await repositories.live_key(session, kid)
     if row is None:
         return False
     # Conditional update: of two processes revoking together, exactly one moves the key.
-    result = await session.execute(
-        update(SigningKey)
-        .where(SigningKey.id == row.id, SigningKey.state == row.state)
-        .values(state="revoked", revoked_at=utcnow())
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repositories.revoke_key(session, row.id, row.state, utcnow()):
         return False
     _record(session, kid, row.purpose, KeyAction.REVOKED)
     await _refill(session, cipher, row.purpose)
@@ -363,52 +327,23 @@ async def revoke_now(
 
 async def _refill(session: AsyncSession, cipher: PiiCipher, purpose: str) -> None:
     """Give ``purpose`` an active key and a ``next`` key again after a revocation."""
-    active = await session.scalar(
-        select(SigningKey.id)
-        .where(SigningKey.purpose == purpose, SigningKey.state == "active")
-        .limit(1)
-    )
-    if active is None:
-        nxt = await session.scalar(
-            select(SigningKey)
-            .where(SigningKey.purpose == purpose, SigningKey.state == "next")
-            .order_by(SigningKey.created_at)
-            .limit(1)
-        )
+    if not await repositories.has_key_in_state(session, purpose, "active"):
+        nxt = await repositories.oldest_key_in_state(session, purpose, "next")
         promoted = None
-        if nxt is not None:
-            moved = await session.execute(
-                update(SigningKey)
-                .where(SigningKey.id == nxt.id, SigningKey.state == "next")
-                .values(state="active", activated_at=utcnow())
-            )
-            promoted = nxt.kid if moved.rowcount == 1 else None  # type: ignore[attr-defined]
+        if nxt is not None and await repositories.promote_next(session, nxt.id, utcnow()):
+            promoted = nxt.kid
         if promoted is None:
             fresh = new_key_row(cipher, purpose, "active")
             session.add(fresh)
             promoted = fresh.kid
         _record(session, promoted, purpose, KeyAction.ROTATED)
-    has_next = await session.scalar(
-        select(SigningKey.id)
-        .where(SigningKey.purpose == purpose, SigningKey.state == "next")
-        .limit(1)
-    )
-    if has_next is None:
+    if not await repositories.has_key_in_state(session, purpose, "next"):
         session.add(new_key_row(cipher, purpose, "next"))
-
-
-def state_of(purpose: str, kid: str | BindParameter[str]) -> ScalarSelect[str]:
-    """A key's state as a scalar subquery, for a hot path to read with its other rows."""
-    return (
-        select(SigningKey.state)
-        .where(SigningKey.kid == kid, SigningKey.purpose == purpose)
-        .scalar_subquery()
-    )
 
 
 async def verifies(session: AsyncSession, purpose: str, kid: str) -> bool:
     """The database's word on a ``kid`` (the authority, when the store cannot be asked)."""
-    return await session.scalar(select(state_of(purpose, kid))) in VERIFYING_STATES
+    return await repositories.key_state(session, purpose, kid) in VERIFYING_STATES
 
 
 def rotation_due(ring: KeyRing, purpose: str, every_days: int) -> bool:

@@ -1,20 +1,31 @@
-"""The security pieces' queries: institution clients and signing keys as key tooling reads them,
-the walk over sealed columns (re-encryption), and the audit log's purge.
+"""The security pieces' queries: institution clients, the signing keys (the key ring's loads,
+rotation and revocation, and key tooling's reads), the walk over sealed columns (re-encryption),
+and the audit log's purge.
 
-Plain async functions taking the caller's session; none commits. (The key ring's and the audit
-chain's own statements sit beside them in ``keys.py`` and ``auditchain.py``: they are the hot
-paths.)"""
+Plain async functions taking the caller's session; none commits. (The audit chain's own
+statements sit in ``auditchain.py``, the audit tables' repository: they are its hot path.)"""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, delete, func, select, text, update
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Row,
+    ScalarSelect,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import AuditChainHead, AuditEvent, Client, Person, SigningKey
+from ecert.db.models import AuditChainHead, AuditEvent, Client, KeyEvent, Person, SigningKey
 
 AUDIT_TRIGGER = "audit_events_append_only"
 
@@ -30,6 +41,124 @@ async def institution_client(session: AsyncSession, client_id: str) -> Client | 
 async def signing_keys(session: AsyncSession) -> Sequence[SigningKey]:
     """Every signing key, oldest first."""
     return (await session.scalars(select(SigningKey).order_by(SigningKey.created_at))).all()
+
+
+async def all_signing_keys(session: AsyncSession) -> Sequence[SigningKey]:
+    """Every signing key, in no order (the key ring's load)."""
+    return (await session.scalars(select(SigningKey))).all()
+
+
+async def key_purposes_and_states(session: AsyncSession) -> set[tuple[str, str]]:
+    """Each (purpose, state) some signing key has."""
+    rows = (await session.execute(select(SigningKey.purpose, SigningKey.state))).all()
+    return {(purpose, state) for purpose, state in rows}
+
+
+async def ring_version(session: AsyncSession) -> int:
+    """The highest key event (0 before the first)."""
+    return int(await session.scalar(select(func.max(KeyEvent.id))) or 0)
+
+
+async def retire_expired_keys(session: AsyncSession, purpose: str, now: dt.datetime) -> None:
+    """Retiring keys of ``purpose`` published until ``now`` or earlier become retired."""
+    await session.execute(
+        update(SigningKey)
+        .where(
+            SigningKey.purpose == purpose,
+            SigningKey.state == "retiring",
+            SigningKey.publish_until <= now,
+        )
+        .values(state="retired")
+    )
+
+
+async def keys_in_state(session: AsyncSession, purpose: str, state: str) -> Sequence[SigningKey]:
+    return (
+        await session.scalars(
+            select(SigningKey).where(SigningKey.purpose == purpose, SigningKey.state == state)
+        )
+    ).all()
+
+
+async def oldest_key_in_state(session: AsyncSession, purpose: str, state: str) -> SigningKey | None:
+    key: SigningKey | None = await session.scalar(
+        select(SigningKey)
+        .where(SigningKey.purpose == purpose, SigningKey.state == state)
+        .order_by(SigningKey.created_at)
+        .limit(1)
+    )
+    return key
+
+
+async def has_key_in_state(session: AsyncSession, purpose: str, state: str) -> bool:
+    found = await session.scalar(
+        select(SigningKey.id)
+        .where(SigningKey.purpose == purpose, SigningKey.state == state)
+        .limit(1)
+    )
+    return found is not None
+
+
+async def start_retiring(
+    session: AsyncSession, key_id: uuid.UUID, now: dt.datetime, publish_until: dt.datetime
+) -> bool:
+    """Active → retiring, if the key is still active (of two rotations, exactly one moves it)."""
+    moved = await session.execute(
+        update(SigningKey)
+        .where(SigningKey.id == key_id, SigningKey.state == "active")
+        .values(state="retiring", retiring_at=now, publish_until=publish_until)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def activate_key(session: AsyncSession, key_id: uuid.UUID, now: dt.datetime) -> None:
+    await session.execute(
+        update(SigningKey).where(SigningKey.id == key_id).values(state="active", activated_at=now)
+    )
+
+
+async def promote_next(session: AsyncSession, key_id: uuid.UUID, now: dt.datetime) -> bool:
+    """Next → active, if the key is still next (a concurrent revocation may have promoted it)."""
+    moved = await session.execute(
+        update(SigningKey)
+        .where(SigningKey.id == key_id, SigningKey.state == "next")
+        .values(state="active", activated_at=now)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def live_key(session: AsyncSession, kid: str) -> SigningKey | None:
+    """The key of ``kid`` unless it is revoked."""
+    key: SigningKey | None = await session.scalar(
+        select(SigningKey).where(SigningKey.kid == kid, SigningKey.state != "revoked")
+    )
+    return key
+
+
+async def revoke_key(
+    session: AsyncSession, key_id: uuid.UUID, state: str, now: dt.datetime
+) -> bool:
+    """Revoke the key if it is still in ``state`` (of two revocations, exactly one moves it)."""
+    result = await session.execute(
+        update(SigningKey)
+        .where(SigningKey.id == key_id, SigningKey.state == state)
+        .values(state="revoked", revoked_at=now)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def state_of(purpose: str, kid: str | BindParameter[str]) -> ScalarSelect[str]:
+    """A key's state as a scalar subquery, for a hot path to read with its other rows."""
+    return (
+        select(SigningKey.state)
+        .where(SigningKey.kid == kid, SigningKey.purpose == purpose)
+        .scalar_subquery()
+    )
+
+
+async def key_state(session: AsyncSession, purpose: str, kid: str) -> str | None:
+    state: str | None = await session.scalar(select(state_of(purpose, kid)))
+    return state
 
 
 async def row_count(session: AsyncSession, model: Any) -> int:

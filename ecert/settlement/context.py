@@ -7,13 +7,11 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal, Protocol, cast
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import contains_eager
 
 from ecert import ledger
 from ecert.benefits import INPATIENT_TYPES, Bill, BillItem, Level, Policy
-from ecert.db.models import ECert, EcToken, Institution, Person, utcnow
+from ecert.db.models import EcToken, Institution, Person, utcnow
 from ecert.errors import ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.ledger import NoPolicy, PolicyCache, person_policy
 from ecert.security.tokens import Principal
@@ -25,7 +23,7 @@ from ecert.settlement.exceptions import (
     EcTokenWrongInstitution,
     MedTypeNotAllowed,
 )
-from ecert.suspension import in_force, refuse_if
+from ecert.suspension import refuse_if
 
 MATERNITY_TYPES = frozenset({"51", "52"})
 
@@ -108,23 +106,11 @@ class PricingContext(PersonContext):
 async def pricing_context(
     session: AsyncSession, principal: Principal, ec_token: str
 ) -> PricingContext:
-    # One round trip for the token, its institution, e-cert, person and enrolments (hot path);
-    # populate_existing so a revocation committed before this read is seen.
-    statement = (
-        select(EcToken, Institution, ECert, Person, in_force(EcToken.person_id))
-        .outerjoin(Institution, Institution.code == EcToken.institution_code)
-        .outerjoin(ECert, ECert.id == EcToken.ecert_id)
-        .join(Person, Person.id == EcToken.person_id)
-        .outerjoin(Person.enrolments)
-        .options(contains_eager(Person.enrolments))
-        .where(EcToken.token == ec_token)
-        .execution_options(populate_existing=True)
-    )
-    # All rows, made unique: each carries one enrolment of the collection.
-    rows = (await session.execute(statement)).unique().all()
-    if not rows:
+    # One round trip for the token, its institution, e-cert, person and enrolments.
+    row = await repositories.token_context(session, ec_token)
+    if row is None:
         raise EcTokenInvalid()
-    token, institution, ecert, person, suspended = rows[0]
+    token, institution, ecert, person, suspended = row
     if token.institution_code != principal.institution_code:
         raise EcTokenWrongInstitution()
     if token.expires_at < utcnow():
@@ -196,11 +182,7 @@ async def loaded_context(
 
 async def designated_institution(session: AsyncSession, principal: Principal) -> Institution:
     """The caller's institution; refused unless designated (before anything is spent)."""
-    institution = await session.scalar(
-        select(Institution)
-        .where(Institution.code == principal.institution_code)
-        .execution_options(populate_existing=True)
-    )
+    institution = await repositories.institution_fresh(session, principal.institution_code)
     if institution is None or not institution.designated:
         raise NotDesignated()
     return institution
@@ -213,10 +195,5 @@ async def spend(session: AsyncSession, token: EcToken) -> None:
     exactly one sees the row change; the loser's transaction rolls back. It belongs to the
     caller's transaction, so a settlement that fails later leaves the token unspent.
     """
-    spent = await session.execute(
-        update(EcToken)
-        .where(EcToken.id == token.id, EcToken.spent_at.is_(None))
-        .values(spent_at=utcnow())
-    )
-    if spent.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repositories.spend_token(session, token.id):
         raise EcTokenSpent()

@@ -16,7 +16,6 @@ and the takeover then finds the key done.) Release is fenced the same way.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import hashlib
 import secrets
 from collections.abc import Awaitable, Callable
@@ -24,13 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import ReturningInsert
 
 from ecert.db.engine import reads_only
-from ecert.db.models import IdempotencyRecord, IdempotencyStatus, utcnow
+from ecert.db.models import IdempotencyStatus, utcnow
+from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
 from ecert.settlement.exceptions import (
     IdempotencyClaimLost,
@@ -38,6 +35,7 @@ from ecert.settlement.exceptions import (
     IdempotencyInProgress,
     IdempotencyKeyRequired,
 )
+from ecert.settlement.repositories import idempotency as repositories
 
 #: An attempt that has held its key this long is presumed dead (crashed worker) and taken over.
 STALE_AFTER = dt.timedelta(seconds=60)
@@ -64,11 +62,7 @@ async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str
     if record_id is not None:
         return Claim(int(record_id), token)
     async with runtime.sessions.begin() as session:
-        record = await session.scalar(
-            select(IdempotencyRecord).where(
-                IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
-            )
-        )
+        record = await repositories.record_of(session, scope, key)
         if record is None:  # released between our insert and this read: try once more
             raise IdempotencyInProgress()
         if record.request_hash != request_hash:
@@ -77,25 +71,9 @@ async def claim(runtime: Runtime, scope: str, key: str | None, request_hash: str
             return Claim(record.id, "", (record.response_status or 200, record.response))
         if record.started_at > utcnow() - STALE_AFTER:
             raise IdempotencyInProgress()
-        taken = await session.execute(
-            update(IdempotencyRecord)
-            .where(
-                IdempotencyRecord.id == record.id,
-                IdempotencyRecord.started_at == record.started_at,
-                IdempotencyRecord.status == "in_progress",
-            )
-            .values(started_at=utcnow(), fence_token=token)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
+        if not await repositories.take_over(session, record.id, record.started_at, token):
             raise IdempotencyInProgress()
         return Claim(record.id, token)
-
-
-@functools.cache
-def _claim_statement() -> ReturningInsert[tuple[int]]:
-    # A plain INSERT, built once: the dialects' INSERT … ON CONFLICT is compiled afresh for
-    # every request by SQLAlchemy 2.0 (sqlalchemy#10445); a held key is a unique violation.
-    return insert(IdempotencyRecord).returning(IdempotencyRecord.id)
 
 
 async def _insert_claim(
@@ -113,10 +91,7 @@ async def _insert_claim(
     }
     async with runtime.sessions() as session:
         await reads_only(session)  # one statement that commits on its own
-        try:
-            return int((await session.execute(_claim_statement(), values)).scalar_one())
-        except IntegrityError:  # the unique (scope, key): another attempt holds the key
-            return None
+        return await repositories.insert_claim(session, values)
 
 
 async def complete(
@@ -124,29 +99,16 @@ async def complete(
 ) -> None:
     """Store the answer in the request's own transaction, with the work it describes; raise if
     the claim was taken over meanwhile, so that the caller's work rolls back."""
-    done = await session.execute(
-        update(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.id == claimed.record_id,
-            IdempotencyRecord.fence_token == claimed.token,
-            IdempotencyRecord.status == "in_progress",
-        )
-        .values(status="done", response_status=status, response=response)
-    )
-    if done.rowcount != 1:  # type: ignore[attr-defined]
+    if not await repositories.store_answer(
+        session, claimed.record_id, claimed.token, status, response
+    ):
         raise IdempotencyClaimLost()
 
 
 async def release(runtime: Runtime, claimed: Claim) -> None:
     """Give the key back after a failed attempt (nothing was written), unless it was taken over."""
     async with runtime.sessions.begin() as session:
-        await session.execute(
-            delete(IdempotencyRecord).where(
-                IdempotencyRecord.id == claimed.record_id,
-                IdempotencyRecord.fence_token == claimed.token,
-                IdempotencyRecord.status == "in_progress",
-            )
-        )
+        await repositories.delete_claim(session, claimed.record_id, claimed.token)
 
 
 async def run_once(
@@ -172,3 +134,17 @@ async def run_once(
         await release(runtime, claimed)
         raise
     return status, body, False
+
+
+async def run_once_for(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    key: str | None,
+    path: str,
+    body: msgspec.Struct,
+    work: Callable[[], Awaitable[dict[str, Any]]],
+) -> tuple[int, dict[str, Any], bool]:
+    """:func:`run_once` for a client's POST: keys scoped to the client, the request fingerprinted
+    by its path and body (the same key on another path or body is a conflict)."""
+    return await run_once(session, runtime, principal.client_id, key, fingerprint(path, body), work)

@@ -67,12 +67,13 @@ async def settle(
     key: str | None,
 ) -> tuple[int, dict[str, Any], bool]:
     """Settle once per Idempotency-Key: one transaction for debit, ledger, usage and record."""
-    return await idempotency.run_once(
+    return await idempotency.run_once_for(
         session,
         runtime,
-        principal.client_id,
+        principal,
         key,
-        idempotency.fingerprint("/v1/settlements", data),
+        "/v1/settlements",
+        data,
         lambda: _settle(session, runtime, principal, data),
     )
 

@@ -19,6 +19,7 @@ from ecert.db import native
 from ecert.db.models import ECert, EcToken, Enrolment, Institution, NumericCode, Person, QrUse
 from ecert.db.upsert import insert_ignore
 from ecert.security import auditchain, keys
+from ecert.security.repositories import state_of
 from ecert.suspension import in_force
 
 
@@ -67,7 +68,7 @@ def _holder(by_pseudonym: bool) -> Select[Any]:
         Person.name_cipher,
         designated,
         in_force(ECert.person_id),
-        keys.state_of("qr", bindparam("kid", type_=String())),
+        state_of("qr", bindparam("kid", type_=String())),
         Enrolment.insurance_type,
         Enrolment.status,
     ]

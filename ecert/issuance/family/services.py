@@ -24,14 +24,8 @@ from ecert.errors import (
 )
 from ecert.identity import names_match, parse_id_number
 from ecert.issuance.family.repositories import link_between, links_of, live_link_count
-from ecert.issuance.services import (
-    bump_version,
-    claim_ecert,
-    find_ecert,
-    has_active_enrolment,
-    new_number,
-    sign_code,
-)
+from ecert.issuance.repositories import find_ecert, has_active_enrolment
+from ecert.issuance.services import bump_version, claim_ecert, new_number, sign_code
 from ecert.persons import find_person, person_name
 from ecert.security.audit import record_audit
 from ecert.security.tokens import Principal

@@ -251,12 +251,13 @@ async def settle(
     data: schemas.VisitSettleRequest,
     key: str | None,
 ) -> tuple[int, dict[str, Any], bool]:
-    return await idempotency.run_once(
+    return await idempotency.run_once_for(
         session,
         runtime,
-        principal.client_id,
+        principal,
         key,
-        idempotency.fingerprint(f"/v1/visits/{visit_id}/settlements", data),
+        f"/v1/visits/{visit_id}/settlements",
+        data,
         lambda: _settle(session, principal, visit_id, data),
     )
 

@@ -54,12 +54,13 @@ async def open_visit(
     """Open once per Idempotency-Key; the ec_token is spent in the same transaction."""
     if (data.ec_token is None) == (data.card_no is None):
         raise ValidationFailed("send either ec_token or card_no")
-    return await idempotency.run_once(
+    return await idempotency.run_once_for(
         session,
         runtime,
-        principal.client_id,
+        principal,
         key,
-        idempotency.fingerprint("/v1/visits", data),
+        "/v1/visits",
+        data,
         lambda: _open(session, runtime, principal, data),
     )
 

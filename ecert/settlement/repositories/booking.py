@@ -1,9 +1,5 @@
 """Settlement's hot-path SQL: one statement that reads and locks what pricing needs, one that
-writes what booking writes (PostgreSQL), and the same rows one by one on SQLite.
-
-Below them, settlement's other queries: mutual-aid authorisations and draws, and the settlement
-row lock a reversal takes (visits and reconciliation keep theirs in their sub-packages'
-``repositories.py``; accounts and usage are the ledger's). None commits.
+writes what booking writes (PostgreSQL), and the same rows one by one on SQLite. None commits.
 
 Statements are built once a process (``functools.cache``): building one costs more Python than
 running it, and SQLAlchemy reuses the compiled form. The PostgreSQL dialect's
@@ -16,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,8 +47,6 @@ from ecert.db.models import (
     Enrolment,
     Institution,
     LedgerEntry,
-    MutualAidAuthorisation,
-    MutualAidDraw,
     Person,
     PolicyRow,
     Settlement,
@@ -505,62 +498,4 @@ async def _write_rows(session: AsyncSession, booking: Booking) -> None:
         )
     await ledger.store_usage(
         session, booking.person_id, booking.year, booking.insurance_type, booking.usage_after
-    )
-
-
-# Mutual aid and reversals
-async def live_authorisation(
-    session: AsyncSession, holder_id: uuid.UUID, relative_id: uuid.UUID
-) -> MutualAidAuthorisation | None:
-    """The pair's authorisation that nobody has revoked (at most one: partial unique index)."""
-    row: MutualAidAuthorisation | None = await session.scalar(
-        select(MutualAidAuthorisation).where(
-            MutualAidAuthorisation.holder_id == holder_id,
-            MutualAidAuthorisation.relative_id == relative_id,
-            MutualAidAuthorisation.revoked_at.is_(None),
-        )
-    )
-    return row
-
-
-async def live_authorisations_of(
-    session: AsyncSession, person_id: uuid.UUID
-) -> Sequence[MutualAidAuthorisation]:
-    """Live authorisations where the person is the holder or the relative, oldest first."""
-    return (
-        await session.scalars(
-            select(MutualAidAuthorisation)
-            .where(
-                or_(
-                    MutualAidAuthorisation.holder_id == person_id,
-                    MutualAidAuthorisation.relative_id == person_id,
-                ),
-                MutualAidAuthorisation.revoked_at.is_(None),
-            )
-            .order_by(MutualAidAuthorisation.created_at, MutualAidAuthorisation.id)
-        )
-    ).all()
-
-
-async def draws_of(session: AsyncSession, settlement_id: uuid.UUID) -> list[MutualAidDraw]:
-    """A settlement's mutual-aid draws in drawing order, fresh from the database."""
-    return list(
-        (
-            await session.scalars(
-                select(MutualAidDraw)
-                .where(MutualAidDraw.settlement_id == settlement_id)
-                .order_by(MutualAidDraw.seq)
-                .execution_options(populate_existing=True)
-            )
-        ).all()
-    )
-
-
-async def lock_settlement(session: AsyncSession, settlement_id: uuid.UUID) -> None:
-    """Take the settlement's row lock (a no-op update: SQLite has no FOR UPDATE, and this locks
-    on both)."""
-    await session.execute(
-        update(Settlement)
-        .where(Settlement.id == settlement_id)
-        .values(reversed_total=Settlement.reversed_total)
     )

@@ -1,0 +1,82 @@
+"""The ``idempotency_records`` statements behind ``ecert.settlement.idempotency`` (the claim,
+takeover, stored answer and release, each fenced by the claim's token). None commits."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
+
+from ecert.db.models import IdempotencyRecord, utcnow
+
+
+@functools.cache
+def _claim_statement() -> ReturningInsert[tuple[int]]:
+    # A plain INSERT, built once: the dialects' INSERT … ON CONFLICT is compiled afresh for
+    # every request by SQLAlchemy 2.0 (sqlalchemy#10445); a held key is a unique violation.
+    return insert(IdempotencyRecord).returning(IdempotencyRecord.id)
+
+
+async def insert_claim(session: AsyncSession, values: dict[str, Any]) -> int | None:
+    """Insert a claim row; its id, or None when the unique (scope, key) says the key is held."""
+    try:
+        return int((await session.execute(_claim_statement(), values)).scalar_one())
+    except IntegrityError:  # another attempt holds the key
+        return None
+
+
+async def record_of(session: AsyncSession, scope: str, key: str) -> IdempotencyRecord | None:
+    record: IdempotencyRecord | None = await session.scalar(
+        select(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope, IdempotencyRecord.key == key
+        )
+    )
+    return record
+
+
+async def take_over(
+    session: AsyncSession, record_id: int, started_at: dt.datetime, token: str
+) -> bool:
+    """Give a stale claim a new start and fencing token, unless someone else moved it first."""
+    taken = await session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.id == record_id,
+            IdempotencyRecord.started_at == started_at,
+            IdempotencyRecord.status == "in_progress",
+        )
+        .values(started_at=utcnow(), fence_token=token)
+    )
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def store_answer(
+    session: AsyncSession, record_id: int, token: str, status: int, response: dict[str, Any]
+) -> bool:
+    """Mark the claim done with its answer, if ``token`` still holds it."""
+    done = await session.execute(
+        update(IdempotencyRecord)
+        .where(
+            IdempotencyRecord.id == record_id,
+            IdempotencyRecord.fence_token == token,
+            IdempotencyRecord.status == "in_progress",
+        )
+        .values(status="done", response_status=status, response=response)
+    )
+    return bool(done.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def delete_claim(session: AsyncSession, record_id: int, token: str) -> None:
+    """Delete an unfinished claim, if ``token`` still holds it."""
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.id == record_id,
+            IdempotencyRecord.fence_token == token,
+            IdempotencyRecord.status == "in_progress",
+        )
+    )

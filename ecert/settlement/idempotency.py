@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import structlog
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert.db.engine import reads_only
@@ -37,8 +39,12 @@ from ecert.settlement.exceptions import (
 )
 from ecert.settlement.repositories import idempotency as repositories
 
+#: Tries to give a key back over a dropped connection (each on a fresh one from the pool).
+GIVE_BACK_ATTEMPTS = 3
 #: An attempt that has held its key this long is presumed dead (crashed worker) and taken over.
 STALE_AFTER = dt.timedelta(seconds=60)
+
+_log = structlog.get_logger("ecert.settlement")
 
 
 @dataclass(frozen=True)
@@ -89,9 +95,16 @@ async def _insert_claim(
         "started_at": utcnow(),
         "fence_token": token,
     }
-    async with runtime.sessions() as session:
-        await reads_only(session)  # one statement that commits on its own
-        return await repositories.insert_claim(session, values)
+    try:
+        async with runtime.sessions() as session:
+            await reads_only(session)  # one statement that commits on its own
+            return await repositories.insert_claim(session, values)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            # The INSERT may have committed before the connection dropped: take it back (fenced
+            # on our own token), or a retry would be told "in progress" until STALE_AFTER.
+            await _give_back(runtime, repositories.delete_claim_of, scope, key, token)
+        raise
 
 
 async def complete(
@@ -107,8 +120,24 @@ async def complete(
 
 async def release(runtime: Runtime, claimed: Claim) -> None:
     """Give the key back after a failed attempt (nothing was written), unless it was taken over."""
-    async with runtime.sessions.begin() as session:
-        await repositories.delete_claim(session, claimed.record_id, claimed.token)
+    await _give_back(runtime, repositories.delete_claim, claimed.record_id, claimed.token)
+
+
+async def _give_back(runtime: Runtime, delete: Callable[..., Awaitable[None]], *args: Any) -> None:
+    """Run a claim's ``delete`` in a transaction of its own, on a fresh connection again when
+    the connection drops (the failure that brought us here is often that one: a restarted or
+    killed database connection). If every attempt fails the key frees itself after
+    ``STALE_AFTER``; the caller's own error is what the client sees, not this one."""
+    for attempt in range(GIVE_BACK_ATTEMPTS):
+        try:
+            async with runtime.sessions.begin() as session:
+                await delete(session, *args)
+            return
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            if attempt == GIVE_BACK_ATTEMPTS - 1:
+                _log.warning("idempotency key left claimed until it goes stale")
 
 
 async def run_once(

@@ -80,3 +80,16 @@ async def delete_claim(session: AsyncSession, record_id: int, token: str) -> Non
             IdempotencyRecord.status == "in_progress",
         )
     )
+
+
+async def delete_claim_of(session: AsyncSession, scope: str, key: str, token: str) -> None:
+    """Delete ``(scope, key)``'s unfinished claim if ``token`` holds it (found by the unique
+    key: for an insert whose outcome was lost with its connection, no id came back)."""
+    await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.scope == scope,
+            IdempotencyRecord.key == key,
+            IdempotencyRecord.fence_token == token,
+            IdempotencyRecord.status == "in_progress",
+        )
+    )

@@ -35,7 +35,7 @@ from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency, mutual_aid, returns
 from ecert.settlement.context import designated_institution
 from ecert.settlement.exceptions import ReversalModeConflict, ReversalTooLarge
-from ecert.settlement.repositories import lock_settlement
+from ecert.settlement.repositories import lock_settlement, was_reversed
 from ecert.settlement.schemas import ReversalRequest, ReversalResult
 from ecert.settlement.services import owned
 
@@ -114,7 +114,9 @@ async def _reverse(
         raise ReversalModeConflict()
     remaining = s.total - s.reversed_total
     amount = remaining if data.amount is None else data.amount
-    if remaining == 0 or amount > remaining:
+    # A 0-fen settlement can still be cancelled, once: the cancel takes its admission back.
+    zero_cancel = s.total == 0 and data.amount is None and not await was_reversed(session, s.id)
+    if (remaining == 0 and not zero_cancel) or amount > remaining:
         raise ReversalTooLarge(f"{remaining} fen are left to reverse")
     paid = {pool: getattr(s, column) for pool, (column, _) in POOLS.items()}
     already = {pool: getattr(s, column) for pool, (_, column) in POOLS.items()}
@@ -130,9 +132,8 @@ async def _reverse(
     final = amount == remaining
     kind = (ReversalKind.FULL if data.amount is None else ReversalKind.AMOUNT).value
     deductible_left = s.deductible_paid - s.reversed_deductible
-    deductible = max(
-        0, min(deductible_left, after * s.deductible_paid // s.total - s.reversed_deductible)
-    )
+    share = after * s.deductible_paid // s.total if s.total else 0  # a 0-fen bill met none
+    deductible = max(0, min(deductible_left, share - s.reversed_deductible))
     holders = await mutual_aid.holders_drawn(session, s.id)
     ytd, _ = await ledger.lock_person(session, s.person_id, s.year, s.insurance_type, also=holders)
     refunds = {p: shares.get(p, 0) for p in returns.POOLS}

@@ -262,3 +262,36 @@ async def test_an_undesignated_institution_cannot_reverse(client: Client, runtim
     async with runtime.sessions.begin() as session:
         await session.execute(update(Institution).values(designated=True))
     assert (await _reverse(client, hospital, settled["settlement_id"], "r-x")).status_code == 201
+
+
+async def test_a_zero_fen_admission_is_cancelled_once(client: Client, runtime: Runtime) -> None:
+    # An inpatient bill of 0 fen still counts an admission; its cancel takes the admission back
+    # (found by the returns property test), and a second cancel is refused.
+    await load_policies(runtime)
+    person = await holder(client, runtime)
+    hospital = await institution(client, runtime)
+    body = {
+        "ec_token": await ec_token(client, runtime, person, hospital),
+        "med_type": "21",
+        "items": [{**ITEM, "amount": 0}],
+        "use_account": False,
+    }
+    settled = await client.post(
+        "/v1/settlements", json=body, headers={**hospital, "Idempotency-Key": "zero"}
+    )
+    assert settled.status_code == 201, settled.text
+    sid = settled.json()["settlement_id"]
+    year = business_date().year
+
+    async def admissions() -> int:
+        async with runtime.sessions() as session:
+            usage = await ledger.usage(session, uuid.UUID(str(person.person_id)), year, "310")
+        return usage.inpatient_admissions
+
+    assert await admissions() == 1
+    cancelled = await _reverse(client, hospital, sid, "z-1")
+    assert cancelled.status_code == 201, cancelled.text
+    assert cancelled.json()["amount"] == 0
+    assert await admissions() == 0
+    again = await _reverse(client, hospital, sid, "z-2")
+    assert (again.status_code, again.json()["code"]) == (422, "reversal_exceeds_settlement")

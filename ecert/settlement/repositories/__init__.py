@@ -26,6 +26,7 @@ from ecert.settlement.repositories.mutual_aid import (
     live_authorisation,
     live_authorisations_of,
     lock_settlement,
+    was_reversed,
 )
 from ecert.settlement.repositories.tokens import institution_fresh, spend_token, token_context
 
@@ -45,5 +46,6 @@ __all__ = [
     "policy_body",
     "spend_token",
     "token_context",
+    "was_reversed",
     "write",
 ]

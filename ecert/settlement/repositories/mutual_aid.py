@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ecert.db.models import MutualAidAuthorisation, MutualAidDraw, Settlement
+from ecert.db.models import MutualAidAuthorisation, MutualAidDraw, Reversal, Settlement
 
 
 async def live_authorisation(
@@ -66,3 +66,11 @@ async def lock_settlement(session: AsyncSession, settlement_id: uuid.UUID) -> No
         .where(Settlement.id == settlement_id)
         .values(reversed_total=Settlement.reversed_total)
     )
+
+
+async def was_reversed(session: AsyncSession, settlement_id: uuid.UUID) -> bool:
+    """Whether any reversal or return of the settlement is booked (a 0-fen one included)."""
+    found = await session.scalar(
+        select(Reversal.id).where(Reversal.settlement_id == settlement_id).limit(1)
+    )
+    return found is not None

@@ -194,9 +194,12 @@ async def run_once_storing(
     work: Callable[[Claim], Awaitable[tuple[dict[str, Any], bool]]],
     *,
     status: int = 201,
+    commit: bool = False,
 ) -> tuple[int, dict[str, Any], bool]:
     """:func:`run_once` for ``work`` that may store the answer itself (:class:`Answer`), in its
-    own write: it returns the body and whether it did."""
+    own write: it returns the body and whether it did. ``commit``: commit here, so that a failed
+    COMMIT (a dropped connection) gives the key back and answers 503 like any failure, where the
+    framework's commit after the handler would log it and send the 201 of nothing written."""
     claimed = await claim(runtime, scope, key, request_hash)
     if claimed.replay is not None:
         return (*claimed.replay, True)
@@ -204,6 +207,8 @@ async def run_once_storing(
         body, stored = await work(claimed)
         if not stored:
             await complete(session, claimed, status, body)
+        if commit:
+            await session.commit()
     except BaseException:
         await session.rollback()
         await release(runtime, claimed)

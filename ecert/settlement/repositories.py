@@ -44,7 +44,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ecert import ledger
 from ecert.benefits import YearToDate
-from ecert.db import native
 from ecert.db.models import (
     Account,
     AuditEvent,
@@ -522,15 +521,10 @@ def _write_statement(spend: bool, audit: bool, answer: bool) -> Select[Any]:
     )
 
 
-@functools.cache
-def _native_write(spend: bool, audit: bool, answer: bool) -> native.Native:
-    return native.Native(_write_statement(spend, audit, answer))
-
-
 async def write(session: AsyncSession, booking: Booking) -> tuple[int, str] | None:
     """Write a booking in the caller's transaction; :class:`EcTokenSpent` when another
     settlement spent the token first, ``IdempotencyClaimLost`` when the answer's claim was taken
-    over. PostgreSQL: one statement (on asyncpg directly, ``ecert.db.native``), and when the
+    over. PostgreSQL: one statement, and when the
     booking brings no audit row, the audit chain head it locked (``None``: none was free).
     SQLite, one writer at a time: the same rows one by one (no audit row, no answer: the
     caller's)."""
@@ -560,12 +554,10 @@ async def write(session: AsyncSession, booking: Booking) -> tuple[int, str] | No
             "i_status": answer.status,
             "i_body": answer.body,
         }
-    if session.new or session.dirty or session.deleted:
-        await session.flush()  # as session.execute would: the ORM's pending rows come first
-    statement = _native_write(
+    statement = _write_statement(
         booking.token_id is not None, booking.audit is not None, answer is not None
     )
-    row = (await native.fetch(session, statement, values))[0]
+    row = (await session.execute(statement, values)).one()
     if row[0] != 1:
         raise EcTokenSpent()
     if booking.debit and row[1] != 1:

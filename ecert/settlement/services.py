@@ -74,6 +74,7 @@ async def settle(
         key,
         idempotency.fingerprint("/v1/settlements", data),
         lambda claimed: _settle(session, runtime, principal, data, claimed),
+        commit=True,  # the money transaction ends with its answer (run_once_storing)
     )
 
 

@@ -30,7 +30,18 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import CTE, Table, bindparam, event, func, insert, inspect, select, update
+from sqlalchemy import (
+    CTE,
+    ColumnElement,
+    Table,
+    bindparam,
+    event,
+    func,
+    insert,
+    inspect,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -114,7 +125,7 @@ def _mac(key: bytes, row: Mapping[str, Any], prev_hash: str) -> str:
     return hmac.new(key, canonical + prev_hash.encode(), hashlib.sha256).hexdigest()
 
 
-def free_head_cte() -> CTE:
+def free_head_cte(after: ColumnElement[bool] | None = None) -> CTE:
     """PostgreSQL, for a hot path's first statement: lock a free chain head in the same round
     trip as the path's own read (``audit_head.chain``, ``audit_head.prev``; no row when every
     head is busy, then :func:`take_link` waits for one). Data-modifying CTEs run whether or not
@@ -122,27 +133,29 @@ def free_head_cte() -> CTE:
 
     Taking the chain first is safe from deadlocks: a transaction that waits for a chain holds no
     other lock yet, and a path that takes its chain first waits afterwards only for rows (single-
-    use marks) that no chain-holder waiting on it can hold.
+    use marks) that no chain-holder waiting on it can hold. ``after``: a condition reading the
+    statement's row-locking CTEs, so that the chain is taken after their locks (settle).
     """
-    return _lock_free().cte("audit_head")
+    return (_lock_free() if after is None else _free(after)).cte("audit_head")
 
 
 @functools.cache
 def _lock_free() -> ReturningUpdate[tuple[int, str]]:
     """PostgreSQL: lock a head no other transaction holds (``SKIP LOCKED``): ``(chain, prev)``.
     Built once, on the table (Core): an ORM UPDATE pays for synchronising the session first."""
+    return _free(None)
+
+
+def _free(after: ColumnElement[bool] | None) -> ReturningUpdate[tuple[int, str]]:
     table = cast(Table, AuditChainHead.__table__)
     heads = table.c
-    free = (
-        select(heads.id)
-        .order_by(func.random())
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    free = select(heads.id)
+    if after is not None:
+        free = free.where(after)
+    chosen = free.order_by(func.random()).limit(1).with_for_update(skip_locked=True)
     return (
         update(table)
-        .where(heads.id == free)
+        .where(heads.id == chosen.scalar_subquery())
         .values(last_hash=heads.last_hash)
         .returning(heads.id.label("chain"), heads.last_hash.label("prev"))
     )
@@ -223,7 +236,7 @@ def _linked(key: bytes, chain: int, prev: str, row: dict[str, Any]) -> dict[str,
 
 
 #: The columns :func:`append` writes (``ecert.security.audit.audit_values`` and the chain's three).
-_COLUMNS = (
+COLUMNS = (
     "at",
     "actor",
     "actor_kind",
@@ -242,7 +255,7 @@ _COLUMNS = (
 def _native_insert() -> native.Native:
     columns = AuditEvent.__table__.c
     return native.Native(
-        insert(AuditEvent).values({c: bindparam(c, type_=columns[c].type) for c in _COLUMNS})
+        insert(AuditEvent).values({c: bindparam(c, type_=columns[c].type) for c in COLUMNS})
     )
 
 
@@ -254,7 +267,7 @@ async def append(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     linked = []
     for row in rows:
         row = link(session, chain, prev, row)
-        linked.append({c: row.get(c) for c in _COLUMNS})
+        linked.append({c: row.get(c) for c in COLUMNS})
         prev = row["row_hash"]
     await native.execute_many(session, _native_insert(), linked)
 

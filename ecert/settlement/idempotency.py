@@ -37,6 +37,7 @@ from ecert.settlement.exceptions import (
     IdempotencyInProgress,
     IdempotencyKeyRequired,
 )
+from ecert.settlement.repositories import StoredAnswer
 from ecert.settlement.repositories import idempotency as repositories
 
 #: Tries to give a key back over a dropped connection (each on a fresh one from the pool).
@@ -54,6 +55,20 @@ class Claim:
     token: str
     #: The stored (status, body) when this is a retry of a finished request.
     replay: tuple[int, dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A claim's answer for a write that stores it itself, in its own statement, fenced on the
+    claim's token as :func:`complete` is (``repositories.write``): ``body`` builds it from the
+    settlement's id and split."""
+
+    claimed: Claim
+    status: int
+    body: Callable[[Any, Any], dict[str, Any]]
+
+    def stored(self, *of: Any) -> StoredAnswer:
+        return StoredAnswer(self.claimed.record_id, self.claimed.token, self.status, self.body(*of))
 
 
 def fingerprint(path: str, body: msgspec.Struct) -> str:
@@ -152,12 +167,39 @@ async def run_once(
 ) -> tuple[int, dict[str, Any], bool]:
     """Do ``work`` once per key: (status, body, replayed). The answer commits with the work; a
     failure rolls the work back and releases the key."""
+
+    async def unstored(_: Claim) -> tuple[dict[str, Any], bool]:
+        return await work(), False
+
+    return await run_once_storing(
+        session, runtime, scope, key, request_hash, unstored, status=status
+    )
+
+
+async def run_once_storing(
+    session: AsyncSession,
+    runtime: Runtime,
+    scope: str,
+    key: str | None,
+    request_hash: str,
+    work: Callable[[Claim], Awaitable[tuple[dict[str, Any], bool]]],
+    *,
+    status: int = 201,
+    commit: bool = False,
+) -> tuple[int, dict[str, Any], bool]:
+    """:func:`run_once` for ``work`` that may store the answer itself (:class:`Answer`), in its
+    own write: it returns the body and whether it did. ``commit``: commit here, so that a failed
+    COMMIT (a dropped connection) gives the key back and answers 503 like any failure, where the
+    framework's commit after the handler would log it and send the 201 of nothing written."""
     claimed = await claim(runtime, scope, key, request_hash)
     if claimed.replay is not None:
         return (*claimed.replay, True)
     try:
-        body = await work()
-        await complete(session, claimed, status, body)
+        body, stored = await work(claimed)
+        if not stored:
+            await complete(session, claimed, status, body)
+        if commit:
+            await session.commit()
     except BaseException:
         await session.rollback()
         await release(runtime, claimed)

@@ -67,20 +67,30 @@ async def settle(
     key: str | None,
 ) -> tuple[int, dict[str, Any], bool]:
     """Settle once per Idempotency-Key: one transaction for debit, ledger, usage and record."""
-    return await idempotency.run_once_for(
+    return await idempotency.run_once_storing(
         session,
         runtime,
-        principal,
+        principal.client_id,
         key,
-        "/v1/settlements",
-        data,
-        lambda: _settle(session, runtime, principal, data),
+        idempotency.fingerprint("/v1/settlements", data),
+        lambda claimed: _settle(session, runtime, principal, data, claimed),
+        commit=True,  # the money transaction ends with its answer (run_once_storing)
     )
 
 
+def _body(settlement_id: uuid.UUID, split: Split) -> dict[str, Any]:
+    result = SettlementResult(settlement_id=settlement_id, **costs_of(split))
+    return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+
+
 async def _settle(
-    session: AsyncSession, runtime: Runtime, principal: Principal, data: SettlementRequest
-) -> dict[str, Any]:
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    data: SettlementRequest,
+    claimed: idempotency.Claim,
+) -> tuple[dict[str, Any], bool]:
+    """The settlement's answer, and whether the write stored it (PostgreSQL's one-shot path)."""
     if data.mutual_aid and data.use_account:
         # Relatives' accounts are locked with the person's, in person order, before pricing:
         # the path that loads and locks step by step (``book`` without ``locked``).
@@ -88,7 +98,7 @@ async def _settle(
         priced.allow(data.med_type)
         await spend(session, priced.token)  # before the money moves: a second one stops here
         ctx: PersonContext = priced
-        locked, token_id = None, None
+        locked, token_id, head = None, None, None
     else:
         year = ledger.business_year()
         loaded = await repositories.load(
@@ -97,7 +107,10 @@ async def _settle(
         ctx = await loaded_context(session, runtime.policies, principal, loaded, year)
         ctx.allow(data.med_type)
         assert loaded is not None  # loaded_context refuses a missing token
-        locked, token_id = loaded.locked, loaded.token_id
+        locked, token_id, head = loaded.locked, loaded.token_id, loaded.head
+    answer = None
+    if head is not None:  # the write stores the answer with the audit row (the load's chain)
+        answer = idempotency.Answer(claimed, 201, _body)
     settlement_id, split = await book(
         session,
         principal,
@@ -108,9 +121,10 @@ async def _settle(
         mutual_aid=data.mutual_aid,
         locked=locked,
         token_id=token_id,
+        head=head,
+        answer=answer,
     )
-    result = SettlementResult(settlement_id=settlement_id, **costs_of(split))
-    return msgspec.to_builtins(result)  # type: ignore[no-any-return]
+    return _body(settlement_id, split), answer is not None
 
 
 async def book(
@@ -127,6 +141,8 @@ async def book(
     lines: list[BasisLine] | None = None,
     locked: repositories.Locked | None = None,
     token_id: int | None = None,
+    head: tuple[int, str] | None = None,
+    answer: idempotency.Answer | None = None,
 ) -> tuple[uuid.UUID, Split]:
     """Price and book a bill in the caller's transaction: lock the person's usage and account
     (and the accounts of relatives who authorised mutual aid, when asked), price, write the
@@ -135,7 +151,9 @@ async def book(
     classified (default: the bill's items by position), kept with what the bill was priced
     against so that returns can price what remains the same way. ``locked``: the usage row and
     account as the caller's load already locked them (PostgreSQL's one-shot settle; never with
-    mutual aid). ``token_id``: the ``ec_token`` row to spend with the write."""
+    mutual aid). ``token_id``: the ``ec_token`` row to spend with the write. ``head``: the audit
+    chain head the load locked (PostgreSQL): the audit row is then written by the write, and so
+    is ``answer``, the Idempotency-Key's (only with ``head``)."""
     person_id, insurance = ctx.person.id, ctx.enrolment.insurance_type
     family = use_account and mutual_aid
     sources = await ledger.mutual_aid_sources(session, person_id) if family else []
@@ -200,7 +218,13 @@ async def book(
         "updated_at": now,
     }
     memo = ctx.institution.code
-    head = await repositories.write(
+    audit = {"settlement_id": str(settlement_id), "total": split.total}
+    values = audit_values(principal, person_id, "settlement.settle", "ok", audit)
+    linked = None
+    if head is not None:  # the row chained here, its MAC computed before the write sends it
+        linked = auditchain.link(session, *await auditchain.take_link(session, *head), values)
+    storing = None if answer is None else answer.stored(settlement_id, split)
+    free = await repositories.write(
         session,
         repositories.Booking(
             settlement=row,
@@ -212,6 +236,8 @@ async def book(
             memo=memo,
             token_id=token_id,
             now=now,
+            audit=linked,
+            answer=storing,
         ),
     )
     # Here, once a settlement is written (one-shot or visit), never on an idempotent replay.
@@ -221,12 +247,12 @@ async def book(
         await ledger.store_usage(
             session, person_id, ctx.year, layer.insurance_type, split.layer_usage_after
         )
-    audit = {"settlement_id": str(settlement_id), "total": split.total}
-    if head is None:  # SQLite, or no chain was free: written at the commit, last
+    if linked is not None:  # written by the write
+        return settlement_id, split
+    if free is None:  # SQLite, or no chain was free: written at the commit, last
         await record_audit(session, principal, person_id, "settlement.settle", "ok", audit)
     else:  # the chain the write locked: the row in one statement of its own
-        chain, prev = await auditchain.take_link(session, *head)
-        values = audit_values(principal, person_id, "settlement.settle", "ok", audit)
+        chain, prev = await auditchain.take_link(session, *free)
         await auditchain.insert_linked(session, chain, prev, values)
     return settlement_id, split
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, text, update
 
 from ecert.db.models import Account, IdempotencyRecord, LedgerEntry, Settlement, utcnow
 from ecert.server.runtime import Runtime
-from ecert.settlement import idempotency
+from ecert.settlement import idempotency, repositories
 from ecert.settlement.exceptions import IdempotencyInProgress
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.fixtures.app import AppFactory, open_client
@@ -152,9 +152,11 @@ async def test_finding_08_a_lock_wait_past_lock_timeout_is_a_retryable_503(
 async def test_finding_08_first_holder_that_already_wrote_cannot_complete(
     client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """PostgreSQL, truly concurrent: the first request has written its settlement and stalls
-    before storing its answer; a retry takes the stale key over and waits on the person's locks.
-    The first one's complete fails and it rolls back; the retry then settles: one settlement."""
+    """PostgreSQL, truly concurrent: the first request has locked the person's rows and stalls
+    before its write, which also stores its answer (fenced on its claim's token, as
+    ``idempotency.complete``); a retry takes the stale key over and waits on the person's locks.
+    The first one's write fails on the answer and all of it rolls back; the retry then settles:
+    one settlement."""
     await load_policies(runtime)
     person = await holder(client, runtime)
     await credit(runtime, person.person_id, 50_000)
@@ -166,11 +168,11 @@ async def test_finding_08_first_holder_that_already_wrote_cannot_complete(
         "use_account": True,
     }
     headers = {**hospital, "Idempotency-Key": "slow-2"}
-    real_complete = idempotency.complete
+    real_write = repositories.write
     retries: list[asyncio.Task[Any]] = []
     lost: list[BaseException] = []
 
-    async def stall_then_complete(*args: Any) -> None:
+    async def stall_then_write(*args: Any) -> Any:
         if not retries:  # the first request, its money written but not committed
             await _age(runtime, "slow-2")
             retries.append(
@@ -178,17 +180,16 @@ async def test_finding_08_first_holder_that_already_wrote_cannot_complete(
             )
             await _taken_over(runtime, "slow-2")
             try:
-                await real_complete(*args)
+                return await real_write(*args)
             except IdempotencyInProgress as exc:
                 lost.append(exc)
                 raise
-            return
-        await real_complete(*args)
+        return await real_write(*args)
 
-    monkeypatch.setattr(idempotency, "complete", stall_then_complete)
+    monkeypatch.setattr(repositories, "write", stall_then_write)
     first = await client.post("/v1/settlements", json=body, headers=headers)
     retry = await retries[0]
-    assert lost, "the first holder's complete must fail"
+    assert lost, "the first holder's write must fail on its answer"
     assert (first.status_code, first.json()["code"]) == (409, "idempotency_in_progress")
     assert retry.status_code == 201, retry.text
     async with runtime.sessions() as session:

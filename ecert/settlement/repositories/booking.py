@@ -23,6 +23,7 @@ from sqlalchemy import (
     Select,
     String,
     Uuid,
+    and_,
     bindparam,
     exists,
     func,
@@ -40,18 +41,20 @@ from ecert import ledger
 from ecert.benefits import YearToDate
 from ecert.db.models import (
     Account,
-    AuditChainHead,
+    AuditEvent,
     BenefitUsage,
     ECert,
     EcToken,
     Enrolment,
+    IdempotencyRecord,
     Institution,
     LedgerEntry,
     Person,
     PolicyRow,
     Settlement,
 )
-from ecert.settlement.exceptions import EcTokenSpent
+from ecert.security import auditchain
+from ecert.settlement.exceptions import EcTokenSpent, IdempotencyClaimLost
 from ecert.suspension import in_force
 
 #: The year-to-date counters, in the order the load returns them.
@@ -111,6 +114,9 @@ class Loaded:
     #: PostgreSQL: ``(policy id, row version)`` of the policy in force, for the worker's cache.
     policy_version: tuple[uuid.UUID, str] | None
     locked: Locked | None
+    #: PostgreSQL: the audit chain head the load locked after the person's rows, ``(chain, its
+    #: last link)``; None when every head was busy (the write then takes one).
+    head: tuple[int, str] | None = None
 
 
 def _postgres(session: AsyncSession) -> bool:
@@ -234,6 +240,12 @@ def _load_statement(postgres: bool) -> Select[Any]:
         .limit(_ONE)
         .lateral("policy")
     )
+    # Reading both lock CTEs orders the chain after them (the account's count only orders).
+    locked_first = and_(
+        exists(select(usage.c.id)),
+        select(func.count()).select_from(account).scalar_subquery() >= literal_column("0"),
+    )
+    head = auditchain.free_head_cte(locked_first)
     return (
         statement.add_columns(
             policy.c.id,
@@ -242,10 +254,13 @@ def _load_statement(postgres: bool) -> Select[Any]:
             *(usage.c[f] for f in USAGE_FIELDS),
             account.c.id,
             account.c.balance,
+            head.c.chain,
+            head.c.prev,
         )
         .outerjoin(policy, true())
         .outerjoin(usage, true())
         .outerjoin(account, true())
+        .outerjoin(head, true())
     )
 
 
@@ -266,7 +281,7 @@ async def load(
     if row[13] is not None:
         institution_row = InstitutionRow(row[13], row[14], row[15], row[16], bool(row[17]))
     enrolment = EnrolmentRow(row[18], row[19]) if row[18] is not None else None
-    policy_version, locked = None, None
+    policy_version, locked, head = None, None, None
     if postgres:
         if row[20] is not None:
             policy_version = (row[20], row[21])
@@ -274,6 +289,8 @@ async def load(
             usage = YearToDate(**dict(zip(USAGE_FIELDS, row[23:28], strict=True)))
             balance = None if row[29] is None else int(row[29])
             locked = Locked(row[22], usage, row[28], balance)
+        if row[30] is not None:
+            head = (int(row[30]), str(row[31]))
     return Loaded(
         token_id=row[0],
         institution_code=row[1],
@@ -288,6 +305,7 @@ async def load(
         enrolment=enrolment,
         policy_version=policy_version,
         locked=locked,
+        head=head,
     )
 
 
@@ -333,6 +351,17 @@ SETTLEMENT_COLUMNS = (
 
 
 @dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An Idempotency-Key's answer to store with the write, fenced on the claim's token as
+    ``idempotency.complete`` is."""
+
+    record_id: int
+    token: str
+    status: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Booking:
     """What one booking writes (besides mutual-aid draws and a layer's usage)."""
 
@@ -347,17 +376,28 @@ class Booking:
     #: The ``ec_token`` row this settlement spends (None: a visit's, spent at its opening).
     token_id: int | None
     now: dt.datetime
+    #: PostgreSQL: the audit row, chained (``auditchain.link``) on the chain the load locked.
+    audit: dict[str, Any] | None = None
+    #: PostgreSQL: the Idempotency-Key's answer, stored by the same statement.
+    answer: StoredAnswer | None = None
 
 
 def _bind(name: str, column: Any) -> Any:
     return bindparam(name, type_=column.type)
 
 
+def _count(cte: Any) -> Any:
+    return select(func.count()).select_from(cte).scalar_subquery()
+
+
 @functools.cache
-def _write_statement(spend: bool) -> Select[Any]:
+def _write_statement(spend: bool, audit: bool, answer: bool) -> Select[Any]:
     """PostgreSQL: spend the token (guarded), insert the settlement, debit the account with its
-    ledger row, store the usage and lock a free audit chain head, in one statement. Every write
-    hangs off the settlement row, which is inserted only if the token was spent (``spend``)."""
+    ledger row, store the usage, and then either insert the audit row on the chain the load
+    locked (``audit``) or lock a free chain head, and store the Idempotency-Key's answer
+    (``answer``), in one statement. Every write hangs off the settlement row, which is inserted
+    only if the token was spent (``spend``). Columns: settlements, ledger rows, audit rows and
+    answers written (counts), then the chain head locked here (NULLs with ``audit``)."""
     table = Settlement.__table__
     binds = [_bind(f"s_{c}", table.c[c]) for c in SETTLEMENT_COLUMNS]
     if spend:
@@ -424,35 +464,63 @@ def _write_statement(spend: bool) -> Select[Any]:
         .returning(usage_table.c.id)
         .cte("usage_store")
     )
-    # The chain is taken last, after every row lock above (as ``auditchain.defer`` does): a
-    # transaction never waits for a row while holding a chain.
-    free = (
-        select(AuditChainHead.id)
-        .where(exists(select(usage.c.id)))
-        .order_by(func.random())
-        .limit(_ONE)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
-    head = (
-        update(AuditChainHead)
-        .where(AuditChainHead.id == free)
-        .values(last_hash=AuditChainHead.last_hash)
-        .returning(AuditChainHead.id.label("chain"), AuditChainHead.last_hash.label("prev"))
-        .cte("audit_head")
-    )
+    stored = exists(select(usage.c.id))  # everything above written
+    columns = [_count(settlement), _count(entry)]
+    if audit:
+        audit_table = AuditEvent.__table__
+        row = (
+            insert(AuditEvent)
+            .from_select(
+                list(auditchain.COLUMNS),
+                select(*(_bind(f"a_{c}", audit_table.c[c]) for c in auditchain.COLUMNS)).where(
+                    stored
+                ),
+                include_defaults=False,
+            )
+            .returning(audit_table.c.id)
+            .cte("audit_row")
+        )
+        columns.append(_count(row))
+    else:
+        columns.append(literal_column("0", Integer()))
+    if answer:
+        claims = IdempotencyRecord.__table__.c
+        done = (
+            update(IdempotencyRecord)
+            .where(
+                claims.id == bindparam("i_record", type_=BigInteger()),
+                claims.fence_token == bindparam("i_token", type_=String()),
+                claims.status == literal_column("'in_progress'"),
+                stored,
+            )
+            .values(
+                status=literal_column("'done'"),
+                response_status=bindparam("i_status", type_=Integer()),
+                response=bindparam("i_body", type_=claims.response.type),
+            )
+            .returning(claims.id)
+            .cte("answer")
+        )
+        columns.append(_count(done))
+    else:
+        columns.append(literal_column("0", Integer()))
+    if audit:
+        return select(*columns)
+    # No chain from the load: take one last, after every row lock above (as
+    # ``auditchain.defer`` does): a transaction never waits for a row while holding a chain.
+    head = auditchain.free_head_cte(stored)
     return select(
-        select(func.count()).select_from(settlement).scalar_subquery(),
-        select(func.count()).select_from(entry).scalar_subquery(),
-        select(head.c.chain).scalar_subquery(),
-        select(head.c.prev).scalar_subquery(),
+        *columns, select(head.c.chain).scalar_subquery(), select(head.c.prev).scalar_subquery()
     )
 
 
 async def write(session: AsyncSession, booking: Booking) -> tuple[int, str] | None:
     """Write a booking in the caller's transaction; :class:`EcTokenSpent` when another
-    settlement spent the token first. PostgreSQL: one statement, and the audit chain head it
-    locked (``None``: none was free). SQLite, one writer at a time: the same rows one by one."""
+    settlement spent the token first, ``IdempotencyClaimLost`` when the answer's claim was taken
+    over. PostgreSQL: one statement, and when the
+    booking brings no audit row, the audit chain head it locked (``None``: none was free).
+    SQLite, one writer at a time: the same rows one by one (no audit row, no answer: the
+    caller's)."""
     if not _postgres(session):
         await _write_rows(session, booking)
         return None
@@ -469,12 +537,29 @@ async def write(session: AsyncSession, booking: Booking) -> tuple[int, str] | No
     }
     if booking.token_id is not None:
         values["w_token"] = booking.token_id
-    row = (await session.execute(_write_statement(booking.token_id is not None), values)).one()
+    if booking.audit is not None:
+        values |= {f"a_{c}": booking.audit.get(c) for c in auditchain.COLUMNS}
+    answer = booking.answer
+    if answer is not None:
+        values |= {
+            "i_record": answer.record_id,
+            "i_token": answer.token,
+            "i_status": answer.status,
+            "i_body": answer.body,
+        }
+    statement = _write_statement(
+        booking.token_id is not None, booking.audit is not None, answer is not None
+    )
+    row = (await session.execute(statement, values)).one()
     if row[0] != 1:
         raise EcTokenSpent()
     if booking.debit and row[1] != 1:
         raise ledger.InsufficientBalance()  # never with the account locked: the guard's backstop
-    return None if row[2] is None else (int(row[2]), str(row[3]))
+    if answer is not None and row[3] != 1:
+        raise IdempotencyClaimLost()
+    if booking.audit is not None:
+        return None
+    return None if row[4] is None else (int(row[4]), str(row[5]))
 
 
 async def _write_rows(session: AsyncSession, booking: Booking) -> None:

@@ -63,6 +63,7 @@ from ecert.ops.metrics import MetricsController
 from ecert.ops.readiness import Drain, SchemaCheck
 from ecert.security.auditchain import audit_key, session_info
 from ecert.security.keys import ensure_active_keys
+from ecert.server.commit import remember
 from ecert.server.deps import RuntimeDep
 from ecert.server.edge import edge_middleware
 from ecert.server.gate import gate_middleware
@@ -185,7 +186,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         together in an anyio task group (two tasks a request); one after the other they are
         two plain calls.
         """
-        return db_config.provide_session(state, scope)
+        return remember(scope, db_config.provide_session(state, scope))
 
     return Litestar(
         route_handlers=[*route_handlers(settings), MetricsController],

@@ -11,7 +11,9 @@ One ASGI layer instead of three (the request-id, Prometheus and problems middlew
   Prometheus middleware counted them (docs/observability.md);
 - an error raised by a later middleware (401 from authentication, 429 from the rate limit) is
   rendered here as problem+json, inside the log and the metrics, which therefore see its status.
-  Litestar would render it outside every middleware, where they recorded a 500 and a 200.
+  Litestar would render it outside every middleware, where they recorded a 500 and a 200;
+- a route's 2xx is sent only once its transaction committed (``server/commit.py``): a failed
+  COMMIT is rendered here like a refusal (a dropped connection: 503), never followed by the 2xx.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 
+from ecert.server.commit import commit_before_2xx
 from ecert.server.observability import ensure_request_id
 from ecert.server.problems import render_middleware_error
 
@@ -88,10 +91,16 @@ def edge_middleware(app: ASGIApp) -> ASGIApp:
         ended = 0.0
         status = 500
         sent_start = False
+        failed_commit: Exception | None = None
 
         async def edge_send(message: Message) -> None:
-            nonlocal status, sent_start, ended
+            nonlocal status, sent_start, ended, failed_commit
             if message["type"] == "http.response.start":
+                try:
+                    await commit_before_2xx(message, scope)
+                except Exception as exc:
+                    failed_commit = exc  # Litestar's route layer wraps it; render this one
+                    raise
                 sent_start = True
                 status = message["status"]
                 message["headers"] = [*message.get("headers", []), echoed]
@@ -105,7 +114,7 @@ def edge_middleware(app: ASGIApp) -> ASGIApp:
             except Exception as exc:
                 if sent_start:
                     raise
-                await render_middleware_error(scope, receive, edge_send, exc)
+                await render_middleware_error(scope, receive, edge_send, failed_commit or exc)
         finally:
             progress.dec()
             finished = time.perf_counter()

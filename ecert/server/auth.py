@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Scope
 
 from ecert.errors import Forbidden, Unauthorized
 from ecert.security import staff
@@ -38,7 +39,8 @@ NO_KEYS = frozenset({"/healthz", "/readyz", "/metrics"})
 async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
     """The principal of ``Authorization: Bearer <jwt>``, or of a staff session's cookie (the
     agency console); also for routes that accept other credentials."""
-    header = connection.headers.get("authorization", "")
+    # From the raw headers: ``connection.headers`` would decode every header into a new object.
+    header = raw_header(connection.scope, b"authorization") or ""
     scheme, _, token = header.partition(" ")
     from_cookie = not header and staff.COOKIE in connection.cookies
     if from_cookie:
@@ -64,6 +66,14 @@ async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ig
     if principal.kind == "province":
         principal = acting_for(principal, connection.headers.get(ON_BEHALF_HEADER))
     return principal
+
+
+def raw_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), read from the scope's raw list."""
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _cookie_token(connection: ASGIConnection) -> str:  # type: ignore[type-arg]

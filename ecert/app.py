@@ -63,6 +63,7 @@ from ecert.ops.metrics import MetricsController
 from ecert.ops.readiness import Drain, SchemaCheck
 from ecert.security.auditchain import audit_key, session_info
 from ecert.security.keys import ensure_active_keys
+from ecert.server.auth import admit
 from ecert.server.commit import remember
 from ecert.server.deps import RuntimeDep
 from ecert.server.edge import edge_middleware
@@ -205,6 +206,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             federation_middleware,
         ],
         exception_handlers=exception_handlers,
+        # Each route's guard, named in its opt (ecert.server.auth).
+        before_request=admit,
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -14,7 +14,7 @@ from ecert.clock import utcnow
 from ecert.errors import Conflict
 from ecert.security import staff as marks
 from ecert.security.audit import record_audit
-from ecert.server.auth import agency_guard, principal_of
+from ecert.server.auth import admits, agency_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement.reconciliation import schemas as day_schemas
 from ecert.settlement.reconciliation import services as day_services
@@ -57,13 +57,13 @@ class StaffSessionController(Controller):
         body = schemas.StaffView(member.login, member.name, member.role, until)
         return Response(body, cookies=[_cookie(request, token, staff.SESSION_S)])
 
-    @get("/", guards=[agency_guard], opt=EVERYONE, summary="Who is signed in")
+    @get("/", opt={**admits(agency_guard), **EVERYONE}, summary="Who is signed in")
     async def me(self, request: AnyRequest) -> schemas.StaffView:
         who = principal_of(request)
         login = who.client_id.removeprefix(marks.PREFIX)
         return schemas.StaffView(login, who.staff_name or login, who.staff_role or "agency")
 
-    @delete("/", guards=[agency_guard], opt=EVERYONE, summary="Sign out (clears the cookie)")
+    @delete("/", opt={**admits(agency_guard), **EVERYONE}, summary="Sign out (clears the cookie)")
     async def sign_out(self, request: AnyRequest, db_session: DbSession) -> Response[None]:
         await record_audit(db_session, principal_of(request), None, "staff.sign_out", "ok")
         return Response(None, status_code=204, cookies=[_cookie(request, "", 0)])
@@ -72,7 +72,7 @@ class StaffSessionController(Controller):
 class AgencyPersonController(Controller):
     path = "/v1/agency/persons"
     tags = ["Agency console"]
-    guards = [agency_guard]
+    opt = admits(agency_guard)
 
     @post("/search", status_code=200, summary="Find a person by ID number (in the body)")
     async def search(
@@ -108,8 +108,7 @@ class AgencyPersonController(Controller):
 class AgencyKeysController(Controller):
     path = "/v1/agency/keys"
     tags = ["Agency console"]
-    guards = [agency_guard]
-    opt = marks.roles_opt(marks.OPERATOR)
+    opt = {**admits(agency_guard), **marks.roles_opt(marks.OPERATOR)}
 
     @post("/rotate", status_code=200, summary="Rotate a signing key family (operators only)")
     async def rotate(
@@ -131,7 +130,7 @@ class AgencyKeysController(Controller):
 class AgencyReconciliationController(Controller):
     path = "/v1/agency/reconciliation"
     tags = ["Agency console"]
-    guards = [agency_guard]
+    opt = admits(agency_guard)
 
     @get("/", summary="An institution's business day, as the institution sees it")
     async def day(

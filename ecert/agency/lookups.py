@@ -11,14 +11,14 @@ from ecert.cards import services as cards
 from ecert.lookup import schemas
 from ecert.lookup import services as lookup
 from ecert.security.audit import record_audit
-from ecert.server.auth import agency_guard, principal_of
+from ecert.server.auth import admits, agency_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 
 class AgencyLookupController(Controller):
     path = "/v1/agency/persons/{person_no:str}"
     tags = ["Agency console"]
-    guards = [agency_guard]
+    opt = admits(agency_guard)
 
     @get("/enrolment", summary="The person's insurance types and statuses")
     async def enrolment(

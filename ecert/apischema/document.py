@@ -29,6 +29,7 @@ from litestar.routes import HTTPRoute
 from ecert.apischema.raises import codes_raised
 from ecert.errorcodes import CODES
 from ecert.errors import OWN_ERROR_FORMAT
+from ecert.server.auth import ADMIT
 from ecert.server.ratelimit import UNLIMITED
 
 PROBLEM_JSON = "application/problem+json"
@@ -99,7 +100,8 @@ def route_codes(
 ) -> set[str]:
     """Every code the route can answer with."""
     codes = set(codes_raised(handler.fn))
-    for guard in handler.resolve_guards():
+    guards = [*handler.resolve_guards(), *filter(None, [handler.opt.get(ADMIT)])]
+    for guard in guards:
         codes |= codes_raised(guard)
     codes |= set(EXTRA_CODES.get(handler.fn.__qualname__, ()))
     codes |= set(_ALWAYS)
@@ -107,7 +109,7 @@ def route_codes(
         codes.add("rate_limited")
     if not public:
         codes.add("unauthorized")
-    if handler.resolve_guards():
+    if guards:
         codes.add("forbidden")
     if has_input:
         codes.add("validation_failed")

@@ -9,14 +9,14 @@ from ecert.cards import schemas, services
 from ecert.db.models import CardStatus
 from ecert.security import staff
 from ecert.security.audit import record_audit
-from ecert.server.auth import agency_guard, institution_guard, person_guard, principal_of
+from ecert.server.auth import admits, agency_guard, institution_guard, person_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 
 class MyCardController(Controller):
     path = "/v1/me/card"
     tags = ["Card"]
-    guards = [person_guard]
+    opt = admits(person_guard)
 
     @get("/", summary="The physical card's status and history")
     async def show(self, request: AnyRequest, db_session: DbSession) -> schemas.CardView:
@@ -45,7 +45,7 @@ class MyCardController(Controller):
 class CardCheckController(Controller):
     path = "/v1/cards"
     tags = ["Card"]
-    guards = [institution_guard]
+    opt = admits(institution_guard)
 
     @post(
         "/check",
@@ -62,7 +62,7 @@ class CardCheckController(Controller):
 class AgencyCardController(Controller):
     path = "/v1/agency/cards"
     tags = ["Agency"]
-    guards = [agency_guard]
+    opt = admits(agency_guard)
 
     @post("/issue", status_code=201, summary="Issue a person's first card")
     async def issue(

@@ -13,7 +13,7 @@ from ecert.errors import Forbidden
 from ecert.federation import clearing, repositories, schemas
 from ecert.federation.routing import Federation
 from ecert.security.province import INSTITUTION_CODE, province_of, province_scope
-from ecert.server.auth import agency_guard, principal_of, require
+from ecert.server.auth import admits, agency_guard, principal_of, require
 from ecert.server.deps import AnyRequest, DbSession
 
 province_guard = require("province")
@@ -28,7 +28,7 @@ def _federation(request: AnyRequest) -> Federation | None:
 class ClearingController(Controller):
     path = "/v1/clearing"
     tags = ["Provinces"]
-    guards = [agency_guard]
+    opt = admits(agency_guard)
 
     @get("/", summary="What each province owes the other this month (to the fen)")
     async def month(
@@ -56,7 +56,7 @@ class FederationController(Controller):
 
     path = "/v1/federation"
     tags = ["Provinces"]
-    guards = [province_guard]
+    opt = admits(province_guard)
 
     @put(
         "/institutions/{code:str}",

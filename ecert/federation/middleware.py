@@ -21,6 +21,7 @@ from litestar.types import (
 from ecert.federation.routing import BY_BODY, Federation, route
 from ecert.security.province import ROUTED_SCOPE
 from ecert.security.tokens import Principal
+from ecert.server.auth import raw_header
 from ecert.server.runtime import Runtime
 
 _PREFIXES = ("/v1/visits/", "/v1/settlements/")
@@ -35,13 +36,6 @@ def _candidate(scope: Scope) -> Principal | None:
     if not isinstance(user, Principal) or user.kind != "institution":
         return None
     return None if ROUTED_SCOPE in user.scopes else user
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return None
 
 
 def federation_middleware(app: ASGIApp) -> ASGIApp:
@@ -84,7 +78,7 @@ def federation_middleware(app: ASGIApp) -> ASGIApp:
                 scope["path"],
                 scope["query_string"].decode("latin-1"),
                 body,
-                _header(scope, b"idempotency-key"),
+                raw_header(scope, b"idempotency-key"),
             )
         if reply is None:
             await app(scope, replay, send)

@@ -19,7 +19,7 @@ from ecert.fhir import eligibility, outcome, services
 from ecert.fhir.capability import capability_statement
 from ecert.fhir.codes import FHIR_JSON
 from ecert.server import problems
-from ecert.server.auth import institution_guard, principal_of
+from ecert.server.auth import admits, institution_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement.controllers import IdempotencyKey
 
@@ -94,9 +94,8 @@ class FhirController(Controller):
     @post(
         "/CoverageEligibilityRequest/$submit",
         status_code=200,
-        guards=[institution_or_person],
         media_type=FHIR_JSON,
-        opt={OWN_ERROR_FORMAT: True},
+        opt={**admits(institution_or_person), OWN_ERROR_FORMAT: True},
         responses=outcome.documented(400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503),
         summary="CoverageEligibilityRequest → CoverageEligibilityResponse",
     )
@@ -107,9 +106,8 @@ class FhirController(Controller):
     @post(
         "/Claim/$submit",
         status_code=200,
-        guards=[institution_guard],
         media_type=FHIR_JSON,
-        opt={OWN_ERROR_FORMAT: True},
+        opt={**admits(institution_guard), OWN_ERROR_FORMAT: True},
         responses=outcome.documented(400, 401, 403, 404, 409, 413, 415, 422, 429, 500, 503),
         summary="Claim (predetermination or claim) → ClaimResponse",
     )

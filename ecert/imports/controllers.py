@@ -14,7 +14,7 @@ from ecert.imports.schemas import ImportReport, Reject
 from ecert.imports.services import run_import
 from ecert.security import staff
 from ecert.security.audit import record_audit
-from ecert.server.auth import agency_guard, principal_of
+from ecert.server.auth import admits, agency_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 Kind = Literal["persons", "enrolments", "contributions", "policies", "institutions", "catalogue"]
@@ -25,9 +25,8 @@ SHOWN_REJECTS = 100
 class ImportController(Controller):
     path = "/v1/agency/imports"
     tags = ["Agency"]
-    guards = [agency_guard]
     #: Among staff, imports are the key and import operators' work, not the counter's.
-    opt = staff.roles_opt(staff.OPERATOR)
+    opt = {**admits(agency_guard), **staff.roles_opt(staff.OPERATOR)}
 
     @post(
         "/{kind:str}",

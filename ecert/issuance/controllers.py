@@ -15,7 +15,7 @@ from ecert.issuance import feed, schemas, services, suspensions
 from ecert.issuance.mintcache import MintCache
 from ecert.persons import find_by_ref
 from ecert.qr.image import render_png, render_svg
-from ecert.server.auth import agency_guard, person_guard, principal_of
+from ecert.server.auth import admits, agency_guard, person_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.server.ratelimit import RateLimiter
 
@@ -43,7 +43,7 @@ class MyECertController(Controller):
 
     path = "/v1/me/ecert"
     tags = ["E-cert"]
-    guards = [person_guard]
+    opt = admits(person_guard)
 
     @post("/", summary="Activate the e-cert on a device", status_code=200)
     async def activate(
@@ -142,7 +142,7 @@ class AgencyECertController(Controller):
 
     path = "/v1/agency/ecerts"
     tags = ["Agency"]
-    guards = [agency_guard]
+    opt = admits(agency_guard)
 
     async def _act(
         self,

@@ -10,7 +10,7 @@ from litestar.params import JSONBody, QueryParameter
 
 from ecert import ledger
 from ecert.lookup import schemas, services
-from ecert.server.auth import person_guard, principal_of
+from ecert.server.auth import admits, person_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 Limit = Annotated[int, QueryParameter(ge=1, le=200, description="Page size")]
@@ -20,7 +20,7 @@ Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000, description="Items to
 class LookupController(Controller):
     path = "/v1/me"
     tags = ["Self-service"]
-    guards = [person_guard]
+    opt = admits(person_guard)
 
     @get("/enrolment", summary="Insurance types, status, dates, employer, area, category")
     async def enrolment(

@@ -157,14 +157,22 @@ class VerifiedTokens:
         self._size = size
         self._entries: dict[str, tuple[Principal, str, int]] = {}
 
-    def verify(self, ring: KeyRing, settings: Settings, token: str) -> Principal:
+    def remembered(self, ring: KeyRing, settings: Settings, token: str) -> Principal | None:
+        """The principal of a token already checked, still unexpired and its key still in the
+        ring; ``None`` otherwise (a stale entry is dropped)."""
         found = self._entries.get(token)
-        now = int(time.time())
-        if found is not None:
-            principal, kid, exp = found
-            if now <= exp + settings.leeway_s and ring.verifier("access", kid) is not None:
-                return principal
-            del self._entries[token]
+        if found is None:
+            return None
+        principal, kid, exp = found
+        if int(time.time()) <= exp + settings.leeway_s and ring.verifier("access", kid) is not None:
+            return principal
+        del self._entries[token]
+        return None
+
+    def verify(self, ring: KeyRing, settings: Settings, token: str) -> Principal:
+        principal = self.remembered(ring, settings, token)
+        if principal is not None:
+            return principal
         principal, kid, exp = _check_access_token(ring, settings, token)
         if len(self._entries) >= self._size:
             # dicts keep insertion order: drop the oldest tenth at once, not one per insert

@@ -1,13 +1,20 @@
 """Bearer-token authentication (run by ``ecert.server.gate``) and guards by client kind, scope
-and person."""
+and person.
+
+A route names its guard in ``opt`` (``opt = admits(person_guard)``), not in Litestar's ``guards``:
+Litestar hands each guard a copy of the route handler, made on every request. ``admit``, the
+app's ``before_request`` hook, runs it at the same point (before the body is read and the
+dependencies resolved, inside the route's exception handlers), so every refusal is unchanged."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
+from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Scope
 
 from ecert.errors import Forbidden, Unauthorized
 from ecert.security import staff
@@ -32,7 +39,8 @@ NO_KEYS = frozenset({"/healthz", "/readyz", "/metrics"})
 async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]
     """The principal of ``Authorization: Bearer <jwt>``, or of a staff session's cookie (the
     agency console); also for routes that accept other credentials."""
-    header = connection.headers.get("authorization", "")
+    # From the raw headers: ``connection.headers`` would decode every header into a new object.
+    header = raw_header(connection.scope, b"authorization") or ""
     scheme, _, token = header.partition(" ")
     from_cookie = not header and staff.COOKIE in connection.cookies
     if from_cookie:
@@ -40,11 +48,16 @@ async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ig
     elif scheme.lower() != "bearer" or not token:
         raise Unauthorized("send an access token as 'Authorization: Bearer …'")
     runtime: Runtime = connection.app.state.runtime
-    kid = read_kid(token.strip(), ACCESS_TOKEN_TYPE)
-    # The gate has already reloaded a ring that a revocation made stale.
-    if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
-        await runtime.refresh_keys()
-    principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token.strip())
+    token = token.strip()
+    # A token this worker has checked already needs neither its header read nor its key looked
+    # for: it is the token sent on every request of a client's session.
+    principal = runtime.access_tokens.remembered(runtime.keys, runtime.settings, token)
+    if principal is None:
+        kid = read_kid(token, ACCESS_TOKEN_TYPE)
+        # The gate has already reloaded a ring that a revocation made stale.
+        if runtime.keys.verifier("access", kid) is None and runtime.keys.may_refresh_for_unknown():
+            await runtime.refresh_keys()
+        principal = runtime.access_tokens.verify(runtime.keys, runtime.settings, token)
     if from_cookie and principal.staff_role is None:
         raise Unauthorized("only a staff session travels in a cookie")
     status: ClientActivity = connection.app.state.client_status
@@ -53,6 +66,14 @@ async def bearer_principal(connection: ASGIConnection) -> Principal:  # type: ig
     if principal.kind == "province":
         principal = acting_for(principal, connection.headers.get(ON_BEHALF_HEADER))
     return principal
+
+
+def raw_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), read from the scope's raw list."""
+    for key, value in scope["headers"]:
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
 
 
 def _cookie_token(connection: ASGIConnection) -> str:  # type: ignore[type-arg]
@@ -96,3 +117,20 @@ def require(*kinds: str, person: bool = False, scope: str | None = None) -> Guar
 person_guard = require("channel", person=True)
 institution_guard = require("institution")
 agency_guard = require("agency")
+
+
+#: The ``opt`` key of a route's guard.
+ADMIT = "ecert_admit"
+
+
+def admits(guard: Guard) -> dict[str, Any]:
+    """``opt`` for a route or controller that only ``guard`` admits."""
+    return {ADMIT: guard}
+
+
+async def admit(request: Request[Any, Any, Any]) -> None:
+    """The app's ``before_request`` hook: the route's guard, if it has one."""
+    handler = request.scope["route_handler"]
+    guard = handler.opt.get(ADMIT)
+    if guard is not None:
+        await guard(request, handler)

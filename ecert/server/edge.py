@@ -75,6 +75,9 @@ def _observe(method: str, path: str, status: int, seconds: float) -> None:
 
 def edge_middleware(app: ASGIApp) -> ASGIApp:
     """Request id, request log, HTTP metrics and middleware refusals in one layer."""
+    # Bound once, with the configuration ``create_app`` has just set: the module's lazy proxy
+    # builds a new logger on every call (``cache_logger_on_first_use`` is off for the tests).
+    log = _log.bind()
 
     async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != ScopeType.HTTP:
@@ -120,7 +123,7 @@ def edge_middleware(app: ASGIApp) -> ASGIApp:
             finished = time.perf_counter()
             _observe(method, path, status, (ended or finished) - started)
             user = scope.get("user")
-            _log.info(
+            log.info(
                 "request",
                 method=method,
                 path=scope["path"],

@@ -12,7 +12,7 @@ from litestar.params import FromPath, HeaderParameter, JSONBody
 from ecert import ledger
 from ecert.benefits import Policy
 from ecert.security import staff
-from ecert.server.auth import agency_guard, institution_guard, principal_of
+from ecert.server.auth import admits, agency_guard, institution_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement import replies, reversal, schemas, services
 
@@ -29,7 +29,7 @@ def replayable(status: int, body: dict[str, Any], replayed: bool) -> Response[di
 
 class SettlementController(Controller):
     tags = ["Verify and settle"]
-    guards = [institution_guard]
+    opt = admits(institution_guard)
 
     @post("/v1/settlements/preview", status_code=200, summary="Price a bill; nothing is written")
     async def preview(
@@ -88,9 +88,8 @@ class SettlementController(Controller):
 class AgencyPolicyController(Controller):
     path = "/v1/agency/policies"
     tags = ["Agency"]
-    guards = [agency_guard]
     #: Among staff, imports are the key and import operators' work, not the counter's.
-    opt = staff.roles_opt(staff.OPERATOR)
+    opt = {**admits(agency_guard), **staff.roles_opt(staff.OPERATOR)}
 
     @post("/", status_code=200, summary="Upsert benefit policies (format: docs/import.md)")
     async def upsert(

@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from ecert.db.models import MutualAidAuthorisation, Person
 from ecert.identity import mask_id_number, mask_name
 from ecert.persons import get_person, person_id_number, person_name
-from ecert.server.auth import person_guard, principal_of
+from ecert.server.auth import admits, person_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.server.runtime import Runtime
 from ecert.settlement import mutual_aid, schemas
@@ -39,7 +39,7 @@ def _view(
 class MutualAidController(Controller):
     path = "/v1/me/mutual-aid"
     tags = ["Self-service"]
-    guards = [person_guard]
+    opt = admits(person_guard)
 
     @post("/", status_code=201, summary="Let my personal account pay for a relative (家庭共济)")
     async def authorise(

@@ -7,7 +7,7 @@ from litestar.params import JSONBody
 
 from ecert.errors import EcertError
 from ecert.metrics import VERIFICATIONS
-from ecert.server.auth import institution_guard, principal_of
+from ecert.server.auth import admits, institution_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.server.ratelimit import CHARGE
 from ecert.verify import schemas, services
@@ -16,7 +16,7 @@ from ecert.verify import schemas, services
 class VerifyController(Controller):
     path = "/v1/verify"
     tags = ["Verify and settle"]
-    guards = [institution_guard]
+    opt = admits(institution_guard)
 
     @post(
         "/",

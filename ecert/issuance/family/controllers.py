@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_204_NO_CONTENT
 from ecert.db.models import FamilyLink as FamilyLinkRow
 from ecert.issuance import schemas
 from ecert.issuance.family import services as family
-from ecert.server.auth import agency_guard, person_guard, principal_of
+from ecert.server.auth import admits, agency_guard, person_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 
 
@@ -28,7 +28,7 @@ def _view(link: FamilyLinkRow, me: uuid.UUID | None) -> schemas.FamilyLink:
 class FamilyController(Controller):
     path = "/v1/me/family"
     tags = ["Family"]
-    guards = [person_guard]
+    opt = admits(person_guard)
 
     @post("/", status_code=201, summary="Ask to show codes for a relative (needs consent)")
     async def request_link(
@@ -93,7 +93,7 @@ class FamilyController(Controller):
 class AgencyFamilyController(Controller):
     path = "/v1/agency/family/consents"
     tags = ["Agency"]
-    guards = [agency_guard]
+    opt = admits(agency_guard)
 
     @post("/", status_code=200, summary="Record a consent given at the counter")
     async def record(

@@ -10,7 +10,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, QueryParameter
 from litestar.response import Stream
 
-from ecert.server.auth import institution_guard, principal_of
+from ecert.server.auth import admits, institution_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement.reconciliation import schemas, services
 
@@ -24,7 +24,7 @@ Insurance = Annotated[str | None, QueryParameter(pattern=r"^\d{3}$", description
 
 class ReconciliationController(Controller):
     tags = ["Verify and settle"]
-    guards = [institution_guard]
+    opt = admits(institution_guard)
 
     @get("/v1/reconciliation", summary="Totals and details of the institution's business day")
     async def day(

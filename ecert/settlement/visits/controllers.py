@@ -8,7 +8,7 @@ from litestar import Controller, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_204_NO_CONTENT
 
-from ecert.server.auth import institution_guard, principal_of
+from ecert.server.auth import admits, institution_guard, principal_of
 from ecert.server.deps import AnyRequest, DbSession, RuntimeDep
 from ecert.settlement import replies
 from ecert.settlement.controllers import IdempotencyKey, replayable
@@ -18,7 +18,7 @@ from ecert.settlement.visits import fees, pricing, schemas, services, view
 class VisitController(Controller):
     path = "/v1/visits"
     tags = ["Visits"]
-    guards = [institution_guard]
+    opt = admits(institution_guard)
 
     @post(
         "/",

@@ -22,8 +22,10 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 from sqlalchemy import Insert, Select
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
@@ -92,6 +94,35 @@ async def _driver(session: AsyncSession) -> tuple[Dialect, Any]:
     return connection.dialect, raw.driver_connection
 
 
+#: What asyncpg raises (its own classes, or the socket's), translated by :func:`_failed`.
+_DRIVER_ERRORS = (asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError, OSError)
+#: SQLSTATEs after which the connection is gone: the 08 class, and the server shutting down.
+_GONE = ("08", "57P01", "57P02", "57P03")
+
+
+async def _failed(session: AsyncSession, sql: str, error: Exception) -> DBAPIError:
+    """asyncpg's ``error`` as the SQLAlchemy exception the session's own path would raise, so
+    that callers and ``server/problems.py`` see one kind (a unique violation is an
+    ``IntegrityError``, a dropped connection a retryable 503, a timeout by its SQLSTATE). A
+    dropped connection is also invalidated, and the pool recycles the connections it made before
+    (``Engine.dispose(close=False)``), as SQLAlchemy does when its own statement meets one."""
+    state = getattr(error, "sqlstate", None) or ""
+    gone = isinstance(error, OSError | asyncpg.exceptions.InterfaceError) or state.startswith(_GONE)
+    if gone:
+        connection = await session.connection()
+        with contextlib.suppress(Exception):  # already closed: nothing left to invalidate
+            await connection.invalidate(error)
+        await connection.engine.dispose(close=False)
+        return OperationalError(sql, None, error, connection_invalidated=True)
+    if state.startswith("23"):
+        return IntegrityError(sql, None, error)
+    return (
+        OperationalError(sql, None, error)
+        if state[:2] in ("40", "55", "57")
+        else DBAPIError(sql, None, error)
+    )
+
+
 async def fetch(
     session: AsyncSession, native: Native, values: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
@@ -101,7 +132,10 @@ async def fetch(
         result = await session.execute(native.statement, dict(values))
         return [tuple(row) for row in result.all()]
     compiled = native.compiled(dialect)
-    records = await driver.fetch(compiled.sql, *compiled.args(values))
+    try:
+        records = await driver.fetch(compiled.sql, *compiled.args(values))
+    except _DRIVER_ERRORS as exc:
+        raise await _failed(session, compiled.sql, exc) from exc
     return [compiled.row(record) for record in records]
 
 
@@ -115,7 +149,10 @@ async def execute_many(
         await session.execute(native.statement, [dict(row) for row in rows])
         return
     compiled = native.compiled(dialect)
-    await driver.executemany(compiled.sql, [compiled.args(row) for row in rows])
+    try:
+        await driver.executemany(compiled.sql, [compiled.args(row) for row in rows])
+    except _DRIVER_ERRORS as exc:
+        raise await _failed(session, compiled.sql, exc) from exc
 
 
 @contextlib.asynccontextmanager
@@ -125,8 +162,11 @@ async def transaction(session: AsyncSession) -> AsyncIterator[None]:
     session's ORM knows nothing of it), on SQLite the session's. For a fresh session."""
     _, driver = await _driver(session)
     if driver is not None:
-        async with driver.transaction():
-            yield
+        try:
+            async with driver.transaction():
+                yield
+        except _DRIVER_ERRORS as exc:  # BEGIN, COMMIT or ROLLBACK on a dropped connection
+            raise await _failed(session, "COMMIT", exc) from exc
         return
     try:
         yield

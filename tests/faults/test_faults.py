@@ -229,3 +229,28 @@ async def test_finding_05_revocation_holds_while_redis_hangs(tmp_path: Path) -> 
                     assert kid not in {k["kid"] for k in jwks["keys"]}
             finally:
                 os.kill(process.pid, signal.SIGCONT)
+
+
+async def test_verify_after_a_postgres_restart_is_retryable_not_a_crash(tmp_path: Path) -> None:
+    # Verify's spend runs on asyncpg directly (ecert/db/native.py): a dead connection under it
+    # must be a retryable 503 that leaves the pool to drop its old connections, as on the
+    # SQLAlchemy path, not a 500 — and the code is still usable afterwards.
+    with servers.postgres_server() as pg:
+        async with _app(_settings(tmp_path, database_url=pg.url)) as (client, runtime):
+            person = await holder(client, runtime)
+            hospital = await institution(client, runtime)
+            warm = await client.post(
+                "/v1/verify", json={"qr": await person.qr(client)}, headers=hospital
+            )
+            assert warm.status_code == 200, warm.text
+            code = await person.qr(client)
+            pg.restart()  # the pool's connections are all dead now
+            statuses = []
+            async with asyncio.timeout(30):
+                for _ in range(6):
+                    answer = await client.post("/v1/verify", json={"qr": code}, headers=hospital)
+                    statuses.append(answer.status_code)
+                    if answer.status_code != 503:
+                        break
+                    assert answer.json()["code"] == "unavailable", answer.text
+            assert statuses[-1] == 200, statuses

@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
 
 from ecert.db.models import Person, utcnow
 from ecert.db.upsert import bulk_upsert
@@ -91,14 +90,9 @@ async def people_by_id(session: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[
     return {p.id: p for p in rows}
 
 
-async def find_person(
-    session: AsyncSession, cipher: PiiCipher, number: IdNumber, *, enrolments: bool = True
-) -> Person | None:
-    """The person with this ID number; ``enrolments=False`` spares the second query that loads
-    them (touching ``person.enrolments`` then raises instead of quietly querying)."""
+async def find_person(session: AsyncSession, cipher: PiiCipher, number: IdNumber) -> Person | None:
+    """The person with this ID number."""
     query = select(Person).where(Person.id_hash.in_(cipher.lookup_hashes(number.value)))
-    if not enrolments:
-        query = query.options(raiseload(Person.enrolments))
     person: Person | None = await session.scalar(query)
     return person
 

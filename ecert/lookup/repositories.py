@@ -31,7 +31,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload, selectinload
+from sqlalchemy.orm import selectinload
 
 from ecert.db.models import (
     Account,
@@ -51,13 +51,10 @@ FIRST_MONTH, LAST_MONTH = "000000", "999999"
 MONTH, YEAR, PERSON = 0, 1, 2
 
 
-async def person(
-    session: AsyncSession, person_id: uuid.UUID, *, enrolments: bool = False
-) -> Person | None:
-    """The person row for the ledger's policy and usage reads (they take a :class:`Person`).
-    Enrolments only when asked; touching them otherwise raises instead of quietly querying."""
-    option = selectinload(Person.enrolments) if enrolments else raiseload(Person.enrolments)
-    return await session.get(Person, person_id, options=[option])
+async def person(session: AsyncSession, person_id: uuid.UUID) -> Person | None:
+    """The person row, with its enrolments, for the ledger's policy and usage reads (they take
+    a :class:`Person`)."""
+    return await session.get(Person, person_id, options=[selectinload(Person.enrolments)])
 
 
 def _part(part: int) -> Any:

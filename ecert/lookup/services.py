@@ -46,7 +46,7 @@ def _gone() -> NotFound:
 
 async def _me(session: AsyncSession, principal: Principal) -> Person:
     """The caller's person row with its enrolments, for the ledger's policy and usage reads."""
-    person = await repositories.person(session, _mine(principal), enrolments=True)
+    person = await repositories.person(session, _mine(principal))
     if person is None:
         raise _gone()
     return person

@@ -283,6 +283,17 @@ def figures(
     ]
 
 
+def chosen(plan: list[Figure], only: str) -> list[Figure]:
+    """The figures named in ``only`` (a part of each name, comma separated) and the references
+    they are rated against; every figure when ``only`` is empty."""
+    if not only:
+        return plan
+    parts = [p.strip().lower() for p in only.split(",") if p.strip()]
+    keep = {f.name for f in plan if any(p in f.name.lower() for p in parts)}
+    keep |= {f.reference for f in plan if f.name in keep and f.reference}
+    return [f for f in plan if f.name in keep]
+
+
 def http_table(rows: list[tuple[Figure, dict[str, float]]], seconds: float) -> Table:
     table = Table(
         title=f"HTTP: wrk, {THREADS} threads, ~{seconds:.0f} s a figure; "
@@ -334,6 +345,12 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default="1000,100000", help="persons for the lookup-by-size table (1000000 ok)"
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        help="while working on a path: only these HTTP figures (and their references), e.g. "
+        "'verify,settle' (matched against the figure names), no in-process or lookup-size tables",
+    )
     args = parser.parse_args()
     logging.getLogger("httpx").setLevel(logging.WARNING)
     console = Console()
@@ -359,7 +376,7 @@ def main() -> None:
                 prepare(base, env, seeded, Path(data), args.codes, args.bills, args.grants)
             )
             rows: list[tuple[Figure, dict[str, float]]] = []
-            plan = figures(base, ref, files, args.codes, args.bills, args.grants)
+            plan = chosen(figures(base, ref, files, args.codes, args.bills, args.grants), args.only)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("HTTP figures", total=len(plan))
                 for figure in plan:
@@ -368,8 +385,17 @@ def main() -> None:
                     progress.advance(task)
             rss = worker_peak_rss_mb(ecert_process)
             replayed = asyncio.run(replay(base, files, 20))
-        settle, settled = next((f, r) for f, r in rows if f.url.endswith("/v1/settlements"))
-        checks = asyncio.run(ledger_check(env, int(settled["ok"]), settle.connections))
+        settle, settled = next(
+            ((f, r) for f, r in rows if f.url.endswith("/v1/settlements")),
+            (None, {"ok": 0.0}),
+        )
+        checks = asyncio.run(
+            ledger_check(env, int(settled["ok"]), settle.connections if settle else 64)
+        )
+        if args.only:
+            console.print(http_table(rows, args.seconds))
+            console.print("; ".join(f"{n}: {'OK' if ok else 'FAILED'}" for n, ok in checks.items()))
+            return
         with console.status("in-process figures"):
             inproc = micro.measure(rounds=5, seconds=0.5)
         settings = settings_from_env(

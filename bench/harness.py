@@ -54,7 +54,9 @@ def bench_env(db_url: str, redis_url: str, data: str) -> dict[str, str]:
         "ECERT_LOG_LEVEL": "WARNING",
         "ECERT_ISSUER_URL": "http://bench.local",
         "ECERT_ISSUER_AREA": "370102",
-        "ECERT_DB_POOL_SIZE": "20",
+        # Sized to the heaviest figure: settle keeps 32 transactions in flight a worker, each on its
+        # own connection to its COMMIT (docs/operations.md, pool sizing).
+        "ECERT_DB_POOL_SIZE": "32",
         # The bills' ec_tokens are made before the figures run; they must outlive them.
         "ECERT_EC_TOKEN_TTL_S": "3600",
     }

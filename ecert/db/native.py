@@ -155,6 +155,24 @@ async def execute_many(
         raise await _failed(session, compiled.sql, exc) from exc
 
 
+async def release(session: AsyncSession) -> None:
+    """Give the session's PostgreSQL connection back to the pool when nothing on it is open (no
+    BEGIN was sent: its statements autocommitted), for a path that then waits on something else
+    (the audit group commit) and would otherwise hold a connection through the wait. At 32
+    requests in flight a worker needed a connection each, past its pool, and the overflow ones
+    were opened and closed again per request (docs/performance.md, "Fifth round"). A later
+    statement on the session checks one out again. Inside a transaction, or on SQLite: nothing."""
+    if not session.in_transaction():
+        return
+    connection = await session.connection()
+    if connection.dialect.name != "postgresql":
+        return
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None or driver.is_in_transaction():
+        return
+    await session.close()
+
+
 @contextlib.asynccontextmanager
 async def transaction(session: AsyncSession) -> AsyncIterator[None]:
     """Commit what runs inside on leaving, roll it back on an error: on PostgreSQL asyncpg's own

@@ -78,7 +78,7 @@ def audited(action: str) -> Callable[[Lookup[P, T]], Lookup[P, T]]:
             )
             # Committed before the answer, together with the other reads' rows of the moment.
             row = audit_values(principal, principal.person_id, action, "ok")
-            await runtime.audit_batches.append(row)
+            await runtime.audit_batches.append(row, session)
             return result
 
         return lookup

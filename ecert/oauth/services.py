@@ -318,7 +318,7 @@ async def issue_token(
         ttl = runtime.settings.person_token_ttl_s
         # Committed before the answer, together with the other requests' rows of the moment.
         row = audit_values(principal, person.id, "person_token.issue", "ok")
-        await runtime.audit_batches.append(row)
+        await runtime.audit_batches.append(row, session)
     token = mint_access_token(runtime.keys, runtime.settings, principal, ttl_s=ttl)
     return TokenResponse(
         access_token=token,

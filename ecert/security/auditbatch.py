@@ -32,8 +32,12 @@ class AuditBatches:
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def append(self, row: dict[str, Any]) -> None:
-        """Return once ``row`` (``audit_values``) is committed (raises what the write raised)."""
+    async def append(self, row: dict[str, Any], caller: AsyncSession | None = None) -> None:
+        """Return once ``row`` (``audit_values``) is committed (raises what the write raised).
+        ``caller``: the request's session, whose connection is given back while it waits unless
+        a transaction is open on it (``native.release``)."""
+        if caller is not None:
+            await native.release(caller)
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((row, done))
         if self._writer is None or self._writer.done():

@@ -2,7 +2,7 @@
 changed row breaks its chain at the next one, and ``ecert audit verify`` names it.
 
 ``row_hash = HMAC-SHA256(audit key, canonical row bytes (with the chain number) + prev_hash)``.
-There are ``CHAINS`` (16) chains, one ``audit_chain_head`` row each: the flush that adds audit rows
+There are ``CHAINS`` (64) chains, one ``audit_chain_head`` row each: the flush that adds audit rows
 first locks one head with an ``UPDATE … RETURNING`` (the one extra statement; on PostgreSQL a free
 one, ``SKIP LOCKED``, so concurrent transactions append side by side instead of one after another;
 on SQLite, one writer anyway, always chain 1), and a trigger moves that head to each inserted row
@@ -60,8 +60,8 @@ GENESIS = "0" * 64
 #: ``Session.info`` key of the audit key; sessions without it refuse to write audit rows.
 AUDIT_KEY = "ecert.audit_key"
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-#: How many chains appends are spread over (``audit_chain_head`` rows 1..CHAINS, migration 0005).
-CHAINS = 16
+#: How many chains appends spread over (``audit_chain_head`` rows 1..CHAINS; migrations 0005, 0017).
+CHAINS = 64
 
 
 def derive_key(settings: Settings, cipher: PiiCipher) -> bytes:

@@ -51,3 +51,22 @@ async def test_an_expanding_in_is_refused(runtime: Runtime) -> None:
     async with runtime.sessions() as session:
         with pytest.raises(ValueError, match="expanding"):
             await native.fetch(session, statement, {})
+
+
+@pytest.mark.postgres  # SQLite keeps its connection: release is a no-op there
+async def test_release_gives_an_autocommitted_connection_back_but_not_an_open_transaction(
+    runtime: Runtime,
+) -> None:
+    pool = runtime.engine.pool
+    at = dt.datetime(2026, 12, 1, 5, 30, tzinfo=dt.UTC)
+    values = {"iss": "370102", "sub": "release-sub", "jti": "r", "at": at, "expires_at": at}
+    async with runtime.sessions() as session:
+        await native.fetch(session, _INSERT, values)  # autocommitted: nothing open on it
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]
+        await native.release(session)
+        assert pool.checkedout() == 0  # type: ignore[attr-defined]
+        assert await native.fetch(session, _SELECT, {"sub": "release-sub"})  # checks one out
+    async with runtime.sessions() as session, native.transaction(session):
+        await native.fetch(session, _INSERT, values | {"jti": "s"})
+        await native.release(session)  # BEGIN was sent: the write must stay on its connection
+        assert pool.checkedout() == 1  # type: ignore[attr-defined]

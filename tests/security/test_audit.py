@@ -73,6 +73,32 @@ async def test_finding_12_every_row_is_chained(client: Client, runtime: Runtime)
         assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
 
 
+async def test_every_chain_has_a_head_and_the_last_one_takes_rows(runtime: Runtime) -> None:
+    """Migration 0017 added heads 17..64 (and a wiped table is seeded with as many), and a row
+    appended on the last chain moves its head (the trigger survives SQLite's table rebuild)."""
+    async with runtime.sessions.begin() as session:
+        # Tests wipe the heads between them; the first append seeds them again (auditchain).
+        session.add(AuditEvent(actor="c", actor_kind="agency", action="a", outcome="ok"))
+    async with runtime.sessions() as session:
+        heads = dict(
+            (await session.execute(text("SELECT id, last_hash FROM audit_chain_head"))).all()
+        )
+    assert sorted(heads) == list(range(1, auditchain.CHAINS + 1))
+    async with runtime.sessions.begin() as session:
+        # As a hot path whose first statement locked this head (free_head_cte) does.
+        await auditchain.take_link(session, auditchain.CHAINS, heads[auditchain.CHAINS])
+        row = AuditEvent(actor="c", actor_kind="agency", action="a", outcome="ok")
+        session.add(row)
+    async with runtime.sessions() as session:
+        moved = (
+            await session.execute(
+                text("SELECT last_id FROM audit_chain_head WHERE id = :c"), {"c": auditchain.CHAINS}
+            )
+        ).scalar_one()
+        assert (row.chain, moved) == (auditchain.CHAINS, row.id)
+        assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
+
+
 @pytest.mark.postgres  # SQLite has no roles or triggers here: audit verify detects changes there
 async def test_finding_12_audit_rows_cannot_be_changed_on_postgresql(
     client: Client, runtime: Runtime

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 
 class AuditChainHead(AdvancedDeclarativeBase):
-    """Rows 1..16, one per chain (``CHAINS``). An appending transaction locks one of them (one
+    """Rows 1..64, one per chain (``CHAINS``). An appending transaction locks one of them (one
     UPDATE … RETURNING, a free one if any); a trigger moves it to each new audit row of its chain,
     so ``ecert audit verify`` also sees rows cut off the end of a chain."""
 
@@ -22,7 +22,7 @@ class AuditChainHead(AdvancedDeclarativeBase):
     last_id: Mapped[int | None] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
 
-    __table_args__ = (CheckConstraint("id BETWEEN 1 AND 16", name="audit_chain_head_stripes"),)
+    __table_args__ = (CheckConstraint("id BETWEEN 1 AND 64", name="audit_chain_head_stripes"),)
 
 
 class AuditAnchor(BigIntBase):

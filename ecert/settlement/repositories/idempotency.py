@@ -5,29 +5,35 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.dml import ReturningInsert
 
+from ecert.db import native
 from ecert.db.models import IdempotencyRecord, utcnow
 
 
 @functools.cache
-def _claim_statement() -> ReturningInsert[tuple[int]]:
+def _claim_statement() -> native.Native:
     # A plain INSERT, built once: the dialects' INSERT … ON CONFLICT is compiled afresh for
     # every request by SQLAlchemy 2.0 (sqlalchemy#10445); a held key is a unique violation.
-    return insert(IdempotencyRecord).returning(IdempotencyRecord.id)
+    # On the table, not the ORM class: an ORM INSERT goes through the bulk-persistence layer.
+    table = cast(Table, IdempotencyRecord.__table__)
+    names = ("scope", "key", "request_hash", "status", "started_at", "fence_token")
+    return native.Native(
+        insert(table).values({name: bindparam(name) for name in names}).returning(table.c.id)
+    )
 
 
 async def insert_claim(session: AsyncSession, values: dict[str, Any]) -> int | None:
     """Insert a claim row; its id, or None when the unique (scope, key) says the key is held."""
     try:
-        return int((await session.execute(_claim_statement(), values)).scalar_one())
+        rows = await native.fetch(session, _claim_statement(), values)
     except IntegrityError:  # another attempt holds the key
         return None
+    return int(rows[0][0])
 
 
 async def record_of(session: AsyncSession, scope: str, key: str) -> IdempotencyRecord | None:

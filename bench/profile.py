@@ -89,6 +89,9 @@ def main() -> None:
     parser.add_argument("--bills", type=int, default=4000)
     parser.add_argument("--grants", type=int, default=3000)
     parser.add_argument("--out", default="", help="folder for the raw py-spy files")
+    parser.add_argument(
+        "--native", action="store_true", help="sample C frames too (uvloop, asyncpg, OpenSSL)"
+    )
     args = parser.parse_args()
     console = Console()
     spy = str(Path(sys.executable).with_name("py-spy"))
@@ -127,7 +130,8 @@ def main() -> None:
                         "record",
                         "--format",
                         "raw",
-                        "--nonblocking",
+                        # py-spy pauses the worker to read C stacks; else it reads it running.
+                        *(["--native"] if args.native else ["--nonblocking"]),
                         "-r",
                         "200",
                         "-d",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Collection, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -27,12 +27,14 @@ from sqlalchemy import (
     func,
     literal_column,
     null,
+    or_,
     select,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
+from ecert.db import native
 from ecert.db.models import (
     Account,
     Contribution,
@@ -59,6 +61,27 @@ async def person(session: AsyncSession, person_id: uuid.UUID) -> Person | None:
 
 def _part(part: int) -> Any:
     return literal_column(str(part), Integer)  # inline: no bind to type in a UNION
+
+
+class ContributionRow(NamedTuple):
+    """A row of :func:`contributions`; which columns are set depends on ``part`` (a month's
+    columns, a year's sums, or none for the person's row), hence ``Any``."""
+
+    part: int
+    key: Any
+    base: Any
+    employer_amount: Any
+    employee_amount: Any
+    account_credit: Any
+    paid: Any
+    arrears: Any
+    status: Any
+    credited: Any
+
+
+@functools.cache
+def _native_contributions() -> native.Native:
+    return native.Native(_contributions())
 
 
 @functools.cache
@@ -92,7 +115,8 @@ def _contributions() -> Select[Any]:
         .subquery()
     )
     year = func.substr(c.month, 1, 4)
-    paid = c.status.in_((ContributionStatus.PAID, ContributionStatus.BACK_PAID))
+    # Two comparisons, not IN of a list: an IN is expanded per execution (and cannot be native).
+    paid = or_(c.status == ContributionStatus.PAID, c.status == ContributionStatus.BACK_PAID)
 
     def total(value: Any) -> Any:
         # PostgreSQL sums bigint as numeric: back to bigint, as the page's columns are.
@@ -132,7 +156,7 @@ async def contributions(
     end: str | None,
     limit: int,
     offset: int,
-) -> Sequence[Row[Any]]:
+) -> list[ContributionRow]:
     """Rows of :func:`_contributions` in no particular order: ``part`` is MONTH (``key`` the
     month, the month's columns), YEAR (``key`` the year; ``employer_amount``,
     ``employee_amount``, ``account_credit``, ``paid``, ``arrears`` summed) or PERSON (present
@@ -144,7 +168,9 @@ async def contributions(
         "limit": limit,
         "offset": offset,
     }
-    return (await session.execute(_contributions(), values)).all()
+    # Natively on PostgreSQL: the statement is the lookup's only one (ecert.db.native).
+    rows = await native.fetch(session, _native_contributions(), values)
+    return [ContributionRow(*row) for row in rows]
 
 
 @functools.cache

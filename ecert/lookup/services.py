@@ -291,7 +291,10 @@ async def contributions(
     rows = await repositories.contributions(
         session, _mine(principal), start=start, end=end, limit=limit, offset=offset
     )
-    parts: dict[int, list[Row[Any]]] = {repositories.MONTH: [], repositories.YEAR: []}
+    parts: dict[int, list[repositories.ContributionRow]] = {
+        repositories.MONTH: [],
+        repositories.YEAR: [],
+    }
     for row in rows:
         parts.setdefault(row.part, []).append(row)
     if repositories.PERSON not in parts:

@@ -24,6 +24,7 @@ import datetime as dt
 import functools
 import hashlib
 import hmac
+import json
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -31,17 +32,23 @@ from typing import Any, cast
 
 import msgspec
 from sqlalchemy import (
+    ARRAY,
     CTE,
     ColumnElement,
+    SmallInteger,
     Table,
+    Text,
     bindparam,
     event,
+    exists,
     func,
     insert,
     inspect,
     select,
     update,
 )
+from sqlalchemy import cast as cast_
+from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
@@ -259,17 +266,88 @@ def _native_insert() -> native.Native:
     )
 
 
-async def append(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+#: A chain and its last link, as a batch writer last left them (its guess for the next batch).
+Hint = tuple[int, str]
+
+
+async def append(session: AsyncSession, rows: list[dict[str, Any]]) -> Hint:
     """``rows`` as consecutive links of one chain, in this transaction: the head's lock, then
     the rows (``ecert.db.native``, not the ORM: a batch of one is a lookup's or a verify's whole
-    audit cost, four round trips whose client CPU is now the driver's)."""
+    audit cost, four round trips whose client CPU is now the driver's). Returns the chain and
+    its new last link."""
     chain, prev = await lock_for_append(session)
+    linked = _links(session, chain, prev, rows)
+    await native.execute_many(session, _native_insert(), linked)
+    return chain, linked[-1]["row_hash"]
+
+
+async def append_after(
+    session: AsyncSession, rows: list[dict[str, Any]], hint: Hint
+) -> Hint | None:
+    """PostgreSQL, one autocommitted statement (no BEGIN, lock or COMMIT round trips): ``rows``
+    as the next links of ``hint``'s chain, but only if its head is free and its last link is
+    still ``hint``'s — what this writer left there last time, unless another writer appended
+    since. Returns the chain's new last link, or None (nothing written) when the head was busy
+    or had moved, and on SQLite: then :func:`append`.
+
+    The head is locked (``FOR UPDATE SKIP LOCKED``, its link re-checked on the locked row) before
+    a row is inserted, and stays locked to the statement's end, so the chain cannot fork: the
+    same rule as :func:`append`, checked in one statement instead of read first."""
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    chain, prev = hint
+    linked = _links(session, chain, prev, rows)
+    values: dict[str, Any] = {"chain": chain, "prev": prev}
+    for column in _ARRAYED:
+        values[f"a_{column}"] = [row[column] for row in linked]
+    values["a_detail"] = [json.dumps(row["detail"]) for row in linked]
+    [(written,)] = await native.fetch(session, _native_append_after(), values)
+    return (chain, linked[-1]["row_hash"]) if written else None
+
+
+def _links(
+    session: AsyncSession, chain: int, prev: str, rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     linked = []
     for row in rows:
         row = link(session, chain, prev, row)
         linked.append({c: row.get(c) for c in COLUMNS})
         prev = row["row_hash"]
-    await native.execute_many(session, _native_insert(), linked)
+    return linked
+
+
+#: The columns :func:`append_after` binds as arrays of their own type (``detail`` goes as JSON
+#: text, ``chain`` as one value).
+_ARRAYED = tuple(c for c in COLUMNS if c not in ("detail", "chain"))
+
+
+@functools.cache
+def _native_append_after() -> native.Native:
+    heads = cast(Table, AuditChainHead.__table__)
+    events = cast(Table, AuditEvent.__table__)
+    free = (
+        select(heads.c.id)
+        .where(heads.c.id == bindparam("chain"), heads.c.last_hash == bindparam("prev"))
+        .with_for_update(skip_locked=True)
+        .cte("free")
+    )
+    # One row per array element: set-returning functions in one select list run in lockstep.
+    unnested: dict[str, ColumnElement[Any]] = {
+        column: func.unnest(bindparam(f"a_{column}", type_=ARRAY(_array_item(events, column))))
+        for column in _ARRAYED
+    }
+    unnested["detail"] = cast_(func.unnest(bindparam("a_detail", type_=ARRAY(Text()))), JSONB())
+    unnested["chain"] = bindparam("chain", type_=SmallInteger())
+    rows = select(*(unnested[c].label(c) for c in COLUMNS)).where(exists(select(free.c.id)))
+    inserted = pg_insert(events).from_select(list(COLUMNS), rows).returning(events.c.id)
+    written = inserted.cte("written")
+    return native.Native(select(func.count()).select_from(written))
+
+
+def _array_item(events: Table, column: str) -> Any:
+    """The element type of ``column``'s array: the column's own, but a plain UUID for the
+    person (asyncpg takes ``uuid.UUID`` values in a ``uuid[]``)."""
+    return UUID(as_uuid=True) if column == "person_id" else events.c[column].type
 
 
 @functools.cache

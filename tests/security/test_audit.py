@@ -80,9 +80,8 @@ async def test_every_chain_has_a_head_and_the_last_one_takes_rows(runtime: Runti
         # Tests wipe the heads between them; the first append seeds them again (auditchain).
         session.add(AuditEvent(actor="c", actor_kind="agency", action="a", outcome="ok"))
     async with runtime.sessions() as session:
-        heads = dict(
-            (await session.execute(text("SELECT id, last_hash FROM audit_chain_head"))).all()
-        )
+        found = await session.execute(text("SELECT id, last_hash FROM audit_chain_head"))
+        heads: dict[int, str] = {int(row[0]): str(row[1]) for row in found}
     assert sorted(heads) == list(range(1, auditchain.CHAINS + 1))
     async with runtime.sessions.begin() as session:
         # As a hot path whose first statement locked this head (free_head_cte) does.

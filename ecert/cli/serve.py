@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 import os
 import tempfile
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import click
 
@@ -15,9 +13,6 @@ from ecert.cli.common import run_with_runtime
 from ecert.cli.pii import check_pii_keys
 from ecert.config import get_settings
 from ecert.server.runtime import Runtime
-
-if TYPE_CHECKING:
-    from litestar import Litestar
 
 
 @click.command()
@@ -91,7 +86,7 @@ def serve(
         ) from exc
     with _metrics_dir(workers):
         uvicorn.run(
-            "ecert.cli.serve:served_app",
+            "ecert.app:served_app",
             factory=True,
             host=host,
             port=port,
@@ -103,20 +98,6 @@ def serve(
             timeout_graceful_shutdown=timeout_graceful_shutdown
             or settings.serve_graceful_shutdown_s,
         )
-
-
-def served_app() -> Litestar:
-    """What uvicorn builds in each worker: the app, whose objects (routes, models, the
-    runtime) then leave the garbage collector's generations (``gc.freeze``). They live as long
-    as the worker, and a full collection walked all of them: those pauses were the p99 of a
-    loaded worker (verify 165 ms → 51 ms, lookup 187 → 66 ms in ``python -m bench``). Not in
-    ``create_app``: a process that builds many apps (the tests) would keep their garbage."""
-    from ecert.app import create_app  # the CLI's other commands need none of the app
-
-    app = create_app()
-    gc.collect()  # only what is alive is frozen
-    gc.freeze()
-    return app
 
 
 @contextlib.contextmanager

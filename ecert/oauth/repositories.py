@@ -8,10 +8,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, insert, select, true, update
+from sqlalchemy import ARRAY, Select, String, any_, bindparam, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert.db import native
 from ecert.db.models import Client, Institution, Person, Staff, UsedJti
 from ecert.db.upsert import insert_ignore
 
@@ -56,8 +57,14 @@ class AuthClient(NamedTuple):
 
 
 async def active_client(session: AsyncSession, client_id: str) -> AuthClient | None:
-    row = (await session.execute(_active_client(), {"client_id": client_id})).first()
-    return AuthClient(*row) if row is not None else None
+    # Natively on PostgreSQL: every grant reads it (ecert.db.native).
+    rows = await native.fetch(session, _native_active_client(), {"client_id": client_id})
+    return AuthClient(*rows[0]) if rows else None
+
+
+@functools.cache
+def _native_active_client() -> native.Native:
+    return native.Native(_active_client())
 
 
 @functools.cache
@@ -149,7 +156,7 @@ async def spend_jti_find_person(
         found = (await session.execute(_find_person(), values)).first()
         return True, AssertedPerson(found[0], found[1]) if found is not None else None
     try:
-        row = (await session.execute(_spend_and_find(), values)).one()
+        [row] = await native.fetch(session, _spend_and_find(), values)
     except IntegrityError as exc:
         if getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION:
             return False, None
@@ -176,9 +183,17 @@ def _find_person() -> Select[tuple[uuid.UUID, bytes]]:
 
 
 @functools.cache
-def _spend_and_find() -> Select[tuple[int, uuid.UUID | None, bytes | None]]:
+def _spend_and_find() -> native.Native:
+    """PostgreSQL: the spend and the person in one statement, run natively; the person by
+    ``= ANY`` of an array (an expanding IN is re-rendered per execution and cannot be native)."""
     spent = _spend_jti().returning(UsedJti.id).cte("spent")
-    person = _find_person().subquery("person")
-    return select(spent.c.id, person.c.id, person.c.name_cipher).select_from(
-        spent.outerjoin(person, true())
+    person = (
+        select(Person.id, Person.name_cipher)
+        .where(Person.id_hash == any_(bindparam("hashes", type_=ARRAY(String()))))
+        .subquery("person")
+    )
+    return native.Native(
+        select(spent.c.id, person.c.id, person.c.name_cipher).select_from(
+            spent.outerjoin(person, true())
+        )
     )

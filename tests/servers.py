@@ -111,7 +111,9 @@ class PgServer:
         options = (
             f"-c listen_addresses=127.0.0.1 -c port={self.port} "
             f"-c unix_socket_directories={self.root} -c fsync=off -c synchronous_commit=off "
-            "-c full_page_writes=off -c max_connections=200" + os.environ.get("TEST_PG_OPTIONS", "")
+            "-c full_page_writes=off -c max_connections=200 "
+            # More server options for a look inside (docs/performance.md: pg_stat_statements).
+            + os.environ.get("TEST_PG_OPTIONS", "")
         )
         subprocess.run(
             _as_postgres(

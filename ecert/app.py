@@ -152,8 +152,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
     engine, cipher = runtime.engine, runtime.cipher
     drain = Drain(settings.drain_grace_s)
     federation = load_federation(settings)
-    watch_pool(engine)
-    tracing = start_tracing(settings, engine)
+    engines = [engine] + ([runtime.group_engine] if runtime.group_engine else [])
+    for pooled in engines:
+        watch_pool(pooled)
+    tracing = start_tracing(settings, *engines)
     mint_cache = MintCache(settings.mint_cache_s)
 
     @asynccontextmanager

@@ -18,11 +18,24 @@ def prepare_sqlite_path(url: str) -> None:
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
 
 
+#: Connections of a worker's group writers' pool (``make_engine(group=True)``): the audit rows'
+#: and online verify's writers each send one statement at a time.
+GROUP_POOL = 2
+
+
 def make_engine(
-    settings: Settings, url: str = "", connect_timeout_s: float | None = None
+    settings: Settings, url: str = "", connect_timeout_s: float | None = None, group: bool = False
 ) -> AsyncEngine:
     """The primary's engine, or with ``url`` another server's (a read replica) on its settings;
-    ``connect_timeout_s`` bounds a connection attempt (asyncpg waits 60 s by default)."""
+    ``connect_timeout_s`` bounds a connection attempt (asyncpg waits 60 s by default).
+
+    ``group``: the small pool of a worker's group writers (``ecert.security.auditbatch``,
+    ``ecert.verify.batches``), whose prepared statements always run on their generic plan. A
+    group statement takes arrays whose length changes with every batch; on a custom plan (the
+    default for it, as a plan for 4 rows looks cheaper than one for an unknown number)
+    PostgreSQL planned online verify's batch anew each time, 0.50 ms against 0.40 ms to run it
+    (pg_stat_statements with ``track_planning``; docs/performance.md, "Sixth round"). Only these
+    connections: a report's range query keeps its custom plan."""
     url = url or settings.effective_database_url
     if settings.is_sqlite:
         prepare_sqlite_path(url)
@@ -49,17 +62,17 @@ def make_engine(
         echo=settings.db_echo,
         # Bound values (pseudonyms, device ids, bill items) stay out of error messages and logs.
         hide_parameters=True,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_pool_size,
+        pool_size=GROUP_POOL if group else settings.db_pool_size,
+        max_overflow=GROUP_POOL if group else settings.db_pool_size,
         pool_pre_ping=settings.db_pre_ping,
         pool_recycle=settings.db_pool_recycle_s,
         pool_timeout=10,
-        connect_args=_connect_args(settings)
+        connect_args=_connect_args(settings, group)
         | ({"timeout": connect_timeout_s} if connect_timeout_s else {}),
     )
 
 
-def _connect_args(settings: Settings) -> dict[str, Any]:
+def _connect_args(settings: Settings, group: bool = False) -> dict[str, Any]:
     args: dict[str, Any] = {"command_timeout": settings.db_command_timeout_s or None}
     if settings.db_pgbouncer:
         # A transaction-mode pooler hands the server connection to another client between
@@ -70,6 +83,8 @@ def _connect_args(settings: Settings) -> dict[str, Any]:
         args["prepared_statement_name_func"] = lambda: f"__asyncpg_{uuid.uuid4()}__"
     else:
         args["server_settings"] = _timeouts(settings)
+        if group:
+            args["server_settings"]["plan_cache_mode"] = "force_generic_plan"
     return args
 
 

@@ -94,8 +94,11 @@ async def _driver(session: AsyncSession) -> tuple[Dialect, Any]:
     return connection.dialect, raw.driver_connection
 
 
+#: A connection asyncpg can no longer use: its socket, or its protocol's state (a statement of
+#: a connection that died mid-operation meets "another operation is in progress").
+_BROKEN = (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.InternalClientError, OSError)
 #: What asyncpg raises (its own classes, or the socket's), translated by :func:`_failed`.
-_DRIVER_ERRORS = (asyncpg.exceptions.PostgresError, asyncpg.exceptions.InterfaceError, OSError)
+_DRIVER_ERRORS = (asyncpg.exceptions.PostgresError, *_BROKEN)
 #: SQLSTATEs after which the connection is gone: the 08 class, and the server shutting down.
 _GONE = ("08", "57P01", "57P02", "57P03")
 
@@ -107,7 +110,7 @@ async def _failed(session: AsyncSession, sql: str, error: Exception) -> DBAPIErr
     dropped connection is also invalidated, and the pool recycles the connections it made before
     (``Engine.dispose(close=False)``), as SQLAlchemy does when its own statement meets one."""
     state = getattr(error, "sqlstate", None) or ""
-    gone = isinstance(error, OSError | asyncpg.exceptions.InterfaceError) or state.startswith(_GONE)
+    gone = isinstance(error, _BROKEN) or state.startswith(_GONE)
     if gone:
         connection = await session.connection()
         with contextlib.suppress(Exception):  # already closed: nothing left to invalidate
@@ -123,6 +126,33 @@ async def _failed(session: AsyncSession, sql: str, error: Exception) -> DBAPIErr
     )
 
 
+#: The tracer of ``ecert.server.tracing`` while tracing is on, else None. SQLAlchemy's
+#: instrumentation sees the session's statements only; these go past it, so they open their
+#: own client span (with the statement's placeholders, never its values).
+tracer: Any = None
+
+
+def _span(sql: str) -> contextlib.AbstractContextManager[Any]:
+    if tracer is None:
+        return contextlib.nullcontext()
+    span: contextlib.AbstractContextManager[Any] = tracer.start_as_current_span(
+        sql.lstrip().split(None, 1)[0],
+        kind=_CLIENT,
+        attributes={"db.system": "postgresql", "db.statement": sql},
+    )
+    return span
+
+
+#: ``opentelemetry.trace.SpanKind.CLIENT``'s value, without importing the optional package.
+_CLIENT: Any = None
+
+
+def trace_with(found: Any, client_kind: Any) -> None:
+    """Open spans with ``found`` (a tracer; None: stop), of kind ``client_kind``."""
+    global tracer, _CLIENT
+    tracer, _CLIENT = found, client_kind
+
+
 async def fetch(
     session: AsyncSession, native: Native, values: Mapping[str, Any]
 ) -> list[tuple[Any, ...]]:
@@ -133,7 +163,8 @@ async def fetch(
         return [tuple(row) for row in result.all()]
     compiled = native.compiled(dialect)
     try:
-        records = await driver.fetch(compiled.sql, *compiled.args(values))
+        with _span(compiled.sql):
+            records = await driver.fetch(compiled.sql, *compiled.args(values))
     except _DRIVER_ERRORS as exc:
         raise await _failed(session, compiled.sql, exc) from exc
     return [compiled.row(record) for record in records]
@@ -150,7 +181,8 @@ async def execute_many(
         return
     compiled = native.compiled(dialect)
     try:
-        await driver.executemany(compiled.sql, [compiled.args(row) for row in rows])
+        with _span(compiled.sql):
+            await driver.executemany(compiled.sql, [compiled.args(row) for row in rows])
     except _DRIVER_ERRORS as exc:
         raise await _failed(session, compiled.sql, exc) from exc
 

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     ColumnElement,
     Row,
     ScalarSelect,
@@ -147,7 +146,7 @@ async def revoke_key(
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def state_of(purpose: str, kid: str | BindParameter[str]) -> ScalarSelect[str]:
+def state_of(purpose: str, kid: str | ColumnElement[str]) -> ScalarSelect[str]:
     """A key's state as a scalar subquery, for a hot path to read with its other rows."""
     return (
         select(SigningKey.state)

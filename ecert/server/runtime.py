@@ -36,15 +36,26 @@ class Runtime:
     access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
     #: Policies parsed by this worker, checked against their row version (settle's load).
     policies: PolicyCache = field(default_factory=PolicyCache)
+    #: The group writers' engine (``make_engine(group=True)``) and sessions; on SQLite none,
+    #: and the writers use ``sessions``.
+    group_engine: AsyncEngine | None = None
+    group_sessions: async_sessionmaker[AsyncSession] | None = None
     #: Group commit of the reads' audit rows (ecert.security.auditbatch).
     audit_batches: AuditBatches = field(init=False)
+    #: A domain's own per-worker objects, by name, which this plumbing does not know (online
+    #: verify's group spend: ecert.verify.batches).
+    worker_state: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.audit_batches = AuditBatches(self.sessions)
+        if self.group_sessions is None:
+            self.group_sessions = self.sessions
+        self.audit_batches = AuditBatches(self.group_sessions)
 
     async def close(self) -> None:
         await self.store.close()
         await self.engine.dispose()
+        if self.group_engine is not None:
+            await self.group_engine.dispose()
         if self.replica is not None:
             await self.replica.engine.dispose()
 
@@ -67,6 +78,8 @@ def build_runtime(settings: Settings) -> Runtime:
     """Build the long-lived objects; used by ``create_app`` and by the CLI."""
     engine = make_engine(settings)
     cipher = load_cipher(settings)
+    info = session_info(derive_key(settings, cipher))
+    group = None if settings.is_sqlite else make_engine(settings, group=True)
     return Runtime(
         settings=settings,
         cipher=cipher,
@@ -77,10 +90,10 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         store=make_store(settings.redis_url, settings.redis_timeout_s, settings.redis_breaker_s),
         engine=engine,
-        sessions=async_sessionmaker(
-            engine,
-            expire_on_commit=False,
-            info=session_info(derive_key(settings, cipher)),
+        sessions=async_sessionmaker(engine, expire_on_commit=False, info=info),
+        group_engine=group,
+        group_sessions=(
+            None if group is None else async_sessionmaker(group, expire_on_commit=False, info=info)
         ),
         replica=_replica(settings, engine),
     )

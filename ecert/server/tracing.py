@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 from ecert.config import ConfigurationError, Settings
+from ecert.db import native
 from ecert.server.observability import ensure_request_id
 
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ class Tracing:
 
         SQLAlchemyInstrumentor().uninstrument()
         RedisInstrumentor().uninstrument()
+        native.trace_with(None, None)
         self.provider.shutdown()
 
 
@@ -148,7 +150,7 @@ def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
-def start_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
+def start_tracing(settings: Settings, *engines: AsyncEngine) -> Tracing | None:
     """The tracer provider, exporter and instrumentations; None (and no import) when disabled."""
     if not settings.otel_enabled:
         return None
@@ -166,6 +168,7 @@ def start_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
     from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.trace import SpanKind
 
     from ecert import __version__
 
@@ -179,7 +182,10 @@ def start_tracing(settings: Settings, engine: AsyncEngine) -> Tracing | None:
     provider.add_span_processor(scrubbing(BatchSpanProcessor(exporter)))
     # Statements are recorded with their placeholders; the engine has hide_parameters=True and
     # the instrumentation never records bound values. The commenter stays off.
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, tracer_provider=provider)
+    SQLAlchemyInstrumentor().instrument(
+        engines=[engine.sync_engine for engine in engines], tracer_provider=provider
+    )
+    native.trace_with(provider.get_tracer("ecert.db"), SpanKind.CLIENT)
     # Redis commands are recorded as "SET ? ?": names only, no keys or values.
     RedisInstrumentor().instrument(tracer_provider=provider)
     config = OpenTelemetryConfig(

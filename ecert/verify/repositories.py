@@ -11,7 +11,20 @@ import functools
 import uuid
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, String, bindparam, insert, or_, select, true, update
+from sqlalchemy import (
+    ARRAY,
+    Integer,
+    Select,
+    String,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    true,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -43,20 +56,17 @@ class HolderRow(NamedTuple):
 
 
 HOLDER = HolderRow._fields
-#: The columns of ``qr_uses`` a spend writes (``spend_qr`` takes them as ``u_<name>``).
+#: The columns of ``qr_uses`` a spend writes (``spend_many`` takes them as ``u_<name>``).
 USE = ("iss", "sub", "jti", "at", "expires_at", "institution_code")
 
 
-def _holder(by_pseudonym: bool) -> Select[Any]:
+def _holder_columns(institution: Any, kid: Any) -> list[Any]:
+    """The holder's columns (``HOLDER``), with the caller's institution and the QR's key
+    ``kid`` taken from binds or, in a batch, from the input's columns."""
     designated = (
-        select(Institution.designated)
-        .where(Institution.code == bindparam("institution"))
-        .scalar_subquery()
+        select(Institution.designated).where(Institution.code == institution).scalar_subquery()
     )
-    where = (
-        ECert.pseudonym == bindparam("sub") if by_pseudonym else ECert.id == bindparam("ecert_id")
-    )
-    columns = [
+    return [
         ECert.id,
         ECert.person_id,
         ECert.status,
@@ -68,12 +78,23 @@ def _holder(by_pseudonym: bool) -> Select[Any]:
         Person.name_cipher,
         designated,
         in_force(ECert.person_id),
-        state_of("qr", bindparam("kid", type_=String())),
+        state_of("qr", kid),
         Enrolment.insurance_type,
         Enrolment.status,
     ]
+
+
+def _labelled(columns: list[Any]) -> list[Any]:
+    return [c.label(name) for c, name in zip(columns, HOLDER, strict=True)]
+
+
+def _holder(by_pseudonym: bool) -> Select[Any]:
+    where = (
+        ECert.pseudonym == bindparam("sub") if by_pseudonym else ECert.id == bindparam("ecert_id")
+    )
+    columns = _holder_columns(bindparam("institution"), bindparam("kid", type_=String()))
     return (
-        select(*(c.label(name) for c, name in zip(columns, HOLDER, strict=True)))
+        select(*_labelled(columns))
         .join(Person, Person.id == ECert.person_id)
         .outerjoin(Enrolment, Enrolment.person_id == Person.id)
         .where(where)
@@ -99,53 +120,83 @@ async def holder_rows(session: AsyncSession, values: dict[str, Any]) -> list[Any
     return list((await session.execute(statement, values)).all())
 
 
-@functools.cache
-def spend_statement() -> native.Native:
-    """PostgreSQL, in one autocommitted statement: the holder's rows, and — only when every check
-    passes on them — the code's use and the ``ec_token`` (its text ``area || token_tail``),
-    whose text is the last column (NULL when a check failed or the code was used already).
+#: The arrays :func:`spend_many_statement` takes (``a_<name>``), one element per verify: its
+#: position ``n``, the holder's binds, the use's columns (``u_<name>``) and the token's.
+SPEND_ARRAYS: dict[str, Any] = {
+    "n": Integer(),
+    "sub": String(),
+    "ver": Integer(),
+    "kid": String(),
+    "institution": String(),
+    **{f"u_{c}": QrUse.__table__.c[c].type for c in USE},
+    "token_tail": String(),
+    "business_type": String(),
+    "token_expires_at": EcToken.__table__.c.expires_at.type,
+}
 
-    The use is ``ON CONFLICT DO NOTHING``: of concurrent scans of one code exactly one inserts,
-    and only a scan that inserted writes a token (the unique key decides, as before).
+
+@functools.cache
+def spend_many_statement() -> native.Native:
+    """PostgreSQL, in one autocommitted statement for many verifies: each verify's holder rows,
+    led by its position ``n``, and — only when every check passes on them — the code's use and
+    the ``ec_token`` (its text ``area || token_tail``), whose text is the last column (NULL when
+    a check failed or the code was used already).
+
+    The verifies of one batch spend different codes (``ecert.verify.batches`` holds a second
+    scan of a code back for the next batch), so a use row names its verify by its key. The use
+    is ``ON CONFLICT DO NOTHING``: of concurrent scans of one code exactly one inserts, only a
+    scan that inserted writes a token, and the unique key decides.
     """
-    holder = _holder(by_pseudonym=True).cte("holder")
+    # One row per verify: set-returning functions in one select list run in lockstep.
+    given = select(
+        *(
+            func.unnest(bindparam(f"a_{name}", type_=ARRAY(kind))).label(name)
+            for name, kind in SPEND_ARRAYS.items()
+        )
+    ).cte("given")
+    g = given.c
+    holder = (
+        select(g.n, *_labelled(_holder_columns(g.institution, g.kid)))
+        .select_from(given)
+        .join(ECert, ECert.pseudonym == g.sub)
+        .join(Person, Person.id == ECert.person_id)
+        .outerjoin(Enrolment, Enrolment.person_id == Person.id)
+        .cte("holder")
+    )
     h = holder.c
     passing = (
-        select(h.ecert_id, h.person_id, h.version, h.area)
+        select(h.n, h.ecert_id, h.person_id, h.version, h.area)
+        .select_from(holder.join(given, given.c.n == h.n))
         .where(
             or_(*(h.key_state == state for state in sorted(keys.VERIFYING_STATES))),
             h.designated.is_(True),
             h.suspended.is_(False),
             h.ecert_status == "active",
-            h.version == bindparam("ver"),
+            h.version == g.ver,
             h.enrolment_status == "active",
         )
-        .limit(1)
+        .distinct(h.n)
         .cte("passing")
     )
-    use_columns = QrUse.__table__.c
+    p = passing.c
+    chosen = passing.join(given, g.n == p.n)
     used = (
         pg_insert(QrUse)
-        .from_select(
-            list(USE),
-            select(*(bindparam(f"u_{c}", type_=use_columns[c].type) for c in USE)).select_from(
-                passing
-            ),
-        )
+        .from_select(list(USE), select(*(g[f"u_{c}"] for c in USE)).select_from(chosen))
         .on_conflict_do_nothing()
-        .returning(QrUse.id)
+        .returning(QrUse.iss, QrUse.sub, QrUse.jti)
         .cte("qr_use")
     )
-    p = passing.c
+    u = used.c
     token_row = select(
-        p.area + bindparam("token_tail", type_=String()),
+        p.area + g.token_tail,
         p.person_id,
         p.ecert_id,
-        bindparam("u_institution_code", type_=String()),
-        bindparam("business_type", type_=String()),
-        bindparam("token_expires_at", type_=EcToken.__table__.c.expires_at.type),
+        g.u_institution_code,
+        g.business_type,
+        g.token_expires_at,
         p.version,
-    ).select_from(passing.join(used, true()))
+    ).select_from(chosen.join(used, and_(u.iss == g.u_iss, u.sub == g.u_sub, u.jti == g.u_jti)))
     names = [
         "token",
         "person_id",
@@ -158,18 +209,30 @@ def spend_statement() -> native.Native:
     token = (
         pg_insert(EcToken).from_select(names, token_row).returning(EcToken.token).cte("ec_token")
     )
-    written = select(token.c.token).scalar_subquery()
-    return native.Native(select(*holder.c, written.label("token")).select_from(holder))
+    return native.Native(
+        select(*holder.c, token.c.token).select_from(
+            holder.join(given, g.n == h.n).outerjoin(token, token.c.token == h.area + g.token_tail)
+        )
+    )
 
 
-async def spend_qr(
-    session: AsyncSession, values: dict[str, Any]
-) -> tuple[list[HolderRow], str | None]:
-    """:func:`spend_statement` (PostgreSQL) for ``values``: the holder's rows, and the new
-    ``ec_token`` (None when a check failed or another scan used the code first)."""
-    rows = await native.fetch(session, spend_statement(), values)
-    token = rows[0][-1] if rows else None
-    return [HolderRow(*row[:-1]) for row in rows], token
+async def spend_many(
+    session: AsyncSession, verifies: list[dict[str, Any]]
+) -> dict[int, tuple[list[HolderRow], str | None]]:
+    """:func:`spend_many_statement` for ``verifies`` (each ``SPEND_ARRAYS`` but ``n``): by
+    position, the holder's rows and the new ``ec_token``; a verify whose pseudonym matched no
+    e-cert is absent."""
+    values = {
+        f"a_{name}": [v[name] if name != "n" else i for i, v in enumerate(verifies)]
+        for name in SPEND_ARRAYS
+    }
+    found: dict[int, tuple[list[HolderRow], str | None]] = {}
+    for row in await native.fetch(session, spend_many_statement(), values):
+        rows = found.setdefault(row[0], ([], None))[0]
+        rows.append(HolderRow(*row[1:-1]))
+        if row[-1] is not None:
+            found[row[0]] = (rows, row[-1])
+    return found
 
 
 async def insert_use(session: AsyncSession, use: dict[str, Any]) -> bool:

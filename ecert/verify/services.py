@@ -26,7 +26,7 @@ from ecert.server.ratelimit import Charge
 from ecert.server.runtime import Runtime
 from ecert.store import StoreUnavailable
 from ecert.suspension import refuse_if
-from ecert.verify import repositories
+from ecert.verify import batches, repositories
 from ecert.verify.schemas import Insurance, VerifiedPerson, VerifyResponse
 
 NUMERIC_CODE = re.compile(r"^424\d{25}$")
@@ -179,28 +179,40 @@ def _use(claims: codec.QrClaims, institution: str) -> dict[str, Any]:
     }
 
 
-async def _spend_on_postgres(
-    session: AsyncSession,
+def spend_values(
     principal: Principal,
     claims: codec.QrClaims,
     kid: str,
     institution: str,
     business_type: str | None,
     expires: dt.datetime,
-) -> tuple[Holder, str]:
-    """One autocommitted statement: the holder's checks, the use and the ``ec_token``."""
-    tail = _token_tail()
+) -> dict[str, Any]:
+    """What the group spend takes for one verify (``repositories.SPEND_ARRAYS`` but ``n``)."""
     values: dict[str, Any] = {f"u_{k}": v for k, v in _use(claims, institution).items()}
-    values |= {
+    return values | {
         "institution": principal.institution_code,
         "kid": kid,
         "sub": claims.sub,
         "ver": claims.ver,
-        "token_tail": tail,
+        "token_tail": _token_tail(),
         "business_type": business_type,
         "token_expires_at": expires,
     }
-    rows, token = await repositories.spend_qr(session, values)
+
+
+async def _spend_on_postgres(
+    session: AsyncSession,
+    runtime: Runtime,
+    principal: Principal,
+    claims: codec.QrClaims,
+    kid: str,
+    values: dict[str, Any],
+) -> tuple[Holder, str]:
+    """One autocommitted statement for ``values`` (:func:`spend_values`), shared with the
+    verifies waiting beside this one (``ecert.verify.batches``): the holder's checks, the use
+    and the ``ec_token``."""
+    spends = batches.for_runtime(runtime.worker_state, runtime.group_sessions or runtime.sessions)
+    rows, token = await spends.spend(values)
     if not rows:
         await _no_holder(session, principal, kid)
     _check(rows[0], claims.ver, kid)
@@ -260,10 +272,11 @@ async def _from_qr(
     institution = principal.institution_code or principal.client_id
     try:
         if _postgres(session):
-            # No reads_only: the spend is the session's first statement, and a native statement
-            # before SQLAlchemy has begun a transaction is its own (ecert.db.native).
+            # The spend runs in the worker's group statement on its own connection
+            # (ecert.verify.batches): this session sends nothing unless a refusal is diagnosed.
+            values = spend_values(principal, claims, kid, institution, business_type, expires)
             holder, token = await _spend_on_postgres(
-                session, principal, claims, kid, institution, business_type, expires
+                session, runtime, principal, claims, kid, values
             )
             return holder, token
         holder = await _load_holder(

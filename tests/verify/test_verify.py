@@ -72,6 +72,38 @@ async def test_twenty_concurrent_scans_exactly_one_succeeds(
     assert all(body["code"] == "qr_replayed" for status, body in results if status != 200)
 
 
+async def test_concurrent_scans_of_different_codes_each_get_their_own_answer(
+    client: Client, runtime: Runtime
+) -> None:
+    """Scans arriving together share one statement on PostgreSQL (ecert.verify.batches): each is
+    still checked on its own rows and answered with its own person and token, a refused one
+    spends nothing, and two scans of one code in the crowd still spend it once."""
+    people = [await holder(client, runtime, name=name) for name in ("李四", "王五", "赵六")]
+    unenrolled = people[1]
+    await set_enrolment(runtime, unenrolled, "paused")
+    hospital = await institution(client, runtime)
+    codes = [await person.qr(client) for person in people]
+    scans = [codes[0], codes[1], codes[2], codes[2], codes[0]]
+    results = await asyncio.gather(*(_verify(client, hospital, code) for code in scans))
+    by_code: dict[str, list[tuple[int, dict[str, object]]]] = {}
+    for code, result in zip(scans, results, strict=True):
+        by_code.setdefault(code, []).append(result)
+    for person, code in zip(people, codes, strict=True):
+        answers = sorted(by_code[code], key=lambda result: result[0])
+        if person is unenrolled:
+            assert [(s, b["code"]) for s, b in answers] == [(422, "not_enrolled")]
+            continue
+        assert [s for s, _ in answers] == [200, 409], answers
+        shown = answers[0][1]["person"]
+        assert isinstance(shown, dict)
+        assert shown["id_number"] == person.id_number[:3] + "*" * 11 + person.id_number[-4:]
+    tokens = {b["ec_token"] for s, b in results if s == 200}
+    assert len(tokens) == 2
+    # The refused code was not spent: once enrolled again, the same code verifies.
+    await set_enrolment(runtime, unenrolled, "active")
+    assert (await _verify(client, hospital, codes[1]))[0] == 200
+
+
 async def test_replay_refused_with_redis_down(make_app: AppFactory) -> None:
     app = make_app(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     runtime = app.state.runtime

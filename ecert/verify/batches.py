@@ -4,15 +4,17 @@ own rows once that statement has committed.
 
 A verify's one durable write used to be its own statement: per scan a round trip, a parse-bind-
 execute and a commit in PostgreSQL, and the statement's Python on the worker. Verifies arriving
-together now share them, as the audit rows of reads do (``ecert.security.auditbatch``): a verify
-that finds nothing in flight sends its own statement at once, and while one is in PostgreSQL
-the next ones queue, and a writer takes them all at once (at most ``MAX_BATCH``). Nothing is weaker: each verify's checks run on its own rows in the statement, the
-use is still ``ON CONFLICT DO NOTHING`` on the unique key, a verify answers only after the
-COMMIT, and a failed statement fails every verify it carried (none was spent). Two scans of one
-code never share a batch: the second waits for the next one, where the unique key refuses it
-(or spends it, when the first failed a check that the second, from another institution,
-passes). Hand-written for the same reason as the audit's: a few lines of asyncio, no library
-groups statements of a SQLAlchemy session.
+together now share them, as the audit rows of reads do (``ecert.security.auditbatch``). A verify
+that finds nothing in flight sends its own statement at once; while one is in PostgreSQL the
+next ones queue, and a writer then sends them all at once (at most ``MAX_BATCH``).
+
+Nothing is weaker: each verify's checks run on its own rows in the statement, the use is still
+``ON CONFLICT DO NOTHING`` on the unique key, a verify answers only after the COMMIT, and a
+failed statement fails every verify it carried (none was spent). Two scans of one code never
+share a batch: the second waits for the next one, where the unique key refuses it (or spends
+it, when the first failed a check that the second, from another institution, passes).
+Hand-written for the same reason as the audit's: a few lines of asyncio, no library groups
+statements of a SQLAlchemy session.
 """
 
 from __future__ import annotations
@@ -56,9 +58,9 @@ class SpendBatches:
         used already) for one verify's ``values`` (``repositories.SPEND_ARRAYS`` but ``n``);
         no rows when the pseudonym matches no e-cert. Raises what the statement raised.
 
-        A verify that finds no statement in flight sends its own at once, in its own task (no
-        wait, no task: a lone verify costs what it did before batching); the verifies that
-        arrive meanwhile queue, and a writer task sends them together when it is done."""
+        A verify that finds no statement in flight sends its own at once from the request's
+        task (no queue, no extra task: a lone verify costs what it did before batching); the
+        verifies that arrive meanwhile queue, and a writer task sends them together after it."""
         if self._busy:
             done: asyncio.Future[Spent] = asyncio.get_running_loop().create_future()
             self._waiting.append((values, done, contextvars.copy_context()))

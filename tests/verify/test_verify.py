@@ -75,9 +75,10 @@ async def test_twenty_concurrent_scans_exactly_one_succeeds(
 async def test_concurrent_scans_of_different_codes_each_get_their_own_answer(
     client: Client, runtime: Runtime
 ) -> None:
-    """Scans arriving together share one statement on PostgreSQL (ecert.verify.batches): each is
-    still checked on its own rows and answered with its own person and token, a refused one
-    spends nothing, and two scans of one code in the crowd still spend it once."""
+    """Scans arriving together (which may share one statement on PostgreSQL, ecert.verify.batches;
+    tests/verify/test_batches.py makes them): each is checked on its own rows and answered with
+    its own person and token, a refused one spends nothing, and a code scanned twice in the
+    crowd is spent once."""
     people = [await holder(client, runtime, name=name) for name in ("李四", "王五", "赵六")]
     unenrolled = people[1]
     await set_enrolment(runtime, unenrolled, "paused")

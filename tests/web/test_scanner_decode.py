@@ -59,7 +59,7 @@ async def test_finding_10_oversized_images_are_refused_before_decoding(
     pngs = [_blank_png(width, height) for width, height in ((9000, 9000), (14000, 14000))]
     decoded: list[str] = []  # the header alone decides: no pixel is decoded, no code searched
     monkeypatch.setattr(Image.Image, "load", lambda *_: decoded.append("pixels"))
-    monkeypatch.setattr(zxingcpp, "read_barcodes", lambda *_: decoded.append("barcodes"))
+    monkeypatch.setattr(zxingcpp, "read_barcodes", lambda *_, **__: decoded.append("barcodes"))
     for png in pngs:
         assert len(png) < 200_000
         response = await client.post("/v1/scanner/decode", content=png, headers=headers)
@@ -101,9 +101,9 @@ async def test_finding_10_decoding_runs_off_the_event_loop(
     threads: list[threading.Thread] = []
     real = zxingcpp.read_barcodes
 
-    def spy(image: Any) -> Any:
+    def spy(image: Any, **options: Any) -> Any:
         threads.append(threading.current_thread())
-        return real(image)
+        return real(image, **options)
 
     monkeypatch.setattr(zxingcpp, "read_barcodes", spy)
     response = await client.post(

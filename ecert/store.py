@@ -217,6 +217,16 @@ return {count, marked and 1 or 0}
 """
 
 
+_STORE_FAULTS = (
+    RedisError,
+    RedisClusterException,
+    OSError,
+    TimeoutError,
+    AttributeError,
+    TypeError,
+)
+
+
 class RedisStore:
     """Redis (one server or a cluster) behind explicit short timeouts and a circuit breaker: a
     hung Redis costs a request at most ``timeout_s`` until the breaker opens, then nothing."""
@@ -249,7 +259,11 @@ class RedisStore:
             async with asyncio.timeout(self._timeout * 2):
                 result = await awaitable  # type: ignore[misc]
         # RedisClusterException: no node reachable for the slot map (not a RedisError).
-        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        # AttributeError/TypeError: redis-py's cluster client can meet a connection another
+        # task is tearing down after a node died ('NoneType' object has no attribute
+        # 'writelines'; redis-py #3546, #3835). That is the store failing, not a bug of ours:
+        # fall back like any other store failure rather than answer 500.
+        except _STORE_FAULTS as exc:
             self.breaker.failed(type(exc).__name__)
             STORE_FALLBACKS.labels("error").inc()
             raise StoreUnavailable(type(exc).__name__) from exc

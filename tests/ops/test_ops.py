@@ -145,6 +145,24 @@ async def test_ops_breaker_logs_once_and_closes_when_redis_answers_again() -> No
     assert events.count("store circuit closed") == 1
 
 
+async def test_ops_a_client_fault_on_a_torn_down_connection_is_a_store_failure() -> None:
+    """redis-py's cluster client raised AttributeError ('NoneType' object has no attribute
+    'writelines') when a master died mid-command (CI on c51e2cb): a 500 then. Now the store
+    is unavailable for that call, counted, and the caller falls back to PostgreSQL."""
+    store = RedisStore("redis://127.0.0.1:9", timeout_s=0.1)
+
+    async def torn_down() -> None:
+        raise AttributeError("'NoneType' object has no attribute 'writelines'")
+
+    errors = _store_fallbacks("error")
+    try:
+        with pytest.raises(StoreUnavailable, match="AttributeError"):
+            await store._guard(torn_down())
+        assert _store_fallbacks("error") - errors == 1
+    finally:
+        await store.close()
+
+
 async def test_ops_readyz_not_ready_while_the_schema_is_behind(tmp_path: Path) -> None:
     settings = settings_from_env(
         {}, data_dir=str(tmp_path), pii_keys=f"r1:{_key()}", hash_key=_key(), log_json=False

@@ -29,6 +29,8 @@ class Runtime:
     store: Store
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    #: The group writers' sessions (``make_engine(group=True)``); on SQLite ``sessions`` itself.
+    group_sessions: async_sessionmaker[AsyncSession]
     #: Where the person's lookups may read (``ECERT_DATABASE_READ_URL``); None: the primary.
     replica: ReadReplica | None = None
     _reloading: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -36,10 +38,8 @@ class Runtime:
     access_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
     #: Policies parsed by this worker, checked against their row version (settle's load).
     policies: PolicyCache = field(default_factory=PolicyCache)
-    #: The group writers' engine (``make_engine(group=True)``) and sessions; on SQLite none,
-    #: and the writers use ``sessions``.
+    #: The group writers' engine; on SQLite none (the writers use ``sessions``).
     group_engine: AsyncEngine | None = None
-    group_sessions: async_sessionmaker[AsyncSession] | None = None
     #: Group commit of the reads' audit rows (ecert.security.auditbatch).
     audit_batches: AuditBatches = field(init=False)
     #: A domain's own per-worker objects, by name, which this plumbing does not know (online
@@ -47,8 +47,6 @@ class Runtime:
     worker_state: dict[str, object] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.group_sessions is None:
-            self.group_sessions = self.sessions
         self.audit_batches = AuditBatches(self.group_sessions)
 
     async def close(self) -> None:
@@ -80,6 +78,7 @@ def build_runtime(settings: Settings) -> Runtime:
     cipher = load_cipher(settings)
     info = session_info(derive_key(settings, cipher))
     group = None if settings.is_sqlite else make_engine(settings, group=True)
+    sessions = async_sessionmaker(engine, expire_on_commit=False, info=info)
     return Runtime(
         settings=settings,
         cipher=cipher,
@@ -90,11 +89,13 @@ def build_runtime(settings: Settings) -> Runtime:
         ),
         store=make_store(settings.redis_url, settings.redis_timeout_s, settings.redis_breaker_s),
         engine=engine,
-        sessions=async_sessionmaker(engine, expire_on_commit=False, info=info),
-        group_engine=group,
+        sessions=sessions,
         group_sessions=(
-            None if group is None else async_sessionmaker(group, expire_on_commit=False, info=info)
+            sessions
+            if group is None
+            else async_sessionmaker(group, expire_on_commit=False, info=info)
         ),
+        group_engine=group,
         replica=_replica(settings, engine),
     )
 

@@ -73,7 +73,6 @@ async def test_one_statement_answers_each_verify_from_its_own_rows(
     await institution(client, runtime)
     codes = [await people[i].qr(client) for i in (0, 1, 2)]
     given = [await _spend_values(runtime, code, HOSPITAL) for code in (*codes, codes[2])]
-    assert runtime.group_sessions is not None
     spends = batches.SpendBatches(runtime.group_sessions)
     sent: list[int] = []
     run = spends._run

@@ -3,7 +3,8 @@
 The key is claimed first by one statement committed on its own (autocommit: a plain INSERT, a
 held key being a unique violation), so a concurrent duplicate sees it at once
 (409 while the first runs); the work and the stored answer then commit together in the request's
-transaction; a failed attempt releases the key so the client can retry.
+transaction, here, before the key is done with; a failed attempt (a failed COMMIT too: a dropped
+connection) releases the key so the client can retry.
 
 A claim older than ``STALE_AFTER`` is presumed dead and taken over, but its first holder may still
 be running. Each claim therefore carries a random fencing token that a takeover replaces, and
@@ -166,7 +167,7 @@ async def run_once(
     status: int = 201,
 ) -> tuple[int, dict[str, Any], bool]:
     """Do ``work`` once per key: (status, body, replayed). The answer commits with the work; a
-    failure rolls the work back and releases the key."""
+    failure, the COMMIT's included, rolls the work back and releases the key."""
 
     async def unstored(_: Claim) -> tuple[dict[str, Any], bool]:
         return await work(), False
@@ -185,12 +186,14 @@ async def run_once_storing(
     work: Callable[[Claim], Awaitable[tuple[dict[str, Any], bool]]],
     *,
     status: int = 201,
-    commit: bool = False,
 ) -> tuple[int, dict[str, Any], bool]:
     """:func:`run_once` for ``work`` that may store the answer itself (:class:`Answer`), in its
-    own write: it returns the body and whether it did. ``commit``: commit here, so that a failed
-    COMMIT (a dropped connection) gives the key back and answers 503 like any failure, where the
-    framework's commit after the handler would log it and send the 201 of nothing written."""
+    own write: it returns the body and whether it did.
+
+    The request's transaction commits here, so that a failed COMMIT (a dropped connection) gives
+    the key back and answers 503 like any failure. Committed after the handler instead (the edge's
+    ``commit_before_2xx``), the 503 left the key held, and every retry was told "in progress"
+    until the claim went stale (``STALE_AFTER``)."""
     claimed = await claim(runtime, scope, key, request_hash)
     if claimed.replay is not None:
         return (*claimed.replay, True)
@@ -198,8 +201,7 @@ async def run_once_storing(
         body, stored = await work(claimed)
         if not stored:
             await complete(session, claimed, status, body)
-        if commit:
-            await session.commit()
+        await session.commit()
     except BaseException:
         await session.rollback()
         await release(runtime, claimed)

@@ -74,7 +74,6 @@ async def settle(
         key,
         idempotency.fingerprint("/v1/settlements", data),
         lambda claimed: _settle(session, runtime, principal, data, claimed),
-        commit=True,  # the money transaction ends with its answer (run_once_storing)
     )
 
 

@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text, update
+from sqlalchemy import event, func, select, text, update
+from sqlalchemy.orm import Session
 
-from ecert.db.models import Account, IdempotencyRecord, LedgerEntry, Settlement, utcnow
+from ecert.db.models import (
+    Account,
+    IdempotencyRecord,
+    LedgerEntry,
+    Settlement,
+    Visit,
+    utcnow,
+)
 from ecert.server.runtime import Runtime
 from ecert.settlement import idempotency, repositories
 from ecert.settlement.exceptions import IdempotencyInProgress
 from tests.factories import credit, ec_token, holder, institution, load_policies
 from tests.fixtures.app import AppFactory, open_client
 from tests.helpers import Client
+from tests.settlement.visit_steps import line, open_visit, settle, setup, visit_body
 
 HASH = "0" * 64
 
@@ -208,3 +219,63 @@ async def _taken_over(runtime: Runtime, key: str) -> None:
             return
         await asyncio.sleep(0.02)
     raise AssertionError("the retry never took the claim over")
+
+
+@contextlib.contextmanager
+def _connection_lost_at_commit() -> Iterator[list[bool]]:
+    """The next COMMIT of a session meets its connection dropped (its backend terminated)."""
+    fired: list[bool] = []
+
+    def drop(session: Session) -> None:
+        if not fired:
+            fired.append(True)
+            session.connection().exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    event.listen(Session, "before_commit", drop)
+    try:
+        yield fired
+    finally:
+        event.remove(Session, "before_commit", drop)
+
+
+@pytest.mark.postgres  # a dropped connection is a PostgreSQL server's doing
+async def test_a_connection_lost_at_commit_gives_the_key_back(
+    client: Client, runtime: Runtime
+) -> None:
+    """Every idempotent write commits before its key is done with: a COMMIT that fails answers
+    a retryable 503 and releases the key, and the retry with the same key does the work once.
+    (Visits and reversals committed after the handler: their key stayed "in progress" for 60 s.)
+    """
+    person, hospital = await setup(client, runtime)
+    token = await ec_token(client, runtime, person, hospital)
+    body = visit_body(token)
+    with _connection_lost_at_commit() as fired:
+        lost = await open_visit(client, hospital, body, "visit-lost-at-commit")
+    assert fired
+    assert (lost.status_code, lost.json()["code"]) == (503, "unavailable"), lost.text
+    again = await open_visit(client, hospital, body, "visit-lost-at-commit")
+    assert again.status_code == 201, again.text
+    visit_id = again.json()["visit_id"]
+    upload = await client.post(
+        f"/v1/visits/{visit_id}/fees",
+        json={"lines": [line("1", "X001", "1", 1_000, item_class="A")]},
+        headers=hospital,
+    )
+    assert upload.status_code == 200, upload.text
+    settled = await settle(client, hospital, visit_id, {"use_account": True})
+    assert settled.status_code == 201, settled.text
+    settlement_id = settled.json()["settlement_id"]
+    reversal = f"/v1/settlements/{settlement_id}/reversal"
+    keyed = {**hospital, "Idempotency-Key": "reversal-lost-at-commit"}
+    with _connection_lost_at_commit() as fired:
+        lost = await client.post(reversal, json={"reason": "退费"}, headers=keyed)
+    assert fired
+    assert (lost.status_code, lost.json()["code"]) == (503, "unavailable"), lost.text
+    reversed_ = await client.post(reversal, json={"reason": "退费"}, headers=keyed)
+    assert reversed_.status_code in (200, 201), reversed_.text
+    async with runtime.sessions() as session:
+        visits = await session.scalar(select(func.count()).select_from(Visit))
+        account = await session.scalar(select(Account.balance))
+        ledger = await session.scalar(select(func.sum(LedgerEntry.amount)))
+    assert visits == 1
+    assert account == ledger == 50_000  # paid, then given back in full

@@ -13,29 +13,23 @@ Nothing is weaker: each verify's checks run on its own rows in the statement, th
 failed statement fails every verify it carried (none was spent). Two scans of one code never
 share a batch: the second waits for the next one, where the unique key refuses it (or spends
 it, when the first failed a check that the second, from another institution, passes).
-Hand-written for the same reason as the audit's: a few lines of asyncio, no library groups
-statements of a SQLAlchemy session.
+The grouping itself is ``ecert.grouping.Grouped``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ecert.grouping import Grouped
 from ecert.verify import repositories
 
 #: Verifies a statement carries at most.
 MAX_BATCH = 128
 
 Spent = tuple[list[repositories.HolderRow], str | None]
-
-
-#: A verify's values, its answer, and its context (its trace and log fields).
-Waiting = tuple[dict[str, Any], asyncio.Future[Spent], contextvars.Context]
 
 
 def _key(values: dict[str, Any]) -> tuple[str, str, str]:
@@ -47,52 +41,19 @@ class SpendBatches:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
-        self._waiting: list[Waiting] = []
-        #: A statement is in PostgreSQL (a lone verify's own, or the writer's).
-        self._busy = False
-        #: The writer task while it runs (held: the loop keeps only a weak reference).
-        self._writer: asyncio.Task[None] | None = None
+        self.grouped: Grouped[dict[str, Any], Spent] = Grouped(
+            self._send, max_batch=MAX_BATCH, key=_key
+        )
 
     async def spend(self, values: dict[str, Any]) -> Spent:
         """The holder's rows and the new ``ec_token`` (None when a check failed or the code was
         used already) for one verify's ``values`` (``repositories.SPEND_ARRAYS`` but ``n``);
-        no rows when the pseudonym matches no e-cert. Raises what the statement raised.
+        no rows when the pseudonym matches no e-cert. Raises what the statement raised."""
+        return await self.grouped(values)
 
-        A verify that finds no statement in flight sends its own at once from the request's
-        task (no queue, no extra task: a lone verify costs what it did before batching); the
-        verifies that arrive meanwhile queue, and a writer task sends them together after it."""
-        if self._busy:
-            done: asyncio.Future[Spent] = asyncio.get_running_loop().create_future()
-            self._waiting.append((values, done, contextvars.copy_context()))
-            return await asyncio.shield(done)  # a cancelled verify does not cancel the others'
-        self._busy = True
-        try:
-            spent = await self._run([values])
-        finally:
-            self._hand_over()
-        return spent.get(0, ([], None))
-
-    def _hand_over(self) -> None:
-        """After a statement: the verifies that queued meanwhile go to a writer task."""
-        if self._waiting:
-            self._writer = asyncio.create_task(self._write(), context=contextvars.Context())
-        else:
-            self._busy = False
-
-    def _next(self) -> list[Waiting]:
-        """The next batch: the waiting verifies in order, one per code, at most MAX_BATCH."""
-        batch: list[Waiting] = []
-        later: list[Waiting] = []
-        codes: set[tuple[str, str, str]] = set()
-        for waiting in self._waiting:
-            key = _key(waiting[0])
-            if len(batch) >= MAX_BATCH or key in codes:
-                later.append(waiting)
-            else:
-                codes.add(key)
-                batch.append(waiting)
-        self._waiting = later
-        return batch
+    async def _send(self, verifies: list[dict[str, Any]]) -> list[Spent]:
+        spent = await self._run(verifies)
+        return [spent.get(n, ([], None)) for n in range(len(verifies))]
 
     async def _run(self, verifies: list[dict[str, Any]]) -> dict[int, Spent]:
         """The statement, sent again once on a fresh connection when the first one was found
@@ -107,30 +68,6 @@ class SpendBatches:
                 raise
         async with self._sessions() as session:
             return await repositories.spend_many(session, verifies)
-
-    async def _write(self) -> None:
-        """Send the queued verifies, a batch at a time, until none is left (still busy)."""
-        try:
-            while self._waiting:
-                await self._send(self._next())
-        finally:
-            self._busy = False
-
-    async def _send(self, batch: list[Waiting]) -> None:
-        try:
-            # In the first verify's context: the statement's span is a child of its request,
-            # and a log line of the statement's carries its request id.
-            spent = await asyncio.create_task(
-                self._run([v for v, _, _ in batch]), context=batch[0][2]
-            )
-        except Exception as exc:  # every verify of this batch gets the failure
-            for _, done, _ in batch:
-                if not done.done():
-                    done.set_exception(exc)
-        else:
-            for n, (_, done, _) in enumerate(batch):
-                if not done.done():
-                    done.set_result(spent.get(n, ([], None)))
 
 
 _KEY = "verify.spends"

@@ -27,6 +27,7 @@ def _values(sub: str, jti: str, institution_code: str = HOSPITAL) -> dict[str, A
 
 def test_a_batch_takes_each_code_once_in_order_and_at_most_max() -> None:
     spends = batches.SpendBatches(None)  # type: ignore[arg-type]  # no statement is sent
+    grouped = spends.grouped
     loop = asyncio.new_event_loop()
     try:
         waiting = [
@@ -36,14 +37,14 @@ def test_a_batch_takes_each_code_once_in_order_and_at_most_max() -> None:
             _values("AAAAAAAAAAAA", "a2"),
         ]
         for values in waiting:
-            spends._waiting.append((values, loop.create_future(), None))  # type: ignore[arg-type]
-        first = spends._next()
+            grouped._waiting.append((values, loop.create_future(), None))  # type: ignore[arg-type]
+        first = grouped.next_batch()
         assert [entry[0] for entry in first] == [waiting[0], waiting[1], waiting[3]]
-        assert [entry[0] for entry in spends._next()] == [waiting[2]]
+        assert [entry[0] for entry in grouped.next_batch()] == [waiting[2]]
         for n in range(batches.MAX_BATCH + 5):
-            spends._waiting.append((_values("C" * 12, f"c{n}"), loop.create_future(), None))  # type: ignore[arg-type]
-        assert len(spends._next()) == batches.MAX_BATCH
-        assert len(spends._next()) == 5
+            grouped._waiting.append((_values("C" * 12, f"c{n}"), loop.create_future(), None))  # type: ignore[arg-type]
+        assert len(grouped.next_batch()) == batches.MAX_BATCH
+        assert len(grouped.next_batch()) == 5
     finally:
         loop.close()
 
@@ -74,18 +75,10 @@ async def test_one_statement_answers_each_verify_from_its_own_rows(
     codes = [await people[i].qr(client) for i in (0, 1, 2)]
     given = [await _spend_values(runtime, code, HOSPITAL) for code in (*codes, codes[2])]
     spends = batches.SpendBatches(runtime.group_sessions)
-    sent: list[int] = []
-    run = spends._run
-
-    async def counted(verifies: list[dict[str, Any]]) -> dict[int, batches.Spent]:
-        sent.append(len(verifies))
-        return await run(verifies)
-
-    spends._run = counted  # type: ignore[method-assign]
     answers = await asyncio.gather(*(spends.spend(values) for values in given))
     # The first sends its own statement at once; the two that queued meanwhile share the
     # next one, and the second scan of the third code waits for the one after.
-    assert sent == [1, 2, 1]
+    assert spends.grouped.sizes == [1, 2, 1]
     for person, (rows, _) in zip((*people, people[2]), answers, strict=True):
         assert {row.person_id for row in rows} == {person.person_id}
     tokens = [token for _, token in answers]

@@ -45,6 +45,8 @@ def summarise(raw: Path, top: int) -> tuple[list[tuple[str, float]], list[tuple[
     total = 0
     for line in raw.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():  # py-spy's own lines (e.g. the Python version), no sample
+            continue
         count = int(count_text)
         total += count
         names = []

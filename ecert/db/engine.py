@@ -19,8 +19,9 @@ def prepare_sqlite_path(url: str) -> None:
 
 
 #: Connections of a worker's group writers' pool (``make_engine(group=True)``): the audit rows'
-#: and online verify's writers each send one statement at a time.
-GROUP_POOL = 2
+#: and online verify's writers each keep one (``ecert.db.held``), and the audit writer takes a
+#: third when its chain's head moved (``auditchain.append``).
+GROUP_POOL = 3
 
 
 def make_engine(

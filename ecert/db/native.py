@@ -19,18 +19,21 @@ from :func:`transaction` (asyncpg's own BEGIN and COMMIT on PostgreSQL).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # asyncpg ships no type information
 from sqlalchemy import Insert, Select
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.compiler import Compiled
 from sqlalchemy.sql.dml import ReturningInsert, ReturningUpdate
 
 Processor = Callable[[Any], Any] | None
+#: Runs a :class:`Native` for its values: ``functools.partial(fetch, session)``, or
+#: ``ecert.db.held.HeldConnection.fetch``.
+Fetch = Callable[["Native", Mapping[str, Any]], Awaitable[list[tuple[Any, ...]]]]
 #: What :class:`Native` runs: statements that return rows, or (:func:`execute_many`) an INSERT.
 Statement = Select[Any] | ReturningInsert[Any] | ReturningUpdate[Any] | Insert
 
@@ -98,24 +101,31 @@ async def _driver(session: AsyncSession) -> tuple[Dialect, Any]:
 #: a connection that died mid-operation meets "another operation is in progress").
 _BROKEN = (asyncpg.exceptions.InterfaceError, asyncpg.exceptions.InternalClientError, OSError)
 #: What asyncpg raises (its own classes, or the socket's), translated by :func:`_failed`.
-_DRIVER_ERRORS = (asyncpg.exceptions.PostgresError, *_BROKEN)
+DRIVER_ERRORS = (asyncpg.exceptions.PostgresError, *_BROKEN)
 #: SQLSTATEs after which the connection is gone: the 08 class, and the server shutting down.
 _GONE = ("08", "57P01", "57P02", "57P03")
 
 
-async def _failed(session: AsyncSession, sql: str, error: Exception) -> DBAPIError:
+def gone(error: Exception) -> bool:
+    """Whether asyncpg's ``error`` means the connection can no longer be used."""
+    return isinstance(error, _BROKEN) or (getattr(error, "sqlstate", None) or "").startswith(_GONE)
+
+
+async def dropped(connection: AsyncConnection, error: Exception) -> None:
+    """Invalidate a connection that met ``error`` (:func:`gone`), and have the pool recycle the
+    connections it made before (``Engine.dispose(close=False)``), as SQLAlchemy does when its
+    own statement meets one (after a server restart they all are dead)."""
+    with contextlib.suppress(Exception):  # already closed: nothing left to invalidate
+        await connection.invalidate(error)
+    await connection.engine.dispose(close=False)
+
+
+def translated(sql: str, error: Exception) -> DBAPIError:
     """asyncpg's ``error`` as the SQLAlchemy exception the session's own path would raise, so
     that callers and ``server/problems.py`` see one kind (a unique violation is an
-    ``IntegrityError``, a dropped connection a retryable 503, a timeout by its SQLSTATE). A
-    dropped connection is also invalidated, and the pool recycles the connections it made before
-    (``Engine.dispose(close=False)``), as SQLAlchemy does when its own statement meets one."""
+    ``IntegrityError``, a dropped connection a retryable 503, a timeout by its SQLSTATE)."""
     state = getattr(error, "sqlstate", None) or ""
-    gone = isinstance(error, _BROKEN) or state.startswith(_GONE)
-    if gone:
-        connection = await session.connection()
-        with contextlib.suppress(Exception):  # already closed: nothing left to invalidate
-            await connection.invalidate(error)
-        await connection.engine.dispose(close=False)
+    if gone(error):
         return OperationalError(sql, None, error, connection_invalidated=True)
     if state.startswith("23"):
         return IntegrityError(sql, None, error)
@@ -126,21 +136,28 @@ async def _failed(session: AsyncSession, sql: str, error: Exception) -> DBAPIErr
     )
 
 
+async def _failed(session: AsyncSession, sql: str, error: Exception) -> DBAPIError:
+    """:func:`translated`, the session's connection invalidated when it is :func:`gone`."""
+    if gone(error):
+        await dropped(await session.connection(), error)
+    return translated(sql, error)
+
+
 #: The tracer of ``ecert.server.tracing`` while tracing is on, else None. SQLAlchemy's
 #: instrumentation sees the session's statements only; these go past it, so they open their
 #: own client span (with the statement's placeholders, never its values).
 tracer: Any = None
 
 
-def _span(sql: str) -> contextlib.AbstractContextManager[Any]:
+def span(sql: str) -> contextlib.AbstractContextManager[Any]:
     if tracer is None:
         return contextlib.nullcontext()
-    span: contextlib.AbstractContextManager[Any] = tracer.start_as_current_span(
+    opened: contextlib.AbstractContextManager[Any] = tracer.start_as_current_span(
         sql.lstrip().split(None, 1)[0],
         kind=_CLIENT,
         attributes={"db.system": "postgresql", "db.statement": sql},
     )
-    return span
+    return opened
 
 
 #: ``opentelemetry.trace.SpanKind.CLIENT``'s value, without importing the optional package.
@@ -163,9 +180,9 @@ async def fetch(
         return [tuple(row) for row in result.all()]
     compiled = native.compiled(dialect)
     try:
-        with _span(compiled.sql):
+        with span(compiled.sql):
             records = await driver.fetch(compiled.sql, *compiled.args(values))
-    except _DRIVER_ERRORS as exc:
+    except DRIVER_ERRORS as exc:
         raise await _failed(session, compiled.sql, exc) from exc
     return [compiled.row(record) for record in records]
 
@@ -181,9 +198,9 @@ async def execute_many(
         return
     compiled = native.compiled(dialect)
     try:
-        with _span(compiled.sql):
+        with span(compiled.sql):
             await driver.executemany(compiled.sql, [compiled.args(row) for row in rows])
-    except _DRIVER_ERRORS as exc:
+    except DRIVER_ERRORS as exc:
         raise await _failed(session, compiled.sql, exc) from exc
 
 
@@ -215,7 +232,7 @@ async def transaction(session: AsyncSession) -> AsyncIterator[None]:
         try:
             async with driver.transaction():
                 yield
-        except _DRIVER_ERRORS as exc:  # BEGIN, COMMIT or ROLLBACK on a dropped connection
+        except DRIVER_ERRORS as exc:  # BEGIN, COMMIT or ROLLBACK on a dropped connection
             raise await _failed(session, "COMMIT", exc) from exc
         return
     try:

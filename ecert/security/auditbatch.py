@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecert.db import native
+from ecert.db.held import HeldConnection
 from ecert.security import auditchain
 
 #: Rows a batch carries at most (one pipelined INSERT per row, one round trip).
@@ -31,8 +32,15 @@ MAX_BATCH = 256
 class AuditBatches:
     """One per worker (``Runtime.audit_batches``)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], held: HeldConnection | None = None
+    ) -> None:
+        """``held``: this writer's own connection for the one-statement append (PostgreSQL);
+        without it every batch takes the lock in a session of ``sessions``."""
         self._sessions = sessions
+        self._held = held
+        #: The sessions' audit key, read by the first batch (``auditchain.append_after``).
+        self._key: bytes | None = None
         self._waiting: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
         #: The chain and link the last batch ended on (``auditchain.append_after``).
@@ -55,13 +63,15 @@ class AuditBatches:
             batch, self._waiting = self._waiting[:MAX_BATCH], self._waiting[MAX_BATCH:]
             rows = [row for row, _ in batch]
             try:
-                async with self._sessions() as session:
-                    # Where this writer left off, in one statement; else the four round trips.
-                    hint = self._hint and await auditchain.append_after(session, rows, self._hint)
-                    if hint is None:
-                        async with native.transaction(session):
-                            hint = await auditchain.append(session, rows)
-                    self._hint = hint
+                # Where this writer left off, in one statement; else the four round trips.
+                hint = None
+                if self._held is not None and self._hint is not None and self._key is not None:
+                    hint = await auditchain.append_after(self._held, self._key, rows, self._hint)
+                if hint is None:
+                    async with self._sessions() as session, native.transaction(session):
+                        self._key = auditchain.key_of(session)
+                        hint = await auditchain.append(session, rows)
+                self._hint = hint
             except Exception as exc:  # every reader of this batch gets the failure
                 for _, done in batch:
                     if not done.done():

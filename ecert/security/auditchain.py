@@ -59,6 +59,7 @@ from sqlalchemy.sql.dml import Insert, ReturningUpdate
 from ecert.clock import utcnow
 from ecert.config import Settings
 from ecert.db import native
+from ecert.db.held import HeldConnection
 from ecert.db.models import AuditAnchor, AuditChainHead, AuditEvent
 from ecert.security.pii import PiiCipher
 
@@ -225,10 +226,15 @@ def link(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> d
     chain one after another (``prev`` = the previous row's ``row_hash``) when they are inserted
     in that order under the same lock; the trigger moves the head to each, and a later
     :func:`defer` in the transaction reads the head as usual."""
-    key = session.info.get(AUDIT_KEY)
+    return _linked(key_of(session), chain, prev, row)
+
+
+def key_of(session: AsyncSession) -> bytes:
+    """The audit key ``session`` chains its rows with (:func:`session_info`)."""
+    key: bytes | None = session.info.get(AUDIT_KEY)
     if key is None:
         raise RuntimeError("this session has no audit key: audit rows would not be chained")
-    return _linked(key, chain, prev, row)
+    return key
 
 
 async def insert_linked(session: AsyncSession, chain: int, prev: str, row: dict[str, Any]) -> None:
@@ -276,41 +282,37 @@ async def append(session: AsyncSession, rows: list[dict[str, Any]]) -> Hint:
     audit cost, four round trips whose client CPU is now the driver's). Returns the chain and
     its new last link."""
     chain, prev = await lock_for_append(session)
-    linked = _links(session, chain, prev, rows)
+    linked = _links(key_of(session), chain, prev, rows)
     await native.execute_many(session, _native_insert(), linked)
     return chain, linked[-1]["row_hash"]
 
 
 async def append_after(
-    session: AsyncSession, rows: list[dict[str, Any]], hint: Hint
+    held: HeldConnection, key: bytes, rows: list[dict[str, Any]], hint: Hint
 ) -> Hint | None:
-    """PostgreSQL, one autocommitted statement (no BEGIN, lock or COMMIT round trips): ``rows``
-    as the next links of ``hint``'s chain, but only if its head is free and its last link is
-    still ``hint``'s — what this writer left there last time, unless another writer appended
-    since. Returns the chain's new last link, or None (nothing written) when the head was busy
-    or had moved, and on SQLite: then :func:`append`.
+    """PostgreSQL, one autocommitted statement on a writer's own connection (no BEGIN, lock or
+    COMMIT round trips): ``rows`` chained with ``key`` as the next links of ``hint``'s chain,
+    but only if its head is free and its last link is still ``hint``'s — what this writer left
+    there last time, unless another writer appended since. Returns the chain's new last link,
+    or None (nothing written) when the head was busy or had moved: then :func:`append`.
 
     The head is locked (``FOR UPDATE SKIP LOCKED``, its link re-checked on the locked row) before
     a row is inserted, and stays locked to the statement's end, so the chain cannot fork: the
     same rule as :func:`append`, checked in one statement instead of read first."""
-    if session.get_bind().dialect.name != "postgresql":
-        return None
     chain, prev = hint
-    linked = _links(session, chain, prev, rows)
+    linked = _links(key, chain, prev, rows)
     values: dict[str, Any] = {"chain": chain, "prev": prev}
     for column in _ARRAYED:
         values[f"a_{column}"] = [row[column] for row in linked]
     values["a_detail"] = [json.dumps(row["detail"]) for row in linked]
-    [(written,)] = await native.fetch(session, _native_append_after(), values)
+    [(written,)] = await held.fetch(_native_append_after(), values)
     return (chain, linked[-1]["row_hash"]) if written else None
 
 
-def _links(
-    session: AsyncSession, chain: int, prev: str, rows: list[dict[str, Any]]
-) -> list[dict[str, Any]]:
+def _links(key: bytes, chain: int, prev: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     linked = []
     for row in rows:
-        row = link(session, chain, prev, row)
+        row = _linked(key, chain, prev, row)
         linked.append({c: row.get(c) for c in COLUMNS})
         prev = row["row_hash"]
     return linked
@@ -370,6 +372,11 @@ def defer(session: Session, row: AuditEvent) -> None:
     """
     install()
     session.info.setdefault(_PENDING, []).append(row)
+
+
+def deferred(session: Session) -> bool:
+    """Whether :func:`defer` left rows for this session's commit to write."""
+    return bool(session.info.get(_PENDING))
 
 
 def _write_pending(session: Session) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from ecert.config import Settings
 from ecert.db.engine import make_engine
+from ecert.db.held import HeldConnection
 from ecert.db.replica import ReadReplica
 from ecert.ledger import PolicyCache
 from ecert.security.auditbatch import AuditBatches
@@ -45,12 +46,24 @@ class Runtime:
     #: A domain's own per-worker objects, by name, which this plumbing does not know (online
     #: verify's group spend: ecert.verify.batches).
     worker_state: dict[str, object] = field(default_factory=dict)
+    _held: list[HeldConnection] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.audit_batches = AuditBatches(self.group_sessions)
+        self.audit_batches = AuditBatches(self.group_sessions, self.group_connection())
+
+    def group_connection(self) -> HeldConnection | None:
+        """A connection of the group writers' pool for one writer to keep (``ecert.db.held``),
+        closed with the runtime; None on SQLite."""
+        if self.group_engine is None:
+            return None
+        held = HeldConnection(self.group_engine, self.settings.db_pool_recycle_s)
+        self._held.append(held)
+        return held
 
     async def close(self) -> None:
         await self.store.close()
+        for held in self._held:
+            await held.close()
         await self.engine.dispose()
         if self.group_engine is not None:
             await self.group_engine.dispose()

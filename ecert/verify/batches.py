@@ -21,9 +21,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ecert.db.held import HeldConnection
 from ecert.grouping import Grouped
+from ecert.server.runtime import Runtime
 from ecert.verify import repositories
 
 #: Verifies a statement carries at most.
@@ -39,8 +40,9 @@ def _key(values: dict[str, Any]) -> tuple[str, str, str]:
 class SpendBatches:
     """One per worker (``for_runtime``)."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self._sessions = sessions
+    def __init__(self, held: HeldConnection) -> None:
+        """``held``: the connection the statements go on, one at a time (``ecert.db.held``)."""
+        self._held = held
         self.grouped: Grouped[dict[str, Any], Spent] = Grouped(
             self._send, max_batch=MAX_BATCH, key=_key
         )
@@ -61,23 +63,22 @@ class SpendBatches:
         decides, so a statement that had committed before its answer was lost refuses its codes
         as used the second time, which is what the verify's own retry after a 503 would get."""
         try:
-            async with self._sessions() as session:
-                return await repositories.spend_many(session, verifies)
+            return await repositories.spend_many(self._held.fetch, verifies)
         except OperationalError as exc:
             if not exc.connection_invalidated:
                 raise
-        async with self._sessions() as session:
-            return await repositories.spend_many(session, verifies)
+        return await repositories.spend_many(self._held.fetch, verifies)
 
 
 _KEY = "verify.spends"
 
 
-def for_runtime(
-    state: dict[str, object], sessions: async_sessionmaker[AsyncSession]
-) -> SpendBatches:
-    """The worker's batches, kept in its runtime's ``worker_state``."""
-    found = state.get(_KEY)
+def for_runtime(runtime: Runtime) -> SpendBatches:
+    """The worker's batches (PostgreSQL), kept in its runtime's ``worker_state``."""
+    found = runtime.worker_state.get(_KEY)
     if not isinstance(found, SpendBatches):
-        found = state[_KEY] = SpendBatches(sessions)
+        held = runtime.group_connection()
+        if held is None:
+            raise RuntimeError("the group spend is PostgreSQL's")
+        found = runtime.worker_state[_KEY] = SpendBatches(held)
     return found

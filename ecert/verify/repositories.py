@@ -217,17 +217,17 @@ def spend_many_statement() -> native.Native:
 
 
 async def spend_many(
-    session: AsyncSession, verifies: list[dict[str, Any]]
+    fetch: native.Fetch, verifies: list[dict[str, Any]]
 ) -> dict[int, tuple[list[HolderRow], str | None]]:
-    """:func:`spend_many_statement` for ``verifies`` (each ``SPEND_ARRAYS`` but ``n``): by
-    position, the holder's rows and the new ``ec_token``; a verify whose pseudonym matched no
-    e-cert is absent."""
+    """:func:`spend_many_statement` for ``verifies`` (each ``SPEND_ARRAYS`` but ``n``), run by
+    ``fetch`` (autocommitted): by position, the holder's rows and the new ``ec_token``; a verify
+    whose pseudonym matched no e-cert is absent."""
     values = {
         f"a_{name}": [v[name] if name != "n" else i for i, v in enumerate(verifies)]
         for name in SPEND_ARRAYS
     }
     found: dict[int, tuple[list[HolderRow], str | None]] = {}
-    for row in await native.fetch(session, spend_many_statement(), values):
+    for row in await fetch(spend_many_statement(), values):
         rows = found.setdefault(row[0], ([], None))[0]
         rows.append(HolderRow(*row[1:-1]))
         if row[-1] is not None:

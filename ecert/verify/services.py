@@ -211,7 +211,7 @@ async def _spend_on_postgres(
     """One autocommitted statement for ``values`` (:func:`spend_values`), shared with the
     verifies waiting beside this one (``ecert.verify.batches``): the holder's checks, the use
     and the ``ec_token``."""
-    spends = batches.for_runtime(runtime.worker_state, runtime.group_sessions)
+    spends = batches.for_runtime(runtime)
     rows, token = await spends.spend(values)
     if not rows:
         await _no_holder(session, principal, kid)

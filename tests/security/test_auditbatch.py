@@ -87,7 +87,7 @@ async def test_a_writer_appends_where_it_left_off_in_one_statement(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     locked = _count_locked(monkeypatch)
-    batches = AuditBatches(runtime.sessions)
+    batches = AuditBatches(runtime.sessions, runtime.group_connection())
     for n in range(3):
         await batches.append(_row(n))
     assert locked == [1]  # only the first batch: it had no hint yet
@@ -104,7 +104,7 @@ async def test_a_moved_head_sends_the_writer_back_to_the_lock(
     """Another writer appends to the chain this one wrote last: the one-statement append finds
     the link changed, writes nothing, and the batch takes the lock; the chain stays whole."""
     locked = _count_locked(monkeypatch)
-    batches = AuditBatches(runtime.sessions)
+    batches = AuditBatches(runtime.sessions, runtime.group_connection())
     await batches.append(_row(0))
     [chain] = await _chains(runtime)
     assert chain is not None

@@ -74,7 +74,7 @@ async def test_one_statement_answers_each_verify_from_its_own_rows(
     await institution(client, runtime)
     codes = [await people[i].qr(client) for i in (0, 1, 2)]
     given = [await _spend_values(runtime, code, HOSPITAL) for code in (*codes, codes[2])]
-    spends = batches.SpendBatches(runtime.group_sessions)
+    spends = batches.for_runtime(runtime)
     answers = await asyncio.gather(*(spends.spend(values) for values in given))
     # The first sends its own statement at once; the two that queued meanwhile share the
     # next one, and the second scan of the third code waits for the one after.

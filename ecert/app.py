@@ -65,7 +65,7 @@ from ecert.ops.readiness import Drain, SchemaCheck
 from ecert.security.auditchain import audit_key, session_info
 from ecert.security.keys import ensure_active_keys
 from ecert.server.auth import admit
-from ecert.server.commit import remember
+from ecert.server.commit import finish_request_session, remember
 from ecert.server.deps import RuntimeDep
 from ecert.server.edge import edge_middleware
 from ecert.server.gate import gate_middleware
@@ -190,7 +190,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         # No FileObject column exists: its flush and commit listeners would find nothing.
         enable_file_object_listener=False,
-        before_send_handler="autocommit",
+        # Our own (ecert.server.commit): the plugin's commits and closes sessions that never began.
+        before_send_handler=finish_request_session,
         # Handlers ask for "db_session"; the plugin's own provider goes under a key none asks for.
         session_dependency_key="_plugin_db_session",
     )

@@ -44,3 +44,17 @@ async def test_a_failed_commit_is_not_answered_2xx(
             select(ECert.status).where(ECert.person_id == person.person_id)
         )
     assert status == "active"  # the suspension was rolled back with its failed COMMIT
+
+
+async def test_a_refused_request_gives_its_connection_back(
+    client: Client, runtime: Runtime
+) -> None:
+    """The session of a request answered 4xx after it read is rolled back and closed before
+    the answer goes out (``finish_request_session``): no connection stays checked out."""
+    person = await holder(client, runtime)
+    pool: Any = runtime.engine.pool
+    idle = pool.checkedout()
+    # No policy is loaded: the lookup reads the person's and refuses.
+    refused = await client.get("/v1/me/benefits", headers=person.headers)
+    assert 400 <= refused.status_code < 500, refused.text
+    assert pool.checkedout() == idle

@@ -20,7 +20,8 @@ def prepare_sqlite_path(url: str) -> None:
 
 #: Connections of a worker's group writers' pool (``make_engine(group=True)``): the audit rows'
 #: and online verify's writers each keep one (``ecert.db.held``), and the audit writer takes a
-#: third when its chain's head moved (``auditchain.append``).
+#: third when its chain's head moved (``auditchain.append``); one more on overflow, 4 at most
+#: (docs/operations.md counts them).
 GROUP_POOL = 3
 
 
@@ -64,7 +65,7 @@ def make_engine(
         # Bound values (pseudonyms, device ids, bill items) stay out of error messages and logs.
         hide_parameters=True,
         pool_size=GROUP_POOL if group else settings.db_pool_size,
-        max_overflow=GROUP_POOL if group else settings.db_pool_size,
+        max_overflow=1 if group else settings.db_pool_size,
         pool_pre_ping=settings.db_pre_ping,
         pool_recycle=settings.db_pool_recycle_s,
         pool_timeout=10,

@@ -39,9 +39,11 @@ class HeldConnection:
         self._suspect = False
 
     async def _checked_out(self) -> Any:
-        old = self._recycle_s >= 0 and time.monotonic() - self._since > self._recycle_s
-        if self._connection is not None and (self._suspect or old or self._driver.is_closed()):
-            await self.close(invalidate=self._suspect)
+        if self._connection is not None:
+            unusable = self._suspect or self._driver.is_closed()  # the pool must not lend it
+            old = self._recycle_s >= 0 and time.monotonic() - self._since > self._recycle_s
+            if unusable or old:
+                await self.close(invalidate=unusable)
         if self._connection is None:
             connection = await self._engine.connect()
             try:

@@ -43,13 +43,17 @@ async def test_statements_share_one_connection(runtime: Runtime) -> None:
 async def test_a_dropped_connection_fails_once_and_the_next_statement_reconnects(
     runtime: Runtime,
 ) -> None:
+    """Terminated while its statement runs (terminated while idle, asyncpg may notice first:
+    then the next statement simply reconnects, which the last line checks as well)."""
     held = _held(runtime)
     try:
         first = await _pid(held)
+        sleeping = asyncio.create_task(held.fetch(_SLEEP, {"s": 5}))
+        await asyncio.sleep(0.2)
         async with runtime.engine.connect() as other:
             await other.exec_driver_sql(f"SELECT pg_terminate_backend({first})")
         with pytest.raises(OperationalError) as failed:
-            await _pid(held)
+            await sleeping
         assert failed.value.connection_invalidated  # a retryable 503, and the spend's one retry
         assert await _pid(held) != first
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -63,7 +64,9 @@ class Runtime:
     async def close(self) -> None:
         await self.store.close()
         for held in self._held:
-            await held.close()
+            # Shutting down: a connection that died meanwhile must not keep the rest open.
+            with contextlib.suppress(Exception):
+                await held.close()
         await self.engine.dispose()
         if self.group_engine is not None:
             await self.group_engine.dispose()

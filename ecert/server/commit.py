@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 
-from litestar.constants import HTTP_DISCONNECT, HTTP_RESPONSE_START
+from litestar.constants import HTTP_RESPONSE_START
 from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -60,11 +60,11 @@ def _unfinished(session: AsyncSession) -> bool:
 
 
 async def finish_request_session(message: Message, scope: Scope) -> None:
-    """Litestar ``before_send``: when the response starts (or the client left), roll back and
-    close the request's session if a transaction is still open on it (an error status; a 2xx
-    was committed by :func:`commit_before_2xx`). A session with no transaction holds no
-    connection and has nothing to close."""
-    if message["type"] not in (HTTP_RESPONSE_START, HTTP_DISCONNECT):
+    """Litestar ``before_send``: when the response starts, roll back and close the request's
+    session if a transaction is still open on it (an error status; a 2xx was committed by
+    :func:`commit_before_2xx`). A session with no transaction holds no connection and has
+    nothing to close."""
+    if message["type"] != HTTP_RESPONSE_START:
         return
     session: AsyncSession | None = scope.get("state", {}).pop(REQUEST_SESSION, None)
     if session is None or not session.in_transaction():

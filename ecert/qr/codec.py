@@ -129,6 +129,7 @@ def new_claims(iss: str, sub: str, ver: int, now: int, lifetime_s: int) -> QrCla
 _CHUNK = 10
 _CHUNK_BASE = 65**_CHUNK
 _PAIRS = [a + b for a in ALPHABET for b in ALPHABET]
+_PAIRS_2, _PAIRS_3 = 4225**2, 4225**3
 #: Each character's digit value as a byte (``bytes.translate``), and a chunk's place values: a
 #: chunk's value is then one ``sum(map(mul, …))`` in C instead of a Python step a character.
 _DIGITS = bytes.maketrans(ALPHABET.encode(), bytes(range(65)))
@@ -155,12 +156,16 @@ def unpack(digits: str) -> str:
     if not digits.isascii() or not digits.isdigit() or digits[0] == "0":
         raise ValueError("not a packed token")
     number = int(digits)
+    # From the low end, a chunk of ten characters a big-integer step, its five pairs unrolled
+    # (a loop of five steps a chunk cost a third of the decode) and collected last pair first.
     pairs: list[str] = []
     while number >= _CHUNK_BASE:
         number, rest = divmod(number, _CHUNK_BASE)
-        for _ in range(_CHUNK // 2):
-            rest, index = divmod(rest, 4225)
-            pairs.append(_PAIRS[index])
+        high, low = divmod(rest, _PAIRS_3)
+        a, b = divmod(high, 4225)
+        c, low = divmod(low, _PAIRS_2)
+        d, e = divmod(low, 4225)
+        pairs += (_PAIRS[e], _PAIRS[d], _PAIRS[c], _PAIRS[b], _PAIRS[a])
     # What is left is the sentinel 1 followed by fewer than _CHUNK characters.
     head: list[str] = []
     while number > 1:

@@ -33,7 +33,11 @@ NUMERIC_CODE = re.compile(r"^424\d{25}$")
 FULL_IDENTITY_SCOPE = "identity:full"
 _TOKEN_CHARS = string.ascii_lowercase + string.digits
 _TAIL = 32
-_TAIL_SPACE = len(_TOKEN_CHARS) ** _TAIL
+#: Bytes 0..251 → a character each (uniform: 252 is 7 × 36); 252..255 are dropped.
+_UNIFORM = bytes.maketrans(
+    bytes(range(252)), bytes(ord(_TOKEN_CHARS[b % len(_TOKEN_CHARS)]) for b in range(252))
+)
+_OVER = bytes(range(252, 256))
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,14 +233,13 @@ def _refuse_unless_enrolled(holder: Holder) -> None:
 
 
 def _token_tail() -> str:
-    """32 random lowercase alphanumerics: the base-36 digits of one uniform draw below 36**32
-    (each digit uniform and independent; one call to the system's random source, not 32)."""
-    n = secrets.randbelow(_TAIL_SPACE)
-    chars = []
-    for _ in range(_TAIL):
-        n, digit = divmod(n, len(_TOKEN_CHARS))
-        chars.append(_TOKEN_CHARS[digit])
-    return "".join(chars)
+    """32 random lowercase alphanumerics: random bytes below 252 (= 7 × 36), each mapped to the
+    character of its remainder by 36 (uniform and independent), the others dropped — two calls
+    in C instead of 32 Python steps."""
+    tail = b""
+    while len(tail) < _TAIL:
+        tail += secrets.token_bytes(_TAIL + 8).translate(_UNIFORM, _OVER)
+    return tail[:_TAIL].decode("ascii")
 
 
 def new_ec_token(area: str) -> str:

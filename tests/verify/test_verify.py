@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import datetime as dt
 import re
 
@@ -12,6 +13,7 @@ from sqlalchemy import update
 from ecert.db.models import Institution, NumericCode, utcnow
 from ecert.qr import codec
 from ecert.server.runtime import Runtime
+from ecert.verify import services
 from tests.factories import add_client, holder, institution, mint_at, now, set_enrolment
 from tests.fixtures.app import AppFactory, open_client
 from tests.fixtures.auth import bearer, client_token
@@ -225,3 +227,12 @@ async def test_finding_04_undesignated_institution_cannot_verify(
     await _designate(runtime, True)
     assert (await _verify(client, hospital, text))[0] == 200
     assert (await _verify(client, hospital, numeric))[0] == 200
+
+
+def test_ec_token_tails_are_32_characters_drawn_evenly_from_all_36() -> None:
+    tails = [services.new_ec_token("370102")[6:] for _ in range(3000)]
+    assert all(re.fullmatch(r"[a-z0-9]{32}", tail) for tail in tails)
+    counts = collections.Counter("".join(tails))
+    # 96,000 draws: each of the 36 characters ~2,667 times; 5 sigma either side.
+    assert len(counts) == 36
+    assert all(2400 < n < 2930 for n in counts.values()), counts

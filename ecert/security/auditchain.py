@@ -299,14 +299,21 @@ async def append_after(
     The head is locked (``FOR UPDATE SKIP LOCKED``, its link re-checked on the locked row) before
     a row is inserted, and stays locked to the statement's end, so the chain cannot fork: the
     same rule as :func:`append`, checked in one statement instead of read first."""
+    values, after = after_values(key, rows, hint)
+    [(written,)] = await held.fetch(_native_append_after(), values)
+    return after if written else None
+
+
+def after_values(key: bytes, rows: list[dict[str, Any]], hint: Hint) -> tuple[dict[str, Any], Hint]:
+    """The binds of :func:`after_cte` for ``rows`` chained after ``hint``, and the chain's last
+    link once they are written."""
     chain, prev = hint
     linked = _links(key, chain, prev, rows)
     values: dict[str, Any] = {"chain": chain, "prev": prev}
     for column in _ARRAYED:
         values[f"a_{column}"] = [row[column] for row in linked]
     values["a_detail"] = [json.dumps(row["detail"]) for row in linked]
-    [(written,)] = await held.fetch(_native_append_after(), values)
-    return (chain, linked[-1]["row_hash"]) if written else None
+    return values, (chain, linked[-1]["row_hash"])
 
 
 def _links(key: bytes, chain: int, prev: str, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -325,6 +332,13 @@ _ARRAYED = tuple(c for c in COLUMNS if c not in ("detail", "chain"))
 
 @functools.cache
 def _native_append_after() -> native.Native:
+    return native.Native(select(func.count()).select_from(after_cte()))
+
+
+def after_cte() -> CTE:
+    """:func:`append_after`'s insert (binds :func:`after_values`), a CTE returning each written
+    row's id: for a statement of :func:`append_after` alone, or carried by another group
+    writer's statement (``ecert.verify.batches``) — its rows written, or none, with it."""
     heads = cast(Table, AuditChainHead.__table__)
     events = cast(Table, AuditEvent.__table__)
     free = (
@@ -342,8 +356,7 @@ def _native_append_after() -> native.Native:
     unnested["chain"] = bindparam("chain", type_=SmallInteger())
     rows = select(*(unnested[c].label(c) for c in COLUMNS)).where(exists(select(free.c.id)))
     inserted = pg_insert(events).from_select(list(COLUMNS), rows).returning(events.c.id)
-    written = inserted.cte("written")
-    return native.Native(select(func.count()).select_from(written))
+    return inserted.cte("written")
 
 
 def _array_item(events: Table, column: str) -> Any:

@@ -8,66 +8,162 @@ together now share them, as the audit rows of reads do (``ecert.security.auditba
 that finds nothing in flight sends its own statement at once; while one is in PostgreSQL the
 next ones queue, and a writer then sends them all at once (at most ``MAX_BATCH``).
 
+A verify's audit row (it names the holder, known only once its spend has answered) goes through
+the same writer: the next statement carries the audit rows of the verifies before it with the
+codes of the verifies after them (``repositories.spend_and_append``), so under load a batch of
+verifies costs one statement, not a spend and an audit append. The rows are chained after this
+writer's last link, as ``auditchain.append_after`` does; when another writer moved that head, the
+rows go through the four round trips of ``auditchain.append`` instead. A verify answers only
+once its audit row is committed, as before.
+
 Nothing is weaker: each verify's checks run on its own rows in the statement, the use is still
 ``ON CONFLICT DO NOTHING`` on the unique key, a verify answers only after the COMMIT, and a
-failed statement fails every verify it carried (none was spent). Two scans of one code never
-share a batch: the second waits for the next one, where the unique key refuses it (or spends
-it, when the first failed a check that the second, from another institution, passes).
-The grouping itself is ``ecert.grouping.Grouped``.
+failed statement fails every verify it carried (none was spent, no audit row written). Two scans
+of one code never share a batch: the second waits for the next one, where the unique key refuses
+it (or spends it, when the first failed a check that the second, from another institution,
+passes). The grouping itself is ``ecert.grouping.Grouped``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from ecert.db import native
 from ecert.db.held import HeldConnection
 from ecert.grouping import Grouped
+from ecert.security import auditchain
 from ecert.server.runtime import Runtime
 from ecert.verify import repositories
 
-#: Verifies a statement carries at most.
+#: Verifies (and audit rows) a statement carries at most.
 MAX_BATCH = 128
 
 Spent = tuple[list[repositories.HolderRow], str | None]
+#: A writer's item: a verify's spend values, or (``None``, its audit row).
+Item = tuple[dict[str, Any] | None, dict[str, Any] | None]
+#: An item's result: the spend's, ``None`` for a written audit row, or the item's own failure.
+Result = Spent | BaseException | None
 
 
-def _key(values: dict[str, Any]) -> tuple[str, str, str]:
-    return values["u_iss"], values["u_sub"], values["u_jti"]
+def _key(item: Item) -> Hashable:
+    values = item[0]
+    return None if values is None else (values["u_iss"], values["u_sub"], values["u_jti"])
 
 
 class SpendBatches:
     """One per worker (``for_runtime``)."""
 
-    def __init__(self, held: HeldConnection) -> None:
-        """``held``: the connection the statements go on, one at a time (``ecert.db.held``)."""
+    def __init__(
+        self, held: HeldConnection, sessions: async_sessionmaker[AsyncSession] | None = None
+    ) -> None:
+        """``held``: the connection the statements go on, one at a time (``ecert.db.held``);
+        ``sessions``: where audit rows go when they cannot follow this writer's last link."""
         self._held = held
-        self.grouped: Grouped[dict[str, Any], Spent] = Grouped(
-            self._send, max_batch=MAX_BATCH, key=_key
-        )
+        self._sessions = sessions
+        #: The audit key and this writer's last link (known after its first audit append).
+        self._key: bytes | None = None
+        self._hint: auditchain.Hint | None = None
+        self.grouped: Grouped[Item, Result] = Grouped(self._send, max_batch=MAX_BATCH, key=_key)
 
     async def spend(self, values: dict[str, Any]) -> Spent:
         """The holder's rows and the new ``ec_token`` (None when a check failed or the code was
         used already) for one verify's ``values`` (``repositories.SPEND_ARRAYS`` but ``n``);
         no rows when the pseudonym matches no e-cert. Raises what the statement raised."""
-        return await self.grouped(values)
+        result = await self.grouped((values, None))
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        return result
 
-    async def _send(self, verifies: list[dict[str, Any]]) -> list[Spent]:
-        spent = await self._run(verifies)
-        return [spent.get(n, ([], None)) for n in range(len(verifies))]
+    async def audit(self, row: dict[str, Any]) -> None:
+        """Return once ``row`` (``audit_values``) is committed, carried by the next statement."""
+        result = await self.grouped((None, row))
+        if isinstance(result, BaseException):
+            raise result
 
-    async def _run(self, verifies: list[dict[str, Any]]) -> dict[int, Spent]:
-        """The statement, sent again once on a fresh connection when the first one was found
-        dead (after a PostgreSQL restart the pool's connections all are). Safe: the unique key
-        decides, so a statement that had committed before its answer was lost refuses its codes
-        as used the second time, which is what the verify's own retry after a 503 would get."""
+    async def _send(self, items: list[Item]) -> list[Result]:
+        spends = [values for values, _ in items if values is not None]
+        rows = [row for values, row in items if values is None and row is not None]
         try:
-            return await repositories.spend_many(self._held.fetch, verifies)
+            spent, failure = await self._run(spends, rows)
+        except Exception as exc:  # every spend of the batch gets the failure
+            # The statement rolled back: the audit rows (their spends committed before) were
+            # not written with it, and go the long way.
+            failure = await self._append(rows) if rows else None
+            return [exc if values is not None else failure for values, _ in items]
+        results: list[Result] = []
+        n = 0
+        for values, _ in items:
+            if values is None:
+                results.append(failure)
+            else:
+                results.append(spent.get(n, ([], None)))
+                n += 1
+        return results
+
+    async def _run(
+        self, spends: list[dict[str, Any]], rows: list[dict[str, Any]]
+    ) -> tuple[repositories.Found, BaseException | None]:
+        """The spends, and the audit rows with them after this writer's last link when it has
+        one (else, or when that head had moved, in a transaction of their own); the spends' rows
+        and the audit rows' failure.
+
+        A statement whose connection was found dead (after a PostgreSQL restart the pool's
+        connections all are) is sent again once on a fresh one, without the audit rows: the
+        unique key decides, so a statement that had committed before its answer was lost refuses
+        its codes as used the second time, which is what the verify's own retry after a 503
+        would get; its audit rows' callers get the failure (whether they were written is not
+        known: not written twice), and the next rows take the long way."""
+        if rows and not spends and self._hint is not None and self._key is not None:
+            # Audit rows alone (the writer was idle): the append's own, smaller statement.
+            found = await auditchain.append_after(self._held, self._key, rows, self._hint)
+            if found is not None:
+                self._hint = found
+                return {}, None
+            return {}, await self._append(rows)
+        if rows and self._hint is not None and self._key is not None:
+            audit, after = auditchain.after_values(self._key, rows, self._hint)
+            try:
+                spent, written = await repositories.spend_and_append(
+                    self._held.fetch, spends, audit
+                )
+            except OperationalError as exc:
+                if not exc.connection_invalidated:
+                    raise
+                self._hint = None
+                return await self._spend(spends), exc
+            if written:
+                self._hint = after
+                return spent, None
+            return spent, await self._append(rows)
+        spent = await self._spend(spends)
+        return spent, (await self._append(rows) if rows else None)
+
+    async def _spend(self, spends: list[dict[str, Any]]) -> repositories.Found:
+        if not spends:
+            return {}
+        try:
+            return await repositories.spend_many(self._held.fetch, spends)
         except OperationalError as exc:
             if not exc.connection_invalidated:
                 raise
-        return await repositories.spend_many(self._held.fetch, verifies)
+        return await repositories.spend_many(self._held.fetch, spends)
+
+    async def _append(self, rows: list[dict[str, Any]]) -> BaseException | None:
+        """The rows in a transaction of their own (``auditchain.append``); their failure."""
+        if self._sessions is None:
+            return RuntimeError("no sessions for the audit rows")
+        try:
+            async with self._sessions() as session, native.transaction(session):
+                self._key = auditchain.key_of(session)
+                self._hint = await auditchain.append(session, rows)
+        except Exception as exc:  # the audit rows' callers get it
+            return exc
+        return None
 
 
 _KEY = "verify.spends"
@@ -80,5 +176,5 @@ def for_runtime(runtime: Runtime) -> SpendBatches:
         held = runtime.group_connection()
         if held is None:
             raise RuntimeError("the group spend is PostgreSQL's")
-        found = runtime.worker_state[_KEY] = SpendBatches(held)
+        found = runtime.worker_state[_KEY] = SpendBatches(held, runtime.group_sessions)
     return found

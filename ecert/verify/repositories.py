@@ -135,8 +135,7 @@ SPEND_ARRAYS: dict[str, Any] = {
 }
 
 
-@functools.cache
-def spend_many_statement() -> native.Native:
+def _spend_select() -> Select[Any]:
     """PostgreSQL, in one autocommitted statement for many verifies: each verify's holder rows,
     led by its position ``n``, and — only when every check passes on them — the code's use and
     the ``ec_token`` (its text ``area || token_tail``), whose text is the last column (NULL when
@@ -209,30 +208,67 @@ def spend_many_statement() -> native.Native:
     token = (
         pg_insert(EcToken).from_select(names, token_row).returning(EcToken.token).cte("ec_token")
     )
-    return native.Native(
-        select(*holder.c, token.c.token).select_from(
-            holder.join(given, g.n == h.n).outerjoin(token, token.c.token == h.area + g.token_tail)
-        )
+    return select(*holder.c, token.c.token).select_from(
+        holder.join(given, g.n == h.n).outerjoin(token, token.c.token == h.area + g.token_tail)
     )
 
 
-async def spend_many(
-    fetch: native.Fetch, verifies: list[dict[str, Any]]
-) -> dict[int, tuple[list[HolderRow], str | None]]:
-    """:func:`spend_many_statement` for ``verifies`` (each ``SPEND_ARRAYS`` but ``n``), run by
-    ``fetch`` (autocommitted): by position, the holder's rows and the new ``ec_token``; a verify
-    whose pseudonym matched no e-cert is absent."""
-    values = {
+@functools.cache
+def spend_many_statement() -> native.Native:
+    """:func:`_spend_select` alone."""
+    return native.Native(_spend_select())
+
+
+@functools.cache
+def spend_and_append_statement() -> native.Native:
+    """:func:`_spend_select` and, in the same autocommitted statement, audit rows appended after
+    a writer's last link (``auditchain.after_cte``): the number of rows written leads every row,
+    and one row with no verify's columns stands for an empty spend."""
+    written = select(func.count().label("written")).select_from(auditchain.after_cte())
+    counted = written.subquery("counted")
+    spend = _spend_select().subquery("spend")
+    return native.Native(
+        select(counted.c.written, *spend.c).select_from(counted.outerjoin(spend, true()))
+    )
+
+
+Found = dict[int, tuple[list[HolderRow], str | None]]
+
+
+def _spend_binds(verifies: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
         f"a_{name}": [v[name] if name != "n" else i for i, v in enumerate(verifies)]
         for name in SPEND_ARRAYS
     }
-    found: dict[int, tuple[list[HolderRow], str | None]] = {}
-    for row in await fetch(spend_many_statement(), values):
-        rows = found.setdefault(row[0], ([], None))[0]
-        rows.append(HolderRow(*row[1:-1]))
+
+
+def _found(rows: Any) -> Found:
+    """By position ``n`` (the first column), the holder's rows and the token (the last)."""
+    found: Found = {}
+    for row in rows:
+        if row[0] is None:
+            continue
+        holder = found.setdefault(row[0], ([], None))[0]
+        holder.append(HolderRow(*row[1:-1]))
         if row[-1] is not None:
-            found[row[0]] = (rows, row[-1])
+            found[row[0]] = (holder, row[-1])
     return found
+
+
+async def spend_many(fetch: native.Fetch, verifies: list[dict[str, Any]]) -> Found:
+    """:func:`spend_many_statement` for ``verifies`` (each ``SPEND_ARRAYS`` but ``n``), run by
+    ``fetch`` (autocommitted): by position, the holder's rows and the new ``ec_token``; a verify
+    whose pseudonym matched no e-cert is absent."""
+    return _found(await fetch(spend_many_statement(), _spend_binds(verifies)))
+
+
+async def spend_and_append(
+    fetch: native.Fetch, verifies: list[dict[str, Any]], audit: dict[str, Any]
+) -> tuple[Found, bool]:
+    """:func:`spend_many` and audit rows (``audit``: ``auditchain.after_values``' binds) in one
+    statement: the spends' rows, and whether the audit rows were written (all or none)."""
+    rows = await fetch(spend_and_append_statement(), _spend_binds(verifies) | audit)
+    return _found(row[1:] for row in rows), bool(rows and rows[0][0])
 
 
 async def insert_use(session: AsyncSession, use: dict[str, Any]) -> bool:

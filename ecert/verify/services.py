@@ -346,8 +346,9 @@ async def verify(
         )
         audit = audit_values(principal, holder.row.person_id, "verify", "ok", detail)
         if _postgres(session):
-            # The spend is committed; the answer waits for its audit row's COMMIT too.
-            await runtime.audit_batches.append(audit, session)
+            # The spend is committed; the answer waits for its audit row's COMMIT too, carried
+            # by the group writer's next statement (ecert.verify.batches).
+            await batches.for_runtime(runtime).audit(audit)
         else:
             auditchain.defer(session.sync_session, AuditEvent(**audit))
     name = open_name(runtime.cipher, holder.row.name_cipher)

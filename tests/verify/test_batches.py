@@ -9,9 +9,11 @@ import time
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
-from ecert.db.models import utcnow
+from ecert.db.models import AuditChainHead, AuditEvent, utcnow
 from ecert.qr import codec
+from ecert.security import auditchain
 from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
 from ecert.verify import batches, services
@@ -36,13 +38,17 @@ def test_a_batch_takes_each_code_once_in_order_and_at_most_max() -> None:
             _values("AAAAAAAAAAAA", "a1", "H37010200002"),  # the same code, elsewhere
             _values("AAAAAAAAAAAA", "a2"),
         ]
-        for values in waiting:
-            grouped._waiting.append((values, loop.create_future(), None))  # type: ignore[arg-type]
+        audit = {"action": "verify"}
+        items = [(values, None) for values in waiting] + [(None, audit), (None, audit)]
+        for item in items:
+            grouped._waiting.append((item, loop.create_future(), None))  # type: ignore[arg-type]
         first = grouped.next_batch()
-        assert [entry[0] for entry in first] == [waiting[0], waiting[1], waiting[3]]
-        assert [entry[0] for entry in grouped.next_batch()] == [waiting[2]]
+        # Audit rows have no code: they never wait for another batch.
+        assert [entry[0] for entry in first] == [items[0], items[1], items[3], *items[4:]]
+        assert [entry[0] for entry in grouped.next_batch()] == [items[2]]
         for n in range(batches.MAX_BATCH + 5):
-            grouped._waiting.append((_values("C" * 12, f"c{n}"), loop.create_future(), None))  # type: ignore[arg-type]
+            item = (_values("C" * 12, f"c{n}"), None)
+            grouped._waiting.append((item, loop.create_future(), None))  # type: ignore[arg-type]
         assert len(grouped.next_batch()) == batches.MAX_BATCH
         assert len(grouped.next_batch()) == 5
     finally:
@@ -93,3 +99,100 @@ async def test_one_statement_answers_each_verify_from_its_own_rows(
     rows, token = await spends.spend(given[1])
     assert rows
     assert token is not None
+
+
+def _audit_row(n: int) -> dict[str, Any]:
+    return {
+        "actor": f"spend-audit-{n}",
+        "actor_kind": "test",
+        "person_id": None,
+        "action": "verify",
+        "outcome": "ok",
+    }
+
+
+async def _audited(runtime: Runtime) -> list[int | None]:
+    """The chains of the test's audit rows, in order; the whole audit chain checked."""
+    async with runtime.sessions() as session:
+        assert await auditchain.verify(session, auditchain.audit_key(runtime)) is None
+        rows = await session.scalars(
+            select(AuditEvent.chain)
+            .where(AuditEvent.actor.like("spend-audit-%"))
+            .order_by(AuditEvent.id)
+        )
+        return list(rows)
+
+
+@pytest.mark.postgres
+async def test_audit_rows_ride_with_the_next_verifies_spends(
+    client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first audit row takes the long way (the writer has no link yet); after it, audit
+    rows and spends waiting together go as one statement, chained where the writer left off."""
+    long_way: list[int] = []
+    append = auditchain.append
+
+    async def counted(session: Any, rows: list[dict[str, Any]]) -> auditchain.Hint:
+        ours = [row for row in rows if str(row["actor"]).startswith("spend-audit-")]
+        if ours:  # not the other writers' (a mint's, a lookup's)
+            long_way.append(len(ours))
+        return await append(session, rows)
+
+    monkeypatch.setattr(auditchain, "append", counted)
+    people = [await holder(client, runtime, name=name) for name in ("李四", "王五", "赵六")]
+    await institution(client, runtime)
+    given = [await _spend_values(runtime, await p.qr(client), HOSPITAL) for p in people]
+    spends = batches.for_runtime(runtime)
+    await spends.audit(_audit_row(0))
+    assert long_way == [1]
+    # Two spends and two audit rows at once: the first alone, the other three in one statement.
+    answers = await asyncio.gather(
+        spends.spend(given[0]),
+        spends.spend(given[1]),
+        spends.audit(_audit_row(1)),
+        spends.audit(_audit_row(2)),
+    )
+    assert spends.grouped.sizes[-2:] == [1, 3]
+    assert long_way == [1]
+    assert all(token is not None for _, token in answers[:2])
+    first, *rest = await _audited(runtime)
+    assert rest == [first, first]
+    # Another writer moves this writer's head: the next rows go the long way, spends unharmed.
+    async with runtime.sessions.begin() as session:
+        head = (
+            await session.execute(
+                select(AuditChainHead.last_hash).where(AuditChainHead.id == first)
+            )
+        ).scalar_one()
+        await auditchain.take_link(session, first, head)
+        session.add(AuditEvent(actor="other-writer", actor_kind="test", action="a", outcome="ok"))
+    more = [await _spend_values(runtime, await p.qr(client), HOSPITAL) for p in people[:2]]
+    later = await asyncio.gather(
+        spends.spend(given[2]), spends.spend(more[0]), spends.audit(_audit_row(3))
+    )
+    assert spends.grouped.sizes[-2:] == [1, 2]  # the second spend carried the audit row
+    assert all(token is not None for _, token in later[:2])
+    assert long_way == [1, 1]  # found the head moved: written the long way
+    assert len(await _audited(runtime)) == 4
+
+
+@pytest.mark.postgres
+async def test_a_failed_spend_statement_does_not_lose_the_audit_rows_it_carried(
+    client: Client, runtime: Runtime
+) -> None:
+    person = await holder(client, runtime, name="李四")
+    await institution(client, runtime)
+    spends = batches.for_runtime(runtime)
+    await spends.audit(_audit_row(0))  # the writer now has a link: rows ride with spends
+    bad = await _spend_values(runtime, await person.qr(client), HOSPITAL)
+    bad["u_expires_at"] = None  # the use row needs its partition key: the statement fails
+    found = await asyncio.gather(
+        spends.spend(bad),
+        spends.spend(bad | {"u_jti": "other"}),
+        spends.audit(_audit_row(1)),
+        return_exceptions=True,
+    )
+    assert isinstance(found[0], Exception)
+    assert isinstance(found[1], Exception)
+    assert found[2] is None  # the statement rolled back; the row went the long way
+    assert len(await _audited(runtime)) == 2

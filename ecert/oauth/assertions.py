@@ -7,6 +7,7 @@ assertion, a key or a secret.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any, Protocol
 
@@ -15,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
 from ecert.errors import ValidationFailed
+from ecert.qr.jws import unverified_header
 from ecert.server.runtime import Runtime
 
 #: Signing algorithms a registered public key may use (see ``algorithms_for``).
@@ -71,6 +73,13 @@ def _refusal(exc: jwt.PyJWTError) -> AssertionRefused:
     return AssertionRefused("malformed", "the assertion could not be read")
 
 
+@functools.lru_cache(maxsize=1024)
+def _public_key(pem: str) -> Any:
+    """A client's public key from its PEM, parsed once a worker (public data: a changed key is
+    another PEM, another entry)."""
+    return load_pem_public_key(pem.encode())
+
+
 def decode(
     runtime: Runtime,
     client: AssertingClient,
@@ -89,14 +98,19 @@ def decode(
     """
     settings = runtime.settings
     if client.public_key_pem:
-        key: Any = load_pem_public_key(client.public_key_pem.encode())
+        key: Any = _public_key(client.public_key_pem)
         algorithms = algorithms_for(key)
     elif secret is not None:
         key, algorithms = secret, ["HS256"]
     else:
         raise AssertionRefused("key", "the client has no key to verify assertions with")
     try:
-        header = jwt.get_unverified_header(token)
+        # The header alone (ecert.qr.jws): PyJWT's own reader decodes and checks every segment,
+        # a Python step a character, and jwt.decode below does all of that again anyway.
+        header = unverified_header(token)
+    except ValueError as exc:
+        raise AssertionRefused("malformed", "not a well-formed signed JWT") from exc
+    try:
         if _FORBIDDEN_HEADERS & header.keys():
             raise AssertionRefused("header", "jku, x5u, jwk, x5c and crit are not accepted")
         claims: dict[str, Any] = jwt.decode(

@@ -1,8 +1,9 @@
 """Concurrent calls sent as one: a lone call goes at once, the calls that arrive while one is in
 flight are sent together after it.
 
-Online verify's group spend (``ecert.verify.batches``) pays a fixed cost per call — a round trip,
-a parse, a commit, the client library's Python — that a batch pays once. A call
+Online verify's group spend (``ecert.verify.batches``) and its store call
+(``ecert.store.RedisStore.count_and_mark``) pay a fixed cost per call — a round trip, a parse, a
+commit, the client library's Python — that a batch pays once. A call
 that finds nothing in flight is sent from its own task at once (no queue, no extra task: alone it
 costs what it did without grouping); the calls that queue meanwhile are sent by a writer task, at
 most ``max_batch`` a time, in the first one's context (its trace and log fields). Each caller gets

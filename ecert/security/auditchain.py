@@ -300,8 +300,13 @@ async def append_after(
     a row is inserted, and stays locked to the statement's end, so the chain cannot fork: the
     same rule as :func:`append`, checked in one statement instead of read first."""
     values, after = after_values(key, rows, hint)
+    return after if await append_bound(held, values) else None
+
+
+async def append_bound(held: HeldConnection, values: dict[str, Any]) -> bool:
+    """:func:`append_after`'s statement for binds :func:`after_values` made: whether written."""
     [(written,)] = await held.fetch(_native_append_after(), values)
-    return after if written else None
+    return bool(written)
 
 
 def after_values(key: bytes, rows: list[dict[str, Any]], hint: Hint) -> tuple[dict[str, Any], Hint]:

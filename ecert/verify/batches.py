@@ -29,7 +29,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from ecert.db import native
@@ -88,18 +88,14 @@ class SpendBatches:
     async def _send(self, items: list[Item]) -> list[Result]:
         spends = [values for values, _ in items if values is not None]
         rows = [row for values, row in items if values is None and row is not None]
-        try:
-            spent, failure = await self._run(spends, rows)
-        except Exception as exc:  # every spend of the batch gets the failure
-            # The statement rolled back: the audit rows (their spends committed before) were
-            # not written with it, and go the long way.
-            failure = await self._append(rows) if rows else None
-            return [exc if values is not None else failure for values, _ in items]
+        spent, failure = await self._run(spends, rows)
         results: list[Result] = []
         n = 0
         for values, _ in items:
             if values is None:
                 results.append(failure)
+            elif isinstance(spent, BaseException):
+                results.append(spent)
             else:
                 results.append(spent.get(n, ([], None)))
                 n += 1
@@ -107,51 +103,50 @@ class SpendBatches:
 
     async def _run(
         self, spends: list[dict[str, Any]], rows: list[dict[str, Any]]
-    ) -> tuple[repositories.Found, BaseException | None]:
-        """The spends, and the audit rows with them after this writer's last link when it has
-        one (else, or when that head had moved, in a transaction of their own); the spends' rows
-        and the audit rows' failure.
+    ) -> tuple[repositories.Found | Exception, BaseException | None]:
+        """The spends (their rows, or the failure they all get), and the audit rows with them
+        after this writer's last link when it has one — else, or when that head had moved, in a
+        transaction of their own — and the audit rows' failure.
 
-        A statement whose connection was found dead (after a PostgreSQL restart the pool's
-        connections all are) is sent again once on a fresh one, without the audit rows: the
-        unique key decides, so a statement that had committed before its answer was lost refuses
-        its codes as used the second time, which is what the verify's own retry after a 503
-        would get; its audit rows' callers get the failure (whether they were written is not
-        known: not written twice), and the next rows take the long way."""
-        if rows and not spends and self._hint is not None and self._key is not None:
-            # Audit rows alone (the writer was idle): the append's own, smaller statement.
-            found = await auditchain.append_after(self._held, self._key, rows, self._hint)
-            if found is not None:
-                self._hint = found
-                return {}, None
-            return {}, await self._append(rows)
-        if rows and self._hint is not None and self._key is not None:
-            audit, after = auditchain.after_values(self._key, rows, self._hint)
-            try:
+        A statement PostgreSQL refused was rolled back: its audit rows go the long way. One whose
+        connection died may have committed before its answer was lost: its spends are sent again
+        once on a fresh connection (the unique key decides: a code spent the first time is
+        refused as used, as the verify's own retry after a 503 would be), its audit rows' callers
+        get the failure (never written twice), and the next rows take the long way."""
+        if not rows:
+            return await self._spend(spends), None
+        if self._hint is None or self._key is None:
+            return await self._spend(spends), await self._append(rows)
+        audit, after = auditchain.after_values(self._key, rows, self._hint)
+        try:
+            if spends:
                 spent, written = await repositories.spend_and_append(
                     self._held.fetch, spends, audit
                 )
-            except OperationalError as exc:
-                if not exc.connection_invalidated:
-                    raise
-                self._hint = None
-                return await self._spend(spends), exc
-            if written:
-                self._hint = after
-                return spent, None
-            return spent, await self._append(rows)
-        spent = await self._spend(spends)
-        return spent, (await self._append(rows) if rows else None)
+            else:  # audit rows alone (the writer was idle): the append's own statement
+                spent, written = {}, await auditchain.append_bound(self._held, audit)
+        except Exception as exc:
+            if _refused(exc):
+                return exc, await self._append(rows)
+            self._hint = None
+            return await self._spend(spends, again=False), exc
+        if written:
+            self._hint = after
+            return spent, None
+        return spent, await self._append(rows)
 
-    async def _spend(self, spends: list[dict[str, Any]]) -> repositories.Found:
-        if not spends:
-            return {}
-        try:
-            return await repositories.spend_many(self._held.fetch, spends)
-        except OperationalError as exc:
-            if not exc.connection_invalidated:
-                raise
-        return await repositories.spend_many(self._held.fetch, spends)
+    async def _spend(
+        self, spends: list[dict[str, Any]], again: bool = True
+    ) -> repositories.Found | Exception:
+        """The spends' rows, or their failure; ``again``: sent once more on a fresh connection
+        when the first was found dead (after a PostgreSQL restart the pool's all are)."""
+        for attempt in (1, 2):
+            try:
+                return await repositories.spend_many(self._held.fetch, spends) if spends else {}
+            except Exception as exc:
+                if _refused(exc) or not again or attempt == 2:
+                    return exc
+        raise AssertionError("unreachable")
 
     async def _append(self, rows: list[dict[str, Any]]) -> BaseException | None:
         """The rows in a transaction of their own (``auditchain.append``); their failure."""
@@ -164,6 +159,12 @@ class SpendBatches:
         except Exception as exc:  # the audit rows' callers get it
             return exc
         return None
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether PostgreSQL answered ``exc`` (the statement rolled back), rather than the
+    connection failing with the statement's fate unknown."""
+    return isinstance(exc, DBAPIError) and not exc.connection_invalidated
 
 
 _KEY = "verify.spends"

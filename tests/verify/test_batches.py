@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from ecert.db.models import AuditChainHead, AuditEvent, utcnow
 from ecert.qr import codec
 from ecert.security import auditchain
 from ecert.security.tokens import Principal
 from ecert.server.runtime import Runtime
-from ecert.verify import batches, services
+from ecert.verify import batches, repositories, services
 from tests.factories import holder, institution, set_enrolment
 from tests.helpers import Client
 
@@ -195,4 +196,35 @@ async def test_a_failed_spend_statement_does_not_lose_the_audit_rows_it_carried(
     assert isinstance(found[0], Exception)
     assert isinstance(found[1], Exception)
     assert found[2] is None  # the statement rolled back; the row went the long way
+    assert len(await _audited(runtime)) == 2
+
+
+@pytest.mark.postgres
+async def test_a_lost_answer_retries_the_spends_and_never_writes_audit_rows_twice(
+    client: Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The connection dies under the statement that carries spends and audit rows: it may have
+    committed. The spends go again (the unique key decides); the rows' callers get the failure
+    rather than the rows going the long way and perhaps being there twice."""
+    people = [await holder(client, runtime, name=name) for name in ("李四", "王五")]
+    await institution(client, runtime)
+    given = [await _spend_values(runtime, await p.qr(client), HOSPITAL) for p in people]
+    spends = batches.for_runtime(runtime)
+    await spends.audit(_audit_row(0))
+
+    async def dropped(*_: Any) -> Any:
+        raise OperationalError("statement", {}, OSError("gone"), connection_invalidated=True)
+
+    monkeypatch.setattr(repositories, "spend_and_append", dropped)
+    found = await asyncio.gather(
+        spends.spend(given[0]),
+        spends.spend(given[1]),
+        spends.audit(_audit_row(1)),
+        return_exceptions=True,
+    )
+    assert spends.grouped.sizes[-2:] == [1, 2]
+    assert all(isinstance(f, tuple) and f[1] is not None for f in found[:2]), found
+    assert isinstance(found[2], OperationalError)
+    assert len(await _audited(runtime)) == 1  # not written, and not written the long way
+    await spends.audit(_audit_row(2))  # the writer forgot its link: this one goes the long way
     assert len(await _audited(runtime)) == 2

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ecert.db import native
 from ecert.db.models import AuditEvent, utcnow
 from ecert.errors import EcertError, ECertRevoked, ECertSuspended, NotDesignated, NotEnrolled
 from ecert.identity import age_on, mask_id_number, mask_name
@@ -347,7 +348,9 @@ async def verify(
         audit = audit_values(principal, holder.row.person_id, "verify", "ok", detail)
         if _postgres(session):
             # The spend is committed; the answer waits for its audit row's COMMIT too, carried
-            # by the group writer's next statement (ecert.verify.batches).
+            # by the group writer's next statement (ecert.verify.batches), holding no connection
+            # of its own meanwhile (one a key refresh checked out goes back).
+            await native.release(session)
             await batches.for_runtime(runtime).audit(audit)
         else:
             auditchain.defer(session.sync_session, AuditEvent(**audit))

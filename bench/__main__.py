@@ -30,7 +30,7 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import text
 
-from bench import lookup, micro
+from bench import cpu, lookup, micro
 from bench.harness import (
     INITIAL_BALANCE,
     JWT_BEARER,
@@ -370,18 +370,24 @@ def main() -> None:
             serve(ecert_serve(port, args.workers), port, env) as ecert_process,
             serve(
                 uvicorn_serve("bench.reference:create_app", ref_port, args.workers), ref_port, env
-            ),
+            ) as ref_process,
         ):
             files = asyncio.run(
                 prepare(base, env, seeded, Path(data), args.codes, args.bills, args.grants)
             )
             rows: list[tuple[Figure, dict[str, float]]] = []
+            spent: list[tuple[str, dict[str, float]]] = []
             plan = chosen(figures(base, ref, files, args.codes, args.bills, args.grants), args.only)
             with Progress(console=console, transient=True) as progress:
                 task = progress.add_task("HTTP figures", total=len(plan))
                 for figure in plan:
                     progress.update(task, description=figure.name)
-                    rows.append((figure, wrk(figure, args.seconds, args.max_requests)))
+                    before = cpu.snapshot(ecert_process.pid, ref_process.pid)
+                    result = wrk(figure, args.seconds, args.max_requests)
+                    after = cpu.snapshot(ecert_process.pid, ref_process.pid)
+                    rows.append((figure, result))
+                    requests = int(result["ok"] + result["failed"])
+                    spent.append((figure.name, cpu.per_request(before, after, requests)))
                     progress.advance(task)
             rss = worker_peak_rss_mb(ecert_process)
             # Resending settle's keys only means something after the settle figure ran (with
@@ -397,6 +403,7 @@ def main() -> None:
         )
         if args.only:
             console.print(http_table(rows, args.seconds))
+            console.print(cpu.table(spent))
             console.print("; ".join(f"{n}: {'OK' if ok else 'FAILED'}" for n, ok in checks.items()))
             return
         with console.status("in-process figures"):
@@ -412,6 +419,7 @@ def main() -> None:
         sizes = [int(s) for s in args.sizes.split(",") if s]
         by_size = asyncio.run(lookup.measure(create_app(settings), sizes, 300, console))
     console.print(http_table(rows, args.seconds))
+    console.print(cpu.table(spent))
     console.print(
         f"peak RSS of an ecert worker: {rss:.0f} MB (target ≤ 250 MB); "
         f"settlement replay of 20 keys answered as before: {replayed}"

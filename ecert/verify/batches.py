@@ -144,7 +144,8 @@ class SpendBatches:
             try:
                 return await repositories.spend_many(self._held.fetch, spends) if spends else {}
             except Exception as exc:
-                if _refused(exc) or not again or attempt == 2:
+                dead = isinstance(exc, DBAPIError) and exc.connection_invalidated
+                if not (dead and again and attempt == 1):
                     return exc
         raise AssertionError("unreachable")
 

@@ -19,9 +19,9 @@ def prepare_sqlite_path(url: str) -> None:
 
 
 #: Connections of a worker's group writers' pool (``make_engine(group=True)``): the audit rows'
-#: and online verify's writers each keep one (``ecert.db.held``), and the audit writer takes a
-#: third when its chain's head moved (``auditchain.append``); one more on overflow, 4 at most
-#: (docs/operations.md counts them).
+#: and online verify's writers each keep one (``ecert.db.held``), and each takes one more, one
+#: at a time, when the head of the chain it left has moved (``auditchain.append_alone``); the
+#: fourth on overflow, 4 at most (docs/operations.md counts them).
 GROUP_POOL = 3
 
 

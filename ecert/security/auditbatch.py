@@ -68,9 +68,7 @@ class AuditBatches:
                 if self._held is not None and self._hint is not None and self._key is not None:
                     hint = await auditchain.append_after(self._held, self._key, rows, self._hint)
                 if hint is None:
-                    async with self._sessions() as session, native.transaction(session):
-                        self._key = auditchain.key_of(session)
-                        hint = await auditchain.append(session, rows)
+                    self._key, hint = await auditchain.append_alone(self._sessions, rows)
                 self._hint = hint
             except Exception as exc:  # every reader of this batch gets the failure
                 for _, done in batch:

@@ -52,7 +52,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, UOWTransaction
 from sqlalchemy.sql.dml import Insert, ReturningUpdate
 
@@ -285,6 +285,16 @@ async def append(session: AsyncSession, rows: list[dict[str, Any]]) -> Hint:
     linked = _links(key_of(session), chain, prev, rows)
     await native.execute_many(session, _native_insert(), linked)
     return chain, linked[-1]["row_hash"]
+
+
+async def append_alone(
+    sessions: async_sessionmaker[AsyncSession], rows: list[dict[str, Any]]
+) -> tuple[bytes, Hint]:
+    """:func:`append` in a transaction of its own, for a group writer whose rows could not
+    follow its last link: the sessions' audit key (for :func:`append_after` next time) and the
+    chain's new last link."""
+    async with sessions() as session, native.transaction(session):
+        return key_of(session), await append(session, rows)
 
 
 async def append_after(

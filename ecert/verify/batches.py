@@ -32,7 +32,6 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from ecert.db import native
 from ecert.db.held import HeldConnection
 from ecert.grouping import Grouped
 from ecert.security import auditchain
@@ -140,23 +139,21 @@ class SpendBatches:
     ) -> repositories.Found | Exception:
         """The spends' rows, or their failure; ``again``: sent once more on a fresh connection
         when the first was found dead (after a PostgreSQL restart the pool's all are)."""
-        for attempt in (1, 2):
-            try:
-                return await repositories.spend_many(self._held.fetch, spends) if spends else {}
-            except Exception as exc:
-                dead = isinstance(exc, DBAPIError) and exc.connection_invalidated
-                if not (dead and again and attempt == 1):
-                    return exc
-        raise AssertionError("unreachable")
+        if not spends:
+            return {}
+        try:
+            return await repositories.spend_many(self._held.fetch, spends)
+        except Exception as exc:
+            if not (again and _dead(exc)):
+                return exc
+        return await self._spend(spends, again=False)
 
     async def _append(self, rows: list[dict[str, Any]]) -> BaseException | None:
         """The rows in a transaction of their own (``auditchain.append``); their failure."""
         if self._sessions is None:
             return RuntimeError("no sessions for the audit rows")
         try:
-            async with self._sessions() as session, native.transaction(session):
-                self._key = auditchain.key_of(session)
-                self._hint = await auditchain.append(session, rows)
+            self._key, self._hint = await auditchain.append_alone(self._sessions, rows)
         except Exception as exc:  # the audit rows' callers get it
             return exc
         return None
@@ -166,6 +163,11 @@ def _refused(exc: Exception) -> bool:
     """Whether PostgreSQL answered ``exc`` (the statement rolled back), rather than the
     connection failing with the statement's fate unknown."""
     return isinstance(exc, DBAPIError) and not exc.connection_invalidated
+
+
+def _dead(exc: Exception) -> bool:
+    """Whether ``exc`` is the connection found dead (the statement's fate unknown)."""
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 _KEY = "verify.spends"
